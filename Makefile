@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Only Python 3.10+ and make are assumed: uv is installed into a project-local
+# tool venv (.tools/), and the workspace environment lives in .venv/.
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: demo test bench lint env clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+$(STAMP): $(UV) pyproject.toml shared_core/pyproject.toml packages/ragtrail-langchain/pyproject.toml packages/ragtrail-llamaindex/pyproject.toml
+	$(UV) sync --python $(PYTHON) --all-packages --group dev --quiet
+	@touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	$(UV) run --no-sync python examples/rag_demo.py
+
+test: $(STAMP)
+	$(UV) run --no-sync python -m pytest
+
+lint: $(STAMP)
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync lint-imports
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

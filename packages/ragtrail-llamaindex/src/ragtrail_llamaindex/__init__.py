@@ -1,0 +1,1 @@
+"""ragtrail handler for LlamaIndex."""

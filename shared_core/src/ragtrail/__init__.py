@@ -1,0 +1,1 @@
+"""ragtrail: a complete, queryable audit trail of LLM and RAG runs."""

@@ -1,0 +1,43 @@
+"""Shared pydantic base and helpers for the stored records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+
+class Model(BaseModel):
+    """Base of every ragtrail schema: strict field names, dumps that can drop None."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        use_enum_values=False,
+        validate_assignment=False,
+    )
+
+    def dump(self, *, exclude_none: bool = True) -> dict[str, Any]:
+        """JSON-ready dict of this record; None fields are left out by default."""
+        return self.model_dump(mode="json", exclude_none=exclude_none)
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    """Make a timestamp timezone-aware UTC with microsecond precision (naive = UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+class UtcModel(Model):
+    """A model whose datetime fields are normalised to UTC."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return to_utc(value)
+        return value

@@ -1,0 +1,55 @@
+"""Documents and their links to the runs that retrieved, reranked or prompted with them."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import Field
+
+from .conventions import DocStage
+from ._base import Model
+
+__all__ = ["Document", "DocumentLink", "content_hash"]
+
+
+def content_hash(text: str) -> str:
+    """sha256 hex digest of a document's text: its identity across runs and stores."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Document(Model):
+    """A distinct document (chunk, node). One stored row per content hash."""
+
+    document_id: str = Field(description="Source id when the framework has one, else the hash.")
+    content_hash: str = Field(description="sha256 of the text.")
+    content: str | None = Field(None, description="The text; None when contents are hidden.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_text(
+        cls, text: str, *, document_id: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Document:
+        """Build a document, hashing its text; the id defaults to the hash."""
+        digest = content_hash(text)
+        return cls(
+            document_id=document_id or digest,
+            content_hash=digest,
+            content=text,
+            metadata=metadata or {},
+        )
+
+
+class DocumentLink(Model):
+    """A document at a stage of one run: retrieved, reranked or in the prompt."""
+
+    run_id: str
+    trace_id: str
+    content_hash: str
+    document_id: str
+    stage: DocStage
+    rank: int = Field(ge=0, description="Position at this stage, starting at 0.")
+    score: float | None = None
+    input_rank: int | None = Field(
+        None, ge=0, description="For reranked documents: position in the reranker's input."
+    )
