@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from .conventions import CURRENT_SCHEMA_VERSION
 from ._base import Model
@@ -25,6 +25,15 @@ class CapturedRun(Model):
     llm: LLMMetadata | None = None
     documents: list[Document] = Field(default_factory=list)
     links: list[DocumentLink] = Field(default_factory=list)
+    # Approximate serialized size in bytes, set by the Recorder (which already walks
+    # the payloads to bound them) so the writer can bound its queue in bytes without
+    # serializing on the application's thread. 0 = unknown.
+    _approx_bytes: int = PrivateAttr(default=0)
+
+    @property
+    def approx_bytes(self) -> int:
+        """Approximate serialized size in bytes (0 when unknown)."""
+        return self._approx_bytes
 
     @property
     def id(self) -> str:
