@@ -1,0 +1,21 @@
+"""Capture core: the Recorder and what adapters need to feed it.
+
+Imports no framework, no SQLAlchemy and no writer or store (import-linter enforces it).
+"""
+
+from __future__ import annotations
+
+from ..guard import guarded
+from .ambient import ambient_parents, register_parent_provider
+from .config import CaptureConfig
+from .recorder import DocumentInput, PricerLike, Recorder
+
+__all__ = [
+    "CaptureConfig",
+    "DocumentInput",
+    "PricerLike",
+    "Recorder",
+    "ambient_parents",
+    "guarded",
+    "register_parent_provider",
+]

@@ -1,0 +1,60 @@
+"""Mutable bookkeeping for runs and traces that have not ended yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..schemas import AppContext, DocStage, Framework, RunKind
+
+
+@dataclass
+class PendingLink:
+    """A document at a stage, before the run ends."""
+
+    content_hash: str
+    document_id: str
+    stage: DocStage
+    rank: int
+    score: float | None
+    input_rank: int | None
+
+
+@dataclass
+class OpenRun:
+    """A run that has started and not ended."""
+
+    id: str
+    trace_id: str
+    parent_id: str | None
+    path: str
+    kind: RunKind
+    name: str
+    framework: Framework
+    started_at: datetime
+    start_ns: int
+    app: AppContext
+    inputs: Any = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    truncated: bool = False
+    redacted: bool = False
+    retries: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    llm: dict[str, Any] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)  # content_hash -> Document
+    links: list[PendingLink] = field(default_factory=list)
+    first_token_ns: int | None = None
+    size: int = 0
+
+
+@dataclass
+class TraceState:
+    """What a trace has seen so far, shared by its open runs."""
+
+    trace_id: str
+    open_runs: int = 0
+    # content_hash -> (probe texts to find the document in a prompt, document_id)
+    documents: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    template: tuple[str, dict[str, Any] | None, str] | None = None

@@ -1,0 +1,668 @@
+"""The Recorder: framework-neutral bookkeeping of runs, with no I/O.
+
+Adapters call it from framework callbacks; it keeps the open runs, assigns lineage,
+reads the clock once at the edge, redacts and bounds payloads, prices LLM calls and
+hands each finished run to a :class:`~ragtrail.sink.Sink`. No method raises into the
+caller: internal errors are logged (rate-limited) and counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from ..guard import error_counter, guarded
+from ..redaction import Redactor
+from ..schemas import (
+    AppContext,
+    CapturedRun,
+    DocStage,
+    Document,
+    DocumentLink,
+    Environment,
+    Framework,
+    LLMCostMetrics,
+    LLMMetadata,
+    LLMTokenUsage,
+    Run,
+    RunError,
+    RunKind,
+    RunStatus,
+    content_hash,
+)
+from ..sink import Sink
+from ._safe_json import Limits, SafeJson
+from ._state import OpenRun, PendingLink, TraceState
+from .ambient import ambient_parents
+from .config import CaptureConfig
+
+__all__ = ["DocumentInput", "PricerLike", "Recorder"]
+
+_UNSET: Any = object()
+_RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
+_AGE_SCAN_EVERY = 256
+_PROBE_CHARS = 200
+
+
+class PricerLike(Protocol):
+    """What the Recorder needs from :class:`ragtrail.pricing.Pricer`."""
+
+    def cost(
+        self,
+        usage: LLMTokenUsage | None,
+        *,
+        model: str | None,
+        provider: str | None = None,
+        at: datetime | None = None,
+    ) -> LLMCostMetrics:
+        """Cost of one call."""
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    """A document as an adapter sees it, before hashing, redaction and bounding."""
+
+    text: str
+    document_id: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    score: float | None = None
+    input_rank: int | None = None
+
+
+def _segment(started_at: datetime, run_id: str) -> str:
+    # Like LangSmith's dotted order: start time then id, so sorting by path is
+    # depth-first in start order and a subtree is the range [path, path + "/").
+    # Dots inside ids (LlamaIndex span ids have them) would fake a level.
+    return started_at.strftime("%Y%m%dT%H%M%S%fZ") + run_id.replace(".", "_")
+
+
+def _probes(text: str) -> tuple[str, ...]:
+    stripped = text.strip()
+    if len(stripped) <= 2 * _PROBE_CHARS:
+        return (stripped,) if stripped else ()
+    return (stripped[:_PROBE_CHARS], stripped[-_PROBE_CHARS:])
+
+
+def _error_of(error: BaseException | str, redactor: Redactor, limits: Limits) -> RunError:
+    if isinstance(error, BaseException):
+        conv = SafeJson(limits, redactor)
+        frames = traceback.extract_tb(error.__traceback__)[-3:]
+        stack = " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})"
+                            for f in reversed(frames)) or None
+        status = _http_status(error)
+        return RunError(
+            type=type(error).__name__,
+            message=conv.text(str(error)),
+            stack=stack,
+            http_status=status,
+            retry_after_s=_retry_after(error),
+        )
+    return RunError(type="Error", message=SafeJson(limits, redactor).text(str(error)))
+
+
+@guarded(default=None)
+def _http_status(error: BaseException) -> int | None:
+    for obj in (error, getattr(error, "response", None)):
+        for attr in ("status_code", "status", "http_status"):
+            value = getattr(obj, attr, None)
+            if isinstance(value, int) and 100 <= value <= 599:
+                return value
+    return None
+
+
+@guarded(default=None)
+def _retry_after(error: BaseException) -> float | None:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    return float(value) if value is not None else None
+
+
+class Recorder:
+    """Keeps open runs and turns finished ones into :class:`CapturedRun` records."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        config: CaptureConfig | None = None,
+        redactor: Redactor | None = None,
+        pricer: PricerLike | None = None,
+        app: AppContext | None = None,
+    ) -> None:
+        self.sink = sink
+        self.config = config or CaptureConfig()
+        self.redactor = redactor or Redactor()
+        if pricer is None:
+            from ..pricing import Pricer
+
+            pricer = Pricer()
+        self.pricer = pricer
+        self.app = app or AppContext()
+        self._limits = Limits(
+            max_string_chars=self.config.max_string_chars,
+            max_list_items=self.config.max_list_items,
+            max_depth=self.config.max_depth,
+            max_payload_chars=self.config.max_payload_chars,
+        )
+        self._lock = threading.RLock()
+        self._open: OrderedDict[str, OpenRun] = OrderedDict()
+        self._traces: dict[str, TraceState] = {}
+        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (trace, path)
+        self._starts = 0
+        self._environment: dict[str, Any] | None = None
+        self._counts = {"started": 0, "ended": 0, "offered": 0, "refused": 0, "abandoned": 0,
+                        "duplicate_starts": 0, "unknown_ends": 0}
+        self.last_trace_id: str | None = None
+
+    # -- public API ------------------------------------------------------------
+
+    def start_run(
+        self,
+        run_id: object,
+        *,
+        kind: RunKind | str,
+        name: str,
+        framework: Framework = Framework.MANUAL,
+        parent_id: object | None = None,
+        inputs: Any = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        user_id: object | None = None,
+        session_id: str | None = None,
+        app: AppContext | None = None,
+    ) -> bool:
+        """Open a run. False (not an error) if a run with this id is already open."""
+        try:
+            return self._start(run_id, kind, name, framework, parent_id, inputs, tags, metadata,
+                               user_id, session_id, app)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed("start_run", exc, False)
+
+    def end_run(
+        self, run_id: object, *, outputs: Any = _UNSET, status: RunStatus = RunStatus.OK
+    ) -> CapturedRun | None:
+        """End a run and offer it to the sink. Returns the record, or None if unknown."""
+        try:
+            return self._end(str(run_id), outputs, status, None)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed("end_run", exc, None)
+
+    def fail_run(
+        self,
+        run_id: object,
+        error: BaseException | str,
+        *,
+        outputs: Any = _UNSET,
+        status: RunStatus = RunStatus.ERROR,
+    ) -> CapturedRun | None:
+        """End a run with an error (status ``error``, or ``cancelled``)."""
+        try:
+            run_error = _error_of(error, self.redactor, self._limits)
+            return self._end(str(run_id), outputs, status, run_error)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed("fail_run", exc, None)
+
+    def set_inputs(self, run_id: object, inputs: Any) -> None:
+        """Replace a run's inputs (when the framework reports them late)."""
+        self._update(run_id, "set_inputs", lambda run: self._set_payload(run, "inputs", inputs))
+
+    def set_kind(self, run_id: object, kind: RunKind | str, name: str | None = None) -> None:
+        """Change a run's kind (e.g. a step recognised as a reranker when it ends)."""
+
+        def apply(run: OpenRun) -> None:
+            run.kind = RunKind.coerce(kind)
+            if name:
+                run.name = name
+
+        self._update(run_id, "set_kind", apply)
+
+    def update_llm(self, run_id: object, meta: LLMMetadata | Mapping[str, Any]) -> None:
+        """Merge LLM metadata into a run; later non-None values win, groups merge field-wise.
+
+        Messages or prompt text given here are also matched against the trace's documents
+        to link those that reached the prompt at stage ``in_prompt``.
+        """
+        self._update(run_id, "update_llm", lambda run: self._merge_llm(run, meta))
+
+    def add_documents(
+        self, run_id: object, documents: Iterable[DocumentInput], *, stage: DocStage
+    ) -> None:
+        """Attach documents to a run at a stage, ranked in the order given."""
+        self._update(run_id, "add_documents", lambda run: self._add_docs(run, documents, stage))
+
+    def note_prompt_template(
+        self, run_id: object, template: str, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        """Remember the template a prompt step rendered; LLM calls later in the trace get it."""
+
+        def apply(run: OpenRun) -> None:
+            state = self._traces.get(run.trace_id)
+            if state is not None:
+                conv = self._conv()
+                values = conv.convert(dict(variables)) if variables is not None else None
+                state.template = (conv.text(template), values, content_hash(template))
+
+        self._update(run_id, "note_prompt_template", apply)
+
+    def record_first_token(self, run_id: object) -> None:
+        """Mark the first streamed token of a run (the first call counts)."""
+        now = time.perf_counter_ns()
+
+        def apply(run: OpenRun) -> None:
+            if run.first_token_ns is None:
+                run.first_token_ns = now
+
+        self._update(run_id, "record_first_token", apply)
+
+    def record_retry(self, run_id: object) -> None:
+        """Count one retry of a run."""
+
+        def apply(run: OpenRun) -> None:
+            run.retries += 1
+
+        self._update(run_id, "record_retry", apply)
+
+    def add_event(self, run_id: object, name: str, data: Any = None) -> None:
+        """Keep a custom event on a run."""
+        at = datetime.now(timezone.utc).isoformat()
+
+        def apply(run: OpenRun) -> None:
+            conv = self._conv()
+            run.events.append({"name": conv.text(str(name)), "at": at, "data": conv.convert(data)})
+            run.truncated |= conv.truncated
+            run.redacted |= conv.redacted
+
+        self._update(run_id, "add_event", apply)
+
+    def add_metadata(self, run_id: object, metadata: Mapping[str, Any]) -> None:
+        """Merge keys into a run's metadata."""
+
+        def apply(run: OpenRun) -> None:
+            conv = self._conv()
+            run.metadata.update(conv.convert(dict(metadata)))
+
+        self._update(run_id, "add_metadata", apply)
+
+    def is_open(self, run_id: object) -> bool:
+        """True while a run with this id has started and not ended."""
+        return str(run_id) in self._open
+
+    def trace_of(self, run_id: object) -> str | None:
+        """Trace id of an open or recently ended run."""
+        key = str(run_id)
+        with self._lock:
+            run = self._open.get(key)
+            if run is not None:
+                return run.trace_id
+            recent = self._recent.get(key)
+            return recent[0] if recent else None
+
+    def kind_of(self, run_id: object) -> RunKind | None:
+        """Kind of an open run."""
+        run = self._open.get(str(run_id))
+        return run.kind if run is not None else None
+
+    def abandon_all(self) -> int:
+        """Store every open run as ``abandoned`` (on close). Returns how many."""
+        with self._lock:
+            ids = list(self._open)
+        for run_id in ids:
+            self._end(run_id, _UNSET, RunStatus.ABANDONED, None)
+        return len(ids)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: runs started, ended, offered, refused by the sink, abandoned, errors."""
+        with self._lock:
+            counts: dict[str, Any] = dict(self._counts)
+            counts["open_runs"] = len(self._open)
+        counts["internal_errors"] = error_counter.total()
+        return counts
+
+    # -- internals -------------------------------------------------------------
+
+    def _failed(self, where: str, exc: Exception, default: Any) -> Any:
+        guarded_log = guarded(default=default)(_raise)
+        return guarded_log(where, exc)
+
+    def _conv(self) -> SafeJson:
+        return SafeJson(self._limits, self.redactor)
+
+    def _update(self, run_id: object, where: str, apply: Any) -> None:
+        try:
+            with self._lock:
+                run = self._open.get(str(run_id))
+                if run is not None:
+                    apply(run)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(where, exc, None)
+
+    def _set_payload(self, run: OpenRun, attr: str, value: Any) -> None:
+        hide = self.config.hide_inputs if attr == "inputs" else self.config.hide_outputs
+        if hide:
+            setattr(run, attr, _hidden(value))
+            run.redacted = True
+            return
+        conv = self._conv()
+        setattr(run, attr, conv.convert(value))
+        run.truncated |= conv.truncated
+        run.redacted |= conv.redacted
+        run.size += conv.size
+
+    def _start(
+        self,
+        run_id: object,
+        kind: RunKind | str,
+        name: str,
+        framework: Framework,
+        parent_id: object | None,
+        inputs: Any,
+        tags: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        user_id: object | None,
+        session_id: str | None,
+        app: AppContext | None,
+    ) -> bool:
+        started_at = datetime.now(timezone.utc)
+        start_ns = time.perf_counter_ns()
+        rid = str(run_id)
+        own_context = app
+        if user_id is not None or session_id is not None:
+            extra = AppContext(
+                user_hash=self.redactor.hash_user(user_id) if user_id is not None else None,
+                session_id=str(session_id) if session_id is not None else None,
+            )
+            own_context = (own_context or AppContext()).merged(extra)
+        conv = self._conv()
+        safe_meta = conv.convert(dict(metadata)) if metadata else {}
+        with self._lock:
+            if rid in self._open:
+                self._counts["duplicate_starts"] += 1
+                return False
+            parent_key = str(parent_id) if parent_id is not None else None
+            if parent_key is None:
+                parent_key = next((p for p in ambient_parents(rid) if p in self._open), None)
+            parent = self._open.get(parent_key) if parent_key else None
+            if parent is not None:
+                trace_id, parent_path, context = parent.trace_id, parent.path, parent.app
+            elif parent_key is not None and parent_key in self._recent:
+                trace_id, parent_path = self._recent[parent_key]
+                context = self.app
+            else:
+                if parent_key is not None:
+                    safe_meta["external_parent_id"] = parent_key
+                parent_key, trace_id, parent_path, context = None, rid, None, self.app
+            segment = _segment(started_at, rid)
+            run = OpenRun(
+                id=rid,
+                trace_id=trace_id,
+                parent_id=parent_key,
+                path=f"{parent_path}.{segment}" if parent_path else segment,
+                kind=RunKind.coerce(kind),
+                name=str(name) if name else "",
+                framework=framework,
+                started_at=started_at,
+                start_ns=start_ns,
+                app=context.merged(own_context),
+                tags=[str(t) for t in tags] if tags else [],
+                metadata=safe_meta,
+                truncated=conv.truncated,
+                redacted=conv.redacted,
+            )
+            self._open[rid] = run
+            state = self._traces.get(trace_id)
+            if state is None:
+                state = self._traces[trace_id] = TraceState(trace_id)
+            state.open_runs += 1
+            self._counts["started"] += 1
+            if inputs is not None:
+                self._set_payload(run, "inputs", inputs)
+            self._starts += 1
+            evict = self._overflow(start_ns)
+        for old in evict:
+            self._end(old, _UNSET, RunStatus.ABANDONED, None)
+        return True
+
+    def _overflow(self, now_ns: int) -> list[str]:
+        """Runs to abandon: beyond the open-run cap, or older than the age limit."""
+        evict = []
+        excess = len(self._open) - self.config.max_open_runs
+        if excess > 0:
+            evict.extend(list(self._open)[:excess])
+        if self._starts % _AGE_SCAN_EVERY == 0:
+            limit_ns = int(self.config.max_run_age_s * 1e9)
+            evict.extend(r.id for r in self._open.values()
+                         if now_ns - r.start_ns > limit_ns and r.id not in evict)
+        return evict
+
+    def _merge_llm(self, run: OpenRun, meta: LLMMetadata | Mapping[str, Any]) -> None:
+        data = meta.model_dump(exclude_none=True) if isinstance(meta, LLMMetadata) else dict(meta)
+        state = self._traces.get(run.trace_id)
+        raw_prompt = _prompt_text(data)
+        if raw_prompt and state is not None:
+            self._link_in_prompt(run, state, raw_prompt)
+        conv = self._conv()
+        for key, value in data.items():
+            if value is None:
+                continue
+            if key in ("messages", "prompt_text", "output_text", "prompt_variables", "prompt_template"):
+                value = _hidden(value) if self._hides(key) else conv.convert(value)
+            elif key == "provider_specific":
+                value = {**run.llm.get(key, {}), **conv.convert(dict(value))}
+            elif isinstance(value, Mapping):
+                value = {**run.llm.get(key, {}), **{k: v for k, v in value.items() if v is not None}}
+            run.llm[key] = value
+        run.truncated |= conv.truncated
+        run.redacted |= conv.redacted or any(self._hides(k) for k in data)
+        run.size += conv.size
+
+    def _hides(self, key: str) -> bool:
+        if key in ("messages", "prompt_text", "prompt_variables"):
+            return self.config.hide_inputs
+        if key == "output_text":
+            return self.config.hide_outputs
+        return False
+
+    def _link_in_prompt(self, run: OpenRun, state: TraceState, prompt: str) -> None:
+        linked = {link.content_hash for link in run.links if link.stage is DocStage.IN_PROMPT}
+        rank = len(linked)
+        for digest, (probes, doc_id) in state.documents.items():
+            if digest in linked or not probes or not all(p in prompt for p in probes):
+                continue
+            run.links.append(PendingLink(digest, doc_id, DocStage.IN_PROMPT, rank, None, None))
+            rank += 1
+
+    def _add_docs(self, run: OpenRun, documents: Iterable[DocumentInput], stage: DocStage) -> None:
+        state = self._traces.get(run.trace_id)
+        rank = sum(1 for link in run.links if link.stage is stage)
+        for doc in documents:
+            text = doc.text if isinstance(doc.text, str) else str(doc.text)
+            digest = content_hash(text)
+            conv = self._conv()
+            if digest not in run.documents:
+                run.documents[digest] = Document(
+                    document_id=str(doc.document_id) if doc.document_id else digest,
+                    content_hash=digest,
+                    content=None if self.config.hide_document_content else conv.text(text),
+                    metadata=conv.convert(dict(doc.metadata)) if doc.metadata else {},
+                )
+            stored = run.documents[digest]
+            run.links.append(PendingLink(digest, stored.document_id, stage, rank,
+                                         _score(doc.score), doc.input_rank))
+            rank += 1
+            run.truncated |= conv.truncated
+            run.redacted |= conv.redacted or self.config.hide_document_content
+            run.size += conv.size + 200
+            if state is not None and digest not in state.documents:
+                state.documents[digest] = (_probes(text), stored.document_id)
+
+    def _end(
+        self, rid: str, outputs: Any, status: RunStatus, error: RunError | None
+    ) -> CapturedRun | None:
+        end_ns = time.perf_counter_ns()
+        with self._lock:
+            run = self._open.pop(rid, None)
+            if run is None:
+                self._counts["unknown_ends"] += 1
+                return None
+            if outputs is not _UNSET and outputs is not None:
+                self._set_payload(run, "outputs", outputs)
+            state = self._traces.get(run.trace_id)
+            template = state.template if state is not None else None
+            if state is not None:
+                state.open_runs -= 1
+                if state.open_runs <= 0:
+                    del self._traces[run.trace_id]
+            self._recent[rid] = (run.trace_id, run.path)
+            if len(self._recent) > _RECENT_ENDED:
+                self._recent.popitem(last=False)
+            self._counts["ended"] += 1
+            if status is RunStatus.ABANDONED:
+                self._counts["abandoned"] += 1
+        record = self._build(run, end_ns, status, error, template)
+        if run.parent_id is None:
+            self.last_trace_id = run.trace_id
+        accepted = False
+        try:
+            accepted = bool(self.sink.offer(record))
+        finally:
+            with self._lock:
+                self._counts["offered" if accepted else "refused"] += 1
+        return record
+
+    def _build(
+        self,
+        run: OpenRun,
+        end_ns: int,
+        status: RunStatus,
+        error: RunError | None,
+        template: tuple[str, dict[str, Any] | None, str] | None,
+    ) -> CapturedRun:
+        duration_ms = max(end_ns - run.start_ns, 0) / 1e6
+        ended_at = run.started_at + timedelta(milliseconds=duration_ms)
+        environment = None
+        if run.parent_id is None and self.config.capture_environment:
+            if self._environment is None:
+                self._environment = Environment.detect().as_dict()
+            environment = self._environment
+        record_run = Run(
+            id=run.id, trace_id=run.trace_id, parent_id=run.parent_id, path=run.path,
+            kind=run.kind, name=run.name, framework=run.framework,
+            started_at=run.started_at, ended_at=ended_at, duration_ms=duration_ms,
+            status=status, error=error, inputs=run.inputs, outputs=run.outputs,
+            tags=run.tags, metadata=run.metadata, truncated=run.truncated,
+            redacted=run.redacted, retries=run.retries, events=run.events,
+            app_name=run.app.app_name, app_version=run.app.app_version,
+            user_hash=run.app.user_hash, session_id=run.app.session_id,
+            request_type=run.app.request_type, environment=environment,
+        )
+        llm = None
+        if run.kind is RunKind.LLM or run.llm:
+            llm = self._llm_record(run, ended_at, duration_ms, template)
+        links = [
+            DocumentLink(run_id=run.id, trace_id=run.trace_id, content_hash=link.content_hash,
+                         document_id=link.document_id, stage=link.stage, rank=link.rank,
+                         score=link.score, input_rank=link.input_rank)
+            for link in run.links
+        ]
+        record = CapturedRun(run=record_run, llm=llm, documents=list(run.documents.values()),
+                             links=links)
+        record._approx_bytes = run.size + 600 + 150 * len(links)
+        return record
+
+    def _llm_record(
+        self,
+        run: OpenRun,
+        ended_at: datetime,
+        duration_ms: float,
+        template: tuple[str, dict[str, Any] | None, str] | None,
+    ) -> LLMMetadata:
+        data = dict(run.llm)
+        if template is not None and "prompt_template" not in data:
+            data["prompt_template"], variables, data["prompt_template_hash"] = template
+            if variables is not None and "prompt_variables" not in data:
+                data["prompt_variables"] = variables
+        meta = _build_llm(data)
+        if meta.provider_model is None and meta.request_parameters is not None:
+            meta.provider_model = meta.request_parameters.model
+        meta.request_timestamp = meta.request_timestamp or run.started_at
+        meta.response_timestamp = meta.response_timestamp or ended_at
+        meta.performance_metrics = _performance(meta, run, duration_ms)
+        if meta.cost_metrics is None or meta.cost_metrics.price_status is None:
+            meta.cost_metrics = self._price(meta, run.started_at)
+        return meta
+
+    @guarded(default=None)
+    def _price(self, meta: LLMMetadata, at: datetime) -> LLMCostMetrics | None:
+        return self.pricer.cost(
+            meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at
+        )
+
+
+def _raise(where: str, exc: Exception) -> None:
+    raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+def _hidden(value: Any) -> dict[str, Any]:
+    text = value if isinstance(value, str) else repr(value)
+    return {"__hidden__": True, "sha256": content_hash(text)}
+
+
+def _score(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _prompt_text(data: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    if isinstance(data.get("prompt_text"), str):
+        parts.append(data["prompt_text"])
+    for message in data.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content
+                         if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+    return "\n".join(parts)
+
+
+def _build_llm(data: dict[str, Any]) -> LLMMetadata:
+    """Validate field by field: one bad value loses that field, not the record."""
+    try:
+        return LLMMetadata.model_validate(data)
+    except Exception:  # noqa: BLE001
+        kept: dict[str, Any] = {}
+        for key, value in data.items():
+            try:
+                LLMMetadata.model_validate({key: value})
+                kept[key] = value
+            except Exception:  # noqa: BLE001
+                error_counter.add(f"llm_field.{key}")
+        return LLMMetadata.model_validate(kept)
+
+
+def _performance(meta: LLMMetadata, run: OpenRun, duration_ms: float) -> Any:
+    from ..schemas import LLMPerformanceMetrics
+
+    perf = meta.performance_metrics or LLMPerformanceMetrics()
+    if perf.total_duration_ms is None:
+        perf.total_duration_ms = duration_ms
+    if run.first_token_ns is not None and perf.time_to_first_token_ms is None:
+        perf.time_to_first_token_ms = max(run.first_token_ns - run.start_ns, 0) / 1e6
+    output = meta.token_usage.output_tokens if meta.token_usage else None
+    if output and perf.tokens_per_second is None:
+        generating_ms = perf.total_duration_ms - (perf.time_to_first_token_ms or 0.0)
+        if generating_ms > 0:
+            perf.tokens_per_second = output / (generating_ms / 1000.0)
+    return perf

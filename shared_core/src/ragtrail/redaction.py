@@ -1,0 +1,156 @@
+"""Redaction at the edge: built-in PII/secret rules, user rules, and keyed user hashes.
+
+Applied by the Recorder to every string before anything is stored or queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Union
+
+from ._log import RateLimitedLog, get_logger
+from .errors import ConfigError
+
+__all__ = [
+    "BUILTIN_RULES",
+    "RedactionConfig",
+    "Redactor",
+    "Rule",
+    "is_secret_key",
+]
+
+_log = RateLimitedLog(get_logger("redaction"))
+
+#: A user rule: a regex (replaced by ``[REDACTED]``), a (regex, replacement) pair, or a
+#: callable taking and returning the text.
+Rule = Union[str, "re.Pattern[str]", tuple[str, str], Callable[[str], str]]
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 1:
+            n *= 2
+            if n > 9:
+                n -= 9
+        total += n
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return "[CARD]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+
+
+#: name -> (pattern, replacement). Order matters: keys before generic tokens.
+BUILTIN_RULES: dict[str, tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = {
+    "anthropic_key": (re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}"), "[API_KEY]"),
+    "openai_key": (re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"), "[API_KEY]"),
+    "bearer_token": (
+        re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*"),
+        lambda m: f"{m.group(1)} [TOKEN]",
+    ),
+    "email": (re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), "[EMAIL]"),
+    "card_number": (re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)"), _card),
+    "phone": (
+        re.compile(
+            r"(?<![\w+])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])"
+            r"\d{3,4}[\s.\-]?\d{3,4}(?![\w])"
+        ),
+        "[PHONE]",
+    ),
+}
+
+_SECRET_KEY = re.compile(
+    r"(?i)(api[_-]?key|secret|password|passwd|authorization|access[_-]?token|"
+    r"refresh[_-]?token|auth[_-]?token|private[_-]?key|credentials?)$"
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for mapping keys whose values are secrets (``openai_api_key``, ``password``...).
+
+    Their values are never stored, whatever the redaction settings.
+    """
+    return bool(_SECRET_KEY.search(key))
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    """What to redact. Built-in rules are all on by default.
+
+    ``user_hash_secret`` keys the HMAC of user ids; set it (or the environment variable
+    ``RAGTRAIL_USER_HASH_SECRET``) so hashes cannot be reversed by guessing ids.
+    """
+
+    builtin_rules: frozenset[str] = frozenset(BUILTIN_RULES)
+    rules: Sequence[Rule] = ()
+    user_hash_secret: str | bytes | None = None
+    enabled: bool = True
+    _compiled: tuple[Callable[[str], str], ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.builtin_rules) - set(BUILTIN_RULES)
+        if unknown:
+            raise ConfigError(
+                f"unknown redaction rule(s) {sorted(unknown)}; known: {sorted(BUILTIN_RULES)}"
+            )
+        object.__setattr__(self, "_compiled", tuple(_compile(r) for r in self.rules))
+
+
+def _compile(rule: Rule) -> Callable[[str], str]:
+    if callable(rule) and not isinstance(rule, re.Pattern):
+        return rule
+    try:
+        if isinstance(rule, tuple):
+            pattern, replacement = re.compile(rule[0]), rule[1]
+        else:
+            pattern, replacement = re.compile(rule), "[REDACTED]"
+    except (re.error, TypeError, IndexError) as exc:
+        raise ConfigError(f"invalid redaction rule {rule!r}: {exc}") from None
+    return lambda text: pattern.sub(replacement, text)
+
+
+_DEFAULT_SECRET = b"ragtrail-default-user-hash-key"
+
+
+class Redactor:
+    """Applies a :class:`RedactionConfig` to text and hashes user ids."""
+
+    def __init__(self, config: RedactionConfig | None = None) -> None:
+        self.config = config or RedactionConfig()
+        self._builtins = [
+            BUILTIN_RULES[name] for name in BUILTIN_RULES if name in self.config.builtin_rules
+        ]
+        secret = self.config.user_hash_secret or os.environ.get("RAGTRAIL_USER_HASH_SECRET")
+        if isinstance(secret, str):
+            secret = secret.encode()
+        self._secret = secret or _DEFAULT_SECRET
+
+    def redact(self, text: str) -> tuple[str, bool]:
+        """Return the redacted text and whether anything changed. Never raises."""
+        if not self.config.enabled or not text:
+            return text, False
+        out = text
+        for pattern, replacement in self._builtins:
+            out = pattern.sub(replacement, out)
+        for rule in self.config._compiled:
+            try:
+                out = rule(out)
+            except Exception as exc:  # noqa: BLE001 - a bad user rule must not break capture
+                _log.warning("rule", "redaction rule failed: %s: %s", type(exc).__name__, exc)
+        return out, out != text
+
+    def hash_user(self, user_id: object) -> str:
+        """Keyed hash (HMAC-SHA256, hex) of a user id: stable, not reversible without the key."""
+        return hmac.new(self._secret, str(user_id).encode(), hashlib.sha256).hexdigest()
+
+    def redact_all(self, texts: Iterable[str]) -> list[str]:
+        """Redact several strings."""
+        return [self.redact(t)[0] for t in texts]
