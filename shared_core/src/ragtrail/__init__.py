@@ -1,1 +1,42 @@
-"""ragtrail: a complete, queryable audit trail of LLM and RAG runs."""
+"""ragtrail: a complete, queryable audit trail of LLM and RAG runs.
+
+    from ragtrail import Trail
+    trail = Trail()                       # SQLite file ./ragtrail.db, or $RAGTRAIL_URL
+    lineage = trail.lineage(run_id)       # which documents, prompt, model, tokens, cost?
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ConfigError,
+    NotFoundError,
+    RagtrailError,
+    SchemaTooNewError,
+    StoreUnavailableError,
+)
+
+if TYPE_CHECKING:
+    from .trail import Trail
+
+__all__ = [
+    "ConfigError",
+    "NotFoundError",
+    "RagtrailError",
+    "SchemaTooNewError",
+    "StoreUnavailableError",
+    "Trail",
+    "__version__",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import ragtrail.schemas` must not pull in SQLAlchemy and the writer.
+    if name == "Trail":
+        from .trail import Trail
+
+        return Trail
+    raise AttributeError(f"module 'ragtrail' has no attribute {name!r}")

@@ -14,6 +14,7 @@ from .schemas.record import CapturedRun
 
 __all__ = [
     "ListSink",
+    "SyncSink",
     "PermanentStoreError",
     "Sink",
     "Store",
@@ -87,3 +88,56 @@ class ListSink:
     def stats(self) -> dict[str, Any]:
         """How many records were taken."""
         return {"offered": len(self.records), "stored": len(self.records)}
+
+
+class SyncSink:
+    """A Sink that writes on the caller's thread at ``flush`` (or every ``batch_size``).
+
+    For scripts, imports and tests that want writes to be done when ``flush`` returns
+    with no background thread. Applications should use the background writer
+    (the default of :class:`ragtrail.Trail`), which never blocks the caller on I/O.
+    """
+
+    def __init__(self, store: Store, *, batch_size: int = 500) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._pending: list[CapturedRun] = []
+        self._counts = {"offered": 0, "stored": 0, "failed": 0, "refused": 0}
+        self._closed = False
+        self.last_error: str | None = None
+
+    def offer(self, record: CapturedRun) -> bool:
+        """Buffer the record; write the buffer once it reaches the batch size."""
+        if self._closed:
+            self._counts["refused"] += 1
+            return False
+        self._counts["offered"] += 1
+        self._pending.append(record)
+        if len(self._pending) >= self._batch_size:
+            self.flush()
+        return True
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Write what is buffered now. False (records kept for the next flush) on error."""
+        if not self._pending:
+            return True
+        batch, self._pending = self._pending, []
+        try:
+            self._store.write_batch(batch)
+        except Exception as exc:  # noqa: BLE001 - reported through stats, never raised
+            self._pending = batch + self._pending
+            self._counts["failed"] += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self._counts["stored"] += len(batch)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Flush and refuse later offers."""
+        ok = self.flush(timeout_s)
+        self._closed = True
+        return ok
+
+    def stats(self) -> dict[str, Any]:
+        """offered, stored, failed flushes, refused, and what is still buffered."""
+        return {**self._counts, "queued": len(self._pending), "last_error": self.last_error}
