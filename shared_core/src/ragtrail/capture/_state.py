@@ -36,6 +36,7 @@ class OpenRun:
     start_ns: int
     app: AppContext
     inputs: Any = None
+    outputs: Any = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False

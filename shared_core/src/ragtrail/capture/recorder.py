@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from .._log import RateLimitedLog, get_logger
 from ..guard import error_counter, guarded
 from ..redaction import Redactor
 from ..schemas import (
@@ -45,6 +46,7 @@ from .config import CaptureConfig
 __all__ = ["DocumentInput", "PricerLike", "Recorder"]
 
 _UNSET: Any = object()
+_log = RateLimitedLog(get_logger("capture"))
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
 _AGE_SCAN_EVERY = 256
 _PROBE_CHARS = 200
@@ -330,8 +332,9 @@ class Recorder:
     # -- internals -------------------------------------------------------------
 
     def _failed(self, where: str, exc: Exception, default: Any) -> Any:
-        guarded_log = guarded(default=default)(_raise)
-        return guarded_log(where, exc)
+        error_counter.add(f"recorder.{where}")
+        _log.warning(where, "ragtrail: Recorder.%s failed: %s: %s", where, type(exc).__name__, exc)
+        return default
 
     def _conv(self) -> SafeJson:
         return SafeJson(self._limits, self.redactor)
@@ -605,10 +608,6 @@ class Recorder:
         return self.pricer.cost(
             meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at
         )
-
-
-def _raise(where: str, exc: Exception) -> None:
-    raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
 def _hidden(value: Any) -> dict[str, Any]:

@@ -1,0 +1,323 @@
+"""The Recorder through its public API, with an in-memory sink."""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ragtrail.capture import CaptureConfig, DocumentInput, Recorder, register_parent_provider
+from ragtrail.errors import ConfigError
+from ragtrail.schemas import (
+    CapturedRun,
+    DocStage,
+    LLMCostMetrics,
+    LLMMetadata,
+    LLMTokenUsage,
+    PriceStatus,
+    RunKind,
+    RunStatus,
+    content_hash,
+)
+from ragtrail.sink import ListSink
+
+
+class FixedPricer:
+    """Prices every call at $1 per 1k input and $2 per 1k output tokens."""
+
+    def cost(self, usage: LLMTokenUsage | None, *, model: str | None, provider: str | None = None,
+             at: datetime | None = None) -> LLMCostMetrics:
+        if usage is None or usage.is_empty():
+            return LLMCostMetrics(price_status=PriceStatus.NO_USAGE)
+        cost = Decimal(usage.input_tokens or 0) / 1000 + Decimal(usage.output_tokens or 0) * 2 / 1000
+        return LLMCostMetrics(total_cost=cost, currency="USD", price_status=PriceStatus.PRICED)
+
+
+@pytest.fixture
+def sink() -> ListSink:
+    return ListSink()
+
+
+@pytest.fixture
+def rec(sink: ListSink) -> Recorder:
+    return Recorder(sink, pricer=FixedPricer())
+
+
+def by_id(sink: ListSink) -> dict[str, CapturedRun]:
+    return {r.run.id: r for r in sink.records}
+
+
+def test_rag_trace_lineage_documents_and_llm(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("root", kind="chain", name="rag", inputs={"question": "what is WAL?"},
+                  user_id="u-42", session_id="s-1")
+    rec.start_run("ret", kind=RunKind.RETRIEVER, name="retriever", parent_id="root",
+                  inputs="what is WAL?")
+    docs = [DocumentInput("WAL is write-ahead logging.", document_id="d1", score=0.9,
+                          metadata={"source": "wal.md"}),
+            DocumentInput("Vacuum reclaims space.", document_id="d2", score=0.5)]
+    rec.add_documents("ret", docs, stage=DocStage.RETRIEVED)
+    rec.end_run("ret", outputs=["..."])
+    rec.start_run("rr", kind="reranker", name="rerank", parent_id="root")
+    rec.add_documents("rr", [DocumentInput(docs[1].text, document_id="d2", score=0.8,
+                                           input_rank=1),
+                             DocumentInput(docs[0].text, document_id="d1", score=0.7,
+                                           input_rank=0)], stage=DocStage.RERANKED)
+    rec.end_run("rr")
+    rec.note_prompt_template("root", "Context: {context}\nQ: {question}", {"question": "what is WAL?"})
+    rec.start_run("llm", kind="llm", name="chat", parent_id="root")
+    rec.update_llm("llm", LLMMetadata(
+        provider="openai", provider_model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Context: WAL is write-ahead logging.\nQ: what is WAL?"}],
+        token_usage=LLMTokenUsage(input_tokens=100, output_tokens=20, total_tokens=120)))
+    rec.end_run("llm", outputs="It is write-ahead logging.")
+    rec.end_run("root", outputs="It is write-ahead logging.")
+
+    runs = by_id(sink)
+    assert [r.run.id for r in sink.records] == ["ret", "rr", "llm", "root"]
+    assert {r.run.trace_id for r in sink.records} == {"root"}
+    assert runs["root"].run.parent_id is None and runs["llm"].run.parent_id == "root"
+    assert all(runs[i].run.path.startswith(runs["root"].run.path + ".") for i in ("ret", "rr", "llm"))
+    assert sorted(runs, key=lambda i: runs[i].run.path) == ["root", "ret", "rr", "llm"]
+    retrieved = [(l.document_id, l.rank, l.score) for l in runs["ret"].links]
+    assert retrieved == [("d1", 0, 0.9), ("d2", 1, 0.5)]
+    reranked = [(l.document_id, l.rank, l.score, l.input_rank) for l in runs["rr"].links]
+    assert reranked == [("d2", 0, 0.8, 1), ("d1", 1, 0.7, 0)]
+    in_prompt = [(l.document_id, l.stage) for l in runs["llm"].links]
+    assert in_prompt == [("d1", DocStage.IN_PROMPT)]  # d2 never reached the prompt
+    assert runs["ret"].documents[0].content_hash == content_hash(docs[0].text)
+    assert runs["ret"].documents[0].metadata == {"source": "wal.md"}
+    llm = runs["llm"].llm
+    assert llm.prompt_template == "Context: {context}\nQ: {question}"
+    assert llm.prompt_template_hash == content_hash("Context: {context}\nQ: {question}")
+    assert llm.prompt_variables == {"question": "what is WAL?"}
+    assert llm.cost_metrics.total_cost == Decimal("0.14")
+    assert llm.performance_metrics.total_duration_ms == runs["llm"].run.duration_ms
+    assert llm.request_timestamp == runs["llm"].run.started_at
+    user_hash = runs["root"].run.user_hash
+    assert user_hash and user_hash == runs["llm"].run.user_hash and "u-42" not in user_hash
+    assert runs["llm"].run.session_id == "s-1"
+    assert runs["root"].run.environment["python_version"]
+    assert runs["llm"].run.environment is None
+    assert rec.last_trace_id == "root"
+
+
+def test_timestamps_are_utc_and_consistent(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("a", kind="chain", name="a")
+    rec.end_run("a")
+    run = sink.records[0].run
+    assert run.started_at.tzinfo == timezone.utc
+    assert run.ended_at >= run.started_at
+    assert math.isclose((run.ended_at - run.started_at).total_seconds() * 1000, run.duration_ms,
+                        abs_tol=0.01)
+
+
+def test_error_is_recorded_with_type_message_and_stack(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("a", kind="tool", name="t")
+    try:
+        raise ValueError("bad input from bob@example.com")
+    except ValueError as exc:
+        rec.fail_run("a", exc)
+    run = sink.records[0].run
+    assert run.status is RunStatus.ERROR
+    assert run.error.type == "ValueError"
+    assert run.error.message == "bad input from [EMAIL]"
+    assert "test_error_is_recorded" in run.error.stack
+
+
+def test_llm_without_usage_is_priced_as_no_usage_never_zero(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("l", kind="llm", name="mock")
+    rec.end_run("l", outputs="x")
+    llm = sink.records[0].llm
+    assert llm.token_usage is None
+    assert llm.cost_metrics.total_cost is None
+    assert llm.cost_metrics.price_status is PriceStatus.NO_USAGE
+
+
+def test_duplicate_start_and_unknown_end_are_harmless(rec: Recorder, sink: ListSink) -> None:
+    assert rec.start_run("a", kind="chain", name="a") is True
+    assert rec.start_run("a", kind="chain", name="a") is False
+    rec.end_run("a")
+    assert rec.end_run("a") is None
+    assert rec.end_run("never-started") is None
+    assert len(sink.records) == 1
+    assert rec.stats()["duplicate_starts"] == 1 and rec.stats()["unknown_ends"] == 2
+
+
+def test_unknown_parent_becomes_a_root_remembering_it(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("c", kind="chain", name="c", parent_id="elsewhere")
+    rec.end_run("c")
+    run = sink.records[0].run
+    assert run.parent_id is None and run.trace_id == "c"
+    assert run.metadata["external_parent_id"] == "elsewhere"
+
+
+def test_late_child_of_ended_parent_stays_in_trace(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("p", kind="chain", name="p")
+    rec.end_run("p")
+    rec.start_run("c", kind="chain", name="c", parent_id="p")
+    rec.end_run("c")
+    assert by_id(sink)["c"].run.trace_id == "p"
+    assert by_id(sink)["c"].run.parent_id == "p"
+
+
+def test_ambient_parent_links_runs_without_parent(rec: Recorder, sink: ListSink) -> None:
+    current: dict[str, Any] = {"id": None}
+    unregister = register_parent_provider("test", lambda: current["id"])
+    try:
+        rec.start_run("outer", kind="chain", name="outer")
+        current["id"] = "outer"
+        rec.start_run("inner", kind="retriever", name="inner")
+        rec.end_run("inner")
+        current["id"] = None
+        rec.end_run("outer")
+    finally:
+        unregister()
+    assert by_id(sink)["inner"].run.parent_id == "outer"
+    assert by_id(sink)["inner"].run.trace_id == "outer"
+
+
+def test_open_runs_are_bounded_and_abandoned(sink: ListSink) -> None:
+    rec = Recorder(sink, pricer=FixedPricer(), config=CaptureConfig(max_open_runs=3))
+    for i in range(5):
+        rec.start_run(f"r{i}", kind="chain", name="x")
+    assert [r.run.id for r in sink.records] == ["r0", "r1"]
+    assert all(r.run.status is RunStatus.ABANDONED for r in sink.records)
+    assert rec.abandon_all() == 3
+    assert len(sink.records) == 5 and rec.stats()["abandoned"] == 5
+
+
+def test_hiding_keeps_hashes_for_joins(sink: ListSink) -> None:
+    rec = Recorder(sink, pricer=FixedPricer(), config=CaptureConfig(
+        hide_inputs=True, hide_outputs=True, hide_document_content=True))
+    rec.start_run("r", kind="retriever", name="r", inputs="secret question")
+    rec.add_documents("r", [DocumentInput("private text")], stage=DocStage.RETRIEVED)
+    rec.end_run("r", outputs="secret answer")
+    record = sink.records[0]
+    assert record.run.inputs == {"__hidden__": True, "sha256": content_hash("secret question")}
+    assert record.run.outputs["sha256"] == content_hash("secret answer")
+    assert record.documents[0].content is None
+    assert record.documents[0].content_hash == content_hash("private text")
+    assert record.run.redacted
+
+
+def test_secrets_in_framework_objects_are_never_stored(rec: Recorder, sink: ListSink) -> None:
+    serialized = {"kwargs": {"model_name": "gpt-4o", "openai_api_key": "sk-live-123456789012345678",
+                             "headers": {"Authorization": "Bearer abcdefghijk"}}}
+    rec.start_run("l", kind="llm", name="x", inputs=serialized, metadata={"api_key": "k"})
+    rec.end_run("l")
+    text = sink.records[0].model_dump_json()
+    assert "sk-live" not in text and "abcdefghijk" not in text and '"k"' not in text
+    assert sink.records[0].run.inputs["kwargs"]["model_name"] == "gpt-4o"
+
+
+class Weird:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_odd_data_is_captured_safely(rec: Recorder, sink: ListSink) -> None:
+    cyclic: list[Any] = [1]
+    cyclic.append(cyclic)
+    odd = {"bytes": b"\x00\xff", "set": {3, 1, 2}, "when": datetime(2024, 1, 1), "nan": float("nan"),
+           "inf": float("-inf"), "cyclic": cyclic, "weird": Weird(), "big": "x" * 50_000,
+           "huge_list": list(range(10_000)), 7: "int key", "deep": _deep(100), "dec": Decimal("1.5")}
+    rec.start_run("o", kind="tool", name="odd", inputs=odd)
+    rec.end_run("o", outputs=object())
+    run = sink.records[0].run
+    CapturedRun.model_validate_json(sink.records[0].model_dump_json())  # JSON-safe
+    assert run.truncated
+    assert run.inputs["bytes"]["__bytes__"] == 2
+    assert run.inputs["set"] == [1, 2, 3]
+    assert run.inputs["nan"] == "nan" and run.inputs["inf"] == "-inf"
+    assert run.inputs["cyclic"][1] == "…[cycle]"
+    assert "unrepresentable" in run.inputs["weird"]
+    assert len(run.inputs["big"]) < 25_000
+    assert len(run.inputs["huge_list"]) == 501
+    assert run.inputs["7"] == "int key"
+    assert run.inputs["dec"] == "1.5"
+
+
+def _deep(n: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(n):
+        value = {"d": value}
+    return value
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text()
+                    | st.binary(), lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+                    max_leaves=30))
+def test_any_value_becomes_json_without_raising(value: Any) -> None:
+    sink = ListSink()
+    rec = Recorder(sink, pricer=FixedPricer())
+    rec.start_run("v", kind="chain", name="v", inputs=value)
+    rec.end_run("v", outputs=value)
+    assert len(sink.records) == 1
+    CapturedRun.model_validate_json(sink.records[0].model_dump_json())
+
+
+class ExplodingSink(ListSink):
+    def offer(self, record: CapturedRun) -> bool:
+        raise OSError("disk on fire")
+
+
+def test_nothing_raises_into_the_caller() -> None:
+    rec = Recorder(ExplodingSink(), pricer=FixedPricer())
+    rec.start_run("a", kind="chain", name="a")
+    assert rec.end_run("a") is None  # sink blew up: swallowed and counted
+    assert rec.stats()["internal_errors"] >= 1
+    rec.update_llm("a", {"token_usage": "not a mapping"})
+    rec.add_documents("nope", [DocumentInput("x")], stage=DocStage.RETRIEVED)
+
+
+def test_a_bad_llm_field_loses_that_field_only(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("l", kind="llm", name="x")
+    rec.update_llm("l", {"provider": "openai", "token_usage": {"input_tokens": -5}})
+    rec.end_run("l")
+    llm = sink.records[0].llm
+    assert llm.provider == "openai" and llm.token_usage is None
+
+
+def test_streaming_time_to_first_token(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("s", kind="llm", name="x")
+    rec.record_first_token("s")
+    rec.record_first_token("s")
+    rec.update_llm("s", LLMMetadata(token_usage=LLMTokenUsage(input_tokens=3, output_tokens=50)))
+    rec.end_run("s")
+    perf = sink.records[0].llm.performance_metrics
+    assert 0 <= perf.time_to_first_token_ms <= perf.total_duration_ms
+    assert perf.tokens_per_second and perf.tokens_per_second > 0
+
+
+def test_concurrent_traces_do_not_cross(sink: ListSink) -> None:
+    rec = Recorder(sink, pricer=FixedPricer())
+
+    def trace(n: int) -> None:
+        rec.start_run(f"t{n}", kind="chain", name="t")
+        for c in range(5):
+            rec.start_run(f"t{n}-{c}", kind="llm", name="l", parent_id=f"t{n}")
+            rec.end_run(f"t{n}-{c}")
+        rec.end_run(f"t{n}")
+
+    threads = [threading.Thread(target=trace, args=(n,)) for n in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sink.records) == 300
+    for r in sink.records:
+        assert r.run.trace_id == r.run.id.split("-")[0]
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ConfigError, match="max_open_runs"):
+        CaptureConfig(max_open_runs=0)
+    with pytest.raises(ConfigError, match="max_run_age_s"):
+        CaptureConfig(max_run_age_s=-1)

@@ -1,0 +1,85 @@
+"""Redaction at the edge: each built-in rule, user rules, keyed user hashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragtrail.errors import ConfigError
+from ragtrail.redaction import BUILTIN_RULES, RedactionConfig, Redactor, is_secret_key
+
+
+@pytest.mark.parametrize(
+    ("rule", "text", "expected"),
+    [
+        ("email", "write to jane.doe+x@example.co.uk today", "write to [EMAIL] today"),
+        ("phone", "call +1 415-555-0132 now", "call [PHONE] now"),
+        ("phone", "or (020) 7946 0958", "or [PHONE]"),
+        ("card_number", "card 4111 1111 1111 1111 ok", "card [CARD] ok"),
+        ("card_number", "card 5500-0000-0000-0004", "card [CARD]"),
+        ("bearer_token", "Authorization: Bearer eyJhbGciOi.abc-def_123", "Authorization: Bearer [TOKEN]"),
+        ("openai_key", "key=sk-proj-AbCdEfGhIjKlMnOpQrStUv123", "key=[API_KEY]"),
+        ("openai_key", "sk-AbCdEfGhIjKlMnOpQrStUvWx", "[API_KEY]"),
+        ("anthropic_key", "x sk-ant-api03-AbCdEfGhIjKlMnOpQrSt y", "x [API_KEY] y"),
+    ],
+)
+def test_each_builtin_rule(rule: str, text: str, expected: str) -> None:
+    only = Redactor(RedactionConfig(builtin_rules=frozenset({rule})))
+    assert only.redact(text) == (expected, True)
+    assert Redactor().redact(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 12345 shipped on 2024-01-15 at 10:30",
+        "pi is 3.14159265358979",
+        "id 1234567890123 is not a card (fails Luhn)",
+        "version 1.4.0 of sk-learn",
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert Redactor().redact(text) == (text, False)
+
+
+def test_user_rules_regex_pair_and_callable() -> None:
+    config = RedactionConfig(rules=[r"ACCT-\d+", (r"secret (\w+)", r"secret <\1?>"),
+                                    lambda t: t.replace("Bob", "[NAME]")])
+    out, changed = Redactor(config).redact("Bob has ACCT-991 and secret plan")
+    assert changed and out == "[NAME] has [REDACTED] and secret <plan?>"
+
+
+def test_failing_user_rule_costs_only_that_rule() -> None:
+    def broken(_: str) -> str:
+        raise RuntimeError("boom")
+
+    out, _ = Redactor(RedactionConfig(rules=[broken])).redact("mail a@b.io")
+    assert out == "mail [EMAIL]"
+
+
+def test_bad_configuration_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="unknown redaction rule"):
+        RedactionConfig(builtin_rules=frozenset({"ssn"}))
+    with pytest.raises(ConfigError, match="invalid redaction rule"):
+        RedactionConfig(rules=["(unclosed"])
+
+
+def test_user_hash_is_keyed_and_stable() -> None:
+    a = Redactor(RedactionConfig(user_hash_secret="k1"))
+    b = Redactor(RedactionConfig(user_hash_secret="k2"))
+    assert a.hash_user("u-42") == a.hash_user("u-42")
+    assert a.hash_user("u-42") != b.hash_user("u-42")
+    assert "u-42" not in a.hash_user("u-42") and len(a.hash_user("u-42")) == 64
+
+
+def test_disabled_redaction_keeps_text() -> None:
+    assert Redactor(RedactionConfig(enabled=False)).redact("a@b.io") == ("a@b.io", False)
+
+
+def test_secret_keys() -> None:
+    for key in ("api_key", "openai_api_key", "Authorization", "password", "aws_secret",
+                "anthropic_api_key", "access_token"):
+        assert is_secret_key(key), key
+    for key in ("temperature", "model_name", "tokens", "max_tokens", "question"):
+        assert not is_secret_key(key), key
+    assert set(BUILTIN_RULES) >= {"email", "phone", "card_number", "bearer_token",
+                                  "openai_key", "anthropic_key"}
