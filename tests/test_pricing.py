@@ -50,48 +50,64 @@ def assert_all_costs_none(m: LLMCostMetrics) -> None:
     assert costs(m) == (None,) * 6
 
 
+def bucket_costs(m: LLMCostMetrics) -> dict[str, object]:
+    return {name: getattr(m, name) for name in (*COST_FIELDS, "total_cost", "price_status")}
+
+
+def expected(
+    *,
+    input: str,
+    output: str,
+    total: str,
+    cache_read: str = "0",
+    cache_write: str = "0",
+    reasoning: str | None = None,
+) -> dict[str, object]:
+    """A priced call's costs, from decimal literals; reasoning None = not priced apart."""
+    return {
+        "input_cost": Decimal(input),
+        "cache_read_cost": Decimal(cache_read),
+        "cache_write_cost": Decimal(cache_write),
+        "output_cost": Decimal(output),
+        "reasoning_cost": None if reasoning is None else Decimal(reasoning),
+        "total_cost": Decimal(total),
+        "price_status": PriceStatus.PRICED,
+    }
+
+
 # --- OpenAI ---------------------------------------------------------------------
 
 
 def test_openai_gpt4o_cache_read_is_priced_at_cache_rate_not_twice(pricer: Pricer) -> None:
     # gpt-4o: input $2.5, cached input $1.25, output $10 per MTok.
-    m = pricer.cost(
-        usage(input_tokens=10_000, cache_read_tokens=4_000, output_tokens=2_000),
-        model="gpt-4o",
-        provider="openai",
-        at=AT,
+    u = usage(input_tokens=10_000, cache_read_tokens=4_000, output_tokens=2_000)
+    m = pricer.cost(u, model="gpt-4o", provider="openai", at=AT)
+    assert bucket_costs(m) == expected(
+        input="0.015",  # (10_000 - 4_000) * 2.5 / 1e6
+        cache_read="0.005",  # 4_000 * 1.25 / 1e6
+        output="0.02",  # 2_000 * 10 / 1e6
+        total="0.04",  # 0.015 + 0.005 + 0.02
     )
-    assert m.price_status is PriceStatus.PRICED
-    assert m.input_cost == Decimal("0.015")  # (10_000 - 4_000) * 2.5 / 1e6
-    assert m.cache_read_cost == Decimal("0.005")  # 4_000 * 1.25 / 1e6
-    assert m.cache_write_cost == Decimal("0")
-    assert m.output_cost == Decimal("0.02")  # 2_000 * 10 / 1e6
-    assert m.reasoning_cost is None
-    assert m.total_cost == Decimal("0.04")  # 0.015 + 0.005 + 0.02
-    assert m.input_price_per_1k == Decimal("0.0025")
-    assert m.output_price_per_1k == Decimal("0.01")
-    assert m.cache_read_price_per_1k == Decimal("0.00125")
+    assert (m.input_price_per_1k, m.output_price_per_1k, m.cache_read_price_per_1k) == (
+        Decimal("0.0025"),
+        Decimal("0.01"),
+        Decimal("0.00125"),
+    )
     assert (m.currency, m.price_source) == ("USD", GENAI)
 
 
 def test_openai_reasoning_model_bills_reasoning_as_output_once(pricer: Pricer) -> None:
     # o3-mini: input $1.1, cached input $0.55, output $4.4 per MTok; no separate
     # reasoning price, so reasoning tokens are billed once, inside output.
-    m = pricer.cost(
-        usage(
-            input_tokens=20_000,
-            cache_read_tokens=8_000,
-            output_tokens=5_000,
-            reasoning_tokens=3_000,
-        ),
-        model="o3-mini",
-        at=AT,
+    u = usage(
+        input_tokens=20_000, cache_read_tokens=8_000, output_tokens=5_000, reasoning_tokens=3_000
     )
-    assert m.input_cost == Decimal("0.0132")  # 12_000 * 1.1 / 1e6
-    assert m.cache_read_cost == Decimal("0.0044")  # 8_000 * 0.55 / 1e6
-    assert m.output_cost == Decimal("0.022")  # 5_000 * 4.4 / 1e6 (3_000 reasoning inside)
-    assert m.reasoning_cost is None
-    assert m.total_cost == Decimal("0.0396")  # 0.0132 + 0.0044 + 0.022
+    assert bucket_costs(pricer.cost(u, model="o3-mini", at=AT)) == expected(
+        input="0.0132",  # 12_000 * 1.1 / 1e6
+        cache_read="0.0044",  # 8_000 * 0.55 / 1e6
+        output="0.022",  # 5_000 * 4.4 / 1e6 (the 3_000 reasoning tokens inside)
+        total="0.0396",  # 0.0132 + 0.0044 + 0.022
+    )
 
 
 def test_model_without_cache_price_bills_cached_tokens_at_input_rate(pricer: Pricer) -> None:
@@ -99,10 +115,12 @@ def test_model_without_cache_price_bills_cached_tokens_at_input_rate(pricer: Pri
     m = pricer.cost(
         usage(input_tokens=1_000, cache_read_tokens=200, output_tokens=100), model="gpt-4", at=AT
     )
-    assert m.input_cost == Decimal("0.024")  # 800 * 30 / 1e6
-    assert m.cache_read_cost == Decimal("0.006")  # 200 * 30 / 1e6
-    assert m.output_cost == Decimal("0.006")  # 100 * 60 / 1e6
-    assert m.total_cost == Decimal("0.036")
+    assert bucket_costs(m) == expected(
+        input="0.024",  # 800 * 30 / 1e6
+        cache_read="0.006",  # 200 * 30 / 1e6
+        output="0.006",  # 100 * 60 / 1e6
+        total="0.036",
+    )
     assert m.cache_read_price_per_1k == Decimal("0.03")  # the rate actually applied
 
 
@@ -111,43 +129,38 @@ def test_model_without_cache_price_bills_cached_tokens_at_input_rate(pricer: Pri
 
 def test_anthropic_haiku_cache_read_and_write(pricer: Pricer) -> None:
     # claude-3-5-haiku: input $0.8, cache read $0.08, cache write $1, output $4 per MTok.
-    m = pricer.cost(
-        usage(
-            input_tokens=3_000,
-            cache_read_tokens=1_000,
-            cache_creation_tokens=1_500,
-            output_tokens=400,
-        ),
-        model="claude-3-5-haiku-latest",
-        provider="anthropic",
-        at=AT,
+    u = usage(
+        input_tokens=3_000, cache_read_tokens=1_000, cache_creation_tokens=1_500, output_tokens=400
     )
-    assert m.input_cost == Decimal("0.0004")  # (3_000 - 1_000 - 1_500) * 0.8 / 1e6
-    assert m.cache_read_cost == Decimal("0.00008")  # 1_000 * 0.08 / 1e6
-    assert m.cache_write_cost == Decimal("0.0015")  # 1_500 * 1 / 1e6
-    assert m.output_cost == Decimal("0.0016")  # 400 * 4 / 1e6
-    assert m.total_cost == Decimal("0.00358")  # 0.0004 + 0.00008 + 0.0015 + 0.0016
-    assert m.cache_write_price_per_1k == Decimal("0.001")
-    assert m.cache_read_price_per_1k == Decimal("0.00008")
+    m = pricer.cost(u, model="claude-3-5-haiku-latest", provider="anthropic", at=AT)
+    assert bucket_costs(m) == expected(
+        input="0.0004",  # (3_000 - 1_000 - 1_500) * 0.8 / 1e6
+        cache_read="0.00008",  # 1_000 * 0.08 / 1e6
+        cache_write="0.0015",  # 1_500 * 1 / 1e6
+        output="0.0016",  # 400 * 4 / 1e6
+        total="0.00358",  # 0.0004 + 0.00008 + 0.0015 + 0.0016
+    )
+    assert (m.cache_read_price_per_1k, m.cache_write_price_per_1k) == (
+        Decimal("0.00008"),
+        Decimal("0.001"),
+    )
 
 
 def test_anthropic_sonnet_cache_read_and_write(pricer: Pricer) -> None:
     # claude-3-5-sonnet: input $3, cache read $0.3, cache write $3.75, output $15 per MTok.
-    m = pricer.cost(
-        usage(
-            input_tokens=100_000,
-            cache_read_tokens=60_000,
-            cache_creation_tokens=20_000,
-            output_tokens=1_000,
-        ),
-        model="claude-3-5-sonnet-20241022",
-        at=AT,
+    u = usage(
+        input_tokens=100_000,
+        cache_read_tokens=60_000,
+        cache_creation_tokens=20_000,
+        output_tokens=1_000,
     )
-    assert m.input_cost == Decimal("0.06")  # 20_000 * 3 / 1e6
-    assert m.cache_read_cost == Decimal("0.018")  # 60_000 * 0.3 / 1e6
-    assert m.cache_write_cost == Decimal("0.075")  # 20_000 * 3.75 / 1e6
-    assert m.output_cost == Decimal("0.015")  # 1_000 * 15 / 1e6
-    assert m.total_cost == Decimal("0.168")
+    assert bucket_costs(pricer.cost(u, model="claude-3-5-sonnet-20241022", at=AT)) == expected(
+        input="0.06",  # 20_000 * 3 / 1e6
+        cache_read="0.018",  # 60_000 * 0.3 / 1e6
+        cache_write="0.075",  # 20_000 * 3.75 / 1e6
+        output="0.015",  # 1_000 * 15 / 1e6
+        total="0.168",
+    )
 
 
 # --- Reasoning priced apart, provider matching --------------------------------------
@@ -155,16 +168,14 @@ def test_anthropic_sonnet_cache_read_and_write(pricer: Pricer) -> None:
 
 def test_reasoning_priced_separately_is_taken_out_of_output(pricer: Pricer) -> None:
     # perplexity sonar-deep-research: input $2, output $8, reasoning $3 per MTok.
-    m = pricer.cost(
-        usage(input_tokens=1_000, output_tokens=5_000, reasoning_tokens=4_000),
-        model="sonar-deep-research",
-        provider="perplexity",
-        at=AT,
+    u = usage(input_tokens=1_000, output_tokens=5_000, reasoning_tokens=4_000)
+    m = pricer.cost(u, model="sonar-deep-research", provider="perplexity", at=AT)
+    assert bucket_costs(m) == expected(
+        input="0.002",  # 1_000 * 2 / 1e6
+        output="0.008",  # (5_000 - 4_000) * 8 / 1e6
+        reasoning="0.012",  # 4_000 * 3 / 1e6
+        total="0.022",
     )
-    assert m.input_cost == Decimal("0.002")  # 1_000 * 2 / 1e6
-    assert m.output_cost == Decimal("0.008")  # (5_000 - 4_000) * 8 / 1e6
-    assert m.reasoning_cost == Decimal("0.012")  # 4_000 * 3 / 1e6
-    assert m.total_cost == Decimal("0.022")
 
 
 @pytest.mark.parametrize(
@@ -359,24 +370,23 @@ def test_override_from_toml_file(tmp_path: Path) -> None:
     path = tmp_path / "prices.toml"
     path.write_text(TOML_OVERRIDES)
     p = Pricer(overrides=path)
-    m = p.cost(
-        usage(
-            input_tokens=4_000,
-            cache_read_tokens=1_000,
-            cache_creation_tokens=1_000,
-            output_tokens=3_000,
-            reasoning_tokens=1_000,
-        ),
-        model="ft-support-bot",
-        provider="ACME",
-        at=AT,
+    u = usage(
+        input_tokens=4_000,
+        cache_read_tokens=1_000,
+        cache_creation_tokens=1_000,
+        output_tokens=3_000,
+        reasoning_tokens=1_000,
     )
-    assert m.input_cost == Decimal("0.003")  # 2_000 * 1.5 / 1e6
-    assert m.cache_read_cost == Decimal("0.00075")  # 1_000 * 0.75 / 1e6
-    assert m.cache_write_cost == Decimal("0.001875")  # 1_000 * 1.875 / 1e6
-    assert m.output_cost == Decimal("0.012")  # (3_000 - 1_000) * 6 / 1e6
-    assert m.reasoning_cost == Decimal("0.012")  # 1_000 * 12 / 1e6
-    assert m.total_cost == Decimal("0.029625")
+    m = p.cost(u, model="ft-support-bot", provider="ACME", at=AT)
+    assert bucket_costs(m) == expected(
+        input="0.003",  # 2_000 * 1.5 / 1e6
+        cache_read="0.00075",  # 1_000 * 0.75 / 1e6
+        cache_write="0.001875",  # 1_000 * 1.875 / 1e6
+        output="0.012",  # (3_000 - 1_000) * 6 / 1e6
+        reasoning="0.012",  # 1_000 * 12 / 1e6
+        total="0.029625",
+    )
+    assert m.price_source == "override"
     assert (
         p.cost(usage(input_tokens=9, output_tokens=9), model="local-mistral", at=AT).total_cost == 0
     )
