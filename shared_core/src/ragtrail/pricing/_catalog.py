@@ -7,6 +7,7 @@ genai-prices' own background updater.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,8 @@ from genai_prices.types import ModelInfo, TieredPrices
 from ._buckets import Rates
 
 __all__ = ["GenaiCatalog"]
+
+logger = logging.getLogger("ragtrail.pricing")
 
 #: Upper bound on cached lookups; model names come from user code, so bound them.
 _MAX_CACHED_LOOKUPS = 4096
@@ -48,6 +51,7 @@ class GenaiCatalog:
         self._snapshot: object | None = None
         self._matches: dict[tuple[str | None, str], _Match | None] = {}
         self._updater: genai_prices.UpdatePrices | None = None
+        _load_bundled_data()
         if allow_remote_update:
             # Opt-in only: genai-prices fetches in its own daemon thread, never blocking us.
             self._updater = genai_prices.UpdatePrices()
@@ -97,6 +101,18 @@ class GenaiCatalog:
                     self._matches.pop(next(iter(self._matches)))  # oldest first
                 self._matches[key] = found
         return found
+
+
+def _load_bundled_data() -> None:
+    """Load the price data now (a few hundred ms, once per process).
+
+    Otherwise the first LLM run to end pays for it, on the application's thread.
+    A failure here is left for :meth:`GenaiCatalog.rates` to meet and report per call.
+    """
+    try:
+        data_snapshot.get_snapshot()
+    except Exception:
+        logger.warning("genai-prices data could not be loaded", exc_info=True)
 
 
 def _find(snapshot: data_snapshot.DataSnapshot, model: str, provider: str | None) -> _Match | None:
