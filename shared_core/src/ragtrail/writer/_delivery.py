@@ -1,0 +1,178 @@
+"""Writing one batch: retries for transient errors, bisection to isolate poison records."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from ..schemas.record import CapturedRun
+from ..sink import PermanentStoreError, Store, TransientStoreError
+from ._config import WriterConfig
+from ._deadletter import DeadLetterFile
+from ._ledger import Ledger
+from ._ratelimit import RateLimitedLog
+
+__all__ = ["Delivery", "Outcome", "StoreSource"]
+
+logger = logging.getLogger("ragtrail.writer")
+
+
+class StoreSource:
+    """The writer's store: given, or built lazily on the writer thread by a factory."""
+
+    def __init__(self, store_or_factory: Store | Callable[[], Store]) -> None:
+        if not isinstance(store_or_factory, type) and isinstance(store_or_factory, Store):
+            self._factory: Callable[[], Store] | None = None
+            self._store: Store | None = store_or_factory
+        elif callable(store_or_factory):
+            self._factory = store_or_factory
+            self._store = None
+        else:
+            raise TypeError("BackgroundWriter needs a Store or a callable returning one, "
+                            f"not {type(store_or_factory).__name__}")
+        self._owned = True  # False in a forked child that inherited a store instance
+
+    def get(self) -> Store:
+        """The store, built on first use; a factory failure is transient (retried)."""
+        if self._store is None and self._factory is not None:
+            try:
+                self._store = self._factory()
+            except Exception as exc:  # unreachable database, bad file, ...
+                raise TransientStoreError(f"cannot open the store: {type(exc).__name__}: {exc}"
+                                          ) from exc
+        if self._store is None:  # pragma: no cover - guarded by the constructor
+            raise TransientStoreError("no store")
+        return self._store
+
+    def close(self) -> None:
+        """Close the store if this process owns it."""
+        store, self._store = self._store, None
+        if store is not None and self._owned:
+            try:
+                store.close()
+            except Exception as exc:  # closing must not raise
+                logger.warning("closing the store failed: %s: %s", type(exc).__name__, exc)
+
+    def for_child(self) -> StoreSource:
+        """The source a forked child uses: a fresh store from the factory, never the parent's.
+
+        A store instance (no factory) is shared with the parent; the child must not close
+        it, since closing a connection would also end it for the parent.
+        """
+        if self._factory is not None:
+            return StoreSource(self._factory)
+        child = object.__new__(StoreSource)
+        child._factory, child._store, child._owned = None, self._store, False
+        return child
+
+
+@dataclass
+class Outcome:
+    """What happened to a batch: its first ``done`` records were stored or dead-lettered."""
+
+    done: int
+    stored: int
+    dead: int
+    error: TransientStoreError | None = None  # why the rest was not written
+
+
+class Delivery:
+    """Writes batches through the store, with tenacity retries and poison isolation."""
+
+    def __init__(self, config: WriterConfig, ledger: Ledger, source: StoreSource, *,
+                 pause: Callable[[float], None], give_up: Callable[[], bool],
+                 dead_letters: DeadLetterFile, log: RateLimitedLog) -> None:
+        self._config = config
+        self._ledger = ledger
+        self._source = source
+        self._pause = pause
+        self._give_up = give_up
+        self._dead_letters = dead_letters
+        self._log = log
+        self.store_down = False  # retries ran out; until the next success, probe once a while
+
+    def deliver(self, records: Sequence[CapturedRun]) -> Outcome:
+        """Write ``records`` in order; stop at the first part whose retries run out."""
+        ranges = [(0, len(records))]  # a stack: the next range to write is on top
+        stored = dead = 0
+        while ranges:
+            lo, hi = ranges.pop()
+            try:
+                self._write(records[lo:hi])
+            except TransientStoreError as exc:
+                self._mark_down(exc)
+                return Outcome(lo, stored, dead, exc)
+            except PermanentStoreError as exc:
+                if hi - lo == 1:
+                    self._dead_letter(records[lo], exc)
+                    dead += 1
+                else:  # one bad record fails the whole transaction: halve to find it
+                    mid = (lo + hi) // 2
+                    ranges += [(mid, hi), (lo, mid)]
+            else:
+                stored += hi - lo
+                self._mark_up()
+        return Outcome(len(records), stored, dead)
+
+    def _write(self, records: Sequence[CapturedRun]) -> None:
+        attempts = 1 if self.store_down else self._config.retry_max_attempts
+        retrying = Retrying(
+            stop=_Stop(attempts, self._give_up),
+            wait=wait_exponential_jitter(initial=self._config.retry_initial_backoff_s,
+                                         max=self._config.retry_max_backoff_s,
+                                         jitter=self._config.retry_initial_backoff_s),
+            retry=retry_if_exception_type(TransientStoreError),
+            sleep=self._pause,
+            reraise=True,
+        )
+        retrying(self._write_once, records)
+
+    def _write_once(self, records: Sequence[CapturedRun]) -> None:
+        try:
+            self._source.get().write_batch(records)
+        except TransientStoreError as exc:
+            self._ledger.note_retry(exc)
+            raise
+        except PermanentStoreError as exc:
+            self._ledger.note_error(exc)
+            raise
+        except Exception as exc:  # a store bug must not stop the writer
+            # Not retried: a deterministic failure would block every later record.
+            # The records stay readable in the dead-letter file.
+            self._ledger.note_error(exc)
+            self._log.log(logging.ERROR, "unexpected", "the store raised %s, expected a "
+                          "TransientStoreError or PermanentStoreError; treating it as permanent",
+                          type(exc).__name__, exc_info=exc)
+            raise PermanentStoreError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _dead_letter(self, record: CapturedRun, error: PermanentStoreError) -> None:
+        self._log.log(logging.WARNING, "dead-letter", "the store rejected record %s (%s); kept "
+                      "in %s", record.id, error, self._dead_letters.path)
+        self._dead_letters.write(record, error)
+
+    def _mark_down(self, error: TransientStoreError) -> None:
+        if not self.store_down:
+            logger.warning("store unavailable (%s); records wait in memory and on the spool, "
+                           "retrying every %.1f s", error, self._config.retry_max_backoff_s)
+        self.store_down = True
+
+    def _mark_up(self) -> None:
+        if self.store_down:
+            logger.info("store available again; replaying waiting records")
+        self.store_down = False
+
+
+class _Stop:
+    """tenacity stop: after ``attempts`` tries, or as soon as the writer must give up."""
+
+    def __init__(self, attempts: int, give_up: Callable[[], bool]) -> None:
+        self._attempts = attempts
+        self._give_up = give_up
+
+    def __call__(self, retry_state: Any) -> bool:
+        return bool(retry_state.attempt_number >= self._attempts or self._give_up())
+
