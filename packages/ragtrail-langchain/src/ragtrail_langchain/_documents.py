@@ -1,0 +1,100 @@
+"""Documents: LangChain ``Document`` lists to ragtrail inputs, and reranking detection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.documents import Document
+from ragtrail.capture import DocumentInput, guarded
+from ragtrail.schemas import content_hash
+
+from ._names import SCORE_KEYS
+
+__all__ = ["DocList", "Reranking", "doc_list", "docs_in", "reranking"]
+
+
+@dataclass(frozen=True)
+class DocList:
+    """A list of LangChain documents with their content hashes, computed once."""
+
+    documents: tuple[Document, ...]
+    hashes: tuple[str, ...]
+
+    def inputs(self, input_ranks: Sequence[int | None] | None = None) -> list[DocumentInput]:
+        """ragtrail document inputs, in order, with scores from the metadata."""
+        ranks = list(input_ranks) if input_ranks is not None else [None] * len(self.documents)
+        return [
+            DocumentInput(
+                text=doc.page_content,
+                document_id=doc.id or None,
+                metadata=doc.metadata or None,
+                score=score_of(doc),
+                input_rank=rank,
+            )
+            for doc, rank in zip(self.documents, ranks, strict=True)
+        ]
+
+
+@guarded(default=None)
+def score_of(document: Document) -> float | None:
+    """The score a retriever or compressor put in the metadata, if any."""
+    metadata = document.metadata or {}
+    for key in SCORE_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+@guarded(default=None)
+def doc_list(value: Any) -> DocList | None:
+    """A :class:`DocList` when ``value`` is a non-empty sequence of documents only."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or not value:
+        return None
+    if not all(isinstance(item, Document) for item in value):
+        return None
+    docs = tuple(value)
+    return DocList(docs, tuple(content_hash(d.page_content) for d in docs))
+
+
+def docs_in(value: Any) -> DocList | None:
+    """Documents a step received: a list of them, or the first such list in a dict."""
+    found = doc_list(value)
+    if found is not None or not isinstance(value, Mapping):
+        return found
+    for item in value.values():
+        found = doc_list(item)
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """Output documents of a reranking step and where each stood in its input."""
+
+    output: DocList
+    input_ranks: tuple[int, ...]
+
+
+@guarded(default=None)
+def reranking(source: DocList, output: DocList, *, explicit: bool = False) -> Reranking | None:
+    """A :class:`Reranking` when ``output`` is drawn from ``source`` and reorders it.
+
+    "Reorders" means: a different order, fewer documents, or scores the input did not
+    carry. An unchanged list is a pass-through, not a reranker, unless ``explicit``.
+    """
+    first_rank: dict[str, int] = {}
+    for rank, digest in enumerate(source.hashes):
+        first_rank.setdefault(digest, rank)
+    if any(digest not in first_rank for digest in output.hashes):
+        return None
+    ranks = tuple(first_rank[d] for d in output.hashes)
+    changed = (
+        output.hashes != source.hashes
+        or any(score_of(o) != score_of(source.documents[r])
+               for o, r in zip(output.documents, ranks, strict=True))
+    )
+    return Reranking(output, ranks) if changed or explicit else None
