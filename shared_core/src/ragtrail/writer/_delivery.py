@@ -58,16 +58,34 @@ class StoreSource:
                 logger.warning("closing the store failed: %s: %s", type(exc).__name__, exc)
 
     def for_child(self) -> StoreSource:
-        """The source a forked child uses: a fresh store from the factory, never the parent's.
+        """The source a forked child uses; the parent's connections are left alone.
 
-        A store instance (no factory) is shared with the parent; the child must not close
-        it, since closing a connection would also end it for the parent.
+        With a factory the child builds its own store. A store instance is shared with
+        the parent: if it offers ``reset_after_fork()`` (dropping inherited pooled
+        connections without closing them) the child calls it and then owns the store;
+        otherwise the child uses it but never closes it, since closing an inherited
+        connection could end it for the parent too.
         """
+        if self._store is not None:
+            # Never garbage-collect inherited connections in the child: some drivers
+            # say goodbye to the server on finalisation.
+            _INHERITED.append(self._store)
         if self._factory is not None:
             return StoreSource(self._factory)
         child = object.__new__(StoreSource)
         child._factory, child._store, child._owned = None, self._store, False
+        reset = getattr(self._store, "reset_after_fork", None)
+        if callable(reset):
+            try:
+                reset()
+                child._owned = True
+            except Exception as exc:  # the child keeps working without owning it
+                logger.warning("reset_after_fork failed in a forked child: %s", exc)
         return child
+
+
+#: Stores inherited through fork, kept alive (see :meth:`StoreSource.for_child`).
+_INHERITED: list[Store] = []
 
 
 @dataclass

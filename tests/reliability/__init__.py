@@ -1,0 +1,1 @@
+"""Reliability tests of the background writer (marker ``reliability``) and their helpers."""

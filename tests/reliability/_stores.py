@@ -1,0 +1,109 @@
+"""Stores for writer tests: in memory, and a wrapper that fails on command."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+from ragtrail.schemas import CapturedRun
+from ragtrail.sink import PermanentStoreError, Store, TransientStoreError
+
+
+class MemoryStore:
+    """Keeps records by id (idempotent, like the SQL store) and counts commits per id."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows: dict[str, CapturedRun] = {}
+        self.commits: Counter[str] = Counter()  # how many transactions included each id
+        self.order: list[str] = []  # ids in the order first stored
+        self.threads: set[int] = set()  # idents of threads that called write_batch
+        self.calls = 0
+        self.closed = False
+
+    def write_batch(self, records: Sequence[CapturedRun]) -> None:
+        with self.lock:
+            self.calls += 1
+            self.threads.add(threading.get_ident())
+            for record in records:
+                if record.id not in self.rows:
+                    self.order.append(record.id)
+                self.rows[record.id] = record
+                self.commits[record.id] += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FaultyStore:
+    """Wraps a store and injects failures.
+
+    ``down``: every write raises TransientStoreError before touching the store.
+    ``ambiguous``: the next N writes commit, then raise TransientStoreError.
+    ``poison``: ids the store rejects with PermanentStoreError (whole batch fails).
+    ``hang``: writes block until the event is set (a hung database).
+    ``close_inner``: whether close() closes the wrapped store.
+    """
+
+    def __init__(self, inner: Store, *, close_inner: bool = True) -> None:
+        self.inner = inner
+        self.down = False
+        self.ambiguous = 0
+        self.poison: set[str] = set()
+        self.hang = threading.Event()
+        self.hang.set()
+        self.close_inner = close_inner
+        self.attempts = 0
+        self.threads: set[int] = set()
+        self._lock = threading.Lock()
+
+    def write_batch(self, records: Sequence[CapturedRun]) -> None:
+        with self._lock:
+            self.attempts += 1
+            self.threads.add(threading.get_ident())
+        self.hang.wait()
+        if self.down:
+            raise TransientStoreError("injected: store down")
+        bad = [r.id for r in records if r.id in self.poison]
+        if bad:
+            raise PermanentStoreError(f"injected: poison record {bad[0]}")
+        self.inner.write_batch(records)
+        with self._lock:
+            if self.ambiguous > 0:
+                self.ambiguous -= 1
+                raise TransientStoreError("injected: connection lost after commit")
+
+    def close(self) -> None:
+        if self.close_inner:
+            self.inner.close()
+
+
+class FileStore:
+    """Appends the id of every committed record to a file: visible across processes.
+
+    Not idempotent on purpose, so a test can see a record written twice.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def write_batch(self, records: Sequence[CapturedRun]) -> None:
+        data = "".join(f"{record.id}\n" for record in records).encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        pass
+
+
+def ids_in(path: str) -> list[str]:
+    """Ids a FileStore committed, in order (empty if it never wrote)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return [line.strip() for line in handle if line.strip()]

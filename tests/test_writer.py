@@ -1,0 +1,534 @@
+"""The background writer against in-memory and deliberately failing stores.
+
+Behaviour only: every test reads the outcome through the writer's public API, the
+store's contents, the spool directory or the dead-letter file. Timing promises are
+in ``tests/reliability``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from ragtrail.errors import ConfigError
+from ragtrail.schemas import CapturedRun
+from ragtrail.sink import Sink
+from ragtrail.writer import (
+    BackgroundWriter,
+    DropReason,
+    WriterConfig,
+    WriterStats,
+    default_spool_dir,
+)
+from reliability._factory import make_record
+from reliability._stores import FaultyStore, FileStore, MemoryStore, ids_in
+
+HERE = Path(__file__).resolve().parent
+MakeWriter = Callable[..., BackgroundWriter]
+
+
+def fast_config(tmp_path: Path, **overrides: object) -> WriterConfig:
+    """Small limits and short waits so failure paths run in milliseconds."""
+    values: dict[str, object] = {
+        "spool_dir": tmp_path / "spool",
+        "flush_interval_s": 0.02,
+        "batch_max_events": 50,
+        "retry_max_attempts": 3,
+        "retry_initial_backoff_s": 0.001,
+        "retry_max_backoff_s": 0.01,
+        "shutdown_timeout_s": 5.0,
+    }
+    values.update(overrides)
+    return WriterConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def writers() -> Iterator[list[BackgroundWriter]]:
+    """Writers a test creates; closed at the end even if the test fails."""
+    created: list[BackgroundWriter] = []
+    yield created
+    for writer in created:
+        writer.close(1.0)
+
+
+@pytest.fixture
+def make_writer(writers: list[BackgroundWriter]) -> MakeWriter:
+    def build(store: object, config: WriterConfig, **kwargs: object) -> BackgroundWriter:
+        writer = BackgroundWriter(store, config, **kwargs)  # type: ignore[arg-type]
+        writers.append(writer)
+        return writer
+    return build
+
+
+def offer_all(writer: BackgroundWriter, count: int, prefix: str = "run") -> list[CapturedRun]:
+    records = [make_record(prefix) for _ in range(count)]
+    results = [writer.offer(record) for record in records]
+    assert all(results)
+    return records
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+def spool_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.jsonl")) if root.exists() else []
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_queue_events", 0),
+        ("max_queue_events", -5),
+        ("max_queue_events", 1.5),
+        ("max_queue_events", True),
+        ("max_queue_bytes", 0),
+        ("batch_max_events", 0),
+        ("flush_interval_s", 0),
+        ("flush_interval_s", float("nan")),
+        ("flush_interval_s", float("inf")),
+        ("flush_interval_s", "1"),
+        ("spool_max_bytes", -1),
+        ("retry_max_attempts", 0),
+        ("retry_initial_backoff_s", -0.1),
+        ("shutdown_timeout_s", 0),
+        ("drop_log_interval_s", 0),
+        ("spill_high_water_fraction", 0),
+        ("spill_high_water_fraction", 1.5),
+        ("spool_dir", 42),
+        ("dead_letter_path", 3.0),
+    ],
+)
+def test_config_rejects_invalid_limits(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        WriterConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_config_rejects_inconsistent_limits() -> None:
+    with pytest.raises(ConfigError, match="batch_max_events"):
+        WriterConfig(max_queue_events=10, batch_max_events=11)
+    with pytest.raises(ConfigError, match="retry_initial_backoff_s"):
+        WriterConfig(retry_initial_backoff_s=5, retry_max_backoff_s=1)
+
+
+def test_config_defaults_are_valid_and_frozen() -> None:
+    config = WriterConfig()
+    assert config.max_queue_events == 100_000
+    assert config.spool_enabled
+    with pytest.raises(AttributeError):
+        config.max_queue_events = 1  # type: ignore[misc]
+    assert WriterConfig(spool_max_bytes=0).spool_enabled is False
+
+
+def test_default_spool_dir_hides_the_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    url = "postgresql://app:s3cret@db.internal/audit"
+    path = default_spool_dir(url)
+    assert path.parent == tmp_path / "ragtrail" / "spool"
+    assert "s3cret" not in str(path) and "db.internal" not in str(path)
+    assert default_spool_dir(url) == path != default_spool_dir(url + "2")
+    assert WriterConfig().resolved_spool_dir(url) == path
+    assert WriterConfig().resolved_dead_letter_path(url) == path / "dead-letter.jsonl"
+
+
+# --- the happy path ---------------------------------------------------------------------
+
+
+def test_offered_records_are_stored_in_order(tmp_path: Path, make_writer: MakeWriter) -> None:
+    store = MemoryStore()
+    writer = make_writer(store, fast_config(tmp_path))
+    records = offer_all(writer, 230)
+    assert writer.flush(10)
+    assert store.order == [r.id for r in records]
+    stats = writer.stats()
+    assert (stats.offered, stats.stored, stats.pending, stats.dropped_total) == (230, 230, 0, 0)
+    assert stats.balanced()
+    assert stats.last_success_at is not None and stats.last_error is None
+    assert isinstance(writer, Sink)
+
+
+def test_flush_covers_only_what_was_offered_before_it(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    store = MemoryStore()
+    writer = make_writer(store, fast_config(tmp_path, flush_interval_s=3600))
+    first = offer_all(writer, 7)
+    assert writer.flush(10)  # without flush, a 1-hour interval would hold them
+    assert set(store.rows) == {r.id for r in first}
+    assert writer.flush(1)  # nothing new: immediately true
+
+
+def test_writes_happen_on_the_writer_thread_only(tmp_path: Path, make_writer: MakeWriter) -> None:
+    import threading
+
+    store = MemoryStore()
+    writer = make_writer(store, fast_config(tmp_path))
+    offer_all(writer, 120)
+    assert writer.flush(10)
+    assert store.threads and threading.get_ident() not in store.threads
+
+
+def test_stats_as_dict_is_the_sink_form(tmp_path: Path, make_writer: MakeWriter) -> None:
+    writer = make_writer(MemoryStore(), fast_config(tmp_path))
+    offer_all(writer, 3)
+    assert writer.flush(10)
+    stats = writer.stats()
+    assert isinstance(stats, WriterStats)
+    as_dict = stats.as_dict()
+    assert as_dict["offered"] == as_dict["stored"] == 3
+    assert as_dict["dropped"] == {} and as_dict["pending"] == 0
+    json.dumps(as_dict)  # plain JSON types only
+
+
+def test_store_factory_runs_on_the_writer_thread_and_failures_are_retried(
+    tmp_path: Path, make_writer: Callable[..., BackgroundWriter]
+) -> None:
+    store = MemoryStore()
+    calls: list[int] = []
+
+    def factory() -> MemoryStore:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("database not reachable yet")
+        return store
+
+    writer = make_writer(factory, fast_config(tmp_path))
+    records = offer_all(writer, 10)
+    assert writer.flush(10)
+    assert store.order == [r.id for r in records]
+    assert len(calls) == 3
+    assert writer.stats().retried >= 2
+
+
+# --- refusals and bounds --------------------------------------------------------------------
+
+
+def test_offer_never_raises_and_counts_what_it_refuses(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(MemoryStore(), fast_config(tmp_path))
+    assert writer.offer(None) is False  # type: ignore[arg-type]
+    assert writer.offer("not a record") is False  # type: ignore[arg-type]
+    stats = writer.stats()
+    assert stats.offered == 2 and stats.dropped == {DropReason.INVALID.value: 2}
+    assert stats.balanced()
+
+
+def test_queue_bound_in_records_refuses_and_counts_exactly(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    store = FaultyStore(MemoryStore())
+    store.hang.clear()  # the first batch hangs inside the store
+    config = fast_config(tmp_path, max_queue_events=20, batch_max_events=5, spool_max_bytes=0)
+    writer = make_writer(store, config)
+    results = [writer.offer(make_record()) for _ in range(60)]
+    refused = results.count(False)
+    assert refused == 40  # 20 fit (the hung batch included), the rest are refused
+    stats = writer.stats()
+    assert stats.dropped == {DropReason.QUEUE_FULL.value: refused}
+    assert stats.queue_events == 20 and stats.balanced()
+    store.hang.set()
+    assert writer.flush(10)
+    assert len(store.inner.rows) == 20  # type: ignore[attr-defined]
+    assert writer.stats().balanced()
+
+
+def test_queue_bound_in_bytes_uses_the_record_size(tmp_path: Path, make_writer: MakeWriter) -> None:
+    store = FaultyStore(MemoryStore())
+    store.hang.clear()
+    size = make_record().approx_bytes
+    config = fast_config(tmp_path, max_queue_bytes=size * 10, batch_max_events=2, spool_max_bytes=0)
+    writer = make_writer(store, config)
+    results = [writer.offer(make_record()) for _ in range(25)]
+    assert results.count(True) == 10
+    assert writer.stats().queue_bytes == size * 10
+    big = make_record()
+    big._approx_bytes = size * 11
+    assert writer.offer(big) is False
+    assert writer.stats().dropped[DropReason.TOO_LARGE.value] == 1
+    store.hang.set()
+    assert writer.flush(10)
+
+
+def test_record_without_a_size_gets_an_estimate(tmp_path: Path, make_writer: MakeWriter) -> None:
+    store = FaultyStore(MemoryStore())
+    store.hang.clear()
+    writer = make_writer(store, fast_config(tmp_path))
+    writer.offer(make_record(approx=False))
+    assert writer.stats().queue_bytes > 1000
+    store.hang.set()
+    assert writer.flush(10)
+
+
+def test_offers_after_close_are_refused_and_counted(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    store = MemoryStore()
+    writer = make_writer(store, fast_config(tmp_path))
+    offer_all(writer, 5)
+    assert writer.close(10) is True
+    assert store.closed
+    assert writer.offer(make_record()) is False
+    stats = writer.stats()
+    assert stats.stored == 5 and stats.dropped == {DropReason.CLOSED.value: 1}
+    assert stats.balanced()
+    assert writer.close(1) is True  # again: still true, no error
+
+
+# --- retries, ambiguous commits, poison records ---------------------------------------------
+
+
+def test_transient_failures_are_retried_until_stored(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    inner = MemoryStore()
+    store = FaultyStore(inner)
+    store.down = True
+    writer = make_writer(store, fast_config(tmp_path, retry_max_attempts=10))
+    records = offer_all(writer, 30)
+    wait_until(lambda: store.attempts >= 2)
+    store.down = False
+    assert writer.flush(10)
+    assert inner.order == [r.id for r in records]
+    stats = writer.stats()
+    assert stats.stored == 30 and stats.retried >= 2
+    assert "store down" in (stats.last_error or "")
+
+
+def test_ambiguous_commit_is_counted_once(tmp_path: Path, make_writer: MakeWriter) -> None:
+    inner = MemoryStore()
+    store = FaultyStore(inner)
+    store.ambiguous = 2  # the next two writes commit, then report a lost connection
+    writer = make_writer(store, fast_config(tmp_path))
+    records = offer_all(writer, 40)
+    assert writer.flush(10)
+    stats = writer.stats()
+    assert (stats.stored, stats.retried) == (40, 2)
+    assert set(inner.rows) == {r.id for r in records}
+    assert max(inner.commits.values()) >= 2  # committed more than once, counted once
+
+
+def test_poison_records_are_isolated_and_dead_lettered(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    inner = MemoryStore()
+    store = FaultyStore(inner)
+    records = [make_record() for _ in range(50)]
+    poison = {records[3].id, records[4].id, records[41].id}
+    store.poison = poison
+    dead_path = tmp_path / "dead.jsonl"
+    writer = make_writer(store, fast_config(tmp_path, dead_letter_path=dead_path))
+    assert all(writer.offer(r) for r in records)
+    assert writer.flush(10)
+    assert inner.order == [r.id for r in records if r.id not in poison]
+    stats = writer.stats()
+    assert (stats.stored, stats.dead_lettered) == (47, 3) and stats.balanced()
+    lines = [json.loads(line) for line in dead_path.read_text().splitlines()]
+    assert {line["record"]["run"]["id"] for line in lines} == poison
+    assert all("poison record" in line["error"] for line in lines)
+    restored = CapturedRun.model_validate(lines[0]["record"])
+    assert restored.id in poison
+
+
+def test_unexpected_store_exception_is_treated_as_permanent(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    class BrokenStore(MemoryStore):
+        def write_batch(self, records):  # type: ignore[no-untyped-def]
+            if any(r.id.startswith("bad") for r in records):
+                raise KeyError("a bug in the store")
+            super().write_batch(records)
+
+    store = BrokenStore()
+    writer = make_writer(store, fast_config(tmp_path))
+    offer_all(writer, 5)
+    offer_all(writer, 1, prefix="bad")
+    offer_all(writer, 5)
+    assert writer.flush(10)
+    stats = writer.stats()
+    assert (stats.stored, stats.dead_lettered) == (10, 1)
+    assert "KeyError" in (stats.last_error or "")
+
+
+# --- the spool -----------------------------------------------------------------------------
+
+
+def test_outage_spills_to_disk_and_replays_in_order(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    inner = MemoryStore()
+    store = FaultyStore(inner)
+    store.down = True
+    config = fast_config(tmp_path, max_queue_events=100, batch_max_events=10)
+    writer = make_writer(store, config)
+    records = [make_record() for _ in range(400)]
+    for record in records:
+        assert writer.offer(record)
+        if writer.stats().queue_events >= 90:  # let the writer thread spill
+            wait_until(lambda: writer.stats().queue_events < 90)
+    stats = writer.stats()
+    assert stats.spooled > 0 and stats.spool_events > 0 and stats.dropped_total == 0
+    assert spool_files(config.resolved_spool_dir("default"))
+    store.down = False
+    assert writer.flush(20)
+    assert inner.order == [r.id for r in records]
+    stats = writer.stats()
+    assert stats.replayed == stats.spooled and stats.spool_events == 0 and stats.spool_bytes == 0
+    assert stats.balanced()
+    assert spool_files(config.resolved_spool_dir("default")) == []
+
+
+def test_full_spool_refuses_with_its_own_reason(tmp_path: Path, make_writer: MakeWriter) -> None:
+    store = FaultyStore(MemoryStore())
+    store.down = True
+    size = len(make_record().model_dump_json()) + 20
+    config = fast_config(tmp_path, max_queue_events=20, batch_max_events=5,
+                         spool_max_bytes=size * 30, spool_segment_max_bytes=size * 8)
+    writer = make_writer(store, config)
+    results = []
+    for _ in range(200):
+        results.append(writer.offer(make_record()))
+        time.sleep(0.0005)
+    wait_until(lambda: writer.stats().dropped.get(DropReason.SPOOL_FULL.value, 0) > 0)
+    stats = writer.stats()
+    assert stats.dropped_total == results.count(False)
+    on_disk = sum(p.stat().st_size for p in spool_files(config.resolved_spool_dir("default")))
+    assert on_disk <= config.spool_max_bytes and stats.spool_bytes == on_disk
+    assert stats.balanced()
+
+
+def test_close_with_store_down_leaves_the_spool_for_the_next_writer(tmp_path: Path) -> None:
+    store = FaultyStore(MemoryStore())
+    store.down = True
+    config = fast_config(tmp_path)
+    first = BackgroundWriter(store, config)
+    records = offer_all(first, 120)
+    assert first.close(5) is False  # could not store: spooled instead
+    stats = first.stats()
+    assert stats.spool_events == 120 and stats.stored == 0 and stats.balanced()
+
+    second_store = MemoryStore()
+    second = BackgroundWriter(second_store, config)
+    try:
+        wait_until(lambda: second.stats().stored == 120)
+        assert second_store.order == [r.id for r in records]
+        stats = second.stats()
+        assert stats.recovered == 120 and stats.replayed == 120 and stats.balanced()
+    finally:
+        assert second.close(5)
+    assert spool_files(config.resolved_spool_dir("default")) == []
+
+
+def test_a_live_writers_spool_is_not_adopted(tmp_path: Path, make_writer: MakeWriter) -> None:
+    store = FaultyStore(MemoryStore())
+    store.down = True
+    config = fast_config(tmp_path, max_queue_events=40, batch_max_events=10)
+    owner = make_writer(store, config)
+    offer_all(owner, 35)
+    wait_until(lambda: owner.stats().spool_events > 0)
+    other_store = MemoryStore()
+    other = make_writer(other_store, config)
+    offer_all(other, 3, prefix="other")
+    assert other.flush(10)
+    assert other.stats().recovered == 0 and len(other_store.rows) == 3
+
+
+def test_damaged_spool_lines_are_counted_not_fatal(tmp_path: Path) -> None:
+    store = FaultyStore(MemoryStore())
+    store.down = True
+    config = fast_config(tmp_path)
+    first = BackgroundWriter(store, config)
+    records = offer_all(first, 10)
+    first.close(5)
+    (segment,) = spool_files(config.resolved_spool_dir("default"))
+    lines = segment.read_bytes().splitlines(keepends=True)
+    lines[2] = b'{"this is": "not a record"}\n'
+    segment.write_bytes(b"".join(lines) + b'{"torn": ')  # and a half line from a crash
+
+    second_store = MemoryStore()
+    second = BackgroundWriter(second_store, config)
+    try:
+        wait_until(lambda: second.stats().spool_events == 0 and second.stats().recovered > 0)
+        stats = second.stats()
+        assert stats.dropped == {DropReason.SPOOL_CORRUPT.value: 1}
+        assert second_store.order == [r.id for i, r in enumerate(records) if i != 2]
+        assert stats.balanced()
+    finally:
+        second.close(5)
+
+
+# --- logging, exit, fork ----------------------------------------------------------------------
+
+
+def test_drop_warning_is_rate_limited(tmp_path: Path, make_writer: Callable[..., BackgroundWriter],
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="ragtrail.writer")
+    store = FaultyStore(MemoryStore())
+    store.hang.clear()
+    config = fast_config(tmp_path, max_queue_events=5, batch_max_events=5, spool_max_bytes=0,
+                         drop_log_interval_s=3600)
+    writer = make_writer(store, config)
+    for _ in range(200):
+        writer.offer(make_record())
+    # The writer thread is stuck in the hung store; release it so it can report.
+    store.hang.set()
+    wait_until(lambda: any("dropped" in r.message for r in caplog.records))
+    for _ in range(200):
+        writer.offer(make_record())
+    assert writer.flush(10)
+    drop_logs = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(drop_logs) == 1
+    assert "queue_full" in drop_logs[0].getMessage()
+
+
+@pytest.mark.parametrize("mode", ["plain", "multiprocessing"])
+def test_exit_hooks_store_what_was_never_flushed(tmp_path: Path, mode: str) -> None:
+    ids_path = tmp_path / "ids.txt"
+    result = subprocess.run(
+        [sys.executable, str(HERE / "reliability" / "_child_exit.py"), str(ids_path),
+         str(tmp_path / "spool"), "300", mode],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    ids = ids_in(str(ids_path))
+    assert len(ids) == 300 and len(set(ids)) == 300
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_gets_a_fresh_writer(tmp_path: Path) -> None:
+    ids_path = str(tmp_path / "ids.txt")
+    config = fast_config(tmp_path, flush_interval_s=3600)  # nothing written before the fork
+    writer = BackgroundWriter(lambda: FileStore(ids_path), config)
+    before = offer_all(writer, 25, prefix="before")
+    pid = os.fork()
+    if pid == 0:  # the child: its own records only, exactly once
+        code = 1
+        try:
+            child = offer_all(writer, 10, prefix="child")
+            ok = writer.close(10) and writer.stats().stored == 10
+            code = 0 if ok and len(child) == 10 else 3
+        finally:
+            os._exit(code)
+    after = offer_all(writer, 5, prefix="after")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert writer.close(10)
+    ids = ids_in(ids_path)
+    expected = [r.id for r in before + after]
+    assert sorted(ids) == sorted(expected + [i for i in ids if i.startswith("child")])
+    assert len([i for i in ids if i.startswith("child")]) == 10
+    assert len(ids) == len(set(ids)) == 40
