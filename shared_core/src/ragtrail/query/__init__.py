@@ -1,0 +1,27 @@
+"""The read side: SQL queries over a ragtrail store.
+
+Every function takes the store's SQLAlchemy engine (``SqlStore.engine``) and works
+the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from ._documents import answers_using
+from ._lineage import lineage
+from ._models import DocumentUsage, DocumentUse, Lineage, RunNode, TraceSummary, UsageRow
+from ._traces import traces
+from ._usage import GROUP_KEYS, usage
+
+__all__ = [
+    "GROUP_KEYS",
+    "DocumentUsage",
+    "DocumentUse",
+    "Lineage",
+    "RunNode",
+    "TraceSummary",
+    "UsageRow",
+    "answers_using",
+    "lineage",
+    "traces",
+    "usage",
+]

@@ -1,0 +1,79 @@
+"""``answers_using(engine, document)``: the traces a document took part in.
+
+Served by the ``document_id`` and ``content_hash`` indexes of ``document_links``
+(two index lookups, UNION ALL), never a scan.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..errors import ConfigError
+from ..schemas import DocStage
+from ..store import _tables
+from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, runs_by_id
+from ._models import DocumentUsage
+
+__all__ = ["answers_using", "links_statement"]
+
+_links = _tables.document_links
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def links_statement(document: str) -> sa.CompoundSelect[Any]:
+    """The links of a document given by id or content hash (one index lookup each)."""
+    return sa.union_all(
+        sa.select(_links).where(_links.c.document_id == document),
+        sa.select(_links).where(_links.c.content_hash == document),
+    )
+
+
+def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUsage:
+    top = max(DocStage(link.stage).order for link in links)
+    at_top = sorted(
+        (link for link in links if DocStage(link.stage).order == top),
+        key=lambda link: (link.rank, link.run_id),
+    )
+    best = at_top[0]
+    root = roots.get(trace_id)
+    return DocumentUsage(
+        trace_id=trace_id,
+        run_ids=sorted({link.run_id for link in links}),
+        document_id=best.document_id,
+        content_hash=best.content_hash,
+        stage=DocStage(best.stage),
+        rank=best.rank,
+        score=best.score,
+        question=as_text(root.inputs, QUESTION_KEYS) if root is not None else None,
+        answer=as_text(root.outputs, ANSWER_KEYS) if root is not None else None,
+        started_at=root.started_at if root is not None else None,
+    )
+
+
+def answers_using(engine: Engine, document: str) -> list[DocumentUsage]:
+    """Traces that used ``document`` (a document id or content hash), newest first.
+
+    Each says the highest stage the document reached in that trace (retrieved <
+    reranked < in_prompt) and its best rank and score there. An unknown document
+    gives an empty list.
+    """
+    if not isinstance(document, str) or not document:
+        raise ConfigError(f"document must be a non-empty id or content hash, got {document!r}")
+    with engine.connect() as conn:
+        rows = conn.execute(links_statement(document)).all()
+        by_trace: dict[str, dict[tuple[str, str, str], Any]] = defaultdict(dict)
+        for row in rows:  # a link can match both by id and by hash: keep it once
+            by_trace[row.trace_id][(row.run_id, row.content_hash, row.stage)] = row
+        roots = runs_by_id(conn, by_trace)
+    found = [_usage(trace, list(links.values()), roots) for trace, links in by_trace.items()]
+    # Newest first; traces whose root is not stored yet come last.
+    found.sort(
+        key=lambda use: (use.started_at is not None, use.started_at or _EPOCH, use.trace_id),
+        reverse=True,
+    )
+    return found

@@ -1,0 +1,97 @@
+"""``lineage(engine, run_id)``: every run, LLM call and document of one trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import NotFoundError
+from ..schemas import LLMCallRecord, Run
+from ..store import _tables
+from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, llm_call_from_row, run_from_row, sum_cost
+from ._models import DocumentUse, Lineage, RunNode
+
+__all__ = ["lineage"]
+
+_runs = _tables.runs
+_calls = _tables.llm_calls
+_links = _tables.document_links
+_docs = _tables.documents
+
+
+def _trace_of(conn: Connection, run_id: str) -> str:
+    trace_id = conn.execute(
+        sa.select(_runs.c.trace_id).where(_runs.c.id == run_id)
+    ).scalar_one_or_none()
+    if trace_id is not None:
+        return str(trace_id)
+    # The id of a trace whose root is not stored yet still names the trace.
+    if conn.execute(sa.select(_runs.c.id).where(_runs.c.trace_id == run_id).limit(1)).first():
+        return run_id
+    raise NotFoundError(f"no run or trace with id {run_id!r} is stored")
+
+
+def _tree(runs: list[Run], trace_id: str) -> tuple[RunNode | None, list[RunNode]]:
+    nodes = {run.id: RunNode(run=run) for run in runs}
+    roots: list[RunNode] = []
+    for run in runs:
+        parent = nodes.get(run.parent_id) if run.parent_id is not None else None
+        if parent is None or run.parent_id == run.id:
+            roots.append(nodes[run.id])
+        else:
+            parent.children.append(nodes[run.id])
+    tree = nodes.get(trace_id) or (roots[0] if roots else None)
+    return tree, roots
+
+
+def _document_uses(conn: Connection, trace_id: str, order: dict[str, int]) -> list[DocumentUse]:
+    stmt = (
+        sa.select(_links, _docs.c.content, _docs.c.metadata)
+        .select_from(_links.outerjoin(_docs, _docs.c.content_hash == _links.c.content_hash))
+        .where(_links.c.trace_id == trace_id)
+    )
+    uses = []
+    for row in conn.execute(stmt):
+        data: dict[str, Any] = dict(row._mapping)
+        data.pop("trace_id")
+        data["metadata"] = data["metadata"] or {}
+        uses.append(DocumentUse.model_validate(data))
+    uses.sort(key=lambda use: (order.get(use.run_id, len(order)), use.stage.order, use.rank))
+    return uses
+
+
+def lineage(engine: Engine, run_id: str) -> Lineage:
+    """The lineage of the trace holding ``run_id`` (any run of it, or the trace id).
+
+    Raises :class:`~ragtrail.errors.NotFoundError` naming the id when nothing is stored.
+    """
+    with engine.connect() as conn:
+        trace_id = _trace_of(conn, run_id)
+        rows = conn.execute(sa.select(_runs).where(_runs.c.trace_id == trace_id))
+        runs = sorted((run_from_row(row) for row in rows), key=lambda r: (r.started_at, r.path))
+        order = {run.id: index for index, run in enumerate(runs)}
+        call_rows = list(
+            conn.execute(sa.select(_calls).where(_calls.c.trace_id == trace_id))
+        )
+        documents = _document_uses(conn, trace_id, order)
+    call_rows.sort(key=lambda row: order.get(row.run_id, len(order)))
+    calls: list[LLMCallRecord] = [llm_call_from_row(row) for row in call_rows]
+    total_cost, unpriced = sum_cost(row.total_cost for row in call_rows)
+    tree, roots = _tree(runs, trace_id)
+    root = tree.run if tree is not None and tree.run.id == trace_id else None
+    return Lineage(
+        trace_id=trace_id,
+        runs=runs,
+        tree=tree,
+        roots=roots,
+        llm_calls=calls,
+        documents=documents,
+        question=as_text(root.inputs, QUESTION_KEYS) if root is not None else None,
+        answer=as_text(root.outputs, ANSWER_KEYS) if root is not None else None,
+        total_tokens=sum(row.total_tokens or 0 for row in call_rows),
+        total_cost=total_cost,
+        unpriced_calls=unpriced,
+    )
+

@@ -1,0 +1,109 @@
+"""``usage(engine, group_by=...)``: tokens and cost of LLM calls, grouped.
+
+A call with no known price (``total_cost`` NULL) is counted in ``unpriced_calls``
+and never added to ``total_cost`` as zero. ``day`` is the UTC day of the call's
+start, ``YYYY-MM-DD`` on both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..errors import ConfigError
+from ..store import _tables
+from ..store._types import utc_day
+from ._common import time_filters
+from ._models import UsageRow
+
+__all__ = ["GROUP_KEYS", "usage"]
+
+_calls = _tables.llm_calls
+_run = _tables.runs.alias("call_run")
+_root = _tables.runs.alias("root_run")
+
+
+def _context(column: str) -> sa.ColumnElement[Any]:
+    # App context is read from the call's own run, else from its trace's root.
+    return sa.func.coalesce(_run.c[column], _root.c[column])
+
+
+#: group_by key -> SQL expression it groups on.
+GROUP_KEYS: dict[str, sa.ColumnElement[Any]] = {
+    "model": _calls.c.provider_model,
+    "provider": _calls.c.provider,
+    "template": _calls.c.prompt_template_hash,
+    "day": utc_day(_calls.c.started_at),
+    "app_name": _context("app_name"),
+    "user": _context("user_hash"),
+    "session": _context("session_id"),
+}
+_NEEDS_RUNS = {"app_name", "user", "session"}
+_TOKENS = ("input", "output", "total", "cache_read", "cache_creation", "reasoning")
+
+
+def _keys(group_by: Sequence[str] | str) -> list[str]:
+    raw = group_by.split(",") if isinstance(group_by, str) else list(group_by)
+    keys = [str(key).strip() for key in raw if str(key).strip()]
+    unknown = [key for key in keys if key not in GROUP_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"cannot group usage by {', '.join(map(repr, unknown))}; "
+            f"use any of {', '.join(GROUP_KEYS)}"
+        )
+    return list(dict.fromkeys(keys))
+
+
+def usage(
+    engine: Engine,
+    *,
+    group_by: Sequence[str] | str,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+) -> list[UsageRow]:
+    """Tokens and cost of the LLM calls started in [since, until), per group.
+
+    ``group_by``: any of ``model, provider, app_name, user, session, day, template``
+    (a list, or one string, comma-separated); empty gives one row for everything.
+    Rows come ordered by their group values.
+    """
+    keys = _keys(group_by)
+    groups = [GROUP_KEYS[key].label(f"g_{index}") for index, key in enumerate(keys)]
+    measures = [
+        sa.func.count().label("calls"),
+        sa.func.count(_calls.c.total_cost).label("priced_calls"),
+        sa.func.sum(_calls.c.total_cost).label("total_cost"),
+        *(sa.func.coalesce(sa.func.sum(_calls.c[f"{name}_tokens"]), 0).label(name)
+          for name in _TOKENS),
+    ]
+    source: sa.FromClause = _calls
+    if _NEEDS_RUNS.intersection(keys):
+        source = _calls.outerjoin(_run, _run.c.id == _calls.c.run_id).outerjoin(
+            _root, _root.c.id == _calls.c.trace_id
+        )
+    stmt = (
+        sa.select(*groups, *measures)
+        .select_from(source)
+        .where(*time_filters(_calls.c.started_at, since, until))
+        .group_by(*groups)
+        .order_by(*groups)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [_row(keys, row) for row in rows if row.calls]
+
+
+def _row(keys: list[str], row: Any) -> UsageRow:
+    data = row._mapping
+    return UsageRow(
+        group={key: data[f"g_{index}"] for index, key in enumerate(keys)},
+        calls=data["calls"],
+        priced_calls=data["priced_calls"],
+        unpriced_calls=data["calls"] - data["priced_calls"],
+        total_cost=data["total_cost"],
+        **{f"{name}_tokens": int(data[name]) for name in _TOKENS},
+    )

@@ -1,0 +1,185 @@
+"""Alembic, run programmatically: the schema revision check and upgrades.
+
+Migrations ship inside the package (``ragtrail/store/migrations``); no alembic.ini
+is involved. ragtrail keeps its revision in its own version table, so an
+application's own Alembic history in the same database never collides with it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import ConfigError, SchemaTooNewError, StoreUnavailableError
+from ._errors import SchemaTooOldError, one_line_reason
+from ._tables import POSTGRES_ONLY_INDEXES, metadata
+
+__all__ = [
+    "VERSION_TABLE",
+    "SchemaState",
+    "autogenerate_filter",
+    "ensure_schema",
+    "head_revision",
+    "inspect_schema",
+    "migrate",
+]
+
+logger = logging.getLogger("ragtrail.store")
+
+#: Table holding ragtrail's Alembic revision.
+VERSION_TABLE = "ragtrail_alembic_version"
+_SCRIPT_LOCATION = "ragtrail.store:migrations"
+# Arbitrary constant: serialises concurrent migrations of one PostgreSQL database.
+_PG_LOCK_KEY = 0x7261677472616C  # "ragtral"
+
+
+class SchemaStatus(enum.Enum):
+    """Where a database stands relative to this ragtrail's migrations."""
+
+    EMPTY = "empty"
+    CURRENT = "current"
+    OLDER = "older"
+    NEWER = "newer"
+    FOREIGN = "foreign"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """A database's revision and what it means for this code."""
+
+    status: SchemaStatus
+    revision: str | None
+    head: str
+
+
+def autogenerate_filter(dialect_name: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic ``include_object`` hook: PostgreSQL-only indexes do not exist elsewhere."""
+
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        return dialect_name == "postgresql" or type_ != "index" or name not in POSTGRES_ONLY_INDEXES
+
+    return include_object
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", _SCRIPT_LOCATION)
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    """The schema revision this ragtrail writes."""
+    head = _script().get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise RuntimeError("ragtrail's migrations are missing from the package")
+    return head
+
+
+def _known(revision: str) -> bool:
+    try:
+        return _script().get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def inspect_schema(conn: Connection) -> SchemaState:
+    """Read the database's ragtrail revision and compare it with this code's."""
+    head = head_revision()
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    revision = context.get_current_revision()
+    if revision == head:
+        return SchemaState(SchemaStatus.CURRENT, revision, head)
+    if revision is None:
+        existing = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        status = SchemaStatus.FOREIGN if existing else SchemaStatus.EMPTY
+        return SchemaState(status, None, head)
+    status = SchemaStatus.OLDER if _known(revision) else SchemaStatus.NEWER
+    return SchemaState(status, revision, head)
+
+
+def _refuse(state: SchemaState, shown: str) -> None:
+    if state.status is SchemaStatus.NEWER:
+        raise SchemaTooNewError(
+            f"database at {shown} is at schema revision {state.revision}, newer than this "
+            f"ragtrail ({state.head}); upgrade ragtrail"
+        )
+    if state.status is SchemaStatus.FOREIGN:
+        raise ConfigError(
+            f"database at {shown} already has tables named like ragtrail's "
+            f"({', '.join(sorted(metadata.tables))}) that ragtrail did not create; "
+            "give ragtrail its own database or schema"
+        )
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        # Take the write lock now, so a second process waits instead of failing
+        # halfway through creating the same tables.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine, shown: str) -> str:
+    """Upgrade the database to this code's head revision, under a lock; returns it."""
+    with engine.connect() as conn:
+        _lock(conn)
+        state = inspect_schema(conn)
+        _refuse(state, shown)
+        if state.status is not SchemaStatus.CURRENT:
+            logger.info("upgrading %s from %s to %s", shown, state.revision, state.head)
+            command.upgrade(_config(conn), "head")
+        conn.commit()
+    return state.head
+
+
+def ensure_schema(engine: Engine, shown: str, auto_upgrade: bool | None) -> SchemaState:
+    """Check the database's schema; create or upgrade it as ``auto_upgrade`` allows.
+
+    ``auto_upgrade`` None creates the schema in an empty database only; True also
+    upgrades an older one; False changes nothing. Raises SchemaTooNewError,
+    SchemaTooOldError, ConfigError or StoreUnavailableError with one clear line.
+    """
+    try:
+        with engine.connect() as conn:
+            state = inspect_schema(conn)
+        _refuse(state, shown)
+        if state.status is SchemaStatus.CURRENT:
+            return state
+        fresh = state.status is SchemaStatus.EMPTY
+        if not (auto_upgrade or (auto_upgrade is None and fresh)):
+            raise _too_old(state, shown)
+        migrate(engine, shown)
+    except sa.exc.SQLAlchemyError as exc:
+        logger.debug("opening %s failed", shown, exc_info=True)
+        raise StoreUnavailableError(
+            f"cannot open database at {shown}: {one_line_reason(exc)}"
+        ) from None
+    return SchemaState(SchemaStatus.CURRENT, state.head, state.head)
+
+
+def _too_old(state: SchemaState, shown: str) -> SchemaTooOldError:
+    if state.status is SchemaStatus.EMPTY:
+        found = "has no ragtrail tables yet"
+    else:
+        found = f"is at schema revision {state.revision}, older than this ragtrail ({state.head})"
+    return SchemaTooOldError(f"database at {shown} {found}; run `ragtrail db upgrade URL` first")

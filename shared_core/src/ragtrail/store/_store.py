@@ -1,0 +1,197 @@
+"""SqlStore: the SQL implementation of :class:`ragtrail.sink.Store`, and how to open one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine
+
+from ..errors import StoreUnavailableError
+from ..schemas import CapturedRun
+from ..sink import TransientStoreError
+from . import _tables
+from ._errors import classify_write_error, one_line_reason
+from ._migrate import ensure_schema, inspect_schema, migrate
+from ._retention import purge_before
+from ._rows import rows_for
+from ._url import EngineConfig, create_store_engine, display_url, parse_url, prepare_sqlite_file
+
+__all__ = ["SqlStore", "open_store", "upgrade_database"]
+
+logger = logging.getLogger("ragtrail.store")
+
+
+def _insert_ignoring_duplicates(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> None:
+    if not rows:
+        return
+    keys = [column.name for column in table.primary_key.columns]
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    conn.execute(stmt, rows)
+
+
+class SqlStore:
+    """Runs, LLM calls and documents in SQLite or PostgreSQL. Build with :func:`open_store`.
+
+    ``write_batch`` is idempotent: records are keyed (runs by id, LLM calls by run
+    id, documents by content hash, links by run, document and stage) and a key
+    already stored is left as it is, so retrying a batch never duplicates rows.
+    """
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        self._engine = engine
+        self._url = url
+        self._closed = False
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for the :mod:`ragtrail.query` functions."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return display_url(self._url)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def write_batch(self, records: Sequence[CapturedRun]) -> None:
+        """Store every record in one transaction, or none of them.
+
+        Raises :class:`~ragtrail.sink.TransientStoreError` when the write may succeed
+        later (locked, disconnected, restarting) and
+        :class:`~ragtrail.sink.PermanentStoreError` when the database refuses the data.
+        """
+        if self._closed:
+            raise TransientStoreError("store is closed")
+        if not records:
+            return
+        try:
+            rows = rows_for(records)
+            with self._engine.begin() as conn:
+                for name, table_rows in rows.tables():
+                    _insert_ignoring_duplicates(conn, _tables.metadata.tables[name], table_rows)
+        except Exception as exc:
+            raise classify_write_error(exc) from exc
+
+    def integrity_check(self) -> bool:
+        """True when the database reports itself consistent and at this code's schema.
+
+        SQLite runs ``PRAGMA integrity_check``; PostgreSQL (which checks itself) gets a
+        consistent read across the tables. False, never an exception, on failure.
+        """
+        try:
+            with self._engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    result = [row[0] for row in conn.exec_driver_sql("PRAGMA integrity_check")]
+                    if result != ["ok"]:
+                        logger.warning("integrity_check on %s: %s", self.url, result[:5])
+                        return False
+                for table in _tables.metadata.sorted_tables:
+                    conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                return inspect_schema(conn).revision == inspect_schema(conn).head
+        except sa.exc.SQLAlchemyError:
+            logger.warning("integrity_check on %s failed", self.url, exc_info=True)
+            return False
+
+    def purge(self, *, before: datetime) -> int:
+        """Delete every trace whose root started before ``before`` (naive = UTC).
+
+        Returns the number of traces deleted; documents no other trace uses go too.
+        """
+        return purge_before(self._engine, before)
+
+    def revision(self) -> str | None:
+        """The database's ragtrail schema revision."""
+        with self._engine.connect() as conn:
+            return inspect_schema(conn).revision
+
+    def reset_after_fork(self) -> None:
+        """Drop pooled connections inherited from the parent process (call in a child)."""
+        self._engine.dispose(close=False)
+
+    def close(self) -> None:
+        """Release every pooled connection; later writes raise TransientStoreError."""
+        self._closed = True
+        self._engine.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.url!r})"
+
+
+def _engine_for(url: str | None, config: EngineConfig) -> tuple[Engine, URL]:
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        prepare_sqlite_file(parsed)
+    return create_store_engine(parsed, config), parsed
+
+
+def open_store(
+    url: str | None = None,
+    *,
+    auto_upgrade: bool | None = None,
+    busy_timeout_ms: int = 5000,
+    connect_timeout_s: float = 10.0,
+) -> SqlStore:
+    """Open (and if it is empty, create) the ragtrail database at ``url``.
+
+    ``url`` None means ``$RAGTRAIL_URL``, else ``sqlite:///./ragtrail.db``;
+    ``postgres://`` and ``postgresql://`` use psycopg 3. ``auto_upgrade``: None
+    (default) creates the schema in an empty database only; True also migrates an
+    older schema; False never changes the database.
+
+    Raises :class:`~ragtrail.errors.ConfigError` for a bad URL or setting,
+    :class:`~ragtrail.errors.StoreUnavailableError` when the database cannot be
+    reached or opened (``SchemaTooOldError`` when it needs ``ragtrail db upgrade``),
+    and :class:`~ragtrail.errors.SchemaTooNewError` when a newer ragtrail wrote it.
+    """
+    config = EngineConfig(busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s)
+    engine, parsed = _engine_for(url, config)
+    try:
+        ensure_schema(engine, display_url(parsed), auto_upgrade)
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlStore(engine, parsed)
+
+
+def upgrade_database(url: str | None = None, *, connect_timeout_s: float = 10.0) -> str:
+    """Create or migrate the ragtrail schema at ``url`` to this code's revision.
+
+    Idempotent; returns the revision. Raises like :func:`open_store`.
+    """
+    engine, parsed = _engine_for(url, EngineConfig(connect_timeout_s=connect_timeout_s))
+    shown = display_url(parsed)
+    try:
+        return migrate(engine, shown)
+    except sa.exc.SQLAlchemyError as exc:
+        logger.debug("upgrading %s failed", shown, exc_info=True)
+        raise StoreUnavailableError(
+            f"cannot upgrade database at {shown}: {one_line_reason(exc)}"
+        ) from None
+    finally:
+        engine.dispose()

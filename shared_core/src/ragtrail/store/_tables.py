@@ -1,0 +1,153 @@
+"""The tables ragtrail stores into (SQLAlchemy Core).
+
+Runs arrive child-before-parent and in any order across batches, so nothing points
+from ``runs.parent_id`` or a document link to another row with a foreign key; only
+an LLM call, which always travels with its own run, references ``runs``.
+
+A change here needs a new Alembic revision in ``migrations/versions``
+(``tests/test_migrations.py`` fails while the two disagree).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ._types import JSON_VALUE, Money, UtcDateTime
+
+__all__ = [
+    "POSTGRES_ONLY_INDEXES",
+    "document_links",
+    "documents",
+    "llm_calls",
+    "metadata",
+    "runs",
+]
+
+#: Explicit constraint names, so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("trace_id", sa.String, nullable=False),
+    sa.Column("parent_id", sa.String),
+    sa.Column("path", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("framework", sa.String, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime),
+    sa.Column("duration_ms", sa.Float),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("error", JSON_VALUE),
+    sa.Column("inputs", JSON_VALUE),
+    sa.Column("outputs", JSON_VALUE),
+    sa.Column("tags", JSON_VALUE, nullable=False),
+    sa.Column("metadata", JSON_VALUE, nullable=False),
+    sa.Column("truncated", sa.Boolean, nullable=False),
+    sa.Column("redacted", sa.Boolean, nullable=False),
+    sa.Column("retries", sa.Integer, nullable=False),
+    sa.Column("events", JSON_VALUE, nullable=False),
+    sa.Column("app_name", sa.String),
+    sa.Column("app_version", sa.String),
+    sa.Column("user_hash", sa.String),
+    sa.Column("session_id", sa.String),
+    sa.Column("request_type", sa.String),
+    sa.Column("environment", JSON_VALUE),
+    sa.Column("schema_version", sa.String, nullable=False),
+    sa.Index(None, "trace_id"),
+    sa.Index(None, "parent_id"),
+    sa.Index(None, "path"),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "app_name", "started_at"),
+    sa.Index(None, "user_hash"),
+    sa.Index(None, "session_id"),
+    sa.Index(None, "status"),
+    # "Recent traces" reads roots newest first: a partial index holds only roots
+    # (scanned backwards for DESC on both backends).
+    sa.Index(
+        "ix_runs_roots_started_at",
+        "started_at",
+        postgresql_where=sa.text("parent_id IS NULL"),
+        sqlite_where=sa.text("parent_id IS NULL"),
+    ),
+)
+#: GIN indexes over JSONB: PostgreSQL only.
+POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin", "ix_llm_calls_metadata_gin"})
+
+sa.Index("ix_runs_metadata_gin", runs.c.metadata, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
+
+llm_calls = sa.Table(
+    "llm_calls",
+    metadata,
+    sa.Column(
+        "run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("trace_id", sa.String, nullable=False),
+    sa.Column("provider", sa.String),
+    # The provider's model name; falls back to the requested model when unknown.
+    sa.Column("provider_model", sa.String),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger),
+    sa.Column("output_tokens", sa.BigInteger),
+    # As reported, else input + output when both are known.
+    sa.Column("total_tokens", sa.BigInteger),
+    sa.Column("cache_read_tokens", sa.BigInteger),
+    sa.Column("cache_creation_tokens", sa.BigInteger),
+    sa.Column("reasoning_tokens", sa.BigInteger),
+    sa.Column("input_cost", Money),
+    sa.Column("output_cost", Money),
+    sa.Column("cache_read_cost", Money),
+    sa.Column("cache_write_cost", Money),
+    sa.Column("reasoning_cost", Money),
+    # NULL = unpriced: never summed as zero.
+    sa.Column("total_cost", Money),
+    sa.Column("currency", sa.String),
+    sa.Column("price_status", sa.String),
+    sa.Column("prompt_template_hash", sa.String),
+    sa.Column("metadata", JSON_VALUE, nullable=False),
+    sa.Index(None, "trace_id"),
+    sa.Index(None, "provider_model"),
+    sa.Index(None, "provider"),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "prompt_template_hash"),
+)
+sa.Index("ix_llm_calls_metadata_gin", llm_calls.c.metadata, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("content_hash", sa.String, primary_key=True),
+    sa.Column("document_id", sa.String, nullable=False),
+    sa.Column("content", sa.Text),
+    sa.Column("metadata", JSON_VALUE, nullable=False),
+    sa.Index(None, "document_id"),
+)
+
+document_links = sa.Table(
+    "document_links",
+    metadata,
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column("content_hash", sa.String, primary_key=True),
+    sa.Column("stage", sa.String, primary_key=True),
+    sa.Column("trace_id", sa.String, nullable=False),
+    sa.Column("document_id", sa.String, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("input_rank", sa.Integer),
+    sa.Index(None, "content_hash"),
+    sa.Index(None, "document_id"),
+    sa.Index(None, "trace_id"),
+)

@@ -1,0 +1,189 @@
+"""Database URLs and engines: which URLs ragtrail accepts and how it connects.
+
+SQLite files are created owner-only (0600) before SQLite opens them and run in WAL
+mode with a busy timeout; PostgreSQL goes through psycopg 3 with pre-ping and a
+connect timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import StaticPool
+
+from ..errors import ConfigError, StoreUnavailableError
+
+__all__ = [
+    "DEFAULT_URL",
+    "URL_ENV",
+    "EngineConfig",
+    "create_store_engine",
+    "display_url",
+    "normalise_url",
+    "parse_url",
+]
+
+logger = logging.getLogger("ragtrail.store")
+
+#: Environment variable naming the database when no URL is given.
+URL_ENV = "RAGTRAIL_URL"
+#: The database used when neither a URL nor :data:`URL_ENV` is given.
+DEFAULT_URL = "sqlite:///./ragtrail.db"
+
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
+_PG_ALIASES = {"postgres", "postgresql", "postgres+psycopg", "postgresql+psycopg"}
+_PG_DRIVERNAME = "postgresql+psycopg"
+_MEMORY_DATABASES = {None, "", ":memory:"}
+_FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Connection settings, validated when built."""
+
+    busy_timeout_ms: int = 5000
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.busy_timeout_ms, bool) or not isinstance(self.busy_timeout_ms, int):
+            raise ConfigError(f"busy_timeout_ms must be an integer, got {self.busy_timeout_ms!r}")
+        if self.busy_timeout_ms < 0:
+            raise ConfigError(f"busy_timeout_ms must be >= 0, got {self.busy_timeout_ms}")
+        if not isinstance(self.connect_timeout_s, (int, float)) or self.connect_timeout_s <= 0:
+            raise ConfigError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s!r}")
+
+
+def parse_url(url: str | None) -> URL:
+    """The SQLAlchemy URL for ``url`` (None: ``$RAGTRAIL_URL``, else ``./ragtrail.db``).
+
+    ``postgres://`` and ``postgresql://`` select psycopg 3. Raises :class:`ConfigError`
+    for anything that is not a SQLite or PostgreSQL URL.
+    """
+    if url is None:
+        url = os.environ.get(URL_ENV) or DEFAULT_URL
+    if not isinstance(url, str):
+        raise ConfigError(f"database URL must be a string, got {type(url).__name__}")
+    text = url.strip()
+    if not text:
+        raise ConfigError("database URL is empty; use sqlite:///path/to/file.db or postgresql://...")
+    if "://" not in text:
+        raise ConfigError(
+            f"{text!r} is not a database URL; for a SQLite file write sqlite:///{text}"
+        )
+    try:
+        parsed = sa.engine.make_url(text)
+    except (sa.exc.ArgumentError, ValueError):
+        raise ConfigError(f"cannot parse database URL {_scheme(text)}://...") from None
+    name = parsed.drivername.lower()
+    if name in _SQLITE_DRIVERS:
+        return parsed.set(drivername="sqlite+pysqlite")
+    if name in _PG_ALIASES:
+        return parsed.set(drivername=_PG_DRIVERNAME)
+    if name.startswith(("postgres", "sqlite")):
+        raise ConfigError(
+            f"database driver {parsed.drivername!r} is not supported; "
+            f"use sqlite:/// or postgresql+psycopg:// (psycopg 3)"
+        )
+    raise ConfigError(
+        f"unsupported database {parsed.drivername!r} in URL; "
+        "use sqlite:///path/to/file.db or postgresql://user@host/db"
+    )
+
+
+def _scheme(text: str) -> str:
+    return text.split("://", 1)[0]
+
+
+def normalise_url(url: str | None) -> str:
+    """``url`` as ragtrail will use it (see :func:`parse_url`), password included."""
+    return parse_url(url).render_as_string(hide_password=False)
+
+
+def display_url(url: URL) -> str:
+    """``url`` for messages and logs: password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """True for a private in-memory SQLite database."""
+    return url.get_backend_name() == "sqlite" and url.database in _MEMORY_DATABASES
+
+
+def prepare_sqlite_file(url: URL) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite opens it.
+
+    Raises :class:`StoreUnavailableError` when the path cannot hold a database.
+    """
+    if is_memory_sqlite(url) or url.database is None or url.database.startswith("file:"):
+        return
+    path = Path(url.database).expanduser()
+    shown = display_url(url)
+    if path.is_dir():
+        raise StoreUnavailableError(
+            f"cannot open SQLite database at {shown}: {path} is a directory"
+        )
+    if not path.parent.is_dir():
+        raise StoreUnavailableError(
+            f"cannot open SQLite database at {shown}: directory {path.parent} does not exist"
+        )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        return  # an existing database keeps the permissions its owner chose
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"cannot create SQLite database at {shown}: {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+
+
+def create_store_engine(url: URL, config: EngineConfig) -> Engine:
+    """An Engine for ``url`` with ragtrail's connection settings (does not connect)."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, config)
+    try:
+        return sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": max(1, round(config.connect_timeout_s)),
+                "application_name": "ragtrail",
+            },
+        )
+    except (ImportError, sa.exc.NoSuchModuleError):
+        raise ConfigError(
+            "PostgreSQL needs psycopg 3: pip install 'ragtrail[postgres]'"
+        ) from None
+
+
+def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
+    kwargs: dict[str, Any] = {
+        "connect_args": {"timeout": config.busy_timeout_ms / 1000.0},
+    }
+    memory = is_memory_sqlite(url)
+    if memory:
+        # One shared connection, or every checkout would see a new empty database.
+        kwargs.update(poolclass=StaticPool)
+        kwargs["connect_args"]["check_same_thread"] = False
+    engine = sa.create_engine(url, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching to WAL may itself wait for a lock.
+            cursor.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    return engine

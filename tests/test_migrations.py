@@ -1,0 +1,204 @@
+"""Alembic migrations on SQLite and PostgreSQL: creation, upgrades, revision checks."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator
+from importlib import resources
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from ragtrail.errors import ConfigError, SchemaTooNewError
+from ragtrail.schemas import Document, DocumentLink, Run
+from ragtrail.store import (
+    VERSION_TABLE,
+    SchemaTooOldError,
+    SqlStore,
+    _migrate,
+    _tables,
+    head_revision,
+    open_store,
+    upgrade_database,
+)
+
+RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links"}
+
+
+@contextlib.contextmanager
+def _connect(url: str) -> Iterator[sa.Connection]:
+    """A connection of its own (committed at the end) to the database at ``url``."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _tables_in(url: str) -> set[str]:
+    with _connect(url) as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def _version_rows(url: str) -> list[str]:
+    with _connect(url) as conn:
+        return list(conn.execute(sa.text(f"select version_num from {VERSION_TABLE}")).scalars())
+
+
+def _set_version(url: str, revision: str) -> None:
+    with _connect(url) as conn:
+        conn.execute(sa.text(f"update {VERSION_TABLE} set version_num = :v"), {"v": revision})
+
+
+def test_a_fresh_database_is_created_at_the_current_revision(db_url: str) -> None:
+    assert _tables_in(db_url) == set()
+    store = open_store(db_url)
+    try:
+        assert store.revision() == head_revision()
+    finally:
+        store.close()
+    assert _tables_in(db_url) == RAGTRAIL_TABLES | {VERSION_TABLE}
+    assert _version_rows(db_url) == [head_revision()]
+
+
+def test_migrated_schema_matches_the_table_definitions(db_url: str) -> None:
+    upgrade_database(db_url)
+    with _connect(db_url) as conn:
+        context = MigrationContext.configure(conn, opts={
+            "compare_type": True,
+            "version_table": VERSION_TABLE,
+            "include_object": _migrate.autogenerate_filter(conn.dialect.name),
+        })
+        assert compare_metadata(context, _tables.metadata) == []
+        indexes = {ix["name"] for table in RAGTRAIL_TABLES
+                   for ix in sa.inspect(conn).get_indexes(table)}
+    assert "ix_runs_roots_started_at" in indexes
+    assert ("ix_runs_metadata_gin" in indexes) is db_url.startswith("postgresql")
+
+
+def test_upgrade_database_creates_and_is_idempotent(db_url: str) -> None:
+    assert upgrade_database(db_url) == head_revision()
+    with open_store(db_url) as store:
+        store.write_batch([])
+        with store.engine.begin() as conn:
+            conn.execute(sa.text(
+                "insert into documents (content_hash, document_id, content, metadata) "
+                "values ('h', 'd', 'kept', '{}')"
+            ))
+    assert upgrade_database(db_url) == head_revision()
+    assert upgrade_database(db_url) == head_revision()
+    assert _version_rows(db_url) == [head_revision()]
+    with open_store(db_url) as store, store.engine.connect() as conn:
+        assert conn.execute(sa.text("select content from documents")).scalar_one() == "kept"
+
+
+def test_a_newer_schema_is_refused(db_url: str) -> None:
+    open_store(db_url).close()
+    _set_version(db_url, "9999_future")
+    expected = (
+        f"is at schema revision 9999_future, newer than this ragtrail ({head_revision()}); "
+        "upgrade ragtrail"
+    )
+    with pytest.raises(SchemaTooNewError, match=re.escape(expected)) as info:
+        open_store(db_url)
+    message = str(info.value)
+    assert message.startswith("database at ") and "\n" not in message
+    with pytest.raises(SchemaTooNewError, match=re.escape(expected)):
+        upgrade_database(db_url)
+    assert _version_rows(db_url) == ["9999_future"]  # left untouched
+
+
+def test_an_older_schema_is_not_migrated_silently(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_store(db_url).close()
+    current = head_revision()
+    # Pretend this code is one revision ahead of the database.
+    monkeypatch.setattr(_migrate, "head_revision", lambda: "0002_next")
+    with pytest.raises(SchemaTooOldError) as info:
+        open_store(db_url)
+    assert str(info.value).endswith(
+        f"is at schema revision {current}, older than this ragtrail (0002_next); "
+        "run `ragtrail db upgrade URL` first"
+    )
+
+
+def test_auto_upgrade_false_leaves_an_empty_database_alone(db_url: str) -> None:
+    with pytest.raises(SchemaTooOldError, match="has no ragtrail tables yet; run `ragtrail db"):
+        open_store(db_url, auto_upgrade=False)
+    assert _tables_in(db_url) == set()
+    open_store(db_url, auto_upgrade=True).close()
+    open_store(db_url, auto_upgrade=False).close()  # current: nothing to do
+
+
+def test_tables_ragtrail_did_not_create_are_refused(db_url: str) -> None:
+    with _connect(db_url) as conn:
+        conn.execute(sa.text("create table runs (id integer primary key, what text)"))
+    with pytest.raises(ConfigError, match="did not create; give ragtrail its own database"):
+        open_store(db_url)
+
+
+def test_other_tables_in_the_database_are_left_alone(db_url: str) -> None:
+    with _connect(db_url) as conn:
+        conn.execute(sa.text("create table alembic_version (version_num varchar(32))"))
+        conn.execute(sa.text("insert into alembic_version values ('the_apps_own')"))
+    open_store(db_url).close()
+    assert "alembic_version" in _tables_in(db_url)
+    with _connect(db_url) as conn:
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() == (
+            "the_apps_own"
+        )
+
+
+def test_concurrent_first_opens_create_the_schema_once(db_url: str) -> None:
+    stores: list[SqlStore] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            stores.append(open_store(db_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for store in stores:
+        store.close()
+    assert errors == []
+    assert len(stores) == 4
+    assert _version_rows(db_url) == [head_revision()]
+
+
+def test_migrations_downgrade_to_an_empty_database(db_url: str) -> None:
+    upgrade_database(db_url)
+    with _connect(db_url) as conn:
+        command.downgrade(_migrate._config(conn), "base")
+    assert _tables_in(db_url) <= {VERSION_TABLE}
+    assert upgrade_database(db_url) == head_revision()
+
+
+def test_tables_hold_every_field_of_the_records() -> None:
+    assert set(_tables.runs.c.keys()) == set(Run.model_fields)
+    assert set(_tables.documents.c.keys()) == set(Document.model_fields)
+    assert set(_tables.document_links.c.keys()) == set(DocumentLink.model_fields)
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    migrations = resources.files("ragtrail.store") / "migrations"
+    assert (migrations / "env.py").is_file()
+    assert any(entry.name.endswith(".py") for entry in (migrations / "versions").iterdir())
+
+
+def test_the_alembic_command_line_is_pointed_at_ragtrail() -> None:
+    with pytest.raises(RuntimeError, match="ragtrail db upgrade"):
+        command.upgrade(_migrate._config(), "head")
