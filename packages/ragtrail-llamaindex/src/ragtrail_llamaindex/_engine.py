@@ -1,0 +1,360 @@
+"""The engine: LlamaIndex dispatcher spans and events in, Recorder calls out.
+
+One engine serves one Recorder, whichever way it was enabled (``instrument()`` or a
+``RagtrailHandler`` in a callback manager), so both forms produce the same runs and,
+used together, record each run once. Run ids are LlamaIndex span ids.
+
+Locking: the engine lock is taken before the Recorder's, never after; the ambient
+parent provider (called by the Recorder under its lock) reads without the engine lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Generator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from llama_index.core.instrumentation.span import active_span_id
+from ragtrail.capture import Recorder, guarded
+from ragtrail.schemas import DocStage, Framework, MetaKey, RunKind, RunStatus
+
+from ._extract import NodeRef, arguments_of, document_inputs, node_refs, query_text
+from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
+from ._llm import llm_request, llm_response, merge_usage_fields, usage_fields
+from ._roles import Family, Role, classify
+from ._streams import is_lazy_stream, wrap_response_gen
+
+__all__ = ["Engine"]
+
+_MAX_HOPS = 10_000  # bound on parent walks (a cycle would be a LlamaIndex bug)
+# Spans remembered at once. Entries leave when their span exits or their run ends; a
+# stream never consumed keeps its runs (and entries) until this bound evicts them.
+_MAX_SPANS = 100_000
+_UNSET: Any = object()
+
+
+@dataclass(eq=False)
+class _Run:
+    run_id: str
+    role: Role
+    instance_id: int
+    parent: _Run | None
+    open_children: int = 0
+    exited: bool = False
+    ended: bool = False
+    waiting: str | None = None  # "event" (LLM stream), "stream" (lazy answer), "children"
+    pending: Any = None  # what the span returned, while waiting
+    child_text: str | None = None
+    input_refs: list[NodeRef] = field(default_factory=list)
+    template: dict[str, Any] | None = None
+    stream_usage: dict[str, int] = field(default_factory=dict)
+    first_token: bool = False
+    event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Span:
+    parent: str | None
+    covered: bool
+    run: _Run | None = None
+
+
+class Engine:
+    """Turns the spans LlamaIndex reports into ragtrail runs (see module docstring)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.instrumented = False
+        self.last_trace_id: str | None = None
+        self._lock = threading.RLock()
+        self._spans: dict[str, _Span] = {}
+        self._rerank_events: dict[str, _Run] = {}
+
+    # -- who records what --------------------------------------------------------
+
+    def _covered(self, instance: Any, parent: _Span | None) -> bool:
+        """Callback form: a component reports to the handlers of its own callback
+        manager; a component without one (a tool, a workflow step) inherits."""
+        handlers = _handlers_of(instance)
+        if handlers is not None:
+            return any(getattr(h, "_ragtrail_engine", None) is self for h in handlers)
+        return parent.covered if parent is not None else False
+
+    def _nearest_run(self, span_id: str | None) -> _Run | None:
+        hops = 0
+        while span_id is not None and hops < _MAX_HOPS:
+            span = self._spans.get(span_id)
+            if span is None:
+                return None
+            if span.run is not None and not span.run.ended:
+                return span.run
+            span_id, hops = span.parent, hops + 1
+        return None
+
+    def active_run_id(self) -> str | None:
+        """Ambient parent provider: the run of the LlamaIndex span active here."""
+        run = self._nearest_run(active_span_id.get())
+        return run.run_id if run is not None else None
+
+    # -- dispatcher spans --------------------------------------------------------
+
+    @guarded
+    def span_enter(self, span_id: str, parent_id: str | None, instance: Any,
+                   bound_args: Any, tags: Mapping[str, Any] | None) -> None:
+        """A span started: record it when it is a step worth a run."""
+        with self._lock:
+            parent = self._spans.get(parent_id) if parent_id is not None else None
+            if len(self._spans) >= _MAX_SPANS:
+                self._spans.pop(next(iter(self._spans)))
+            span = self._spans[span_id] = _Span(parent_id, self._covered(instance, parent))
+            if not (self.instrumented or span.covered):
+                return
+            parent_run = self._nearest_run(parent_id)
+            direct = parent.run.role.family if parent is not None and parent.run else None
+            role = classify(span_id, instance, direct)
+            if role is None or _same_call(parent_run, role, instance):
+                return
+            span.run = run = _Run(span_id, role, id(instance), parent_run)
+            arguments = arguments_of(bound_args)
+            self._prepare(run, instance, arguments)
+            self._start(run, inputs_of(role.family, arguments),
+                        start_metadata(role.family, instance), tags)
+            self._after_start(run, instance, arguments)
+
+    def _prepare(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
+        family = run.role.family
+        if family is Family.POSTPROCESSOR:
+            # Snapshot now: rerankers overwrite the scores of the nodes they are given.
+            run.input_refs = node_refs(arguments.get("nodes"))
+        elif family is Family.LLM_WRAPPER:
+            run.template = template_of(instance, arguments)
+
+    def _start(self, run: _Run, inputs: Any, metadata: Mapping[str, Any],
+               tags: Mapping[str, Any] | None) -> None:
+        tags = tags or {}
+        meta = dict(metadata)
+        if tags:
+            meta["instrument_tags"] = dict(tags)
+        self.recorder.start_run(
+            run.run_id, kind=run.role.kind, name=run.role.name, framework=Framework.LLAMAINDEX,
+            parent_id=run.parent.run_id if run.parent is not None else None, inputs=inputs,
+            metadata=meta, user_id=tags.get(MetaKey.USER_ID.value),
+            session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)),
+        )
+        if run.parent is not None:
+            run.parent.open_children += 1
+
+    def _after_start(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
+        if run.role.family is not Family.LLM:
+            return
+        self.recorder.update_llm(run.run_id, llm_request(instance, arguments))
+        wrapper = run.parent
+        if wrapper is not None and wrapper.role.family is Family.LLM_WRAPPER and wrapper.template:
+            self.recorder.update_llm(run.run_id, wrapper.template)
+
+    @guarded
+    def span_exit(self, span_id: str, result: Any) -> None:
+        """A span returned: end its run, unless what it returned is still streaming."""
+        with self._lock:
+            span = self._spans.get(span_id)
+            run = span.run if span is not None else None
+            if run is None or run.ended:
+                self._spans.pop(span_id, None)
+                return
+            run.exited = True
+            if run.role.family is Family.LLM and isinstance(result, (Generator, AsyncGenerator)):
+                run.waiting = "event"  # ended by the LLM end (or exception) event
+            elif is_lazy_stream(result):
+                run.waiting, run.pending = "stream", result
+                wrap_response_gen(result, span_id, partial(self._stream_done, run))
+            elif _is_streaming(result) and run.open_children > 0:
+                run.waiting, run.pending = "children", result
+            else:
+                self._finish(run, result)
+
+    @guarded
+    def span_drop(self, span_id: str, error: BaseException | None) -> None:
+        """A span raised: its run ends with status error (cancelled for cancellation)."""
+        with self._lock:
+            span = self._spans.get(span_id)
+            run = span.run if span is not None else None
+            if run is None or run.ended:
+                self._spans.pop(span_id, None)
+                return
+            self._finish(run, _UNSET, error=error or RuntimeError("span dropped"))
+
+    # -- ending runs -------------------------------------------------------------
+
+    def _stream_done(self, run: _Run, text: str, error: BaseException | None) -> None:
+        with self._lock:
+            if run.ended:
+                return
+            if error is not None:
+                self._finish(run, _UNSET, error=error)
+            elif run.open_children > 0:
+                run.waiting, run.child_text = "children", text
+            else:
+                self._finish(run, run.pending, text=text)
+
+    def _finish(self, run: _Run, result: Any, *, text: str | None = None,
+                error: BaseException | None = None) -> None:
+        run.ended = True
+        rid = run.run_id
+        if error is not None:
+            status = RunStatus.CANCELLED if _is_cancel(error) else RunStatus.ERROR
+            self.recorder.fail_run(rid, error, status=status)
+        else:
+            outputs = self._outputs(run, result, text)
+            self.recorder.end_run(rid, outputs=outputs)
+            if text is None and run.role.family is Family.LLM and isinstance(outputs, dict):
+                text = outputs.get("output")
+        self._spans.pop(rid, None)
+        if run.parent is None:
+            self.last_trace_id = self.recorder.trace_of(rid) or rid
+        parent = run.parent
+        if parent is None or parent.ended:
+            return
+        parent.open_children -= 1
+        if text is not None:
+            parent.child_text = text
+        if parent.waiting == "children" and parent.open_children <= 0:
+            self._finish(parent, parent.pending, text=parent.child_text)
+
+    def _outputs(self, run: _Run, result: Any, text: str | None) -> Any:
+        family = run.role.family
+        if result is _UNSET:
+            return None
+        if family is Family.LLM:
+            meta = llm_response(result, run.stream_usage)
+            self.recorder.update_llm(run.run_id, meta)
+            return {"output": meta.get("output_text")}
+        if family is Family.RETRIEVER:
+            self.recorder.add_documents(run.run_id, document_inputs(result),
+                                        stage=DocStage.RETRIEVED)
+        elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
+            self._reranked(run, result)
+        outputs = outputs_of(family, result)
+        if text is not None and isinstance(outputs, dict):
+            outputs["response"] = text
+        return outputs
+
+    def _reranked(self, run: _Run, result: Any) -> None:
+        plan = rerank_plan(run.input_refs, node_refs(result))
+        if plan is None:
+            return  # content changed or nodes added: a transform, not a reranker
+        if run.role.kind is not RunKind.RERANKER:
+            self.recorder.set_kind(run.run_id, RunKind.RERANKER)
+        self.recorder.add_documents(run.run_id, document_inputs(result, plan),
+                                    stage=DocStage.RERANKED)
+
+    # -- dispatcher events -------------------------------------------------------
+
+    @guarded
+    def on_event(self, event: Any) -> None:
+        """LLM streaming progress and end, exceptions, rerank events, tool calls."""
+        name = type(event).__name__
+        with self._lock:
+            span_id = getattr(event, "span_id", None)
+            span = self._spans.get(span_id) if span_id is not None else None
+            run = span.run if span is not None else None
+            if name.startswith("ReRank"):
+                self._rerank_event(name, event, span_id, span, run)
+            elif run is None or run.ended:
+                return
+            elif name in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
+                self._progress(run, event.response)
+            elif name in ("LLMChatEndEvent", "LLMCompletionEndEvent") and run.waiting == "event":
+                self._finish(run, event.response)
+            elif name == "ExceptionEvent" and run.exited:
+                self._finish(run, _UNSET, error=event.exception)
+            elif name == "AgentToolCallEvent":
+                self.recorder.add_event(run.run_id, "tool_call", {
+                    "tool": getattr(event.tool, "name", None), "arguments": event.arguments})
+
+    def _progress(self, run: _Run, response: Any) -> None:
+        if run.role.family is not Family.LLM:
+            return
+        if not run.first_token and getattr(response, "delta", None):
+            run.first_token = True
+            self.recorder.record_first_token(run.run_id)
+        merge_usage_fields(run.stream_usage, usage_fields(response))
+
+    def _rerank_event(self, name: str, event: Any, span_id: str | None, span: _Span | None,
+                      run: _Run | None) -> None:
+        key = span_id or ""
+        if name == "ReRankStartEvent":
+            info = {"model_name": getattr(event, "model_name", None),
+                    "top_n": getattr(event, "top_n", None)}
+            info = {k: v for k, v in info.items() if v is not None}
+            if run is not None and run.role.family is Family.POSTPROCESSOR:
+                self.recorder.set_kind(run.run_id, RunKind.RERANKER)
+                self.recorder.add_metadata(run.run_id, info)
+                return
+            if not (self.instrumented or (span is not None and span.covered)):
+                return
+            born = _Run(event.id_, Role(Family.RERANK_EVENT, RunKind.RERANKER,
+                                        info.get("model_name") or "ReRank"), 0,
+                        self._nearest_run(span_id))
+            born.input_refs = node_refs(event.nodes)
+            self._rerank_events[key] = born
+            self._start(born, {"query": query_text(getattr(event, "query", None)),
+                               "nodes": [r.as_dict() for r in born.input_refs]},
+                        {**info, "llamaindex_event": name}, None)
+        elif name == "ReRankEndEvent":
+            born = self._rerank_events.pop(key, None)
+            if born is not None and not born.ended:
+                self._finish(born, list(event.nodes))
+
+    # -- classic callback events -------------------------------------------------
+
+    def run_for_callback(self) -> tuple[bool, _Run | None]:
+        """(whether a known LlamaIndex span is active here, the run it belongs to)."""
+        span_id = active_span_id.get()
+        if span_id is None or span_id not in self._spans:
+            return False, None
+        return True, self._nearest_run(span_id)
+
+    def note_callback(self, run: _Run, event_id: str, rerank: Mapping[str, Any] | None) -> None:
+        """Keep a classic callback event's id (and a legacy rerank's model) on its run."""
+        with self._lock:
+            if run.ended or event_id in run.event_ids:
+                return
+            run.event_ids.append(event_id)
+            meta: dict[str, Any] = {"llamaindex_event_ids": list(run.event_ids)}
+            if rerank:
+                meta.update(rerank)
+                self.recorder.set_kind(run.run_id, RunKind.RERANKER)
+            self.recorder.add_metadata(run.run_id, meta)
+
+
+@guarded(default=None)
+def _handlers_of(instance: Any) -> list[Any] | None:
+    if instance is None:
+        return None
+    manager = getattr(instance, "callback_manager", None)
+    handlers = getattr(manager, "handlers", None)
+    return handlers if isinstance(handlers, list) else None
+
+
+def _same_call(parent: _Run | None, role: Role, instance: Any) -> bool:
+    """``MockLLM.chat`` calling ``self.complete``, ``aquery`` calling ``query``: one call."""
+    return parent is not None and parent.instance_id == id(instance) \
+        and parent.role.family is role.family
+
+
+def _is_streaming(result: Any) -> bool:
+    if isinstance(result, (Generator, AsyncGenerator)):
+        return True
+    return type(result).__name__.startswith(("Streaming", "AsyncStreaming"))
+
+
+def _is_cancel(error: BaseException) -> bool:
+    return isinstance(error, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
+

@@ -1,0 +1,159 @@
+"""What each recorded family keeps: inputs at start, outputs at end, extra metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ragtrail.capture import guarded
+from ragtrail.schemas import content_hash
+
+from ._extract import NodeRef, message_dicts, node_refs, plain, query_text, response_output
+from ._llm import model_of
+from ._roles import Family
+
+__all__ = ["inputs_of", "outputs_of", "rerank_plan", "reranker_info", "start_metadata",
+           "template_of"]
+
+_QUERY_ARGS = ("str_or_query_bundle", "query_bundle", "query", "query_str")
+
+
+def _query(arguments: Mapping[str, Any]) -> str | None:
+    for name in _QUERY_ARGS:
+        if arguments.get(name) is not None:
+            return query_text(arguments[name])
+    return None
+
+
+def _refs(items: Any) -> list[dict[str, Any]]:
+    return [ref.as_dict() for ref in node_refs(items)]
+
+
+@guarded(default=None)
+def inputs_of(family: Family, arguments: Mapping[str, Any]) -> Any:
+    """A run's inputs, from the call's arguments."""
+    if family in (Family.QUERY, Family.RETRIEVER):
+        return {"query": _query(arguments)}
+    if family is Family.CHAT:
+        return {"message": plain(arguments.get("message"))}
+    if family in (Family.POSTPROCESSOR, Family.SYNTHESIZER):
+        return {"query": _query(arguments), "nodes": _refs(arguments.get("nodes"))}
+    if family is Family.LLM:
+        if "messages" in arguments:
+            return {"messages": message_dicts(arguments["messages"])}
+        return {"prompt": plain(arguments.get("prompt"))}
+    if family is Family.LLM_WRAPPER:
+        return {k: plain(v) for k, v in arguments.items() if k not in ("prompt", "output_cls")}
+    if family is Family.WORKFLOW:
+        return _workflow_input(arguments.get("start_event"))
+    return plain(dict(arguments))
+
+
+def _workflow_input(event: Any) -> Any:
+    message = getattr(event, "user_msg", None)
+    if message is not None:
+        return {"input": plain(message)}
+    try:
+        return plain(dict(event))
+    except TypeError:
+        return plain(event)
+
+
+@guarded(default=None)
+def outputs_of(family: Family, result: Any) -> Any:
+    """A run's outputs, from what the call returned (non-streaming)."""
+    if family in (Family.QUERY, Family.CHAT, Family.SYNTHESIZER):
+        return response_output(result)
+    if family in (Family.RETRIEVER, Family.POSTPROCESSOR, Family.RERANK_EVENT):
+        return {"nodes": _refs(result)}
+    if family is Family.EMBEDDING:
+        return _embedding_output(result)
+    if family is Family.WORKFLOW:
+        value = getattr(result, "result", result)
+        message = getattr(value, "response", None)
+        content = getattr(message, "content", None)
+        return {"output": content if isinstance(content, str) else plain(value)}
+    if family is Family.STEP:
+        return {"event": type(result).__name__}
+    return {"output": plain(result)}
+
+
+def _embedding_output(result: Any) -> dict[str, Any]:
+    if isinstance(result, list) and result and isinstance(result[0], list):
+        return {"embeddings": len(result), "dimensions": len(result[0])}
+    if isinstance(result, list):
+        return {"embeddings": 1, "dimensions": len(result)}
+    return {"output": plain(result)}
+
+
+@guarded(default={})
+def start_metadata(family: Family, instance: Any) -> dict[str, Any]:
+    """Metadata known at start: the component's class, model, tool name, ..."""
+    meta: dict[str, Any] = {"llamaindex_class": type(instance).__name__} if instance else {}
+    if family is Family.EMBEDDING:
+        name = getattr(instance, "model_name", None)
+        if isinstance(name, str):
+            meta["model_name"] = name
+    elif family is Family.TOOL:
+        tool = getattr(instance, "metadata", None)
+        meta["tool_name"] = getattr(tool, "name", None)
+        meta["tool_description"] = getattr(tool, "description", None)
+    elif family is Family.POSTPROCESSOR:
+        meta.update(reranker_info(instance))
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+@guarded(default={})
+def reranker_info(instance: Any) -> dict[str, Any]:
+    """Model name and top_n of a reranking postprocessor, where it has them."""
+    info: dict[str, Any] = {}
+    top_n = getattr(instance, "top_n", None)
+    if isinstance(top_n, int) and not isinstance(top_n, bool):
+        info["top_n"] = top_n
+    for attr in ("model_name", "model"):
+        value = getattr(instance, attr, None)
+        if isinstance(value, str) and value:
+            info["model_name"] = value
+            break
+    else:
+        llm = getattr(instance, "llm", None)
+        model = model_of(llm) if llm is not None else None
+        if model:
+            info["model_name"] = model
+    return info
+
+
+@guarded(default=None)
+def template_of(instance: Any, arguments: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Template, variables and template hash of a ``predict``-style call."""
+    prompt = arguments.get("prompt")
+    get_template = getattr(prompt, "get_template", None)
+    if not callable(get_template):
+        return None
+    try:
+        text = get_template(llm=instance)
+    except TypeError:
+        text = get_template()
+    if not isinstance(text, str):
+        return None
+    variables = dict(getattr(prompt, "kwargs", None) or {})
+    variables.update({k: v for k, v in arguments.items()
+                      if k not in ("prompt", "output_cls", "llm_kwargs")})
+    return {"prompt_template": text, "prompt_template_hash": content_hash(text),
+            "prompt_variables": {k: plain(v) for k, v in variables.items()}}
+
+
+def rerank_plan(inputs: Sequence[NodeRef], outputs: Sequence[NodeRef]) -> list[int] | None:
+    """Input position of each output node when the output is a reordered or filtered
+    subset of the input (same node, same text); None when the step changed or added
+    nodes (then it is not a reranker)."""
+    positions: dict[tuple[str, str], int] = {}
+    for index, ref in enumerate(inputs):
+        positions.setdefault((ref.node_id, ref.content_hash), index)
+    plan = []
+    for ref in outputs:
+        index = positions.get((ref.node_id, ref.content_hash))
+        if index is None:
+            return None
+        plan.append(index)
+    return plan
