@@ -73,11 +73,12 @@ class Trail:
             self.sink = BackgroundWriter(self._store, writer or WriterConfig(), name=self.url)
         else:
             self.sink = SyncSink(self._store)
+        self._pricer = Pricer(overrides=prices)
         self.recorder = Recorder(
             self.sink,
             config=capture,
             redactor=self.redactor,
-            pricer=Pricer(overrides=prices),
+            pricer=self._pricer,
             app=AppContext(app_name=app_name, app_version=app_version, request_type=request_type),
         )
         self._closed = False
@@ -134,6 +135,7 @@ class Trail:
         self.recorder.abandon_all()
         ok = self.sink.close(timeout_s)
         self._store.close()
+        self._pricer.close()
         return ok
 
     def stats(self) -> dict[str, Any]:

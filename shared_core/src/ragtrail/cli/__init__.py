@@ -57,6 +57,18 @@ def db_upgrade(url: str | None, db_url: str | None) -> None:
     click.echo(f"database is at schema revision {revision}")
 
 
+def _register() -> None:
+    from ._commands import diff, documents, lineage, replay, show, traces, usage
+    from ._io import export_cmd, import_cmd, purge
+
+    for command in (traces, show, lineage, documents, usage, diff, replay, export_cmd,
+                    import_cmd, purge):
+        cli.add_command(command)
+
+
+_register()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ragtrail`` console script."""
     try:
