@@ -7,7 +7,7 @@ Everything is real langchain-core machinery; only the model's answer is made up.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
@@ -24,6 +24,8 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from langchain_core.tracers.schemas import Run as LCRun
 from langchain_core.vectorstores import InMemoryVectorStore
+from ragtrail import Trail
+from ragtrail.query import Lineage
 
 MODEL = "gpt-4o-mini"
 MODEL_VERSION = "gpt-4o-mini-2024-07-18"
@@ -203,3 +205,42 @@ def lc_tree(runs: list[LCRun]) -> dict[str, tuple[str | None, str, str]]:
     """run id -> (parent id, name, run type) as LangChain's tracer saw it."""
     return {str(r.id): (str(r.parent_run_id) if r.parent_run_id else None, r.name, r.run_type)
             for r in flatten(runs)}
+
+
+# -- fixtures and checks shared by the LangChain tests ------------------------------
+
+#: LangChain run_type -> the ragtrail kind it must be stored as.
+KIND_OF_RUN_TYPE = {"chain": "chain", "prompt": "prompt", "parser": "parser", "llm": "llm",
+                    "chat_model": "llm", "retriever": "retriever", "tool": "tool"}
+
+
+def open_trail(sqlite_url: str) -> Iterator[Trail]:
+    """A Trail on a fresh SQLite file, closed after the test.
+
+    Test modules make it their ``trail`` fixture: ``trail = pytest.fixture(open_trail)``.
+    """
+    with Trail(sqlite_url) as opened:
+        yield opened
+
+
+def stored(trail: Trail, run_id: object) -> Lineage:
+    """Flush, then read the lineage of the trace holding ``run_id``."""
+    assert trail.flush(10.0)
+    return trail.lineage(str(run_id))
+
+
+def assert_same_tree(lineage: Lineage, collected: list[LCRun],
+                     kinds: Mapping[str, str] | None = None) -> None:
+    """The stored runs are LangChain's runs: same ids, parents, names, mapped types.
+
+    ``kinds`` maps run names to the kind expected instead (default: ``rerank`` is a
+    reranker). Stored runs LangChain does not know (inferred rerankers) are ignored.
+    """
+    overrides = {"rerank": "reranker"} if kinds is None else kinds
+    expected = {
+        rid: (parent, name, overrides.get(name) or KIND_OF_RUN_TYPE[run_type])
+        for rid, (parent, name, run_type) in lc_tree(collected).items()
+    }
+    got = {run.id: (run.parent_id, run.name, str(run.kind)) for run in lineage.runs
+           if run.id in expected}
+    assert got == expected

@@ -1,0 +1,154 @@
+"""The global switch (instrument / RAGTRAIL_TRACING), recording once, ambient parents."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import dispatch_custom_event
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from lc_support import FakeOpenAIChat, build_rag_chain, open_trail, stored
+from ragtrail import NotFoundError, Trail
+from ragtrail.schemas import DocStage, RunKind
+from ragtrail_langchain import RagtrailCallbackHandler, instrument, uninstrument
+
+trail = pytest.fixture(name="trail")(open_trail)
+
+QUESTION = "What does VACUUM do in SQLite?"
+TESTS_DIR = Path(__file__).parent
+
+
+@pytest.fixture
+def switched_off() -> Iterator[None]:
+    """Leave the process uninstrumented whatever the test does."""
+    uninstrument()
+    yield
+    uninstrument()
+
+
+def test_instrument_records_every_run_in_every_thread(trail: Trail, switched_off: None) -> None:
+    chain = build_rag_chain()
+    handler = instrument(trail)
+    main_rid, thread_rid = uuid.uuid4(), uuid.uuid4()
+    chain.invoke(QUESTION, config={"run_id": main_rid})
+    assert handler.last_trace_id == str(main_rid)
+    # A plain thread starts with an empty context: a ContextVar-based switch misses it.
+    worker = threading.Thread(target=chain.invoke, args=(QUESTION,),
+                              kwargs={"config": {"run_id": thread_rid}})
+    worker.start()
+    worker.join()
+    for rid in (main_rid, thread_rid):
+        lineage = stored(trail, rid)
+        assert len(lineage.runs) == 12 and len(lineage.llm_calls) == 1
+
+    uninstrument()
+    later = uuid.uuid4()
+    chain.invoke(QUESTION, config={"run_id": later})
+    trail.flush()
+    with pytest.raises(NotFoundError):
+        trail.lineage(str(later))
+
+
+def _retry_and_event_chain() -> Any:
+    def step(text: str, config: RunnableConfig) -> str:
+        dispatch_custom_event("seen", {"text": text}, config=config)
+        return text
+
+    model = FakeOpenAIChat(fail_times=1).with_retry(
+        retry_if_exception_type=(ConnectionError,), stop_after_attempt=2,
+        wait_exponential_jitter=False)
+    return RunnableLambda(step, name="step") | model
+
+
+def _assert_recorded_once(trail: Trail, rid: uuid.UUID, handlers: list[Any]) -> None:
+    build_rag_chain().invoke(QUESTION, config={"callbacks": handlers, "run_id": rid})
+    lineage = stored(trail, rid)
+    assert len(lineage.runs) == 12
+    assert len(lineage.documents_at(DocStage.RETRIEVED)) == 4
+    assert len(lineage.documents_at(DocStage.RERANKED)) == 2
+    assert len(lineage.documents_at(DocStage.IN_PROMPT)) == 2
+    other = uuid.uuid4()
+    _retry_and_event_chain().invoke("ping", config={"callbacks": handlers, "run_id": other})
+    lineage = stored(trail, other)
+    step = next(r for r in lineage.runs if r.name == "step")
+    # RunnableRetry's run carries the wrapped model's name, as a chain.
+    retry = next(r for r in lineage.runs if r.kind is RunKind.CHAIN and r.name != "step"
+                 and r.parent_id is not None)
+    assert [e["name"] for e in step.events] == ["seen"]
+    assert retry.retries == 1
+    assert [r.kind for r in lineage.runs].count(RunKind.LLM) == 2
+
+
+def test_same_handler_attached_twice_records_once(trail: Trail) -> None:
+    handler = RagtrailCallbackHandler(trail)
+    _assert_recorded_once(trail, uuid.uuid4(), [handler, handler])
+
+
+def test_two_handlers_on_one_trail_record_once(trail: Trail) -> None:
+    _assert_recorded_once(trail, uuid.uuid4(),
+                          [RagtrailCallbackHandler(trail), RagtrailCallbackHandler(trail)])
+
+
+def test_explicit_handler_and_instrument_record_once(trail: Trail, switched_off: None) -> None:
+    instrument(trail)
+    _assert_recorded_once(trail, uuid.uuid4(), [RagtrailCallbackHandler(trail)])
+    assert trail.recorder.stats()["duplicate_starts"] == 0  # LangChain added no second one
+
+
+def test_run_started_inside_a_langchain_step_joins_its_trace(trail: Trail) -> None:
+    inner_ids: list[str] = []
+
+    def step(text: str) -> str:
+        # Code of another framework (or a manual run) with no parent given.
+        with trail.run("lookup", kind="tool", inputs=text) as run:
+            inner_ids.append(run.id)
+        return text
+
+    rid = uuid.uuid4()
+    RunnableLambda(step, name="step").invoke("x", config={
+        "callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    lineage = stored(trail, rid)
+    assert [r.name for r in lineage.runs] == ["step", "lookup"]
+    assert lineage.run(inner_ids[0]).parent_id == str(rid)
+
+
+_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from lc_support import build_rag_chain
+print(build_rag_chain().invoke("What does VACUUM do in SQLite?", config={{"run_id": {rid!r}}}))
+print("imported" if "ragtrail_langchain" in sys.modules else "not imported")
+"""
+
+
+def _python(code: str, tracing: str, url: str) -> list[str]:
+    env = {**os.environ, "RAGTRAIL_TRACING": tracing, "RAGTRAIL_URL": url}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Error processing line" not in done.stderr  # a broken .pth would say so
+    return done.stdout.splitlines()
+
+
+def test_env_var_records_without_any_code_change(sqlite_url: str) -> None:
+    # The application never imports ragtrail_langchain: the installed .pth does it.
+    rid = str(uuid.uuid4())
+    out = _python(_SCRIPT.format(tests=str(TESTS_DIR), rid=rid), "true", sqlite_url)
+    assert out[-1] == "imported"
+    with Trail(sqlite_url) as reader:
+        lineage = reader.lineage(rid)
+    assert len(lineage.runs) == 12 and lineage.question == QUESTION
+    assert lineage.answer == out[0] == f"The context answers: {QUESTION}"
+
+
+@pytest.mark.parametrize("value", ["", "0", "false"])
+def test_env_var_off_loads_nothing(sqlite_url: str, value: str) -> None:
+    out = _python("import sys; print('ragtrail_langchain' in sys.modules)", value, sqlite_url)
+    assert out == ["False"]
