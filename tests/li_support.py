@@ -27,7 +27,7 @@ from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
-from llama_index.core.llms import CustomLLM
+from llama_index.core.llms import CustomLLM, MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
@@ -38,6 +38,7 @@ __all__ = [
     "ChoiceLLM",
     "KeywordEmbedding",
     "KeywordReranker",
+    "NamedMockLLM",
     "SpanCollector",
     "UsageLLM",
     "build_index",
@@ -140,6 +141,19 @@ class UsageLLM(CustomLLM):
                 "prompt_tokens": 90, "completion_tokens": 10, "total_tokens": 100})
         return CompletionResponse(text=self.answer, raw=self._raw())
 
+    def _stream_raw(self, index: int, last: bool) -> dict[str, Any]:
+        if self.shape != "anthropic":
+            return self._raw() if last else {"id": "chatcmpl-1"}
+        # Anthropic streams usage in pieces: input at message_start, output at the end.
+        if index == 0:
+            return {"type": "message_start", "message": {"id": "msg_01", "usage": {
+                "input_tokens": 100, "output_tokens": 1, "cache_read_input_tokens": 300,
+                "cache_creation_input_tokens": 50}}}
+        if last:
+            return {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 20}}
+        return {"type": "content_block_delta"}
+
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
@@ -151,11 +165,18 @@ class UsageLLM(CustomLLM):
             for index, word in enumerate(words):
                 delta = word if index == 0 else " " + word
                 text += delta
-                last = index == len(words) - 1
                 yield CompletionResponse(text=text, delta=delta,
-                                         raw=self._raw() if last else {"id": "chatcmpl-1"})
+                                         raw=self._stream_raw(index, index == len(words) - 1))
 
         return gen()
+
+
+class NamedMockLLM(MockLLM):
+    """LlamaIndex's MockLLM under a model name the price catalogue knows."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="gpt-4o-mini")
 
 
 class ChoiceLLM(CustomLLM):
