@@ -1,0 +1,189 @@
+"""The handler's core: per-run bookkeeping shared by every callback.
+
+Callbacks only record: they never wait on I/O (the Recorder hands finished runs to the
+writer's queue) and never raise into the application (each one is ``guarded``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from ragtrail.capture import Recorder, guarded
+from ragtrail.schemas import AppContext, Framework, MetaKey, RunKind, RunStatus
+
+from ._convert import plain
+from ._names import CANCEL_ERRORS, RETRY_TAG_PREFIX
+from ._state import RunState, RunTable
+
+__all__ = ["UNSET", "HandlerCore", "StreamAbandoned"]
+
+UNSET: Any = object()
+_CUT_GRACE_S = 1.0
+_CONTEXT_KEYS = (MetaKey.SESSION_ID.value, MetaKey.APP_NAME.value, MetaKey.APP_VERSION.value,
+                 MetaKey.REQUEST_TYPE.value)
+
+
+class StreamAbandoned(Exception):
+    """Stored as the error of a step whose stream was closed before the step ended."""
+
+
+class HandlerCore(BaseCallbackHandler):
+    """Trail, application context, and the start/end of runs for the callbacks."""
+
+    run_inline = True  # cheap and I/O-free: run in the caller's thread or event loop
+    raise_error = False
+
+    def __init__(
+        self,
+        trail: Any = None,
+        *,
+        user_id: object | None = None,
+        session_id: str | None = None,
+        app_name: str | None = None,
+        app_version: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._trail = trail
+        self._trail_lock = threading.Lock()
+        self.user_id = user_id
+        self.session_id = session_id
+        self.app_name = app_name
+        self.app_version = app_version
+        self._runs = RunTable()
+        self._last_trace_id: str | None = None
+
+    # LangChain copies configs (and with them handler lists); a copy must share state.
+    def __copy__(self) -> HandlerCore:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HandlerCore:
+        return self
+
+    @property
+    def trail(self) -> Any:
+        """The Trail this handler records into (the default one is created on first use)."""
+        if self._trail is None:
+            with self._trail_lock:
+                if self._trail is None:
+                    from ._switch import default_trail
+
+                    self._trail = default_trail()
+        return self._trail
+
+    @property
+    def recorder(self) -> Recorder:
+        """The Trail's Recorder."""
+        recorder: Recorder = self.trail.recorder
+        return recorder
+
+    @property
+    def last_trace_id(self) -> str | None:
+        """Trace id of the most recent root run this handler finished."""
+        return self._last_trace_id
+
+    # -- shared start / end ------------------------------------------------------------
+
+    def _context(self, metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run metadata without the raw user id, and the Recorder's context arguments."""
+        meta = dict(metadata)
+        user_id = meta.pop(MetaKey.USER_ID.value, None) or self.user_id
+        given = {k: meta.get(k) for k in _CONTEXT_KEYS}
+        app = AppContext(
+            app_name=given[MetaKey.APP_NAME.value] or self.app_name,
+            app_version=given[MetaKey.APP_VERSION.value] or self.app_version,
+            request_type=given[MetaKey.REQUEST_TYPE.value],
+        )
+        return meta, {
+            "user_id": user_id,
+            "session_id": given[MetaKey.SESSION_ID.value] or self.session_id,
+            "app": app,
+        }
+
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        kind: RunKind,
+        name: str,
+        inputs: Any,
+        tags: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        marked: bool = False,
+    ) -> RunState | None:
+        self._sweep()
+        parent_key = str(parent_run_id) if parent_run_id is not None else None
+        state = RunState(str(run_id), kind, parent_key, lc_root=parent_run_id is None,
+                         marked=marked)
+        if not self._runs.claim(state):
+            return None  # this handler is attached to the run more than once
+        recorder = self.recorder
+        meta, context = self._context(metadata or {})
+        if self._runs.parent_of(state) is not None:
+            context = {}  # children inherit the context from their parent run
+        state.owned = recorder.start_run(
+            state.key, kind=kind, name=name, framework=Framework.LANGCHAIN,
+            parent_id=parent_key, inputs=plain(inputs, recorder.config.max_list_items),
+            tags=tags, metadata=meta, **context,
+        )
+        if not state.owned:
+            self._runs.release(state.key)  # another handler on this Recorder has it
+            return None
+        if parent_key and any(str(t).startswith(RETRY_TAG_PREFIX) for t in tags or ()):
+            recorder.record_retry(parent_key)  # RunnableRetry's attempts 2, 3, ...
+        return state
+
+    def _end(
+        self,
+        state: RunState,
+        outputs: Any = UNSET,
+        *,
+        error: BaseException | None = None,
+        inputs: Any = UNSET,
+    ) -> None:
+        if self._runs.release(state.key) is None:
+            return
+        recorder = self.recorder
+        if inputs is not UNSET:
+            recorder.set_inputs(state.key, plain(inputs, recorder.config.max_list_items))
+        cancelled = state.cut or (error is not None and isinstance(error, CANCEL_ERRORS))
+        if state.children and (cancelled or (error is None and inputs is not UNSET)):
+            # A stream closed early: LangChain ends the outer steps (reporting success
+            # for sync streams) before the inner ones it abandoned.
+            if self._runs.cut_below(state):
+                self._sweep_later()
+            cancelled = True
+        out = plain(outputs, recorder.config.max_list_items) if outputs is not UNSET else UNSET
+        if error is not None:
+            status = RunStatus.CANCELLED if cancelled else RunStatus.ERROR
+            record = recorder.fail_run(state.key, error, outputs=out, status=status)
+        else:
+            status = RunStatus.CANCELLED if cancelled else RunStatus.OK
+            record = recorder.end_run(state.key, outputs=out, status=status)
+        if state.lc_root and record is not None:
+            self._last_trace_id = record.run.trace_id
+        self._sweep()
+
+    def _sweep_later(self) -> None:
+        # Under asyncio, LangChain closes abandoned inner generators only when the loop
+        # finalizes them, sometimes never: close what is still open after the grace.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # sync generators close right away; late ones go at the next event
+        loop.call_later(_CUT_GRACE_S, self._sweep)
+
+    @guarded
+    def _sweep(self) -> None:
+        for state in self._runs.overdue_cuts(_CUT_GRACE_S):
+            self.recorder.fail_run(
+                state.key, StreamAbandoned("the stream was closed before this step ended"),
+                status=RunStatus.CANCELLED,
+            )
+
+    def _state(self, run_id: UUID) -> RunState | None:
+        return self._runs.get(str(run_id))

@@ -1,0 +1,109 @@
+"""Callbacks of LLMs and chat models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from langchain_core.outputs import LLMResult
+from ragtrail.capture import guarded
+from ragtrail.schemas import RunKind
+
+from ._convert import plain, run_name
+from ._core import HandlerCore
+from ._llm import llm_end_metadata, llm_start_metadata, output_text
+
+__all__ = ["LLMCallbacks"]
+
+
+class LLMCallbacks(HandlerCore):
+    """Model calls: the messages sent, parameters, usage, response metadata, TTFT."""
+
+    # -- LLMs and chat models ------------------------------------------------------------
+
+    @guarded
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a chat model call with the messages actually sent."""
+        sent = messages[0] if messages else []
+        self._start_llm(serialized, run_id, parent_run_id, tags, metadata, kwargs,
+                        {"messages": plain(sent)}, messages=list(sent))
+
+    @guarded
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a completion model call with the prompt actually sent."""
+        prompt = prompts[0] if prompts else ""
+        self._start_llm(serialized, run_id, parent_run_id, tags, metadata, kwargs,
+                        {"prompts": list(prompts)}, prompt=prompt)
+
+    def _start_llm(
+        self,
+        serialized: dict[str, Any] | None,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        inputs: Any,
+        **sent: Any,
+    ) -> None:
+        name = run_name(serialized, kwargs.get("name"), "LLM") or "LLM"
+        state = self._start(run_id, parent_run_id, RunKind.LLM, name, inputs, tags, metadata)
+        if state is not None:
+            meta = llm_start_metadata(serialized, metadata or {},
+                                      kwargs.get("invocation_params"), **sent)
+            self.recorder.update_llm(state.key, meta)
+
+    @guarded
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Time to first token: the first streamed token with content."""
+        state = self._state(run_id)
+        if state is None or state.first_token:
+            return
+        chunk = kwargs.get("chunk")
+        message = getattr(chunk, "message", None)
+        if token or getattr(message, "tool_call_chunks", None):
+            state.first_token = True
+            self.recorder.record_first_token(state.key)
+
+    @guarded
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close a model call with usage, response metadata and rate limits."""
+        state = self._state(run_id)
+        if state is None:
+            return
+        self.recorder.update_llm(state.key, llm_end_metadata(response, datetime.now(timezone.utc)))
+        self._end(state, response)
+
+    @guarded
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close a model call with its error, keeping any partial output."""
+        state = self._state(run_id)
+        if state is None:
+            return
+        response = kwargs.get("response")
+        text = output_text(response) if isinstance(response, LLMResult) else None
+        if text:
+            self.recorder.update_llm(state.key, {"output_text": text})
+        self._end(state, error=error)

@@ -1,0 +1,162 @@
+"""Callbacks of chains, prompts, parsers and retrievers, with reranking detection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from ragtrail.capture import guarded
+from ragtrail.schemas import DocStage, Framework, RunKind
+
+from ._convert import plain, run_name
+from ._core import UNSET, HandlerCore
+from ._documents import DocList, doc_list, docs_in, reranking
+from ._names import INFERRED_RERANKER_NAME, KIND_KEY, RERANKER_MARK, RUN_TYPE_KINDS
+from ._prompt import template_text
+from ._state import RunState
+
+__all__ = ["StepCallbacks"]
+
+
+class StepCallbacks(HandlerCore):
+    """Chains (prompts, parsers, rerankers among them) and retrievers."""
+
+    # -- chains, prompts, parsers, rerankers ------------------------------------------
+
+    @guarded
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a chain, prompt, parser or reranker run."""
+        kind = RUN_TYPE_KINDS.get(kwargs.get("run_type") or "chain", RunKind.CHAIN)
+        marked = (metadata or {}).get(KIND_KEY) == RERANKER_MARK
+        parent = self._state(parent_run_id) if parent_run_id else None
+        if marked and not (parent is not None and parent.marked):
+            kind = RunKind.RERANKER  # the outermost run carrying the mark
+        deferred = bool(kwargs.get("defers_inputs"))  # streaming: inputs come at the end
+        name = run_name(serialized, kwargs.get("name"), "Unnamed") or "Unnamed"
+        state = self._start(run_id, parent_run_id, kind, name, None if deferred else inputs,
+                            tags, metadata, marked=marked)
+        if state is None:
+            return
+        if kind is RunKind.PROMPT:
+            template = template_text(serialized)
+            if template:
+                variables = inputs if isinstance(inputs, Mapping) else {"input": inputs}
+                self.recorder.note_prompt_template(
+                    state.key, template, plain(variables, self.recorder.config.max_list_items)
+                )
+        elif not deferred:
+            state.input_docs = docs_in(inputs)
+
+    @guarded
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close a chain run; recognise reranking from its documents in and out."""
+        state = self._state(run_id)
+        if state is None:
+            return
+        inputs = kwargs.get("inputs", UNSET)
+        reranked = self._detect_reranking(state, outputs, inputs)
+        self._runs.report_to_parent(state, docs=None, reranked=reranked)
+        self._end(state, outputs, inputs=inputs)
+
+    @guarded
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close a chain run with its error (``cancelled`` for a closed stream)."""
+        state = self._state(run_id)
+        if state is not None:
+            self._end(state, error=error, inputs=kwargs.get("inputs", UNSET))
+
+    def _detect_reranking(
+        self, state: RunState, outputs: Any, inputs: Any
+    ) -> tuple[str, ...] | None:
+        """Record a reranking step; returns the reranked hashes to report upwards."""
+        if state.kind not in (RunKind.CHAIN, RunKind.RERANKER):
+            return None
+        out = doc_list(outputs)
+        if out is None:
+            return None
+        if state.reranked == out.hashes:
+            return out.hashes  # a step below already reranked into this very list
+        source = state.input_docs or (docs_in(inputs) if inputs is not UNSET else None)
+        found = reranking(source, out, explicit=state.kind is RunKind.RERANKER) if source else None
+        if found is None:
+            return None
+        if state.kind is not RunKind.RERANKER:
+            self.recorder.set_kind(state.key, RunKind.RERANKER)
+        self.recorder.add_documents(state.key, found.output.inputs(found.input_ranks),
+                                    stage=DocStage.RERANKED)
+        return out.hashes
+
+    # -- retrievers ----------------------------------------------------------------------
+
+    @guarded
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a retriever run."""
+        name = run_name(serialized, kwargs.get("name"), "Retriever") or "Retriever"
+        self._start(run_id, parent_run_id, RunKind.RETRIEVER, name, {"query": query}, tags,
+                    metadata)
+
+    @guarded
+    def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
+        """Close a retriever run with its ranked documents (or an inferred reranking)."""
+        state = self._state(run_id)
+        if state is None:
+            return
+        docs = doc_list(list(documents))
+        reranked = None
+        if docs is not None:
+            if state.reranked == docs.hashes:
+                reranked = docs.hashes  # a marked reranker below holds these documents
+            elif state.child_retrievers == 1 and state.child_docs is not None and (
+                found := reranking(state.child_docs, docs)
+            ):
+                self._inferred_reranker(state, state.child_docs, found.output, found.input_ranks)
+                reranked = docs.hashes
+            else:
+                self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
+        self._runs.report_to_parent(state, docs=docs, reranked=reranked)
+        self._end(state, list(documents))
+
+    def _inferred_reranker(
+        self, state: RunState, source: DocList, output: DocList, ranks: Sequence[int]
+    ) -> None:
+        # LangChain emits no callback for document compressors, so a reranker inside a
+        # ContextualCompressionRetriever is inferred from the child and parent outputs.
+        recorder = self.recorder
+        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ragtrail:rerank:{state.key}"))
+        limit = recorder.config.max_list_items
+        recorder.start_run(rid, kind=RunKind.RERANKER, name=INFERRED_RERANKER_NAME,
+                           framework=Framework.LANGCHAIN, parent_id=state.key,
+                           inputs={"documents": plain(list(source.documents), limit)},
+                           metadata={"inferred": True})
+        recorder.add_documents(rid, output.inputs(ranks), stage=DocStage.RERANKED)
+        recorder.end_run(rid, outputs=plain(list(output.documents), limit))
+
+    @guarded
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close a retriever run with its error."""
+        state = self._state(run_id)
+        if state is not None:
+            self._end(state, error=error)
+
