@@ -48,6 +48,7 @@ class _Run:
     waiting: str | None = None  # "event" (LLM stream), "stream" (lazy answer), "children"
     pending: Any = None  # what the span returned, while waiting
     child_text: str | None = None
+    child_error: BaseException | None = None  # a streaming child failed
     input_refs: list[NodeRef] = field(default_factory=list)
     template: dict[str, Any] | None = None
     stream_usage: dict[str, int] = field(default_factory=dict)
@@ -192,6 +193,7 @@ class Engine:
         with self._lock:
             if run.ended:
                 return
+            error = error or run.child_error
             if error is not None:
                 self._finish(run, _UNSET, error=error)
             elif run.open_children > 0:
@@ -220,8 +222,11 @@ class Engine:
         parent.open_children -= 1
         if text is not None:
             parent.child_text = text
+        if error is not None and parent.waiting is not None:
+            parent.child_error = error  # what it returned was this child's stream
         if parent.waiting == "children" and parent.open_children <= 0:
-            self._finish(parent, parent.pending, text=parent.child_text)
+            self._finish(parent, parent.pending, text=parent.child_text,
+                         error=parent.child_error)
 
     def _outputs(self, run: _Run, result: Any, text: str | None) -> Any:
         family = run.role.family
