@@ -267,16 +267,30 @@ def test_streamed_usage_comes_from_the_final_chunk(trail: Trail) -> None:
     assert response is not None and response.finish_reason == "stop"
 
 
-def test_model_without_ls_params_gets_provider_from_class_name(trail: Trail) -> None:
-    class ChatAcme(FakeOpenAIChat):
-        def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-            return {}
+class ChatAcme(FakeOpenAIChat):
+    """Reports no ls_provider / ls_model_name, like many community integrations."""
 
+    reports_provider: bool = True
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return {}
+
+    def _metadata(self) -> dict[str, Any]:
+        meta = super()._metadata()
+        if not self.reports_provider:
+            del meta["model_provider"]
+        return meta
+
+
+@pytest.mark.parametrize(("reports_provider", "provider"), [(True, PROVIDER), (False, "acme")])
+def test_provider_without_ls_params(trail: Trail, reports_provider: bool,
+                                    provider: str) -> None:
     rid = uuid.uuid4()
-    ChatAcme(model_name="acme-1").invoke("hi", config={
+    ChatAcme(model_name="acme-1", reports_provider=reports_provider).invoke("hi", config={
         "callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
     (call,) = stored(trail, rid).llm_calls
-    assert (call.metadata.provider, call.metadata.provider_model) == ("acme", "acme-1")
+    # The response's model_provider, else the class name; the model from the params.
+    assert (call.metadata.provider, call.metadata.provider_model) == (provider, "acme-1")
     cost = call.metadata.cost_metrics
     assert cost is not None and cost.total_cost is None
     assert str(cost.price_status) == "unknown_model"

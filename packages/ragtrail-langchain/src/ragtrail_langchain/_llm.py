@@ -2,8 +2,8 @@
 
 Where each value comes from, first found wins:
 
-- provider: ``ls_provider`` in run metadata, the serialized class name
-  (``ChatOpenAI`` -> ``openai``), ``response_metadata["model_provider"]``;
+- provider: ``ls_provider`` in run metadata, else ``response_metadata["model_provider"]``,
+  else the serialized class name (``ChatOpenAI`` -> ``openai``);
 - model: ``ls_model_name``, then the invocation params' ``model``/``model_name``;
 - request parameters: invocation params, then ``ls_temperature``/``ls_max_tokens``/``ls_stop``;
 - token usage: ``AIMessage.usage_metadata`` (with ``input_token_details`` and
@@ -31,7 +31,7 @@ from ._convert import messages_of
 from ._names import LS_MODEL_NAME, LS_PROVIDER
 from ._ratelimit import rate_limit_info
 
-__all__ = ["llm_end_metadata", "llm_start_metadata"]
+__all__ = ["class_provider", "llm_end_metadata", "llm_start_metadata", "output_text"]
 
 # invocation param -> request parameter; the first key present wins per parameter.
 _PARAM_KEYS: dict[str, tuple[str, ...]] = {
@@ -70,11 +70,12 @@ def _valid_fields(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str
 
 
 @guarded(default=None)
-def provider_of(serialized: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> str | None:
-    """Provider name as LangChain reports it, else derived from the model class name."""
-    provider = metadata.get(LS_PROVIDER)
-    if provider:
-        return str(provider)
+def class_provider(serialized: Mapping[str, Any] | None) -> str | None:
+    """A provider name guessed from the model class (``ChatOpenAI`` -> ``openai``).
+
+    Used when the model reports no ``ls_provider``, and only if the response names no
+    ``model_provider`` either.
+    """
     ids = (serialized or {}).get("id") or ()
     name = str(ids[-1]) if ids else ""
     if name.startswith("Chat"):
@@ -108,7 +109,6 @@ def _extra_params(params: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def llm_start_metadata(
-    serialized: Mapping[str, Any] | None,
     metadata: Mapping[str, Any],
     invocation_params: Mapping[str, Any] | None,
     *,
@@ -119,7 +119,7 @@ def llm_start_metadata(
     params = dict(invocation_params or {})
     request = request_parameters(params, metadata) or {}
     out: dict[str, Any] = {
-        "provider": provider_of(serialized, metadata),
+        "provider": metadata.get(LS_PROVIDER) or None,
         "provider_model": metadata.get(LS_MODEL_NAME) or request.get("model"),
         "request_parameters": request or None,
     }
@@ -143,37 +143,46 @@ def _first_generation(response: LLMResult) -> Generation | None:
     return None
 
 
+# token usage field -> where LangChain's usage_metadata / OpenAI's usage keep it
+_LC_USAGE = {
+    "input_tokens": ("input_tokens",),
+    "output_tokens": ("output_tokens",),
+    "total_tokens": ("total_tokens",),
+    "cache_read_tokens": ("input_token_details", "cache_read"),
+    "cache_creation_tokens": ("input_token_details", "cache_creation"),
+    "reasoning_tokens": ("output_token_details", "reasoning"),
+}
+_OPENAI_USAGE = {
+    "input_tokens": ("prompt_tokens",),
+    "output_tokens": ("completion_tokens",),
+    "total_tokens": ("total_tokens",),
+    "cache_read_tokens": ("prompt_tokens_details", "cached_tokens"),
+    "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens"),
+}
+
+
+def _pick(source: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, path in paths.items():
+        value: Any = source
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        out[field] = value
+    return out
+
+
 @guarded(default=None)
 def _usage_from_message(generation: Generation | None) -> dict[str, Any] | None:
     message = generation.message if isinstance(generation, ChatGeneration) else None
     usage = getattr(message, "usage_metadata", None)
-    if not usage:
-        return None
-    input_details = usage.get("input_token_details") or {}
-    output_details = usage.get("output_token_details") or {}
-    return {
-        "input_tokens": usage.get("input_tokens"),
-        "output_tokens": usage.get("output_tokens"),
-        "total_tokens": usage.get("total_tokens"),
-        "cache_read_tokens": input_details.get("cache_read"),
-        "cache_creation_tokens": input_details.get("cache_creation"),
-        "reasoning_tokens": output_details.get("reasoning"),
-    }
+    return _pick(usage, _LC_USAGE) if usage else None
 
 
 @guarded(default=None)
 def _usage_from_mapping(usage: Mapping[str, Any]) -> dict[str, Any] | None:
     """OpenAI-style (prompt/completion) or Anthropic-style (input/output, cache apart)."""
     if "prompt_tokens" in usage or "completion_tokens" in usage:
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
-        return {
-            "input_tokens": usage.get("prompt_tokens"),
-            "output_tokens": usage.get("completion_tokens"),
-            "total_tokens": usage.get("total_tokens"),
-            "cache_read_tokens": prompt_details.get("cached_tokens"),
-            "reasoning_tokens": completion_details.get("reasoning_tokens"),
-        }
+        return _pick(usage, _OPENAI_USAGE)
     if "input_tokens" not in usage and "output_tokens" not in usage:
         return None
     read = usage.get("cache_read_input_tokens")

@@ -13,7 +13,7 @@ from ragtrail.schemas import RunKind
 
 from ._convert import plain, run_name
 from ._core import HandlerCore
-from ._llm import llm_end_metadata, llm_start_metadata, output_text
+from ._llm import class_provider, llm_end_metadata, llm_start_metadata, output_text
 
 __all__ = ["LLMCallbacks"]
 
@@ -71,8 +71,9 @@ class LLMCallbacks(HandlerCore):
         name = run_name(serialized, kwargs.get("name"), "LLM") or "LLM"
         state = self._start(run_id, parent_run_id, RunKind.LLM, name, inputs, tags, metadata)
         if state is not None:
-            meta = llm_start_metadata(serialized, metadata or {},
-                                      kwargs.get("invocation_params"), **sent)
+            meta = llm_start_metadata(metadata or {}, kwargs.get("invocation_params"), **sent)
+            if "provider" not in meta:
+                state.provider_guess = class_provider(serialized)
             self.recorder.update_llm(state.key, meta)
 
     @guarded
@@ -93,7 +94,11 @@ class LLMCallbacks(HandlerCore):
         state = self._state(run_id)
         if state is None:
             return
-        self.recorder.update_llm(state.key, llm_end_metadata(response, datetime.now(timezone.utc)))
+        meta = llm_end_metadata(response, datetime.now(timezone.utc))
+        if state.provider_guess is not None:
+            reported = (meta.get("provider_specific") or {}).get("model_provider")
+            meta["provider"] = reported or state.provider_guess
+        self.recorder.update_llm(state.key, meta)
         self._end(state, response)
 
     @guarded
@@ -104,6 +109,7 @@ class LLMCallbacks(HandlerCore):
             return
         response = kwargs.get("response")
         text = output_text(response) if isinstance(response, LLMResult) else None
-        if text:
-            self.recorder.update_llm(state.key, {"output_text": text})
+        meta = {"output_text": text, "provider": state.provider_guess}
+        if any(meta.values()):
+            self.recorder.update_llm(state.key, {k: v for k, v in meta.items() if v})
         self._end(state, error=error)

@@ -34,6 +34,7 @@ class RunState:
     seen: dict[str, int] = field(default_factory=dict)
     children: set[str] = field(default_factory=set)
     first_token: bool = False
+    provider_guess: str | None = None  # from the model class, when it reports no provider
     input_docs: DocList | None = None
     child_docs: DocList | None = None  # output of the only child retriever
     child_retrievers: int = 0
