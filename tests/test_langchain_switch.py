@@ -16,7 +16,9 @@ from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from lc_support import FakeOpenAIChat, build_rag_chain, open_trail, stored
 from ragtrail import NotFoundError, Trail
+from ragtrail.capture import Recorder
 from ragtrail.schemas import DocStage, RunKind
+from ragtrail.sink import ListSink
 from ragtrail_langchain import RagtrailCallbackHandler, instrument, uninstrument
 
 trail = pytest.fixture(name="trail")(open_trail)
@@ -152,3 +154,13 @@ def test_env_var_records_without_any_code_change(sqlite_url: str) -> None:
 def test_env_var_off_loads_nothing(sqlite_url: str, value: str) -> None:
     out = _python("import sys; print('ragtrail_langchain' in sys.modules)", value, sqlite_url)
     assert out == ["False"]
+
+
+def test_handler_accepts_a_bare_recorder() -> None:
+    # For tests and custom pipelines: a Recorder feeding any Sink.
+    sink = ListSink()
+    handler = RagtrailCallbackHandler(Recorder(sink))
+    RunnableLambda(lambda x: x * 2, name="double").invoke(2, config={"callbacks": [handler]})
+    (record,) = sink.records
+    assert (record.run.name, record.run.outputs, record.run.id) == (
+        "double", 4, handler.last_trace_id)

@@ -77,8 +77,9 @@ class HandlerCore(BaseCallbackHandler):
 
     @property
     def recorder(self) -> Recorder:
-        """The Trail's Recorder."""
-        recorder: Recorder = self.trail.recorder
+        """The Trail's Recorder (``trail`` may also be a ``Recorder`` itself)."""
+        trail = self.trail
+        recorder: Recorder = trail if isinstance(trail, Recorder) else trail.recorder
         return recorder
 
     @property

@@ -20,8 +20,9 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
     """One LangChain callback handler capturing chains, retrievers, rerankers and LLM calls.
 
     Args:
-        trail: a ``ragtrail.Trail`` (anything with a ``recorder``); None uses the
-            process-wide default ``Trail()``, created on first use.
+        trail: a ``ragtrail.Trail`` (or a ``ragtrail.capture.Recorder``); None uses the
+            process-wide default ``Trail()``, opened on first use (its construction is
+            the only I/O a callback may ever do, once per process).
         user_id: stored only as a keyed hash; run metadata ``user_id`` overrides it.
         session_id, app_name, app_version: application context; run metadata with the
             same keys overrides them per invocation.
