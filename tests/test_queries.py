@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from ragtrail.query import (
     usage,
 )
 from ragtrail.query._documents import links_statement
+from ragtrail.query._traces import roots_statement
 from ragtrail.schemas import (
     CapturedRun,
     DocStage,
@@ -427,25 +429,39 @@ def test_answers_using_stage_reached_is_the_highest(
         answers_using(store.engine, "")
 
 
-def test_answers_using_is_an_index_lookup(store: SqlStore) -> None:
-    write_children_first(store, rag_trace("trace-A", T_A))
-    stmt = links_statement("kb/wal.md#0")
+def _plan(store: SqlStore, stmt: sa.Executable) -> str:
+    """The query plan of ``stmt``; on PostgreSQL with sequential scans priced out.
+
+    Tiny test tables make a scan the cheapest plan on PostgreSQL; with scans priced
+    out, the planner still scans unless an index can answer the query.
+    """
     with store.engine.connect() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
         if store.dialect == "sqlite":
-            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
-            link_steps = [step for step in plan if "document_links" in step]
-            assert len(link_steps) == 2, plan
-            assert all(step.startswith("SEARCH") and "INDEX" in step for step in link_steps), plan
-        else:
-            # Tiny tables make a scan the cheapest plan; with scans priced out, the
-            # planner still scans unless an index can answer the query.
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            plan = [row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}")]
-            text = "\n".join(plan)
-            assert "Seq Scan" not in text, text
-            assert "ix_document_links_document_id" in text, text
-            assert "ix_document_links_content_hash" in text, text
+            return "\n".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        return "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+
+
+def test_answers_using_is_an_index_lookup(store: SqlStore) -> None:
+    write_children_first(store, rag_trace("trace-A", T_A))
+    plan = _plan(store, links_statement("kb/wal.md#0"))
+    if store.dialect == "sqlite":
+        steps = [step for step in plan.splitlines() if "document_links" in step]
+        assert len(steps) == 2, plan
+        assert all(step.startswith("SEARCH") and "INDEX" in step for step in steps), plan
+    else:
+        assert "Seq Scan" not in plan, plan
+    assert "ix_document_links_document_id" in plan, plan
+    assert "ix_document_links_content_hash" in plan, plan
+
+
+def test_recent_traces_read_the_roots_index_without_sorting(store: SqlStore) -> None:
+    write_children_first(store, rag_trace("trace-A", T_A))
+    for filters in ({}, {"since": T_A, "until": T_C}):
+        plan = _plan(store, roots_statement(limit=20, **filters))
+        assert "ix_runs_roots_started_at" in plan, plan
+        assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
 
 
 # --- usage -------------------------------------------------------------------------
@@ -505,9 +521,35 @@ def test_usage_groups_by_several_keys_within_a_time_range(
     assert [row.group for row in rows] == [{"user": "user-1", "session": "sess-1"}]
 
 
+def test_usage_puts_missing_group_values_last(store: SqlStore) -> None:
+    records = rag_trace("trace-A", T_A)
+    write_children_first(store, records)
+    llm = records[3]
+    assert llm.llm is not None
+    no_template = llm.llm.model_copy(update={"prompt_template_hash": None})
+    store.write_batch([llm.model_copy(update={
+        "run": llm.run.model_copy(update={"id": "trace-A-llm2"}), "llm": no_template,
+        "links": [],
+    })])
+    assert [row.group["template"] for row in usage(store.engine, group_by="template")] == [
+        content_hash(TEMPLATE_1), None]
+
+
 def test_usage_rejects_unknown_keys(store: SqlStore) -> None:
     with pytest.raises(ConfigError, match=r"'colour'.*model, provider"):
         usage(store.engine, group_by=["model", "colour"])
+
+
+@pytest.mark.postgres
+def test_timestamps_and_days_ignore_the_session_time_zone(pg_url: str) -> None:
+    url = f"{pg_url}{quote(' -ctimezone=America/New_York')}"
+    with open_store(url) as store:
+        write_children_first(store, rag_trace("trace-B", T_B))
+        assert [row.group for row in usage(store.engine, group_by="day")] == [
+            {"day": "2024-03-11"}]
+        [summary] = traces(store.engine)
+        assert summary.started_at == T_B and summary.started_at.tzinfo == UTC
+        assert _ids(traces(store.engine, until=datetime(2024, 3, 11, 4, 30))) == []
 
 
 def test_lineage_result_is_a_model_that_serialises(store: SqlStore) -> None:

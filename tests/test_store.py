@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from ragtrail.errors import ConfigError, NotFoundError, StoreUnavailableError
@@ -28,6 +29,7 @@ from ragtrail.schemas import (
 )
 from ragtrail.sink import PermanentStoreError, Store, TransientStoreError
 from ragtrail.store import DEFAULT_URL, URL_ENV, SqlStore, normalise_url, open_store
+from ragtrail.store._errors import classify_write_error
 
 UTC = timezone.utc
 T0 = datetime(2024, 6, 1, 8, 15, 30, 999999, tzinfo=UTC)
@@ -323,6 +325,7 @@ def test_sqlite_locked_by_another_connection_is_transient(tmp_path: Path) -> Non
         store.close()
 
 
+@pytest.mark.postgres
 def test_postgres_lock_timeout_is_transient(pg_url: str) -> None:
     locked_url = f"{pg_url}{quote(' -clock_timeout=200')}"
     store = open_store(locked_url)
@@ -340,6 +343,7 @@ def test_postgres_lock_timeout_is_transient(pg_url: str) -> None:
         store.close()
 
 
+@pytest.mark.postgres
 def test_postgres_reconnects_after_its_connection_is_killed(pg_url: str) -> None:
     store = open_store(pg_url)
     admin = sa.create_engine(pg_url)
@@ -355,6 +359,43 @@ def test_postgres_reconnects_after_its_connection_is_killed(pg_url: str) -> None
     finally:
         admin.dispose()
         store.close()
+
+
+def _driver_error(kind: type[sa.exc.DBAPIError], orig: Exception) -> sa.exc.DBAPIError:
+    return kind("INSERT INTO runs ...", {}, orig)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (_driver_error(sa.exc.OperationalError, sqlite3.OperationalError("database is locked")),
+         True),
+        (_driver_error(sa.exc.OperationalError, sqlite3.OperationalError("disk I/O error")), True),
+        (_driver_error(sa.exc.OperationalError, psycopg.errors.AdminShutdown("terminating")),
+         True),
+        (_driver_error(sa.exc.OperationalError, psycopg.errors.SerializationFailure("retry")),
+         True),
+        (_driver_error(sa.exc.OperationalError, psycopg.errors.DeadlockDetected("deadlock")),
+         True),
+        (_driver_error(sa.exc.ProgrammingError, psycopg.errors.UndefinedTable("no runs")), True),
+        (_driver_error(sa.exc.OperationalError, psycopg.OperationalError("connection refused")),
+         True),
+        (_driver_error(sa.exc.IntegrityError, psycopg.errors.UniqueViolation("dup")), False),
+        (_driver_error(sa.exc.DataError, psycopg.errors.UntranslatableCharacter("\\u0000")),
+         False),
+        (_driver_error(sa.exc.DataError, psycopg.errors.StringDataRightTruncation("long")), False),
+        (_driver_error(sa.exc.IntegrityError, sqlite3.IntegrityError("NOT NULL failed")), False),
+        (sa.exc.DisconnectionError("gone"), True),
+        (OverflowError("Python int too large to convert to SQLite INTEGER"), False),
+    ],
+    ids=lambda value: type(getattr(value, "orig", value)).__name__
+    if not isinstance(value, bool) else str(value),
+)
+def test_error_classification(error: Exception, transient: bool) -> None:
+    kind = TransientStoreError if transient else PermanentStoreError
+    classified = classify_write_error(error)
+    assert type(classified) is kind
+    assert "\n" not in str(classified)
 
 
 @pytest.mark.parametrize(

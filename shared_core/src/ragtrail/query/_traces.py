@@ -16,7 +16,7 @@ from ..store import _tables
 from ._common import QUESTION_KEYS, as_text, chunks, excerpt, sum_cost, time_filters
 from ._models import TraceSummary
 
-__all__ = ["traces"]
+__all__ = ["roots_statement", "traces"]
 
 _runs = _tables.runs
 _calls = _tables.llm_calls
@@ -26,13 +26,13 @@ QUESTION_EXCERPT_CHARS = 200
 
 def _conditions(
     *,
-    since: datetime | str | None,
-    until: datetime | str | None,
-    app_name: str | None,
-    user_hash: str | None,
-    session_id: str | None,
-    status: RunStatus | str | None,
-    model: str | None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    app_name: str | None = None,
+    user_hash: str | None = None,
+    session_id: str | None = None,
+    status: RunStatus | str | None = None,
+    model: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = [_runs.c.parent_id.is_(None)]
     conditions += time_filters(_runs.c.started_at, since, until)
@@ -56,6 +56,18 @@ def _conditions(
             )
         )
     return conditions
+
+
+def roots_statement(*, limit: int, **filters: Any) -> sa.Select[Any]:
+    """Root runs matching ``filters`` (see :func:`traces`), newest first."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"limit must be a positive integer, got {limit!r}")
+    return (
+        sa.select(_runs)
+        .where(*_conditions(**filters))
+        .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
+        .limit(limit)
+    )
 
 
 def _call_totals(conn: Connection, trace_ids: list[str]) -> dict[str, list[Any]]:
@@ -85,16 +97,8 @@ def traces(
     ``since`` is inclusive and ``until`` exclusive (naive datetimes are UTC);
     ``model`` keeps traces holding an LLM call of that model.
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError(f"limit must be a positive integer, got {limit!r}")
-    conditions = _conditions(since=since, until=until, app_name=app_name, user_hash=user_hash,
-                             session_id=session_id, status=status, model=model)
-    stmt = (
-        sa.select(_runs)
-        .where(*conditions)
-        .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
-        .limit(limit)
-    )
+    stmt = roots_statement(limit=limit, since=since, until=until, app_name=app_name,
+                           user_hash=user_hash, session_id=session_id, status=status, model=model)
     with engine.connect() as conn:
         roots = conn.execute(stmt).all()
         totals = _call_totals(conn, [row.trace_id for row in roots])

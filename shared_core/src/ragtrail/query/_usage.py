@@ -69,7 +69,7 @@ def usage(
 
     ``group_by``: any of ``model, provider, app_name, user, session, day, template``
     (a list, or one string, comma-separated); empty gives one row for everything.
-    Rows come ordered by their group values.
+    Rows come ordered by their group values (None last).
     """
     keys = _keys(group_by)
     groups = [GROUP_KEYS[key].label(f"g_{index}") for index, key in enumerate(keys)]
@@ -90,11 +90,12 @@ def usage(
         .select_from(source)
         .where(*time_filters(_calls.c.started_at, since, until))
         .group_by(*groups)
-        .order_by(*groups)
     )
     with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return [_row(keys, row) for row in rows if row.calls]
+        rows = [_row(keys, row) for row in conn.execute(stmt) if row.calls]
+    # Sorted here, not in SQL: NULL placement and collation differ between backends.
+    rows.sort(key=lambda row: [(value is None, value or "") for value in row.group.values()])
+    return rows
 
 
 def _row(keys: list[str], row: Any) -> UsageRow:

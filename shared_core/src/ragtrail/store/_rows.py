@@ -9,6 +9,7 @@ by the Recorder before storage, so documents stay joinable by their original has
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,15 +48,19 @@ def clean_json(value: Any) -> Any:
 
 
 def json_dump(model: BaseModel) -> dict[str, Any]:
-    """``model`` as JSON-native data with every string cleaned (see :func:`clean_text`)."""
+    """``model`` as JSON-native data with every string cleaned (see :func:`clean_text`).
+
+    Serialized once in pydantic's Rust core; the Python walk over every string only
+    runs for the rare record that holds a NUL.
+    """
     try:
-        data = model.model_dump(mode="json")
+        text = model.model_dump_json()
     except (UnicodeError, PydanticSerializationError):
         # Lone surrogates cannot even be serialized: clean the Python values first.
         cleaned = clean_json(model.model_dump(mode="python"))
-        data = type(model).model_validate(cleaned).model_dump(mode="json")
-    result: dict[str, Any] = clean_json(data)
-    return result
+        return json_dump(type(model).model_validate(cleaned))
+    data: dict[str, Any] = json.loads(text)
+    return clean_json(data) if "\\u0000" in text else data
 
 
 def _run_row(run: Run) -> dict[str, Any]:
@@ -76,6 +81,10 @@ def _model_name(meta: LLMMetadata) -> str | None:
     return None
 
 
+def _text(value: str | None) -> str | None:
+    return clean_text(value) if value else None
+
+
 def _llm_row(record: CapturedRun, meta: LLMMetadata) -> dict[str, Any]:
     usage = meta.token_usage
     cost = meta.cost_metrics
@@ -89,18 +98,18 @@ def _llm_row(record: CapturedRun, meta: LLMMetadata) -> dict[str, Any]:
     row: dict[str, Any] = {
         "run_id": clean_text(record.run.id),
         "trace_id": clean_text(record.run.trace_id),
-        "provider": clean_text(meta.provider) if meta.provider else None,
-        "provider_model": clean_text(model) if model else None,
+        "provider": _text(meta.provider),
+        "provider_model": _text(model),
         "started_at": record.run.started_at,
         "total_tokens": total_tokens,
         "metadata": json_dump(meta),
-        "prompt_template_hash": meta.prompt_template_hash,
+        "prompt_template_hash": _text(meta.prompt_template_hash),
     }
     for name in ("input", "output", "cache_read", "cache_creation", "reasoning"):
         row[f"{name}_tokens"] = getattr(usage, f"{name}_tokens") if usage is not None else None
     for name in ("input", "output", "cache_read", "cache_write", "reasoning", "total"):
         row[f"{name}_cost"] = getattr(cost, f"{name}_cost") if cost is not None else None
-    row["currency"] = cost.currency if cost is not None else None
+    row["currency"] = _text(cost.currency) if cost is not None else None
     row["price_status"] = (
         cost.price_status.value if cost is not None and cost.price_status is not None else None
     )

@@ -102,7 +102,8 @@ class SqlStore:
                         return False
                 for table in _tables.metadata.sorted_tables:
                     conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                return inspect_schema(conn).revision == inspect_schema(conn).head
+                state = inspect_schema(conn)
+                return state.revision == state.head
         except sa.exc.SQLAlchemyError:
             logger.warning("integrity_check on %s failed", self.url, exc_info=True)
             return False
@@ -162,7 +163,8 @@ def open_store(
     ``url`` None means ``$RAGTRAIL_URL``, else ``sqlite:///./ragtrail.db``;
     ``postgres://`` and ``postgresql://`` use psycopg 3. ``auto_upgrade``: None
     (default) creates the schema in an empty database only; True also migrates an
-    older schema; False never changes the database.
+    older schema; False never changes the database. ``sqlite://`` is a private
+    in-memory database on one shared connection: for tests, not for threads.
 
     Raises :class:`~ragtrail.errors.ConfigError` for a bad URL or setting,
     :class:`~ragtrail.errors.StoreUnavailableError` when the database cannot be

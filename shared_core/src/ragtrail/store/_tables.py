@@ -64,18 +64,26 @@ runs = sa.Table(
     sa.Column("environment", JSON_VALUE),
     sa.Column("schema_version", sa.String, nullable=False),
     sa.Index(None, "trace_id"),
-    sa.Index(None, "parent_id"),
+    # Children only: then "parent_id IS NULL" can be served by the roots index alone
+    # (SQLite otherwise picks this one and sorts every root to find the newest).
+    sa.Index(
+        None,
+        "parent_id",
+        postgresql_where=sa.text("parent_id IS NOT NULL"),
+        sqlite_where=sa.text("parent_id IS NOT NULL"),
+    ),
     sa.Index(None, "path"),
     sa.Index(None, "started_at"),
     sa.Index(None, "app_name", "started_at"),
     sa.Index(None, "user_hash"),
     sa.Index(None, "session_id"),
     sa.Index(None, "status"),
-    # "Recent traces" reads roots newest first: a partial index holds only roots
-    # (scanned backwards for DESC on both backends).
+    # "Recent traces" reads roots newest first (ties by id): a partial index holding
+    # only roots, scanned backwards, answers it without a sort on both backends.
     sa.Index(
         "ix_runs_roots_started_at",
         "started_at",
+        "id",
         postgresql_where=sa.text("parent_id IS NULL"),
         sqlite_where=sa.text("parent_id IS NULL"),
     ),

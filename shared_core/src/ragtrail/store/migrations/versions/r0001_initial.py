@@ -58,13 +58,20 @@ def upgrade() -> None:
         sa.Column("schema_version", sa.String, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
     )
-    for columns in (["trace_id"], ["parent_id"], ["path"], ["started_at"],
+    op.create_index(
+        "ix_runs_parent_id",
+        "runs",
+        ["parent_id"],
+        postgresql_where=sa.text("parent_id IS NOT NULL"),
+        sqlite_where=sa.text("parent_id IS NOT NULL"),
+    )
+    for columns in (["trace_id"], ["path"], ["started_at"],
                     ["app_name", "started_at"], ["user_hash"], ["session_id"], ["status"]):
         op.create_index(f"ix_runs_{'_'.join(columns)}", "runs", columns)
     op.create_index(
         "ix_runs_roots_started_at",
         "runs",
-        ["started_at"],
+        ["started_at", "id"],
         postgresql_where=sa.text("parent_id IS NULL"),
         sqlite_where=sa.text("parent_id IS NULL"),
     )
