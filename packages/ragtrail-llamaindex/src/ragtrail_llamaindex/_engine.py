@@ -21,7 +21,14 @@ from llama_index.core.instrumentation.span import active_span_id
 from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import DocStage, Framework, MetaKey, RunKind, RunStatus
 
-from ._extract import NodeRef, arguments_of, document_inputs, node_refs, query_text
+from ._extract import (
+    NodeRef,
+    arguments_of,
+    document_inputs,
+    node_refs,
+    query_text,
+    tool_calls_of,
+)
 from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
 from ._llm import llm_request, llm_response, merge_usage_fields, usage_fields
 from ._roles import Family, Role, classify
@@ -235,7 +242,8 @@ class Engine:
         if family is Family.LLM:
             meta = llm_response(result, run.stream_usage)
             self.recorder.update_llm(run.run_id, meta)
-            return {"output": meta.get("output_text")}
+            calls = tool_calls_of(getattr(result, "message", None))
+            return {"output": meta.get("output_text"), **({"tool_calls": calls} if calls else {})}
         if family is Family.RETRIEVER:
             self.recorder.add_documents(run.run_id, document_inputs(result),
                                         stage=DocStage.RETRIEVED)

@@ -28,6 +28,7 @@ __all__ = [
     "plain",
     "query_text",
     "response_output",
+    "tool_calls_of",
 ]
 
 #: Metadata key holding the id of the source document a node was cut from.
@@ -147,6 +148,21 @@ def query_text(value: Any) -> str | None:
 
 
 @guarded(default=None)
+def tool_calls_of(message: Any) -> list[Any] | None:
+    """Tool calls a chat message asks for (tool-call blocks or OpenAI-style kwargs)."""
+    calls: list[Any] = [
+        {"id": getattr(b, "tool_call_id", None), "name": getattr(b, "tool_name", None),
+         "arguments": plain(getattr(b, "tool_kwargs", None))}
+        for b in getattr(message, "blocks", None) or ()
+        if getattr(b, "block_type", None) == "tool_call"
+    ]
+    extra = getattr(message, "additional_kwargs", None) or {}
+    if not calls and extra.get("tool_calls"):
+        calls = plain(extra["tool_calls"]) or []
+    return calls or None
+
+
+@guarded(default=None)
 def message_dict(message: Any) -> dict[str, Any] | None:
     """A ``ChatMessage`` as ``{role, content, ...}``."""
     role = getattr(message, "role", None)
@@ -157,9 +173,9 @@ def message_dict(message: Any) -> dict[str, Any] | None:
     kinds = [getattr(b, "block_type", type(b).__name__) for b in getattr(message, "blocks", ())]
     if any(kind != "text" for kind in kinds):
         found["block_types"] = kinds
-    extra = getattr(message, "additional_kwargs", None) or {}
-    if extra.get("tool_calls"):
-        found["tool_calls"] = plain(extra["tool_calls"])
+    calls = tool_calls_of(message)
+    if calls:
+        found["tool_calls"] = calls
     return found
 
 
