@@ -321,3 +321,18 @@ def test_config_is_validated() -> None:
         CaptureConfig(max_open_runs=0)
     with pytest.raises(ConfigError, match="max_run_age_s"):
         CaptureConfig(max_run_age_s=-1)
+
+
+def test_in_prompt_rank_follows_position_in_the_prompt(rec: Recorder, sink: ListSink) -> None:
+    rec.start_run("root", kind="chain", name="rag")
+    rec.start_run("ret", kind="retriever", name="r", parent_id="root")
+    rec.add_documents("ret", [DocumentInput("alpha doc"), DocumentInput("beta doc"),
+                              DocumentInput("gamma doc")], stage=DocStage.RETRIEVED)
+    rec.end_run("ret")
+    rec.start_run("llm", kind="llm", name="m", parent_id="root")
+    rec.update_llm("llm", {"prompt_text": "Context: gamma doc | alpha doc. Question?"})
+    rec.end_run("llm")
+    rec.end_run("root")
+    links = by_id(sink)["llm"].links
+    assert [(l.document_id, l.rank) for l in links] == [
+        (content_hash("gamma doc"), 0), (content_hash("alpha doc"), 1)]

@@ -8,13 +8,15 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from ._log import RateLimitedLog, get_logger
 
 __all__ = ["ErrorCounter", "error_counter", "guarded"]
 
 T = TypeVar("T")
+D = TypeVar("D")
+P = ParamSpec("P")
 _log = RateLimitedLog(get_logger("capture"), interval_s=60.0)
 
 
@@ -46,9 +48,9 @@ error_counter = ErrorCounter()
 
 
 @overload
-def guarded(func: Callable[..., T]) -> Callable[..., T | None]: ...
+def guarded(func: Callable[P, T]) -> Callable[P, T | None]: ...
 @overload
-def guarded(*, default: Any = None) -> Callable[[Callable[..., T]], Callable[..., T | Any]]: ...
+def guarded(*, default: D) -> Callable[[Callable[P, T]], Callable[P, T | D]]: ...
 
 
 def guarded(func: Callable[..., Any] | None = None, *, default: Any = None) -> Any:

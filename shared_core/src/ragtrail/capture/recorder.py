@@ -476,10 +476,16 @@ class Recorder:
 
     def _link_in_prompt(self, run: OpenRun, state: TraceState, prompt: str) -> None:
         linked = {link.content_hash for link in run.links if link.stage is DocStage.IN_PROMPT}
-        rank = len(linked)
+        found: list[tuple[int, str, str]] = []
         for digest, (probes, doc_id) in state.documents.items():
-            if digest in linked or not probes or not all(p in prompt for p in probes):
+            if digest in linked or not probes:
                 continue
+            position = prompt.find(probes[0])
+            if position >= 0 and all(p in prompt for p in probes[1:]):
+                found.append((position, digest, doc_id))
+        # Rank = order of appearance in the prompt, which is what the model read.
+        rank = len(linked)
+        for _, digest, doc_id in sorted(found):
             run.links.append(PendingLink(digest, doc_id, DocStage.IN_PROMPT, rank, None, None))
             rank += 1
 
