@@ -27,6 +27,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(UV) run --no-sync python -m pytest
 
+# Benchmarks (not part of `make test`): the optional comparison tools are added
+# to the same environment with --inexact, so the test environment keeps working.
+bench: $(STAMP)
+	$(UV) sync --python $(PYTHON) --all-packages --group dev --group bench --inexact --quiet
+	$(UV) run --no-sync python -m benchmarks $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync lint-imports
