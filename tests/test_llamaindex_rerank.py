@@ -106,7 +106,7 @@ def test_llm_rerank_without_events_is_a_reranker(sqlite_url: str) -> None:
     choice = ChoiceLLM()
     response, lineage = _query(trail, [LLMRerank(llm=choice, top_n=2, choice_batch_size=10)])
     rerank = _run(lineage, "LLMRerank._postprocess_nodes")
-    assert rerank.kind is RunKind.RERANKER
+    assert [r.id for r in lineage.runs if r.kind is RunKind.RERANKER] == [rerank.id]
     assert rerank.metadata["model_name"] == "choice-model" and rerank.metadata["top_n"] == 2
     retrieved = [d.document_id for d in lineage.documents if d.stage is DocStage.RETRIEVED]
     reranked = _docs(lineage, rerank, DocStage.RERANKED)
@@ -121,6 +121,28 @@ def test_llm_rerank_without_events_is_a_reranker(sqlite_url: str) -> None:
     answer_call = _run(lineage, "MockLLM.complete")
     assert {d.document_id for d in _docs(lineage, answer_call, DocStage.IN_PROMPT)} == {
         d.document_id for d in reranked}
+    trail.close()
+
+
+async def test_async_llm_rerank_is_inferred_between_retrieval_and_synthesis(
+        sqlite_url: str) -> None:
+    # LlamaIndex gives the async postprocessing path no span and LLMRerank no event.
+    trail = Trail(sqlite_url)
+    engine = build_index().as_query_engine(
+        llm=MockLLM(), similarity_top_k=4,
+        node_postprocessors=[LLMRerank(llm=ChoiceLLM(), top_n=2, choice_batch_size=10)])
+    handler = instrument(trail)
+    response = await engine.aquery(QUESTION)
+    assert trail.flush()
+    lineage = trail.lineage(handler.last_trace_id)
+    (rerank,) = [r for r in lineage.runs if r.kind is RunKind.RERANKER]
+    assert rerank.name == "LLMRerank.apostprocess_nodes"
+    assert rerank.metadata == {"inferred": True, "postprocessors": ["LLMRerank"],
+                               "model_name": "choice-model", "top_n": 2}
+    assert rerank.parent_id == lineage.runs[0].id
+    reranked = _docs(lineage, rerank, DocStage.RERANKED)
+    assert [(d.input_rank, d.score) for d in reranked] == [(1, 9.0), (0, 4.0)]
+    assert [d.document_id for d in reranked] == [n.node.node_id for n in response.source_nodes]
     trail.close()
 
 

@@ -30,6 +30,7 @@ from ._extract import (
     tool_calls_of,
 )
 from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
+from ._infer import Pipeline, infer_rerank, pipeline_of
 from ._llm import llm_request, llm_response, merge_usage_fields, usage_fields
 from ._roles import Family, Role, classify
 from ._streams import is_lazy_stream, wrap_response_gen
@@ -61,6 +62,7 @@ class _Run:
     stream_usage: dict[str, int] = field(default_factory=dict)
     first_token: bool = False
     event_ids: list[str] = field(default_factory=list)
+    pipeline: Pipeline | None = None  # query and chat runs: see _infer
 
 
 @dataclass(eq=False)
@@ -134,11 +136,18 @@ class Engine:
 
     def _prepare(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
         family = run.role.family
+        pipeline = run.parent.pipeline if run.parent is not None else None
         if family is Family.POSTPROCESSOR:
             # Snapshot now: rerankers overwrite the scores of the nodes they are given.
             run.input_refs = node_refs(arguments.get("nodes"))
         elif family is Family.LLM_WRAPPER:
             run.template = template_of(instance, arguments)
+        elif family in (Family.QUERY, Family.CHAT):
+            run.pipeline = pipeline_of(instance)
+        elif family is Family.SYNTHESIZER and pipeline is not None and run.parent is not None:
+            infer_rerank(self.recorder, run.parent.run_id, pipeline, arguments.get("nodes"))
+        if pipeline is not None and family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
+            pipeline.postprocessed = True
 
     def _start(self, run: _Run, inputs: Any, metadata: Mapping[str, Any],
                tags: Mapping[str, Any] | None) -> None:
@@ -247,6 +256,9 @@ class Engine:
         if family is Family.RETRIEVER:
             self.recorder.add_documents(run.run_id, document_inputs(result),
                                         stage=DocStage.RETRIEVED)
+            if run.parent is not None and run.parent.pipeline is not None:
+                run.parent.pipeline.retrieved = node_refs(result)
+                run.parent.pipeline.postprocessed = False
         elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
             self._reranked(run, result)
         outputs = outputs_of(family, result)
@@ -312,6 +324,8 @@ class Engine:
                                         info.get("model_name") or "ReRank"), 0,
                         self._nearest_run(span_id))
             born.input_refs = node_refs(event.nodes)
+            if born.parent is not None and born.parent.pipeline is not None:
+                born.parent.pipeline.postprocessed = True
             self._rerank_events[key] = born
             self._start(born, {"query": query_text(getattr(event, "query", None)),
                                "nodes": [r.as_dict() for r in born.input_refs]},
