@@ -1,0 +1,246 @@
+"""The `ragtrail` command line, end to end, on a database filled by real LangChain runs.
+
+Each command's output is checked, not only its exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from lc_support import FakeOpenAIChat, build_rag_chain
+
+from ragtrail import Trail
+from ragtrail.cli import cli
+from ragtrail.cli._io import records_of
+from ragtrail.schemas import content_hash
+from ragtrail_langchain import RagtrailCallbackHandler
+
+
+class DB:
+    """The filled database: its URL and the ids the tests look for."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.first = ""
+        self.second = ""
+        self.failed = ""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DB]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+    filled = DB(url)
+    with Trail(url, app_name="cli-app", app_version="2.0") as trail:
+        handler = RagtrailCallbackHandler(trail, user_id="u-42", session_id="s-1")
+        filled.first = str(uuid.uuid4())
+        build_rag_chain().invoke("How do readers and a writer share SQLite in WAL mode?",
+                                 config={"callbacks": [handler], "run_id": filled.first})
+        filled.second = str(uuid.uuid4())
+        hot = FakeOpenAIChat(temperature=0.9, seed=99)
+        build_rag_chain(model=hot).invoke("Which PostgreSQL index serves JSONB containment?",
+                                          config={"callbacks": [handler],
+                                                  "run_id": filled.second})
+        filled.failed = str(uuid.uuid4())
+        with pytest.raises(ConnectionError):
+            build_rag_chain(model=FakeOpenAIChat(fail_times=5)).invoke(
+                "never answered", config={"callbacks": [handler], "run_id": filled.failed})
+        assert trail.flush(10)
+    yield filled
+
+
+def run(*args: str, ok: bool = True) -> Any:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def as_json(*args: str) -> Any:
+    return json.loads(run(*args, "--json").stdout)
+
+
+def test_traces_lists_newest_first_with_filters(db: DB) -> None:
+    rows = as_json("traces", "--db", db.url)
+    assert [r["trace_id"] for r in rows] == [db.failed, db.second, db.first]
+    assert rows[2]["app_name"] == "cli-app" and rows[2]["total_tokens"] > 0
+    assert rows[0]["status"] == "error"
+    text = run("traces", "--db", db.url).stdout
+    assert "cli-app" in text and "How do readers" in text and db.first[:8] in text
+    assert [r["trace_id"] for r in as_json("traces", "--db", db.url, "--status", "error")] == [
+        db.failed]
+    assert len(as_json("traces", "--db", db.url, "--user", "u-42")) == 3
+    assert as_json("traces", "--db", db.url, "--user", "someone-else") == []
+    assert len(as_json("traces", "--db", db.url, "--app", "cli-app", "--since", "1h")) == 3
+    assert as_json("traces", "--db", db.url, "--until", "2000-01-01") == []
+    assert len(as_json("traces", "--db", db.url, "--model", "gpt-4o-mini")) == 3
+
+
+def test_show_prints_the_tree(db: DB) -> None:
+    text = run("show", db.first, "--db", db.url).stdout
+    for expected in ("chain RunnableSequence", "retriever", "reranker rerank", "prompt",
+                     "llm FakeOpenAIChat", "parser StrOutputParser", "model=gpt-4o-mini",
+                     "[retrieved #0]", "[reranked #0]", "[in_prompt #0]"):
+        assert expected in text, expected
+    failed = run("show", db.failed, "--db", db.url).stdout
+    assert "error" in failed and "ConnectionError" in failed
+
+
+def test_lineage_answers_what_produced_the_answer(db: DB) -> None:
+    text = run("lineage", db.first, "--db", db.url).stdout
+    for expected in ("Question: How do readers and a writer share SQLite in WAL mode?",
+                     "Documents retrieved", "Documents reranked", "Documents in_prompt",
+                     "Question: {question}", "openai / gpt-4o-mini", '"temperature": 0.2',
+                     "tokens", "$0.0", "latency", "Answer: The context answers:"):
+        assert expected in text, expected
+    data = as_json("lineage", db.first, "--db", db.url)
+    assert data["trace_id"] == db.first
+    stages = {d["stage"] for d in data["documents"]}
+    assert stages == {"retrieved", "reranked", "in_prompt"}
+
+
+def test_documents_lists_answers_using_a_document(db: DB) -> None:
+    lineage = as_json("lineage", db.first, "--db", db.url)
+    in_prompt = [d for d in lineage["documents"] if d["stage"] == "in_prompt"][0]
+    rows = as_json("documents", in_prompt["document_id"], "--db", db.url)
+    assert db.first in [r["trace_id"] for r in rows]
+    assert {r["stage"] for r in rows if r["trace_id"] == db.first} == {"in_prompt"}
+    by_hash = as_json("documents", in_prompt["content_hash"], "--db", db.url)
+    assert {r["trace_id"] for r in by_hash} == {r["trace_id"] for r in rows}
+    text = run("documents", in_prompt["document_id"], "--db", db.url).stdout
+    assert "in_prompt" in text
+    missing = run("documents", "no-such-doc", "--db", db.url, ok=False)
+    assert missing.exit_code == 1 and "no stored answer used document" in missing.stderr
+
+
+def test_usage_groups_and_counts_unpriced_apart(db: DB) -> None:
+    rows = as_json("usage", "--db", db.url, "--by", "model")
+    assert [r["group"]["model"] for r in rows] == ["gpt-4o-mini"]
+    # The failed call reported no usage: counted apart, never added as $0.
+    assert (rows[0]["calls"], rows[0]["priced_calls"], rows[0]["unpriced_calls"]) == (3, 2, 1)
+    assert float(rows[0]["total_cost"]) > 0
+    day = as_json("usage", "--db", db.url, "--by", "day", "--by", "app")
+    assert day[0]["group"]["day"] == datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert day[0]["group"]["app_name"] == "cli-app"
+    templates = as_json("usage", "--db", db.url, "--by", "template")
+    assert len(templates) == 1 and templates[0]["group"]["template"]
+    text = run("usage", "--db", db.url, "--by", "model").stdout
+    assert "gpt-4o-mini" in text and "unpriced calls" in text
+
+
+def test_diff_explains_what_changed(db: DB) -> None:
+    rows = {r["field"]: r for r in as_json("diff", db.first, db.second, "--db", db.url)}
+    assert not rows["parameters"]["same"]
+    assert rows["parameters"]["a"]["temperature"] == 0.2
+    assert rows["parameters"]["b"]["temperature"] == 0.9
+    assert rows["prompt template hash"]["same"] and rows["model"]["same"]
+    assert not rows["question"]["same"] and not rows["answer"]["same"]
+    assert rows["documents retrieved (in order)"]["a"] != rows["documents retrieved (in order)"]["b"]
+    text = run("diff", db.first, db.second, "--db", db.url).stdout
+    assert "≠" in text and "parameters" in text
+
+
+def test_replay_prints_the_exact_call(db: DB) -> None:
+    spec = json.loads(run("replay", db.second, "--db", db.url).stdout)
+    assert spec["provider"] == "openai" and spec["model"] == "gpt-4o-mini"
+    assert spec["parameters"]["seed"] == 99 and spec["parameters"]["temperature"] == 0.9
+    assert [m["role"] for m in spec["messages"]][-1] in ("user", "human")
+    assert "Which PostgreSQL index" in json.dumps(spec["messages"])
+
+
+def test_export_import_round_trip_is_lossless(db: DB, tmp_path: Path, db_url: str) -> None:
+    out = tmp_path / "traces.jsonl"
+    run("export", "--db", db.url, "-o", str(out))
+    lines = out.read_text().splitlines()
+    assert len(lines) > 10 and all(json.loads(line)["schema_version"] for line in lines)
+    run("import", str(out), "--db", db_url)
+    run("import", str(out), "--db", db_url)  # idempotent
+    with Trail(db.url, background=False) as source, Trail(db_url, background=False) as target:
+        for trace in (db.first, db.second, db.failed):
+            assert target.lineage(trace).model_dump() == source.lineage(trace).model_dump()
+            again = [r.model_dump() for r in records_of(target.lineage(trace))]
+            assert again == [r.model_dump() for r in records_of(source.lineage(trace))]
+
+
+def test_import_rejects_garbage_with_a_line_number(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"schema_version": "3.0"}\nnot json\n')
+    result = run("import", str(bad), "--db", f"sqlite:///{tmp_path / 'x.db'}", ok=False)
+    assert result.exit_code == 1 and "line 1" in result.stderr
+
+
+def test_purge_removes_old_traces_only(tmp_path: Path, db: DB) -> None:
+    exported = tmp_path / "all.jsonl"
+    run("export", db.first, "--db", db.url, "-o", str(exported))
+    old = []
+    for line in exported.read_text().splitlines():
+        record = json.loads(line)
+        for key in ("started_at", "ended_at"):
+            when = datetime.fromisoformat(record["run"][key].replace("Z", "+00:00"))
+            record["run"][key] = (when - timedelta(days=60)).isoformat()
+        for key in ("id", "trace_id", "parent_id"):
+            if record["run"][key]:
+                record["run"][key] = "old-" + record["run"][key]
+        if record.get("llm"):
+            record["llm"]["request_timestamp"] = record["run"]["started_at"]
+        for link in record["links"]:
+            link["run_id"], link["trace_id"] = "old-" + link["run_id"], "old-" + link["trace_id"]
+        old.append(json.dumps(record))
+    target = f"sqlite:///{tmp_path / 'purge.db'}"
+    (tmp_path / "old.jsonl").write_text("\n".join(old))
+    run("import", str(tmp_path / "old.jsonl"), "--db", target)
+    run("import", str(exported), "--db", target)
+    result = run("purge", "--older-than", "30d", "--yes", "--db", target)
+    assert "deleted 1 traces" in result.stdout
+    assert [t["trace_id"] for t in as_json("traces", "--db", target)] == [db.first]
+
+
+def test_db_upgrade_and_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    first = run("db", "upgrade", url).stdout
+    assert "schema revision" in first
+    assert run("db", "upgrade", "--db", url).stdout == first
+    assert json.loads(run("schema").stdout)["schema_version"] == "3.0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lineage", "no-such-run"], "no-such-run"),
+        (["show", "no-such-run"], "no-such-run"),
+        (["traces", "--db", "nosuchdb://x"], "nosuchdb"),
+        (["traces", "--db", "sqlite:////nonexistent/dir/x.db"], "no ragtrail database"),
+        (["usage", "--since", "yesterday-ish"], "--since"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(db: DB, args: list[str], message: str) -> None:
+    if "--db" not in args:
+        args = [*args, "--db", db.url]
+    result = run(*args, ok=False)
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_console_script_is_installed(db: DB) -> None:
+    script = Path(sys.executable).with_name("ragtrail")
+    done = subprocess.run([str(script), "traces", "--db", db.url, "--json"], capture_output=True,
+                          text=True, check=True)
+    assert db.first in done.stdout
+    assert "Usage" in subprocess.run([str(script), "--help"], capture_output=True, text=True,
+                                     check=True).stdout
+    plain = subprocess.run([str(script), "traces", "--db", db.url], capture_output=True,
+                           text=True, check=True).stdout
+    assert "\x1b[" not in plain  # no colour codes when not a terminal
+
+
+def test_content_hash_lookup_matches_schema() -> None:
+    assert len(content_hash("x")) == 64
