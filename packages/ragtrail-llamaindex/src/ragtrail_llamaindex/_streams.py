@@ -54,24 +54,30 @@ def wrap_response_gen(result: Any, span_id: str, done: StreamDone) -> None:
     result.response_gen = wrapper
 
 
-def _append(parts: list[str], size: list[int], item: Any) -> None:
-    text = item if isinstance(item, str) else getattr(item, "delta", None)
-    if isinstance(text, str) and size[0] < _MAX_TEXT_CHARS:
-        parts.append(text)
-        size[0] += len(text)
+class _Tracker:
+    """What a wrapped stream produced so far, and who waits for its end."""
 
+    def __init__(self, callbacks: list[StreamDone]) -> None:
+        self.callbacks = callbacks
+        self.parts: list[str] = []
+        self.size = 0
+        self.error: BaseException | None = None
 
-def _finish(callbacks: list[StreamDone], parts: list[str], error: BaseException | None) -> None:
-    text = "".join(parts)
-    for callback in list(callbacks):
-        callback(text, error)
+    def add(self, item: Any) -> None:
+        text = item if isinstance(item, str) else getattr(item, "delta", None)
+        if isinstance(text, str) and self.size < _MAX_TEXT_CHARS:
+            self.parts.append(text)
+            self.size += len(text)
+
+    def finish(self) -> None:
+        text = "".join(self.parts)
+        for callback in list(self.callbacks):
+            callback(text, self.error)
 
 
 def _sync_wrapper(gen: Generator[Any, None, None], span_id: str,
                   callbacks: list[StreamDone]) -> Generator[Any, None, None]:
-    parts: list[str] = []
-    size = [0]
-    error: BaseException | None = None
+    tracker = _Tracker(callbacks)
     try:
         while True:
             token = active_span_id.set(span_id)
@@ -81,22 +87,20 @@ def _sync_wrapper(gen: Generator[Any, None, None], span_id: str,
                 return
             finally:
                 active_span_id.reset(token)
-            _append(parts, size, item)
+            tracker.add(item)
             yield item
     except BaseException as exc:  # GeneratorExit included: the caller stopped early
-        error = exc
+        tracker.error = exc
         if isinstance(exc, GeneratorExit):
             gen.close()
         raise
     finally:
-        _finish(callbacks, parts, error)
+        tracker.finish()
 
 
 async def _async_wrapper(gen: AsyncGenerator[Any, None], span_id: str,
                          callbacks: list[StreamDone]) -> AsyncGenerator[Any, None]:
-    parts: list[str] = []
-    size = [0]
-    error: BaseException | None = None
+    tracker = _Tracker(callbacks)
     try:
         while True:
             token = active_span_id.set(span_id)
@@ -106,12 +110,12 @@ async def _async_wrapper(gen: AsyncGenerator[Any, None], span_id: str,
                 return
             finally:
                 active_span_id.reset(token)
-            _append(parts, size, item)
+            tracker.add(item)
             yield item
     except BaseException as exc:  # GeneratorExit included: the caller stopped early
-        error = exc
+        tracker.error = exc
         if isinstance(exc, GeneratorExit):
             await gen.aclose()
         raise
     finally:
-        _finish(callbacks, parts, error)
+        tracker.finish()
