@@ -21,6 +21,7 @@ from li_support import (
 )
 from llama_index.core import Settings, get_response_synthesizer
 from llama_index.core.callbacks import CallbackManager
+from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from ragtrail import Trail
@@ -208,6 +209,22 @@ def test_uninstrument_removes_the_dispatcher_handlers(sqlite_url: str) -> None:
     del handler
     gc.collect()
     assert ragtrail_handlers_on_dispatcher() == []
+    trail.close()
+
+
+def test_instrument_tags_give_user_and_session(sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    engine = _engine(build_index())
+    handler = instrument(trail)
+    with instrument_tags({"user_id": "u-42", "session_id": "s-1", "tenant": "acme"}):
+        engine.query(QUESTION)
+    assert trail.flush()
+    for run in trail.lineage(handler.last_trace_id).runs:
+        assert run.session_id == "s-1"
+        assert run.user_hash is not None and "u-42" not in run.user_hash
+        assert run.metadata["instrument_tags"] == {"session_id": "s-1", "tenant": "acme"}
+    (summary,) = trail.traces(user_id="u-42")
+    assert summary.trace_id == handler.last_trace_id
     trail.close()
 
 

@@ -41,6 +41,7 @@ _MAX_HOPS = 10_000  # bound on parent walks (a cycle would be a LlamaIndex bug)
 # Spans remembered at once. Entries leave when their span exits or their run ends; a
 # stream never consumed keeps its runs (and entries) until this bound evicts them.
 _MAX_SPANS = 100_000
+_MAX_RERANK_EVENTS = 10_000
 _UNSET: Any = object()
 
 
@@ -153,8 +154,10 @@ class Engine:
                tags: Mapping[str, Any] | None) -> None:
         tags = tags or {}
         meta = dict(metadata)
-        if tags:
-            meta["instrument_tags"] = dict(tags)
+        # The user id is stored only as the Recorder's keyed hash, never in metadata.
+        kept = {k: v for k, v in tags.items() if k != MetaKey.USER_ID.value}
+        if kept:
+            meta["instrument_tags"] = kept
         self.recorder.start_run(
             run.run_id, kind=run.role.kind, name=run.role.name, framework=Framework.LLAMAINDEX,
             parent_id=run.parent.run_id if run.parent is not None else None, inputs=inputs,
@@ -326,6 +329,8 @@ class Engine:
             born.input_refs = node_refs(event.nodes)
             if born.parent is not None and born.parent.pipeline is not None:
                 born.parent.pipeline.postprocessed = True
+            if len(self._rerank_events) >= _MAX_RERANK_EVENTS:  # ends never seen
+                self._rerank_events.pop(next(iter(self._rerank_events)))
             self._rerank_events[key] = born
             self._start(born, {"query": query_text(getattr(event, "query", None)),
                                "nodes": [r.as_dict() for r in born.input_refs]},
