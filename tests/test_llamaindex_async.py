@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -15,10 +16,12 @@ from li_support import (
     build_index,
     reset_llamaindex,
 )
+from llama_index.core import Settings
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms import MockLLM
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind
-from ragtrail_llamaindex import instrument
+from ragtrail_llamaindex import RagtrailHandler, instrument
 
 QUESTION = "how does write ahead logging work in sqlite"
 
@@ -156,6 +159,28 @@ async def test_fifty_concurrent_async_queries_keep_their_own_traces(sqlite_url: 
         assert top.document_id == response.source_nodes[0].node.node_id
         assert top.content is not None and top.content in question
         assert _stage(lineage, DocStage.IN_PROMPT) == [top.document_id]
+    trail.close()
+
+
+@pytest.mark.parametrize("form", ["instrument", "callbacks"])
+def test_queries_from_many_threads_keep_their_own_traces(sqlite_url: str, form: str) -> None:
+    trail = Trail(sqlite_url)
+    if form == "callbacks":
+        Settings.callback_manager = CallbackManager([RagtrailHandler(trail)])
+    engine = build_index().as_query_engine(llm=MockLLM(), similarity_top_k=2)
+    if form == "instrument":
+        instrument(trail)
+    questions = [f"{CORPUS[i % len(CORPUS)][1]} (thread question {i})" for i in range(24)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda q: str(engine.query(q)), questions))
+    assert trail.flush()
+    summaries = trail.traces(limit=100)
+    lineages = [trail.lineage(s.trace_id) for s in summaries if s.kind is RunKind.CHAIN]
+    assert sorted(lin.question for lin in lineages) == sorted(questions)
+    for lineage in lineages:
+        assert len(lineage.runs) == 6 and {r.trace_id for r in lineage.runs} == {
+            lineage.trace_id}
+        assert lineage.answer == answers[questions.index(lineage.question)]
     trail.close()
 
 

@@ -89,6 +89,23 @@ def test_anthropic_stream_usage_is_gathered_from_its_events(sqlite_url: str) -> 
     trail.close()
 
 
+@pytest.mark.parametrize(("module", "provider"), [
+    ("llama_index.llms.anthropic.base", "anthropic"),
+    ("llama_index.llms.azure_openai.base", "azure"),
+    ("llama_index.llms.openai_like.base", None),  # serves any vendor's models
+])
+def test_provider_comes_from_the_integration_package(sqlite_url: str, module: str,
+                                                     provider: str | None) -> None:
+    integration = type("Integration", (UsageLLM,), {"__module__": module})
+    trail = Trail(sqlite_url)
+    handler = instrument(trail)
+    integration(shape="anthropic", model="claude-3-5-haiku-20241022").complete("What is WAL?")
+    _, meta = _only_call(trail, handler.last_trace_id)
+    assert meta.provider == provider
+    assert meta.provider_specific["llm_class"] == "Integration"
+    trail.close()
+
+
 def test_token_counts_from_additional_kwargs(sqlite_url: str) -> None:
     trail = Trail(sqlite_url)
     handler = instrument(trail)

@@ -336,9 +336,9 @@ class Engine:
                                "nodes": [r.as_dict() for r in born.input_refs]},
                         {**info, "llamaindex_event": name}, None)
         elif name == "ReRankEndEvent":
-            born = self._rerank_events.pop(key, None)
-            if born is not None and not born.ended:
-                self._finish(born, list(event.nodes))
+            ended = self._rerank_events.pop(key, None)
+            if ended is not None and not ended.ended:
+                self._finish(ended, list(event.nodes))
 
     # -- classic callback events -------------------------------------------------
 

@@ -21,7 +21,8 @@ _QUERY_ARGS = ("str_or_query_bundle", "query_bundle", "query", "query_str")
 def _query(arguments: Mapping[str, Any]) -> str | None:
     for name in _QUERY_ARGS:
         if arguments.get(name) is not None:
-            return query_text(arguments[name])
+            text: str | None = query_text(arguments[name])
+            return text
     return None
 
 
@@ -152,8 +153,8 @@ def rerank_plan(inputs: Sequence[NodeRef], outputs: Sequence[NodeRef]) -> list[i
         positions.setdefault((ref.node_id, ref.content_hash), index)
     plan = []
     for ref in outputs:
-        index = positions.get((ref.node_id, ref.content_hash))
-        if index is None:
+        position = positions.get((ref.node_id, ref.content_hash))
+        if position is None:
             return None
-        plan.append(index)
+        plan.append(position)
     return plan
