@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,8 @@ class Delivery:
         self._dead_letters = dead_letters
         self._log = log
         self.store_down = False  # retries ran out; until the next success, probe once a while
+        self.failing = False  # the last attempt failed transiently
+        self._call_started: float | None = None  # monotonic start of the store call under way
 
     def deliver(self, records: Sequence[CapturedRun]) -> Outcome:
         """Write ``records`` in order; stop at the first part whose retries run out."""
@@ -149,13 +152,33 @@ class Delivery:
         )
         retrying(self._write_once, records)
 
+    def unhealthy(self, stalled_after_s: float) -> bool:
+        """True while the store fails, or a call has been running for ``stalled_after_s``.
+
+        Read from the spill thread: a locked SQLite file holds a call for the whole busy
+        timeout before any error arrives.
+        """
+        started = self._call_started
+        stalled = started is not None and time.monotonic() - started >= stalled_after_s
+        return self.failing or self.store_down or stalled
+
     def _write_once(self, records: Sequence[CapturedRun]) -> None:
+        self._call_started = time.monotonic()
+        try:
+            self._call_store(records)
+        finally:
+            self._call_started = None
+
+    def _call_store(self, records: Sequence[CapturedRun]) -> None:
         try:
             self._source.get().write_batch(records)
+            self.failing = False
         except TransientStoreError as exc:
+            self.failing = True
             self._ledger.note_retry(exc)
             raise
         except PermanentStoreError as exc:
+            self.failing = False  # the store answered: it is up
             self._ledger.note_error(exc)
             raise
         except Exception as exc:  # a store bug must not stop the writer

@@ -40,10 +40,15 @@ class Ledger:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # wakes the writer thread
         self._settled = threading.Condition(self._lock)  # wakes flush() callers
+        self._spill = threading.Condition(self._lock)  # wakes the spill thread
         self._queue: deque[Entry] = deque()
         self._max_events = config.max_queue_events
         self._max_bytes = config.max_queue_bytes
-        self._batch_events = config.batch_max_events
+        # A batch being written stays counted against the bounds but cannot be
+        # spilled; at most a quarter of either bound, so the rest of the queue can
+        # still pass high water and spill while the store is stuck on that batch.
+        self._batch_events = max(1, min(config.batch_max_events, self._max_events // 4))
+        self._batch_bytes = max(1, self._max_bytes // 4)
         fraction = config.spill_high_water_fraction
         self.high_water_events = max(1, int(self._max_events * fraction))
         self.high_water_bytes = max(1, int(self._max_bytes * fraction))
@@ -89,11 +94,13 @@ class Ledger:
             self._queue.append(Entry(self._seq, record, size))
             self._events += 1
             self._bytes += size
-            # Wake the writer for a full batch or when the queue crosses its high water
-            # (time to spill), not for every record.
-            if (len(self._queue) == self._batch_events or self._events == self.high_water_events
-                    or self._bytes - size < self.high_water_bytes <= self._bytes):
+            # Wake the writer for a full batch, the spiller when the queue crosses its
+            # high water; not for every record.
+            if len(self._queue) == self._batch_events:
                 self._work.notify()
+            if (self._events == self.high_water_events
+                    or self._bytes - size < self.high_water_bytes <= self._bytes):
+                self._spill.notify()
             return True
 
     def refuse_invalid(self) -> bool:
@@ -112,6 +119,7 @@ class Ledger:
         with self._lock:
             self._closed = True
             self._work.notify_all()
+            self._spill.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -152,10 +160,11 @@ class Ledger:
 
     # --- writer thread: taking work ----------------------------------------------------
 
-    def wait_for_batch(self, interval_s: float) -> list[Entry]:
-        """Wait until a batch is due (full, flushed, aged ``interval_s``, or closing).
+    def wait_until_due(self, interval_s: float) -> bool:
+        """Wait until a batch is due: full, flushed, aged ``interval_s``, or closing.
 
-        Returns an empty list when nothing came within ``interval_s``.
+        False when nothing is due within ``interval_s`` (the caller looks around and
+        comes back).
         """
         waited = False
         with self._lock:
@@ -165,10 +174,10 @@ class Ledger:
                     if (len(self._queue) >= self._batch_events or self._closed
                             or self._flush_seq > self._settled_seq
                             or time.monotonic() >= due_at):
-                        return self._pop(self._batch_events)
+                        return True
                     self._work.wait(max(0.0, due_at - time.monotonic()))
                 elif self._closed or waited:
-                    return []
+                    return False
                 else:
                     waited = True
                     self._work.wait(interval_s)
@@ -178,20 +187,37 @@ class Ledger:
         with self._lock:
             self._work.wait(timeout_s)
 
-    def wake(self) -> None:
-        """Wake the writer thread."""
+    def wait_spill(self, timeout_s: float) -> None:
+        """The spill thread sleeps here until the queue crosses high water (or timeout)."""
         with self._lock:
-            self._work.notify_all()
+            self._spill.wait(timeout_s)
+
+    def wake_spiller(self) -> None:
+        """Wake the spill thread (to stop it)."""
+        with self._lock:
+            self._spill.notify_all()
+
+    def take_batch(self) -> list[Entry]:
+        """The writer's next batch: the oldest records, within the batch bounds."""
+        with self._lock:
+            return self._pop(self._batch_events, self._batch_bytes)
 
     def pop_head(self, max_events: int) -> list[Entry]:
         """Take up to ``max_events`` of the oldest queued records (they stay counted)."""
         with self._lock:
-            return self._pop(max_events)
+            return self._pop(max_events, self._max_bytes)
 
-    def _pop(self, max_events: int) -> list[Entry]:
-        count = min(max_events, len(self._queue))
-        batch = [self._queue.popleft() for _ in range(count)]
-        if self._queue:
+    def _pop(self, max_events: int, max_bytes: int) -> list[Entry]:
+        batch: list[Entry] = []
+        size = 0
+        queue = self._queue
+        while queue and len(batch) < max_events:
+            if batch and size + queue[0].size > max_bytes:
+                break
+            entry = queue.popleft()
+            size += entry.size
+            batch.append(entry)
+        if queue:
             self._nonempty_since = time.monotonic()
         return batch
 

@@ -8,9 +8,9 @@ replays its segments. Two live processes never replay the same segment.
 
 Each line is ``<seq> <record JSON>\n``; ``seq`` is the writer's offer sequence number
 (meaningless to an adopting process, which ignores it). Segments are replayed in
-number order and deleted once read and stored. Only the writer thread touches a
-Spool; the segment file is written unbuffered so a forked child holds no copy of
-unwritten bytes.
+number order and deleted once read and stored. The spill thread appends, the writer
+thread reads (one lock between them); segment files are written unbuffered so a
+forked child holds no copy of unwritten bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import secrets
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,11 +86,14 @@ class Spool:
         self._adopted: dict[str, _Owner] = {}
         self._next_number = _FIRST_NUMBER
         self._prev_number = _FIRST_NUMBER - 1
+        # The spill thread appends while the writer thread reads, commits and prepends.
+        self._lock = threading.RLock()
 
     @property
     def has_data(self) -> bool:
         """True while any segment holds unreplayed lines."""
-        return any(seg.offset < seg.size for seg in self._segments)
+        with self._lock:
+            return any(seg.offset < seg.size for seg in self._segments)
 
     # --- adoption ----------------------------------------------------------------------
 
@@ -98,12 +102,13 @@ class Spool:
         if fcntl is None or not self.root.is_dir():
             return 0
         events = 0
-        for path in sorted(self.root.iterdir()):
-            if not path.is_dir() or path.name.startswith(_TMP_PREFIX):
-                continue
-            if path.name in self._adopted or (self._own and path == self._own.path):
-                continue
-            events += self._adopt(path)
+        with self._lock:
+            for path in sorted(self.root.iterdir()):
+                if not path.is_dir() or path.name.startswith(_TMP_PREFIX):
+                    continue
+                if path.name in self._adopted or (self._own and path == self._own.path):
+                    continue
+                events += self._adopt(path)
         return events
 
     def _adopt(self, path: Path) -> int:
@@ -142,27 +147,29 @@ class Spool:
 
     def append(self, lines: list[bytes]) -> int:
         """Append as many lines as fit (a prefix); returns how many. Raises OSError."""
-        accepted = self.room_for(lines)
-        for chunk in self._chunks(lines[:accepted]):
-            segment = self._active_segment(len(chunk))
-            self._write(segment, chunk)
-        return accepted
+        with self._lock:
+            accepted = self.room_for(lines)
+            for chunk in self._chunks(lines[:accepted]):
+                segment = self._active_segment(len(chunk))
+                self._write(segment, chunk)
+            return accepted
 
     def prepend(self, lines: list[bytes]) -> bool:
         """Put lines before everything else (a batch older than the spool); all or nothing."""
-        if not lines or self.room_for(lines) < len(lines):
-            return False
-        owner = self._own_owner()
-        segment = _Segment(owner.path / _segment_name(self._prev_number), owner)
-        self._prev_number -= 1
-        segment.fd = _open_append(segment.path)
-        owner.segments += 1
-        self._segments.appendleft(segment)
-        try:
-            self._write(segment, b"".join(lines))
-        finally:
-            self._seal(segment)
-        return True
+        with self._lock:
+            if not lines or self.room_for(lines) < len(lines):
+                return False
+            owner = self._own_owner()
+            segment = _Segment(owner.path / _segment_name(self._prev_number), owner)
+            self._prev_number -= 1
+            segment.fd = _open_append(segment.path)
+            owner.segments += 1
+            self._segments.appendleft(segment)
+            try:
+                self._write(segment, b"".join(lines))
+            finally:
+                self._seal(segment)
+            return True
 
     def _chunks(self, lines: list[bytes]) -> Iterator[bytes]:
         chunk: list[bytes] = []
@@ -222,29 +229,25 @@ class Spool:
 
     def read(self, max_events: int) -> SpoolRead | None:
         """Parse up to ``max_events`` lines from the head segment (nothing is consumed)."""
-        segment = self._head()
-        if segment is None:
-            return None
-        if segment.fd is not None:
-            self._seal(segment)  # never read a file still being appended to
-        batch = SpoolRead(segment)
-        with open(segment.path, "rb") as handle:
-            handle.seek(segment.offset)
-            position = segment.offset
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break  # half a line left by a crash: never counted, skip it
-                position += len(line)
-                seq, record = _parse(line, own=segment.owner.own)
-                batch.seqs.append(seq)
-                batch.records.append(record)
-                batch.ends.append(position)
-                if len(batch.ends) >= max_events:
+        while True:
+            with self._lock:
+                segment = self._head()
+                if segment is None:
+                    return None
+                if segment.fd is not None:
+                    self._seal(segment)  # never read a file still being appended to
+                lines, ends = _read_lines(segment.path, segment.offset, max_events)
+                if lines:
                     break
-        if not batch.ends:  # only a torn tail left: nothing more to read here
-            segment.offset = segment.size
-            self._drop_segment(segment)
-            return self.read(max_events)
+                # Only a torn tail (half a line from a crash, never counted) is left.
+                segment.offset = segment.size
+                self._drop_segment(segment)
+        # Parsing needs no lock: only the reader touches a sealed head segment.
+        batch = SpoolRead(segment, ends=ends)
+        for line in lines:
+            seq, record = _parse(line, own=segment.owner.own)
+            batch.seqs.append(seq)
+            batch.records.append(record)
         return batch
 
     def _head(self) -> _Segment | None:
@@ -259,12 +262,13 @@ class Spool:
 
     def commit(self, batch: SpoolRead, count: int) -> int:
         """Mark the first ``count`` lines of ``batch`` replayed; returns bytes freed on disk."""
-        segment = batch.segment
-        if count:
-            segment.offset = batch.ends[count - 1]
-        if segment.offset < segment.size or segment.fd is not None:
-            return 0
-        return self._drop_segment(segment)
+        with self._lock:
+            segment = batch.segment
+            if count:
+                segment.offset = batch.ends[count - 1]
+            if segment.offset < segment.size or segment.fd is not None:
+                return 0
+            return self._drop_segment(segment)
 
     def _drop_segment(self, segment: _Segment) -> int:
         with contextlib.suppress(ValueError):
@@ -282,18 +286,19 @@ class Spool:
 
     def close(self) -> None:
         """Seal the active segment and release locks; an empty own directory is removed."""
-        for segment in list(self._segments):
-            self._seal(segment)
-            if segment.offset >= segment.size:
-                self._drop_segment(segment)
-        owners = list(self._adopted.values()) + ([self._own] if self._own else [])
-        for owner in owners:
-            if owner.segments <= 0:
-                self._remove_owner(owner)
-            else:
-                _close_fd(owner.fd)  # releases the lock: the next writer adopts the rest
-        self._adopted.clear()
-        self._own = None
+        with self._lock:
+            for segment in list(self._segments):
+                self._seal(segment)
+                if segment.offset >= segment.size:
+                    self._drop_segment(segment)
+            owners = list(self._adopted.values()) + ([self._own] if self._own else [])
+            for owner in owners:
+                if owner.segments <= 0:
+                    self._remove_owner(owner)
+                else:
+                    _close_fd(owner.fd)  # releases the lock: the next writer adopts the rest
+            self._adopted.clear()
+            self._own = None
 
     def abandon(self) -> None:
         """In a forked child: let go of inherited descriptors without unlocking the parent's."""
@@ -332,6 +337,24 @@ def _parse(line: bytes, *, own: bool) -> tuple[int | None, CapturedRun | None]:
         return seq, CapturedRun.model_validate_json(payload)
     except (ValueError, ValidationError):
         return None, None
+
+
+def _read_lines(path: Path, offset: int, max_events: int) -> tuple[list[bytes], list[int]]:
+    """Complete lines from ``offset`` on, and the file offset after each."""
+    lines: list[bytes] = []
+    ends: list[int] = []
+    position = offset
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break  # half a line left by a crash: never counted, skip it
+            position += len(line)
+            lines.append(line)
+            ends.append(position)
+            if len(lines) >= max_events:
+                break
+    return lines, ends
 
 
 def _segment_name(number: int) -> str:
