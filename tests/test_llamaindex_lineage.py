@@ -228,6 +228,11 @@ def test_instrument_tags_give_user_and_session(sqlite_url: str) -> None:
     trail.close()
 
 
-def test_handler_needs_a_trail() -> None:
+def test_handler_needs_a_trail_and_survives_deep_copies(sqlite_url: str) -> None:
     with pytest.raises(TypeError, match=r"ragtrail\.Trail"):
         RagtrailHandler("sqlite:///x.db")
+    trail = Trail(sqlite_url)
+    handler = RagtrailHandler(trail)
+    llm = MockLLM(callback_manager=CallbackManager([handler]))
+    assert llm.model_copy(deep=True).callback_manager.handlers == [handler]
+    trail.close()

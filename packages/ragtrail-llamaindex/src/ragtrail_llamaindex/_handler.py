@@ -71,6 +71,14 @@ class _Binding:
         if self._unregister is not None:
             self._unregister()
 
+    def __copy__(self) -> RagtrailHandler:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RagtrailHandler:
+        # Components copied deeply (model_copy(deep=True)) keep reporting to the same
+        # engine; its locks could not be copied anyway.
+        return self
+
     @property
     def last_trace_id(self) -> str | None:
         return self.engine.last_trace_id
@@ -163,6 +171,14 @@ class RagtrailHandler(BaseCallbackHandler):
         self._binding = binding
         # The engine recognises its handlers in callback managers by this attribute.
         self._ragtrail_engine = binding.engine
+
+    def __copy__(self) -> RagtrailHandler:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RagtrailHandler:
+        # Components copied deeply (model_copy(deep=True)) keep reporting to the same
+        # engine; its locks could not be copied anyway.
+        return self
 
     @property
     def last_trace_id(self) -> str | None:
