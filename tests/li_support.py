@@ -233,6 +233,15 @@ class SpanCollector(BaseSpanHandler[SimpleSpan]):
             parent = self.spans.get(parent)
         return parent
 
+    def check(self, runs: Sequence[Any]) -> None:
+        """Every span-born run is a span, parented to its nearest recorded ancestor."""
+        ids = {run.id for run in runs}
+        for run in runs:
+            if run.metadata.get("inferred") or run.metadata.get("llamaindex_event"):
+                continue  # not a span: an inferred step or a rerank event's run
+            assert run.id in self.spans, run.name
+            assert run.parent_id == self.nearest(run.id, ids), run.name
+
     def attach(self) -> SpanCollector:
         get_dispatcher().add_span_handler(self)
         return self

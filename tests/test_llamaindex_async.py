@@ -64,9 +64,7 @@ def test_streaming_query_is_one_trace_with_first_token_time(sqlite_url: str) -> 
         ("chain", "UsageLLM.stream"),
         ("llm", "UsageLLM.stream_complete"),
     ]
-    ids = {run.id for run in lineage.runs}
-    for run in lineage.runs:  # the late LLM span is parented in LlamaIndex's own tree too
-        assert run.parent_id == collector.nearest(run.id, ids)
+    collector.check(lineage.runs)  # the late LLM span is parented in LlamaIndex's tree too
     assert lineage.answer == llm.answer
     root, llm_run = lineage.runs[0], lineage.runs[-1]
     assert root.ended_at is not None and llm_run.ended_at is not None
@@ -110,9 +108,12 @@ async def test_aquery_records_the_async_spans(sqlite_url: str) -> None:
     engine = build_index().as_query_engine(llm=MockLLM(), similarity_top_k=4,
                                            node_postprocessors=[KeywordReranker(top_n=2)])
     handler = instrument(trail)
+    collector = SpanCollector().attach()
     response = await engine.aquery(QUESTION)
+    collector.detach()
     assert trail.flush()
     lineage = trail.lineage(handler.last_trace_id)
+    collector.check(lineage.runs)
     assert _names(lineage) == [
         ("chain", "RetrieverQueryEngine.aquery"),
         ("retriever", "VectorIndexRetriever.aretrieve"),
@@ -189,9 +190,12 @@ def test_chat_engine_turn(sqlite_url: str) -> None:
     chat = build_index().as_chat_engine(chat_mode="condense_plus_context", llm=MockLLM(),
                                         similarity_top_k=2)
     handler = instrument(trail)
+    collector = SpanCollector().attach()
     reply = chat.chat("what does VACUUM do in SQLite")
+    collector.detach()
     assert trail.flush()
     lineage = trail.lineage(handler.last_trace_id)
+    collector.check(lineage.runs)
     runs = _names(lineage)
     assert runs[0] == ("chain", "CondensePlusContextChatEngine.chat")
     assert ("retriever", "VectorIndexRetriever.retrieve") in runs

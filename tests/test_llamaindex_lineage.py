@@ -128,9 +128,12 @@ def _callback_query(trail: Trail) -> tuple[Any, RagtrailHandler]:
 
 def test_callback_form_and_instrument_form_store_the_same_lineage(sqlite_url: str) -> None:
     trail = Trail(sqlite_url)
+    collector = SpanCollector().attach()
     response, handler = _callback_query(trail)
+    collector.detach()
     assert trail.flush()
     via_callbacks = trail.lineage(handler.last_trace_id)
+    collector.check(via_callbacks.runs)
 
     Settings._callback_manager = Settings._embed_model = None  # they held the handler
     del handler
