@@ -111,7 +111,7 @@ def test_query_lineage_matches_the_dispatcher_span_tree(db_url: str) -> None:
     assert first.content in (meta.prompt_text or "")
     assert meta.token_usage is None  # MockLLM reports none: unknown, never zero
     assert meta.cost_metrics is not None and meta.cost_metrics.total_cost is None
-    assert meta.cost_metrics.price_status is PriceStatus.UNKNOWN_MODEL  # MockLLM has no model
+    assert meta.cost_metrics.price_status is PriceStatus.NO_USAGE  # MockLLM reports no usage
     assert meta.prompt_template is not None and "{context_str}" in meta.prompt_template
     assert meta.prompt_variables is not None and meta.prompt_variables["query_str"] == QUESTION
     assert meta.provider_specific == {"llm_class": "MockLLM"}

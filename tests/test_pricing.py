@@ -267,6 +267,15 @@ def test_unknown_model_is_none_never_zero(pricer: Pricer, model: str | None) -> 
     assert_all_costs_none(m)
 
 
+@pytest.mark.parametrize("model", ["no-such-model-xyz", "", None])
+def test_no_usage_wins_over_unknown_model(pricer: Pricer, model: str | None) -> None:
+    # LlamaIndex's MockLLM has no model name and reports no usage: say "no usage".
+    m = pricer.cost(None, model=model, at=AT)
+    assert m.price_status is PriceStatus.NO_USAGE
+    assert_all_costs_none(m)
+    assert m.input_price_per_1k is None
+
+
 @pytest.mark.parametrize(
     "u",
     [None, LLMTokenUsage(), LLMTokenUsage(total_tokens=50)],

@@ -111,14 +111,16 @@ class Pricer:
     ) -> LLMCostMetrics:
         model_name = (model or "").strip()
         provider_name = (provider or "").strip() or None
+        no_usage = usage is None or not has_usage(usage)
         if not model_name:
-            return status_only(PriceStatus.UNKNOWN_MODEL)
+            # Missing usage is the more useful reason (e.g. a mock model with no name).
+            return status_only(PriceStatus.NO_USAGE if no_usage else PriceStatus.UNKNOWN_MODEL)
         input_tokens = usage.input_tokens if usage is not None else None
         rates = self._rates(model_name, provider_name, _when(at), _int_or_zero(input_tokens))
         if rates is None:
             logger.debug("no price for model %r (provider %r)", model_name, provider_name)
-            return status_only(PriceStatus.UNKNOWN_MODEL)
-        if usage is None or not has_usage(usage):
+            return status_only(PriceStatus.NO_USAGE if no_usage else PriceStatus.UNKNOWN_MODEL)
+        if usage is None or no_usage:
             return prices_only(rates, PriceStatus.NO_USAGE)
         try:
             buckets = split_usage(usage)
