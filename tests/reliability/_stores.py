@@ -107,3 +107,28 @@ def ids_in(path: str) -> list[str]:
         return []
     with open(path) as handle:
         return [line.strip() for line in handle if line.strip()]
+
+
+class LoggingStore:
+    """Wraps a store; after each committed batch, appends ``<pid> <id>`` lines to a file.
+
+    Shared by a parent and its forked child: the file shows which process wrote what,
+    and how often.
+    """
+
+    def __init__(self, inner: Store, log_path: str) -> None:
+        self.inner = inner
+        self.log_path = log_path
+
+    def write_batch(self, records: Sequence[CapturedRun]) -> None:
+        self.inner.write_batch(records)
+        pid = os.getpid()
+        data = "".join(f"{pid} {record.id}\n" for record in records).encode()
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.inner.close()
