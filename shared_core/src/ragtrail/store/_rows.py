@@ -10,17 +10,48 @@ by the Recorder before storage, so documents stay joinable by their original has
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, to_json
 
-from ..schemas import CapturedRun, LLMMetadata, Run
+from ..schemas import CapturedRun, Document, DocumentLink, LLMMetadata, Run
 
-__all__ = ["RowSet", "clean_json", "clean_text", "json_dump", "rows_for"]
+__all__ = [
+    "JsonText",
+    "RowSet",
+    "clean_json",
+    "clean_text",
+    "json_dump",
+    "json_serializer",
+    "rows_for",
+]
 
 _REPLACEMENT = "\ufffd"
+# Run fields stored in JSON columns; every other field is a scalar column of its own name.
+_RUN_JSON = frozenset({"error", "inputs", "outputs", "tags", "metadata", "events", "environment"})
+_RUN_FIELDS = tuple(Run.model_fields)
+
+
+class JsonText(str):
+    """A JSON document serialized once (by pydantic's Rust core), stored as it is.
+
+    The store's engines serialize JSON columns with :func:`json_serializer`, which
+    passes these through, so a record's payloads are never dumped, parsed and dumped
+    again on the way to the database.
+    """
+
+
+def json_serializer(value: Any) -> str:
+    """The store engines' JSON serializer: :class:`JsonText` as it is, else ``json.dumps``."""
+    if type(value) is JsonText:
+        return str.__str__(value)
+    if value is None:
+        return "null"  # SQLAlchemy stores a None JSON value as JSON null
+    return json.dumps(value)
 
 
 def clean_text(text: str) -> str:
@@ -47,27 +78,59 @@ def clean_json(value: Any) -> Any:
     return value
 
 
-def json_dump(model: BaseModel) -> dict[str, Any]:
-    """``model`` as JSON-native data with every string cleaned (see :func:`clean_text`).
+def _json_text(value: Any) -> JsonText:
+    """``value`` as JSON text, the way pydantic dumps it in a model, strings cleaned.
 
     Serialized once in pydantic's Rust core; the Python walk over every string only
-    runs for the rare record that holds a NUL.
+    runs for the rare value that holds a NUL or a lone surrogate.
     """
     try:
-        text = model.model_dump_json()
+        text = to_json(value, inf_nan_mode="null").decode()
     except (UnicodeError, PydanticSerializationError):
         # Lone surrogates cannot even be serialized: clean the Python values first.
-        cleaned = clean_json(model.model_dump(mode="python"))
-        return json_dump(type(model).model_validate(cleaned))
-    data: dict[str, Any] = json.loads(text)
-    return clean_json(data) if "\\u0000" in text else data
+        plain = value.model_dump(mode="python") if isinstance(value, BaseModel) else value
+        text = to_json(clean_json(plain), inf_nan_mode="null").decode()
+    if "\\u0000" in text:
+        text = to_json(clean_json(json.loads(text)), inf_nan_mode="null").decode()
+    return JsonText(text)
 
 
-def _run_row(run: Run) -> dict[str, Any]:
-    row = json_dump(run)
-    # Timestamps go through UtcDateTime, not as JSON text.
-    row["started_at"] = run.started_at
-    row["ended_at"] = run.ended_at
+def json_dump(model: BaseModel) -> dict[str, Any]:
+    """``model`` as JSON-native data with every string cleaned (see :func:`clean_text`)."""
+    data: dict[str, Any] = json.loads(_json_text(model))
+    return data
+
+
+def _scalar(value: Any) -> Any:
+    """A scalar column value as pydantic's JSON dump would give it, strings cleaned."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # pydantic dumps inf and NaN as null
+    return value
+
+
+class _Json:
+    """How JSON column values are handed to the engine: as text, or as parsed data."""
+
+    def __init__(self, as_text: bool) -> None:
+        self.as_text = as_text
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return None
+        text = _json_text(value)
+        return text if self.as_text else json.loads(text)
+
+
+def _run_row(run: Run, dump: _Json) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name in _RUN_FIELDS:
+        value = getattr(run, name)
+        row[name] = dump(value) if name in _RUN_JSON else _scalar(value)
+    # Timestamps go through UtcDateTime as datetimes (kept above: _scalar leaves them).
     return row
 
 
@@ -85,7 +148,7 @@ def _text(value: str | None) -> str | None:
     return clean_text(value) if value else None
 
 
-def _llm_row(record: CapturedRun, meta: LLMMetadata) -> dict[str, Any]:
+def _llm_row(record: CapturedRun, meta: LLMMetadata, dump: _Json) -> dict[str, Any]:
     usage = meta.token_usage
     cost = meta.cost_metrics
     total_tokens = usage.total_tokens if usage is not None else None
@@ -102,7 +165,7 @@ def _llm_row(record: CapturedRun, meta: LLMMetadata) -> dict[str, Any]:
         "provider_model": _text(model),
         "started_at": record.run.started_at,
         "total_tokens": total_tokens,
-        "metadata": json_dump(meta),
+        "metadata": dump(meta),
         "prompt_template_hash": _text(meta.prompt_template_hash),
     }
     for name in ("input", "output", "cache_read", "cache_creation", "reasoning"):
@@ -119,7 +182,8 @@ def _llm_row(record: CapturedRun, meta: LLMMetadata) -> dict[str, Any]:
 class RowSet:
     """The rows of a batch, one per primary key (the first occurrence wins)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, json_as_text: bool = False) -> None:
+        self._dump = _Json(json_as_text)
         self.runs: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.llm_calls: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.documents: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -127,16 +191,16 @@ class RowSet:
 
     def add(self, record: CapturedRun) -> None:
         """Add one record's rows."""
-        run = _run_row(record.run)
+        run = _run_row(record.run, self._dump)
         self.runs.setdefault((run["id"],), run)
         if record.llm is not None:
-            call = _llm_row(record, record.llm)
+            call = _llm_row(record, record.llm, self._dump)
             self.llm_calls.setdefault((call["run_id"],), call)
         for document in record.documents:
-            doc = json_dump(document)
+            doc = _document_row(document, self._dump)
             self.documents.setdefault((doc["content_hash"],), doc)
         for link in record.links:
-            row = json_dump(link)
+            row = _link_row(link)
             self.document_links.setdefault((row["run_id"], row["content_hash"], row["stage"]), row)
 
     def tables(self) -> Iterable[tuple[str, list[dict[str, Any]]]]:
@@ -149,9 +213,23 @@ class RowSet:
             yield name, [rows[key] for key in sorted(rows)]
 
 
-def rows_for(records: Sequence[CapturedRun]) -> RowSet:
-    """The deduplicated rows of ``records``."""
-    rows = RowSet()
+def _document_row(document: Document, dump: _Json) -> dict[str, Any]:
+    return {"document_id": _scalar(document.document_id),
+            "content_hash": _scalar(document.content_hash),
+            "content": _scalar(document.content), "metadata": dump(document.metadata)}
+
+
+def _link_row(link: DocumentLink) -> dict[str, Any]:
+    return {name: _scalar(getattr(link, name)) for name in DocumentLink.model_fields}
+
+
+def rows_for(records: Sequence[CapturedRun], *, json_as_text: bool = False) -> RowSet:
+    """The deduplicated rows of ``records``.
+
+    ``json_as_text``: JSON columns hold :class:`JsonText` (for engines serializing with
+    :func:`json_serializer`) instead of parsed data.
+    """
+    rows = RowSet(json_as_text=json_as_text)
     for record in records:
         rows.add(record)
     return rows

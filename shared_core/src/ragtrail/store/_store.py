@@ -19,7 +19,7 @@ from . import _tables
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
-from ._rows import rows_for
+from ._rows import json_serializer, rows_for
 from ._url import EngineConfig, create_store_engine, display_url, parse_url, prepare_sqlite_file
 
 __all__ = ["SqlStore", "open_store", "upgrade_database"]
@@ -52,6 +52,9 @@ class SqlStore:
         self._engine = engine
         self._url = url
         self._closed = False
+        # JSON goes to the database as the text pydantic produced, serialized once,
+        # when the engine passes such text through (engines from create_store_engine).
+        self._json_as_text = getattr(engine.dialect, "_json_serializer", None) is json_serializer
 
     @property
     def engine(self) -> Engine:
@@ -80,7 +83,7 @@ class SqlStore:
         if not records:
             return
         try:
-            rows = rows_for(records)
+            rows = rows_for(records, json_as_text=self._json_as_text)
             with self._engine.begin() as conn:
                 for name, table_rows in rows.tables():
                     _insert_ignoring_duplicates(conn, _tables.metadata.tables[name], table_rows)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigError, StoreUnavailableError
+from ._rows import json_serializer
 
 __all__ = [
     "DEFAULT_URL",
@@ -150,6 +151,7 @@ def create_store_engine(url: URL, config: EngineConfig) -> Engine:
     try:
         return sa.create_engine(
             url,
+            json_serializer=json_serializer,
             pool_pre_ping=True,
             connect_args={
                 "connect_timeout": max(1, round(config.connect_timeout_s)),
@@ -165,6 +167,7 @@ def create_store_engine(url: URL, config: EngineConfig) -> Engine:
 def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
     kwargs: dict[str, Any] = {
         "connect_args": {"timeout": config.busy_timeout_ms / 1000.0},
+        "json_serializer": json_serializer,
     }
     memory = is_memory_sqlite(url)
     if memory:
