@@ -36,6 +36,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync lint-imports
+	$(UV) run --no-sync mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

@@ -35,8 +35,9 @@ class Sink(Protocol):
     def close(self, timeout_s: float = 10.0) -> bool:
         """Flush within the deadline and stop; later offers are refused."""
 
-    def stats(self) -> dict[str, Any]:
-        """Counters: offered, stored, dropped by reason, ..."""
+    def stats(self) -> Any:
+        """Counters (offered, stored, dropped by reason, ...): a mapping, or an object
+        with ``as_dict()``."""
 
 
 class TransientStoreError(Exception):

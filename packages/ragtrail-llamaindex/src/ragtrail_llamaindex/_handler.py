@@ -19,7 +19,7 @@ from typing import Any
 
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType
-from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from ragtrail.capture import Recorder, guarded, register_parent_provider
 
 from ._callbacks import LegacyCallbacks, rerank_details
@@ -71,10 +71,10 @@ class _Binding:
         if self._unregister is not None:
             self._unregister()
 
-    def __copy__(self) -> RagtrailHandler:
+    def __copy__(self) -> _Binding:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> RagtrailHandler:
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Binding:
         # Components copied deeply (model_copy(deep=True)) keep reporting to the same
         # engine; its locks could not be copied anyway.
         return self

@@ -187,7 +187,8 @@ class Recorder:
             return self._start(run_id, kind, name, framework, parent_id, inputs, tags, metadata,
                                user_id, session_id, app)
         except Exception as exc:  # noqa: BLE001
-            return self._failed("start_run", exc, False)
+            self._failed("start_run", exc)
+            return False
 
     def end_run(
         self, run_id: object, *, outputs: Any = _UNSET, status: RunStatus = RunStatus.OK
@@ -196,7 +197,8 @@ class Recorder:
         try:
             return self._end(str(run_id), outputs, status, None)
         except Exception as exc:  # noqa: BLE001
-            return self._failed("end_run", exc, None)
+            self._failed("end_run", exc)
+            return None
 
     def fail_run(
         self,
@@ -211,7 +213,8 @@ class Recorder:
             run_error = _error_of(error, self.redactor, self._limits)
             return self._end(str(run_id), outputs, status, run_error)
         except Exception as exc:  # noqa: BLE001
-            return self._failed("fail_run", exc, None)
+            self._failed("fail_run", exc)
+            return None
 
     def set_inputs(self, run_id: object, inputs: Any) -> None:
         """Replace a run's inputs (when the framework reports them late)."""
@@ -331,10 +334,9 @@ class Recorder:
 
     # -- internals -------------------------------------------------------------
 
-    def _failed(self, where: str, exc: Exception, default: Any) -> Any:
+    def _failed(self, where: str, exc: Exception) -> None:
         error_counter.add(f"recorder.{where}")
         _log.warning(where, "ragtrail: Recorder.%s failed: %s: %s", where, type(exc).__name__, exc)
-        return default
 
     def _conv(self) -> SafeJson:
         return SafeJson(self._limits, self.redactor)
@@ -346,7 +348,7 @@ class Recorder:
                 if run is not None:
                     apply(run)
         except Exception as exc:  # noqa: BLE001
-            self._failed(where, exc, None)
+            self._failed(where, exc)
 
     def _set_payload(self, run: OpenRun, attr: str, value: Any) -> None:
         hide = self.config.hide_inputs if attr == "inputs" else self.config.hide_outputs
