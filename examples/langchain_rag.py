@@ -101,7 +101,7 @@ class OfflineChatModel(BaseChatModel):
         prompt_tokens = sum(len(str(m.content).split()) * 4 // 3 for m in messages)
         output_tokens = len(answer.split()) * 4 // 3
         message = AIMessage(content=answer, response_metadata={
-            "finish_reason": "stop", "model_name": "gpt-4o-mini-2024-07-18"},
+            "finish_reason": "stop", "model_name": self.model_name},
             usage_metadata={"input_tokens": prompt_tokens, "output_tokens": output_tokens,
                             "total_tokens": prompt_tokens + output_tokens})
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -118,7 +118,7 @@ def rerank(inputs: dict[str, Any]) -> list[Document]:
             for score, d in scored[:2]]
 
 
-def build_chain() -> Runnable[str, str]:
+def build_chain(model_name: str = "gpt-4o-mini") -> Runnable[str, str]:
     """retriever -> reranker -> prompt -> chat model -> string."""
     store = InMemoryVectorStore(WordEmbeddings())
     store.add_documents([Document(id=key, page_content=text, metadata={"source": key})
@@ -135,7 +135,7 @@ def build_chain() -> Runnable[str, str]:
         | RunnableParallel(context=RunnableLambda(rerank, name="rerank") | format_docs,
                            question=itemgetter("question"))
         | prompt
-        | OfflineChatModel()
+        | OfflineChatModel(model_name=model_name)
         | StrOutputParser()
     )
 
