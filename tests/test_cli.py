@@ -33,6 +33,7 @@ class DB:
         self.first = ""
         self.second = ""
         self.failed = ""
+        self.llamaindex = ""
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,27 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DB]:
         with pytest.raises(ConnectionError):
             build_rag_chain(model=FakeOpenAIChat(fail_times=5)).invoke(
                 "never answered", config={"callbacks": [handler], "run_id": filled.failed})
+        filled.llamaindex = _llamaindex_query(trail)
         assert trail.flush(10)
     yield filled
+
+
+def _llamaindex_query(trail: Trail) -> str:
+    """One real LlamaIndex query engine run (the example's offline engine)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import llamaindex_rag
+    from ragtrail_llamaindex import instrument, uninstrument
+
+    engine = llamaindex_rag.build_query_engine()  # index build before: no embedding traces
+    handler = instrument(trail)
+    try:
+        engine.query(llamaindex_rag.QUESTION)
+    finally:
+        uninstrument(trail)
+    assert handler.last_trace_id
+    return handler.last_trace_id
 
 
 def run(*args: str, ok: bool = True) -> Any:
@@ -70,18 +90,18 @@ def as_json(*args: str) -> Any:
 
 def test_traces_lists_newest_first_with_filters(db: DB) -> None:
     rows = as_json("traces", "--db", db.url)
-    assert [r["trace_id"] for r in rows] == [db.failed, db.second, db.first]
-    assert rows[2]["app_name"] == "cli-app" and rows[2]["total_tokens"] > 0
-    assert rows[0]["status"] == "error"
+    assert [r["trace_id"] for r in rows] == [db.llamaindex, db.failed, db.second, db.first]
+    assert rows[3]["app_name"] == "cli-app" and rows[3]["total_tokens"] > 0
+    assert rows[1]["status"] == "error"
     text = run("traces", "--db", db.url).stdout
     assert "cli-app" in text and "How do readers" in text and db.first[:8] in text
     assert [r["trace_id"] for r in as_json("traces", "--db", db.url, "--status", "error")] == [
         db.failed]
     assert len(as_json("traces", "--db", db.url, "--user", "u-42")) == 3
     assert as_json("traces", "--db", db.url, "--user", "someone-else") == []
-    assert len(as_json("traces", "--db", db.url, "--app", "cli-app", "--since", "1h")) == 3
+    assert len(as_json("traces", "--db", db.url, "--app", "cli-app", "--since", "1h")) == 4
     assert as_json("traces", "--db", db.url, "--until", "2000-01-01") == []
-    assert len(as_json("traces", "--db", db.url, "--model", "gpt-4o-mini")) == 3
+    assert len(as_json("traces", "--db", db.url, "--model", "gpt-4o-mini")) == 4
 
 
 def test_show_prints_the_tree(db: DB) -> None:
@@ -92,6 +112,19 @@ def test_show_prints_the_tree(db: DB) -> None:
         assert expected in text, expected
     failed = run("show", db.failed, "--db", db.url).stdout
     assert "error" in failed and "ConnectionError" in failed
+    li = run("show", db.llamaindex, "--db", db.url).stdout
+    for expected in ("chain RetrieverQueryEngine.query", "retriever VectorIndexRetriever.retrieve",
+                     "reranker", "llm OfflineLLM.complete", "[in_prompt #0]"):
+        assert expected in li, expected
+
+
+def test_lineage_and_documents_for_a_llamaindex_answer(db: DB) -> None:
+    data = as_json("lineage", db.llamaindex, "--db", db.url)
+    assert data["question"].startswith("How do readers")
+    in_prompt = [d for d in data["documents"] if d["stage"] == "in_prompt"]
+    assert in_prompt and in_prompt[0]["metadata"]["ref_doc_id"]
+    rows = as_json("documents", in_prompt[0]["document_id"], "--db", db.url)
+    assert [(r["trace_id"], r["stage"]) for r in rows] == [(db.llamaindex, "in_prompt")]
 
 
 def test_lineage_answers_what_produced_the_answer(db: DB) -> None:
@@ -125,13 +158,13 @@ def test_usage_groups_and_counts_unpriced_apart(db: DB) -> None:
     rows = as_json("usage", "--db", db.url, "--by", "model")
     assert [r["group"]["model"] for r in rows] == ["gpt-4o-mini"]
     # The failed call reported no usage: counted apart, never added as $0.
-    assert (rows[0]["calls"], rows[0]["priced_calls"], rows[0]["unpriced_calls"]) == (3, 2, 1)
+    assert (rows[0]["calls"], rows[0]["priced_calls"], rows[0]["unpriced_calls"]) == (4, 3, 1)
     assert float(rows[0]["total_cost"]) > 0
     day = as_json("usage", "--db", db.url, "--by", "day", "--by", "app")
     assert day[0]["group"]["day"] == datetime.now(timezone.utc).strftime("%Y-%m-%d")
     assert day[0]["group"]["app_name"] == "cli-app"
     templates = as_json("usage", "--db", db.url, "--by", "template")
-    assert len(templates) == 1 and templates[0]["group"]["template"]
+    assert len(templates) == 2 and all(t["group"]["template"] for t in templates)
     text = run("usage", "--db", db.url, "--by", "model").stdout
     assert "gpt-4o-mini" in text and "unpriced calls" in text
 
@@ -164,7 +197,7 @@ def test_export_import_round_trip_is_lossless(db: DB, tmp_path: Path, db_url: st
     run("import", str(out), "--db", db_url)
     run("import", str(out), "--db", db_url)  # idempotent
     with Trail(db.url, background=False) as source, Trail(db_url, background=False) as target:
-        for trace in (db.first, db.second, db.failed):
+        for trace in (db.first, db.second, db.failed, db.llamaindex):
             assert target.lineage(trace).model_dump() == source.lineage(trace).model_dump()
             again = [r.model_dump() for r in records_of(target.lineage(trace))]
             assert again == [r.model_dump() for r in records_of(source.lineage(trace))]
