@@ -36,12 +36,12 @@ class WriterConfig:
 
     max_queue_events: int = 100_000
     max_queue_bytes: int = 32 * _MiB
-    batch_max_events: int = 500
+    batch_max_events: int = 1_000
     flush_interval_s: float = 1.0
     spool_dir: str | Path | None = None
     spool_max_bytes: int = 1024 * _MiB
     spool_segment_max_bytes: int = 8 * _MiB
-    spill_high_water_fraction: float = 0.5
+    spill_high_water_fraction: float = 0.25
     retry_max_attempts: int = 5
     retry_initial_backoff_s: float = 0.05
     retry_max_backoff_s: float = 2.0

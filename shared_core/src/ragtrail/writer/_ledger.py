@@ -60,6 +60,7 @@ class Ledger:
         self._nonempty_since = 0.0
         self._closed = False
         self._finished = False
+        self._spill_armed = True
         self.spool_full = False  # set by the writer: decides the reason of a refusal
         self._offered = 0
         self._stored = 0
@@ -98,8 +99,9 @@ class Ledger:
             # high water; not for every record.
             if len(self._queue) == self._batch_events:
                 self._work.notify()
-            if (self._events == self.high_water_events
-                    or self._bytes - size < self.high_water_bytes <= self._bytes):
+            if self._spill_armed and (self._events >= self.high_water_events
+                                      or self._bytes >= self.high_water_bytes):
+                self._spill_armed = False  # one wake-up per wait of the spill thread
                 self._spill.notify()
             return True
 
@@ -187,9 +189,15 @@ class Ledger:
         with self._lock:
             self._work.wait(timeout_s)
 
-    def wait_spill(self, timeout_s: float) -> None:
-        """The spill thread sleeps here until the queue crosses high water (or timeout)."""
+    def wait_spill(self, timeout_s: float, *, rearm: bool) -> None:
+        """The spill thread sleeps here until the queue passes high water (or timeout).
+
+        ``rearm=False`` while the queue is over high water but the store is healthy:
+        then offers do not wake it again and it only looks every ``timeout_s``.
+        """
         with self._lock:
+            if rearm:
+                self._spill_armed = True
             self._spill.wait(timeout_s)
 
     def wake_spiller(self) -> None:

@@ -29,7 +29,9 @@ __all__ = ["Spiller"]
 logger = logging.getLogger("ragtrail.writer")
 
 _SPOOL_RETRY_S = 60.0  # after a disk error, how long the spool is left alone
-_POLL_S = 1.0  # the spill thread also looks at the queue this often without a wake-up
+# The spill thread also looks at the queue this often without a wake-up (a store call
+# becomes "stalled" with time, not with offers).
+_POLL_S = 0.25
 
 
 class Spiller:
@@ -69,13 +71,16 @@ class Spiller:
         # This thread never waits on the store, so it also reports drops on time
         # while the writer thread sits in a long store call.
         while not self._stop.is_set():
+            waiting_on_healthy_store = False
             try:
                 self._drop_log.maybe_log()
                 self.spill()
+                waiting_on_healthy_store = (self._ledger.over_high_water()
+                                            and not self._store_unhealthy())
             except Exception as exc:  # the spill thread must not die
                 self._ledger.note_error(exc)
                 self._log.log(logging.ERROR, "spill", "spill error: %s", exc, exc_info=exc)
-            self._ledger.wait_spill(_POLL_S)
+            self._ledger.wait_spill(_POLL_S, rearm=not waiting_on_healthy_store)
 
     # --- moving records -------------------------------------------------------------------
 
