@@ -5,6 +5,7 @@ Applied by the Recorder to every string before anything is stored or queued.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -67,12 +68,30 @@ BUILTIN_RULES: dict[str, tuple[re.Pattern[str], str | Callable[[re.Match[str]], 
     ),
 }
 
+_DIGIT = re.compile(r"\d")
+_BEARER = re.compile(r"(?i)bearer")
+#: Matches wherever any built-in rule could: text without a match (most questions,
+#: documents and names) costs one scan instead of one per rule.
+_ANY_TRIGGER = re.compile(r"sk-|@|(?i:bearer)|\d")
+
+#: name -> a cheap test that is true whenever the rule's pattern can match, so the
+#: patterns themselves only run where they may change the text.
+_MAY_MATCH: dict[str, Callable[[str], bool]] = {
+    "anthropic_key": lambda text: "sk-ant-" in text,
+    "openai_key": lambda text: "sk-" in text,
+    "bearer_token": lambda text: _BEARER.search(text) is not None,
+    "email": lambda text: "@" in text,
+    "card_number": lambda text: _DIGIT.search(text) is not None,
+    "phone": lambda text: _DIGIT.search(text) is not None,
+}
+
 _SECRET_KEY = re.compile(
     r"(?i)(api[_-]?key|secret|password|passwd|authorization|access[_-]?token|"
     r"refresh[_-]?token|auth[_-]?token|private[_-]?key|credentials?)$"
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True for mapping keys whose values are secrets (``openai_api_key``, ``password``...).
 
@@ -126,7 +145,9 @@ class Redactor:
     def __init__(self, config: RedactionConfig | None = None) -> None:
         self.config = config or RedactionConfig()
         self._builtins = [
-            BUILTIN_RULES[name] for name in BUILTIN_RULES if name in self.config.builtin_rules
+            (*BUILTIN_RULES[name], _MAY_MATCH[name])
+            for name in BUILTIN_RULES
+            if name in self.config.builtin_rules
         ]
         secret = self.config.user_hash_secret or os.environ.get("RAGTRAIL_USER_HASH_SECRET")
         if isinstance(secret, str):
@@ -138,8 +159,10 @@ class Redactor:
         if not self.config.enabled or not text:
             return text, False
         out = text
-        for pattern, replacement in self._builtins:
-            out = pattern.sub(replacement, out)
+        builtins = self._builtins if _ANY_TRIGGER.search(text) is not None else ()
+        for pattern, replacement, may_match in builtins:
+            if may_match(out):
+                out = pattern.sub(replacement, out)
         for rule in self.config._compiled:
             try:
                 out = rule(out)
