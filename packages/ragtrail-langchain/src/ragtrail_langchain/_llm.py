@@ -5,7 +5,9 @@ Where each value comes from, first found wins:
 - provider: ``ls_provider`` in run metadata, else ``response_metadata["model_provider"]``,
   else the serialized class name (``ChatOpenAI`` -> ``openai``);
 - model: ``ls_model_name``, then the invocation params' ``model``/``model_name``;
-- request parameters: invocation params, then ``ls_temperature``/``ls_max_tokens``/``ls_stop``;
+- request parameters: invocation params, then ``ls_temperature``/``ls_max_tokens``/``ls_stop``,
+  then the model's constructor arguments in ``serialized["kwargs"]`` (``ChatAnthropic``
+  sends its ``stop_sequences`` but reports them nowhere else);
 - token usage: ``AIMessage.usage_metadata`` (with ``input_token_details`` and
   ``output_token_details``), then ``llm_output["token_usage"]`` / ``["usage"]``;
 - response metadata: the message's ``response_metadata`` over ``generation_info``, then
@@ -31,7 +33,13 @@ from ._convert import messages_of
 from ._names import LS_MODEL_NAME, LS_PROVIDER
 from ._ratelimit import rate_limit_info
 
-__all__ = ["class_provider", "llm_end_metadata", "llm_start_metadata", "output_text"]
+__all__ = [
+    "class_provider",
+    "constructor_kwargs",
+    "llm_end_metadata",
+    "llm_start_metadata",
+    "output_text",
+]
 
 # invocation param -> request parameter; the first key present wins per parameter.
 _PARAM_KEYS: dict[str, tuple[str, ...]] = {
@@ -85,14 +93,32 @@ def class_provider(serialized: Mapping[str, Any] | None) -> str | None:
     return name.lower() or None
 
 
+@guarded(default={})
+def constructor_kwargs(serialized: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The model's constructor arguments as LangChain serialized them (secrets masked)."""
+    kwargs = (serialized or {}).get("kwargs")
+    return dict(kwargs) if isinstance(kwargs, Mapping) else {}
+
+
+def _first_param(source: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    return next((source[k] for k in keys if source.get(k) is not None), None)
+
+
 @guarded(default=None)
-def request_parameters(params: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """``LLMRequestParameters`` fields from invocation params and ``ls_*`` metadata."""
+def request_parameters(
+    params: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    constructed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``LLMRequestParameters`` fields from invocation params, ``ls_*`` metadata and,
+    last, the constructor arguments (a call's own values come first)."""
     values: dict[str, Any] = {}
     for field, keys in _PARAM_KEYS.items():
-        value = next((params[k] for k in keys if params.get(k) is not None), None)
+        value = _first_param(params, keys)
         if value is None and field in _LS_PARAMS:
             value = metadata.get(_LS_PARAMS[field])
+        if value is None and constructed:
+            value = _first_param(constructed, keys)
         if field == "stop_sequences" and isinstance(value, str):
             value = [value]
         values[field] = value
@@ -114,10 +140,11 @@ def llm_start_metadata(
     *,
     messages: list[Any] | None = None,
     prompt: str | None = None,
+    constructed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What is known when the call starts: provider, model, parameters, prompt."""
     params = dict(invocation_params or {})
-    request = request_parameters(params, metadata) or {}
+    request = request_parameters(params, metadata, constructed) or {}
     out: dict[str, Any] = {
         "provider": metadata.get(LS_PROVIDER) or None,
         "provider_model": metadata.get(LS_MODEL_NAME) or request.get("model"),

@@ -13,7 +13,13 @@ from ragtrail.schemas import RunKind
 
 from ._convert import plain, run_name
 from ._core import HandlerCore
-from ._llm import class_provider, llm_end_metadata, llm_start_metadata, output_text
+from ._llm import (
+    class_provider,
+    constructor_kwargs,
+    llm_end_metadata,
+    llm_start_metadata,
+    output_text,
+)
 
 __all__ = ["LLMCallbacks"]
 
@@ -71,7 +77,8 @@ class LLMCallbacks(HandlerCore):
         name = run_name(serialized, kwargs.get("name"), "LLM") or "LLM"
         state = self._start(run_id, parent_run_id, RunKind.LLM, name, inputs, tags, metadata)
         if state is not None:
-            meta = llm_start_metadata(metadata or {}, kwargs.get("invocation_params"), **sent)
+            meta = llm_start_metadata(metadata or {}, kwargs.get("invocation_params"),
+                                      constructed=constructor_kwargs(serialized), **sent)
             if "provider" not in meta:
                 state.provider_guess = class_provider(serialized)
             self.recorder.update_llm(state.key, meta)
