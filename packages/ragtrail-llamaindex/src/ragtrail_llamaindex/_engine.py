@@ -31,7 +31,13 @@ from ._extract import (
 )
 from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
 from ._infer import Pipeline, infer_rerank, pipeline_of
-from ._llm import llm_request, llm_response, merge_usage_fields, usage_fields
+from ._llm import (
+    llm_request,
+    llm_response,
+    merge_usage_fields,
+    response_metadata,
+    usage_fields,
+)
 from ._roles import Family, Role, classify
 from ._streams import is_lazy_stream, wrap_response_gen
 
@@ -61,6 +67,8 @@ class _Run:
     input_refs: list[NodeRef] = field(default_factory=list)
     template: dict[str, Any] | None = None
     stream_usage: dict[str, int] = field(default_factory=dict)
+    stream_meta: dict[str, str] = field(default_factory=dict)  # response metadata so far
+    inner_spans: list[str] = field(default_factory=list)  # same-call spans streaming for it
     first_token: bool = False
     event_ids: list[str] = field(default_factory=list)
     pipeline: Pipeline | None = None  # query and chat runs: see _infer
@@ -71,6 +79,7 @@ class _Span:
     parent: str | None
     covered: bool
     run: _Run | None = None
+    same_call: _Run | None = None  # the run this span is a part of (see _same_call)
 
 
 class Engine:
@@ -126,7 +135,10 @@ class Engine:
             parent_run = self._nearest_run(parent_id)
             direct = parent.run.role.family if parent is not None and parent.run else None
             role = classify(span_id, instance, direct)
-            if role is None or _same_call(parent_run, role, instance):
+            if role is None:
+                return
+            if _same_call(parent_run, role, instance):
+                span.same_call = parent_run
                 return
             span.run = run = _Run(span_id, role, id(instance), parent_run)
             arguments = arguments_of(bound_args)
@@ -182,7 +194,8 @@ class Engine:
             span = self._spans.get(span_id)
             run = span.run if span is not None else None
             if run is None or run.ended:
-                self._spans.pop(span_id, None)
+                if not self._keep_inner_stream(span_id, span, result):
+                    self._spans.pop(span_id, None)
                 return
             run.exited = True
             if run.role.family is Family.LLM and isinstance(result, (Generator, AsyncGenerator)):
@@ -194,6 +207,16 @@ class Engine:
                 run.waiting, run.pending = "children", result
             else:
                 self._finish(run, result)
+
+    def _keep_inner_stream(self, span_id: str, span: _Span | None, result: Any) -> bool:
+        """``OpenAILike.stream_chat`` returns ``OpenAI.stream_chat``'s stream: LlamaIndex
+        reports that stream's progress and end under the inner span, so the inner span
+        is kept (as an alias of the outer run) until the outer run ends."""
+        outer = span.same_call if span is not None else None
+        if outer is None or outer.ended or not isinstance(result, (Generator, AsyncGenerator)):
+            return False
+        outer.inner_spans.append(span_id)
+        return True
 
     @guarded
     def span_drop(self, span_id: str, error: BaseException | None) -> None:
@@ -224,6 +247,8 @@ class Engine:
                 error: BaseException | None = None) -> None:
         run.ended = True
         rid = run.run_id
+        for inner in run.inner_spans:
+            self._spans.pop(inner, None)
         if error is not None:
             status = RunStatus.CANCELLED if _is_cancel(error) else RunStatus.ERROR
             self.recorder.fail_run(rid, error, status=status)
@@ -252,7 +277,7 @@ class Engine:
         if result is _UNSET:
             return None
         if family is Family.LLM:
-            meta = llm_response(result, run.stream_usage)
+            meta = llm_response(result, run.stream_usage, run.stream_meta)
             self.recorder.update_llm(run.run_id, meta)
             calls = tool_calls_of(getattr(result, "message", None))
             return {"output": meta.get("output_text"), **({"tool_calls": calls} if calls else {})}
@@ -290,9 +315,12 @@ class Engine:
             run = span.run if span is not None else None
             if name.startswith("ReRank"):
                 self._rerank_event(name, event, span_id, span, run)
-            elif run is None or run.ended:
                 return
-            elif name in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
+            if run is None and span is not None:
+                run = span.same_call
+            if run is None or run.ended:
+                return
+            if name in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
                 self._progress(run, event.response)
             elif name in ("LLMChatEndEvent", "LLMCompletionEndEvent") and run.waiting == "event":
                 self._finish(run, event.response)
@@ -309,6 +337,8 @@ class Engine:
             run.first_token = True
             self.recorder.record_first_token(run.run_id)
         merge_usage_fields(run.stream_usage, usage_fields(response))
+        # OpenAI's last chunk carries the usage but no finish reason: keep what came before.
+        run.stream_meta.update(response_metadata(response))
 
     def _rerank_event(self, name: str, event: Any, span_id: str | None, span: _Span | None,
                       run: _Run | None) -> None:

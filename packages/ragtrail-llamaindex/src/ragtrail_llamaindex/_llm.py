@@ -21,6 +21,7 @@ __all__ = [
     "merge_usage_fields",
     "model_of",
     "provider_of",
+    "response_metadata",
     "usage_fields",
 ]
 
@@ -59,6 +60,7 @@ _DETAIL_KEYS = (
     ("input_tokens_details", "cached_tokens", "cached_tokens"),
     ("completion_tokens_details", "reasoning_tokens", "reasoning_tokens"),
     ("output_tokens_details", "reasoning_tokens", "reasoning_tokens"),
+    ("output_tokens_details", "thinking_tokens", "thinking_tokens"),  # Anthropic
 )
 
 
@@ -240,7 +242,7 @@ def _input_output(f: Mapping[str, int]) -> dict[str, int | None] | None:
     base = f.get("input_tokens")
     return {"input_tokens": _sum(base, read, write) if base is not None else None,
             "output_tokens": f.get("output_tokens"), "cache_read_tokens": read,
-            "cache_creation_tokens": write}
+            "cache_creation_tokens": write, "reasoning_tokens": f.get("thinking_tokens")}
 
 
 def token_usage(fields: Mapping[str, int]) -> dict[str, int] | None:
@@ -295,8 +297,23 @@ def output_text(response: Any) -> str | None:
 
 
 @guarded(default={})
-def llm_response(response: Any, stream_usage: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """LLMMetadata fields from a ``ChatResponse`` / ``CompletionResponse``."""
+def response_metadata(response: Any) -> dict[str, str]:
+    """Finish reason, model version, request id and fingerprint of one response or chunk."""
+    raw = _get(response, "raw")
+    return _response_metadata(raw) if raw is not None else {}
+
+
+@guarded(default={})
+def llm_response(
+    response: Any,
+    stream_usage: Mapping[str, int] | None = None,
+    stream_meta: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """LLMMetadata fields from a ``ChatResponse`` / ``CompletionResponse``.
+
+    For a stream, ``response`` is the last chunk; ``stream_usage`` and ``stream_meta``
+    hold what the chunks before it reported (the last one's values win).
+    """
     if response is None:
         return {}
     fields = dict(stream_usage or {})
@@ -305,7 +322,7 @@ def llm_response(response: Any, stream_usage: Mapping[str, int] | None = None) -
     meta: dict[str, Any] = {
         "output_text": output_text(response),
         "token_usage": token_usage(fields),
-        "response_metadata": _response_metadata(raw) if raw is not None else None,
+        "response_metadata": {**(stream_meta or {}), **response_metadata(response)} or None,
     }
     response_id = _get(raw, "id")
     if response_id is not None:
