@@ -1,0 +1,291 @@
+"""langchain-openai and langchain-anthropic, for real, against the fake provider server.
+
+Each test makes the real client call 127.0.0.1 and asserts on what ragtrail STORED
+(Trail + flush + lineage), compared with what the server received and answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from langchain_anthropic import ChatAnthropic
+from langchain_core.language_models import BaseChatModel
+from langchain_openai import ChatOpenAI
+from provider_server import (
+    ANSWER,
+    ANTHROPIC_MODEL,
+    EXPECTED_USAGE,
+    MODEL_VERSIONS,
+    OPENAI_MODEL,
+    SYSTEM_FINGERPRINT,
+    ProviderServer,
+    Received,
+    assert_priced,
+    provider,  # noqa: F401 - the fixture
+    reset_bounds,
+    sent_parameters,
+    utc_now,
+)
+from ragtrail import Trail
+from ragtrail.query import Lineage
+from ragtrail.schemas import LLMMetadata, RunKind, RunStatus
+from ragtrail_langchain import RagtrailCallbackHandler
+
+QUESTION = "What does WAL change for readers?"
+CLIENTS = ("openai", "anthropic")
+MODES = ("invoke", "stream")
+FINISH = {"openai": "stop", "anthropic": "end_turn"}
+MODEL = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL}
+
+
+@pytest.fixture(scope="module")
+def trail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trail]:
+    """One store for the module: every test reads only its own trace."""
+    path: Path = tmp_path_factory.mktemp("providers") / "ragtrail.db"
+    with Trail(f"sqlite:///{path}") as opened:
+        yield opened
+
+
+def chat_model(client: str, server: ProviderServer, **overrides: Any) -> BaseChatModel:
+    """The real client, pointed at the server, with every parameter it can send set."""
+    if client == "openai":
+        openai_args: dict[str, Any] = {
+            "model": OPENAI_MODEL, "base_url": server.openai_url, "api_key": "sk-test",
+            "max_retries": 0, "timeout": 10, "include_response_headers": True,
+            # With a base_url of its own, ChatOpenAI asks for no usage in streams unless told.
+            "stream_usage": True, "temperature": 0.3, "top_p": 0.9, "max_tokens": 64,
+            "stop": ["\n\n"], "seed": 7, "frequency_penalty": 0.1, "presence_penalty": 0.2,
+        }
+        return ChatOpenAI(**{**openai_args, **overrides})
+    anthropic_args: dict[str, Any] = {
+        "model": ANTHROPIC_MODEL, "base_url": server.url, "api_key": "sk-ant-test",
+        "max_retries": 0, "default_request_timeout": 10, "temperature": 0.3, "top_p": 0.9,
+        "top_k": 40, "max_tokens": 64, "stop": ["\n\n"],
+    }
+    return ChatAnthropic(**{**anthropic_args, **overrides})
+
+
+def call(model: Any, mode: str, config: dict[str, Any]) -> str:
+    if mode == "invoke":
+        return str(model.invoke(QUESTION, config=config).content)
+    return "".join(str(chunk.content) for chunk in model.stream(QUESTION, config=config))
+
+
+async def acall(model: Any, mode: str, config: dict[str, Any]) -> str:
+    if mode == "invoke":
+        return str((await model.ainvoke(QUESTION, config=config)).content)
+    return "".join([str(chunk.content) async for chunk in model.astream(QUESTION, config=config)])
+
+
+def stored(trail: Trail, run_id: uuid.UUID) -> Lineage:
+    assert trail.flush(10.0)
+    return trail.lineage(str(run_id))
+
+
+def only_llm(lineage: Lineage) -> LLMMetadata:
+    assert [run.kind for run in lineage.runs] == [RunKind.LLM]
+    assert len(lineage.llm_calls) == 1
+    return lineage.llm_calls[0].metadata
+
+
+def expected_request_id(client: str, mode: str, received: Received) -> str | None:
+    """What each client exposes: OpenAI's x-request-id with include_response_headers;
+    langchain-anthropic only the message id, and nothing at all when streaming."""
+    if client == "openai":
+        return received.request_id
+    return received.response_id if mode == "invoke" else None
+
+
+def check_call(client: str, mode: str, answer: str, lineage: Lineage,
+               received: Received) -> None:
+    assert answer == ANSWER
+    run = lineage.runs[0]
+    assert (run.status, run.framework.value, run.name) == (
+        RunStatus.OK, "langchain", "ChatOpenAI" if client == "openai" else "ChatAnthropic")
+    meta = only_llm(lineage)
+    assert (meta.provider, meta.provider_model) == (client, MODEL[client])
+    assert received.streamed is (mode == "stream")
+    # Tokens: exact, cached ones counted once.
+    assert meta.token_usage == EXPECTED_USAGE[client]
+    assert_priced(meta, client, client)
+    # Parameters: each one stored is the one the server received, and only those.
+    assert meta.request_parameters is not None
+    assert meta.request_parameters.model_dump() == sent_parameters(received.body)
+    response = meta.response_metadata
+    assert response is not None
+    assert response.finish_reason == FINISH[client]
+    assert response.model_version == MODEL_VERSIONS[MODEL[client]]
+    assert response.system_fingerprint == (SYSTEM_FINGERPRINT if client == "openai" else None)
+    assert response.request_id == expected_request_id(client, mode, received)
+    assert meta.output_text == ANSWER
+    perf = meta.performance_metrics
+    assert perf is not None and perf.total_duration_ms is not None
+    assert perf.total_duration_ms > 0
+    if mode == "stream":
+        assert perf.time_to_first_token_ms is not None
+        assert 0 < perf.time_to_first_token_ms <= perf.total_duration_ms
+    else:
+        assert perf.time_to_first_token_ms is None
+    # Rate limits arrive only where the client exposes the response headers.
+    if client == "openai":
+        limits = meta.rate_limit_info
+        assert limits is not None
+        assert (limits.requests_limit, limits.requests_remaining, limits.tokens_limit,
+                limits.tokens_remaining) == (10000, 9998, 200000, 198760)
+        assert limits.requests_reset_at is not None and limits.tokens_reset_at is not None
+    else:
+        assert meta.rate_limit_info is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_every_field_sync(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+                          trail: Trail) -> None:
+    handler = RagtrailCallbackHandler(trail)
+    rid = uuid.uuid4()
+    answer = call(chat_model(client, provider), mode, {"callbacks": [handler], "run_id": rid})
+    check_call(client, mode, answer, stored(trail, rid), provider.last())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_every_field_async(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+                                 trail: Trail) -> None:
+    handler = RagtrailCallbackHandler(trail)
+    rid = uuid.uuid4()
+    answer = await acall(chat_model(client, provider), mode,
+                         {"callbacks": [handler], "run_id": rid})
+    check_call(client, mode, answer, stored(trail, rid), provider.last())
+
+
+def test_cost_by_hand(provider: ProviderServer, trail: Trail) -> None:  # noqa: F811
+    """gpt-4o-mini at $0.15 / $0.075 cached / $0.60 per million tokens."""
+    rid = uuid.uuid4()
+    call(chat_model("openai", provider), "invoke",
+         {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    cost = only_llm(stored(trail, rid)).cost_metrics
+    assert cost is not None
+    per_token = Decimal("0.000001")
+    assert cost.input_cost == (1200 - 1024) * Decimal("0.15") * per_token
+    assert cost.cache_read_cost == 1024 * Decimal("0.075") * per_token
+    assert cost.output_cost == 40 * Decimal("0.60") * per_token  # reasoning included
+    assert cost.total_cost == Decimal("0.0001272")
+    assert cost.currency == "USD"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_rate_limit_resets_are_timestamps(mode: str, provider: ProviderServer,  # noqa: F811
+                                                 trail: Trail) -> None:
+    rid = uuid.uuid4()
+    before = utc_now()
+    call(chat_model("openai", provider), mode,
+         {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    after = utc_now()
+    limits = only_llm(stored(trail, rid)).rate_limit_info
+    assert limits is not None and limits.requests_reset_at and limits.tokens_reset_at
+    low, high = reset_bounds(before, after, 360.0)  # x-ratelimit-reset-requests: 6m0s
+    assert low <= limits.requests_reset_at <= high
+    low, high = reset_bounds(before, after, 0.372)  # x-ratelimit-reset-tokens: 372ms
+    assert low <= limits.tokens_reset_at <= high
+    assert limits.requests_reset_at - limits.tokens_reset_at == timedelta(seconds=359.628)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_without_response_headers(mode: str, provider: ProviderServer,  # noqa: F811
+                                         trail: Trail) -> None:
+    """Headers are opt-in: without them no rate limits, and the request id falls back to
+    the completion id, which ChatOpenAI does not report when streaming."""
+    rid = uuid.uuid4()
+    model = chat_model("openai", provider, include_response_headers=False)
+    call(model, mode, {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    meta = only_llm(stored(trail, rid))
+    assert meta.rate_limit_info is None
+    assert meta.response_metadata is not None
+    expected = provider.last().response_id if mode == "invoke" else None
+    assert meta.response_metadata.request_id == expected
+    assert meta.token_usage == EXPECTED_USAGE["openai"]
+
+
+@pytest.mark.parametrize(("status", "retry_after_s"), [(429, 2.5), (500, None)])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_http_errors(client: str, mode: str, status: int, retry_after_s: float | None,
+                     provider: ProviderServer, trail: Trail) -> None:  # noqa: F811
+    provider.fail_next(status, retry_after_s=retry_after_s)
+    rid = uuid.uuid4()
+    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)):
+        call(chat_model(client, provider), mode,
+             {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    check_error(stored(trail, rid), client, status, retry_after_s)
+    assert len(provider.requests) == 1  # max_retries=0: the SDK did not retry
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_http_error_async(client: str, provider: ProviderServer,  # noqa: F811
+                                trail: Trail) -> None:
+    provider.fail_next(429, retry_after_s=7)
+    rid = uuid.uuid4()
+    with pytest.raises((openai.RateLimitError, anthropic.RateLimitError)):
+        await acall(chat_model(client, provider), "stream",
+                    {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    check_error(stored(trail, rid), client, 429, 7.0)
+
+
+def check_error(lineage: Lineage, client: str, status: int, retry_after_s: float | None) -> None:
+    run = lineage.runs[0]
+    assert (run.kind, run.status) == (RunKind.LLM, RunStatus.ERROR)
+    assert run.error is not None
+    assert (run.error.http_status, run.error.retry_after_s) == (status, retry_after_s)
+    assert f"simulated {status}" in run.error.message
+    meta = only_llm(lineage)
+    assert (meta.provider, meta.provider_model) == (client, MODEL[client])
+    assert meta.token_usage is None
+    assert meta.cost_metrics is not None and meta.cost_metrics.total_cost is None
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_malformed_body(client: str, provider: ProviderServer,  # noqa: F811
+                        trail: Trail) -> None:
+    provider.malformed_next()
+    rid = uuid.uuid4()
+    with pytest.raises(ValueError, match="Unterminated string"):
+        call(chat_model(client, provider), "invoke",
+             {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    run = stored(trail, rid).runs[0]
+    assert run.status is RunStatus.ERROR and run.error is not None
+    assert run.error.type == "JSONDecodeError"
+    # ChatOpenAI attaches the HTTP response (a 200) to errors it does not classify.
+    assert run.error.http_status == (200 if client == "openai" else None)
+    assert run.error.retry_after_s is None
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_runnable_retries_are_counted(client: str, provider: ProviderServer,  # noqa: F811
+                                      trail: Trail) -> None:
+    """``.with_retry`` retries a 429: one retry on the retrying run, both attempts kept."""
+    provider.fail_next(429, retry_after_s=1)
+    retried = chat_model(client, provider).with_retry(
+        stop_after_attempt=3, wait_exponential_jitter=False,
+        retry_if_exception_type=(openai.RateLimitError, anthropic.RateLimitError))
+    rid = uuid.uuid4()
+    answer = call(retried, "invoke", {"callbacks": [RagtrailCallbackHandler(trail)],
+                                      "run_id": rid})
+    assert answer == ANSWER
+    lineage = stored(trail, rid)
+    root = lineage.run(str(rid))
+    assert (root.status, root.retries) == (RunStatus.OK, 1)
+    attempts = [r for r in lineage.runs if r.kind is RunKind.LLM]
+    assert [r.parent_id for r in attempts] == [str(rid)] * 2
+    assert [r.status for r in attempts] == [RunStatus.ERROR, RunStatus.OK]
+    assert attempts[0].error is not None
+    assert (attempts[0].error.http_status, attempts[0].error.retry_after_s) == (429, 1.0)
+    assert [r.status for r in provider.requests] == [429, 200]
+    assert lineage.total_tokens == EXPECTED_USAGE[client].total_tokens  # the answered call only

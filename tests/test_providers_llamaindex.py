@@ -1,0 +1,221 @@
+"""LlamaIndex's OpenAI, OpenAILike and Anthropic LLMs, for real, against the fake provider.
+
+The handler is the classic one (``RagtrailHandler`` in the LLM's callback manager); each
+test asserts on what ragtrail STORED, compared with what the server received and answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.llms import LLM
+from llama_index.llms.anthropic import Anthropic
+from llama_index.llms.openai import OpenAI
+from llama_index.llms.openai_like import OpenAILike
+from provider_server import (
+    ANSWER,
+    ANTHROPIC_MODEL,
+    EXPECTED_USAGE,
+    MODEL_VERSIONS,
+    OPENAI_MODEL,
+    SYSTEM_FINGERPRINT,
+    ProviderServer,
+    Received,
+    assert_priced,
+    provider,  # noqa: F401 - the fixture
+    sent_parameters,
+)
+from ragtrail import Trail
+from ragtrail.query import Lineage
+from ragtrail.schemas import LLMMetadata, RunKind, RunStatus
+from ragtrail_llamaindex import RagtrailHandler
+
+QUESTION = "What does WAL change for readers?"
+CLIENTS = ("openai", "openai_like", "anthropic")
+MODES = ("chat", "stream_chat", "complete", "stream_complete")
+API = {"openai": "openai", "openai_like": "openai", "anthropic": "anthropic"}
+# OpenAILike serves any vendor's models: no provider, priced by model name only.
+PROVIDER = {"openai": "openai", "openai_like": None, "anthropic": "anthropic"}
+MODEL = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL}
+FINISH = {"openai": "stop", "anthropic": "end_turn"}
+
+
+@pytest.fixture(scope="module")
+def trail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trail]:
+    """One store for the module: every test reads only its own trace."""
+    path: Path = tmp_path_factory.mktemp("providers") / "ragtrail.db"
+    with Trail(f"sqlite:///{path}") as opened:
+        yield opened
+
+
+def make_llm(client: str, server: ProviderServer, handler: RagtrailHandler) -> LLM:
+    """The real client, pointed at the server, with every parameter it can send set."""
+    common: dict[str, Any] = {"api_key": "sk-test", "max_retries": 0, "timeout": 10,
+                              "temperature": 0.3, "max_tokens": 64,
+                              "callback_manager": CallbackManager([handler])}
+    # OpenAI streams report usage only when asked (the clients drop it when not streaming).
+    sampling = {"top_p": 0.9, "seed": 7, "stop": ["\n\n"], "frequency_penalty": 0.1,
+                "presence_penalty": 0.2, "stream_options": {"include_usage": True}}
+    if client == "openai":
+        return OpenAI(model=OPENAI_MODEL, api_base=server.openai_url,
+                      additional_kwargs=sampling, **common)
+    if client == "openai_like":
+        return OpenAILike(model=OPENAI_MODEL, api_base=server.openai_url, is_chat_model=True,
+                          context_window=128_000, additional_kwargs=sampling, **common)
+    return Anthropic(model=ANTHROPIC_MODEL, base_url=server.url,
+                     additional_kwargs={"top_p": 0.9, "top_k": 40, "stop_sequences": ["\n\n"]},
+                     **common)
+
+
+def call(llm: LLM, mode: str) -> str:
+    messages = [ChatMessage(role="user", content=QUESTION)]
+    if mode == "chat":
+        return str(llm.chat(messages).message.content)
+    if mode == "complete":
+        return llm.complete(QUESTION).text
+    stream: Any = llm.stream_chat(messages) if mode == "stream_chat" \
+        else llm.stream_complete(QUESTION)
+    return "".join(part.delta or "" for part in stream)
+
+
+async def acall(llm: LLM, mode: str) -> str:
+    messages = [ChatMessage(role="user", content=QUESTION)]
+    if mode == "chat":
+        return str((await llm.achat(messages)).message.content)
+    if mode == "complete":
+        return (await llm.acomplete(QUESTION)).text
+    stream: Any = await llm.astream_chat(messages) if mode == "stream_chat" \
+        else await llm.astream_complete(QUESTION)
+    return "".join([part.delta or "" async for part in stream])
+
+
+def stored(trail: Trail, handler: RagtrailHandler) -> Lineage:
+    assert trail.flush(10.0)
+    assert handler.last_trace_id is not None
+    return trail.lineage(handler.last_trace_id)
+
+
+def only_llm(lineage: Lineage) -> LLMMetadata:
+    assert [run.kind for run in lineage.runs] == [RunKind.LLM]
+    assert len(lineage.llm_calls) == 1
+    return lineage.llm_calls[0].metadata
+
+
+def expected_ids(client: str, streamed: bool, received: Received) -> tuple[str | None, ...]:
+    """(model version, request id) as each client exposes them.
+
+    OpenAI responses carry the x-request-id; stream chunks do not, so the completion id
+    stands in. LlamaIndex's Anthropic keeps the message as a dict (its request id is
+    lost, the message id stands in) and never yields ``message_start`` when streaming,
+    so neither id nor model version arrives then.
+    """
+    api = API[client]
+    version = MODEL_VERSIONS[MODEL[api]]
+    if api == "openai":
+        return version, received.response_id if streamed else received.request_id
+    return (None, None) if streamed else (version, received.response_id)
+
+
+def check_call(client: str, mode: str, answer: str, lineage: Lineage,
+               received: Received) -> None:
+    api = API[client]
+    streamed = mode.startswith("stream")
+    assert answer == ANSWER
+    run = lineage.runs[0]
+    assert (run.status, run.framework.value) == (RunStatus.OK, "llamaindex")
+    meta = only_llm(lineage)
+    assert (meta.provider, meta.provider_model) == (PROVIDER[client], MODEL[api])
+    assert received.streamed is streamed
+    assert meta.token_usage == EXPECTED_USAGE[api]
+    assert_priced(meta, api, PROVIDER[client])
+    assert meta.request_parameters is not None
+    assert meta.request_parameters.model_dump() == sent_parameters(received.body)
+    response = meta.response_metadata
+    assert response is not None
+    assert response.finish_reason == FINISH[api]
+    assert (response.model_version, response.request_id) == expected_ids(client, streamed,
+                                                                         received)
+    assert response.system_fingerprint == (SYSTEM_FINGERPRINT if api == "openai" else None)
+    assert meta.output_text == ANSWER
+    assert meta.rate_limit_info is None  # no LlamaIndex client exposes response headers
+    perf = meta.performance_metrics
+    assert perf is not None and perf.total_duration_ms is not None
+    if streamed:
+        assert perf.time_to_first_token_ms is not None
+        assert 0 < perf.time_to_first_token_ms <= perf.total_duration_ms
+    else:
+        assert perf.time_to_first_token_ms is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_every_field_sync(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+                          trail: Trail) -> None:
+    handler = RagtrailHandler(trail)
+    answer = call(make_llm(client, provider, handler), mode)
+    check_call(client, mode, answer, stored(trail, handler), provider.last())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_every_field_async(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+                                 trail: Trail) -> None:
+    handler = RagtrailHandler(trail)
+    answer = await acall(make_llm(client, provider, handler), mode)
+    check_call(client, mode, answer, stored(trail, handler), provider.last())
+
+
+ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
+
+
+@pytest.mark.parametrize(("status", "retry_after_s"), [(429, 2.5), (500, None)])
+@pytest.mark.parametrize("mode", ["chat", "stream_chat"])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_http_errors(client: str, mode: str, status: int, retry_after_s: float | None,
+                     provider: ProviderServer, trail: Trail) -> None:  # noqa: F811
+    provider.fail_next(status, retry_after_s=retry_after_s)
+    handler = RagtrailHandler(trail)
+    with pytest.raises(ERRORS):
+        call(make_llm(client, provider, handler), mode)
+    check_error(stored(trail, handler), client, status, retry_after_s)
+    assert len(provider.requests) == 1  # max_retries=0: neither SDK nor LlamaIndex retried
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_http_error_async(client: str, provider: ProviderServer,  # noqa: F811
+                                trail: Trail) -> None:
+    provider.fail_next(429, retry_after_s=7)
+    handler = RagtrailHandler(trail)
+    with pytest.raises(ERRORS):
+        await acall(make_llm(client, provider, handler), "stream_chat")
+    check_error(stored(trail, handler), client, 429, 7.0)
+
+
+def check_error(lineage: Lineage, client: str, status: int, retry_after_s: float | None) -> None:
+    run = lineage.runs[0]
+    assert (run.kind, run.status) == (RunKind.LLM, RunStatus.ERROR)
+    assert run.error is not None
+    assert (run.error.http_status, run.error.retry_after_s) == (status, retry_after_s)
+    assert f"simulated {status}" in run.error.message
+    meta = only_llm(lineage)
+    assert meta.provider_model == MODEL[API[client]]
+    assert meta.token_usage is None
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_malformed_body(client: str, provider: ProviderServer,  # noqa: F811
+                        trail: Trail) -> None:
+    provider.malformed_next()
+    handler = RagtrailHandler(trail)
+    with pytest.raises(ValueError, match="Unterminated string"):
+        call(make_llm(client, provider, handler), "chat")
+    run = stored(trail, handler).runs[0]
+    assert run.status is RunStatus.ERROR and run.error is not None
+    assert (run.error.type, run.error.http_status) == ("JSONDecodeError", None)
