@@ -90,15 +90,19 @@ class FileStore:
         self.path = path
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
-        data = "".join(f"{record.id}\n" for record in records).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        append_lines(self.path, [record.id for record in records])
 
     def close(self) -> None:
         pass
+
+
+def append_lines(path: str, lines: list[str]) -> None:
+    """Append lines in one write() on an O_APPEND descriptor (safe across processes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, "".join(line + "\n" for line in lines).encode())
+    finally:
+        os.close(fd)
 
 
 def ids_in(path: str) -> list[str]:
@@ -123,12 +127,7 @@ class LoggingStore:
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
         self.inner.write_batch(records)
         pid = os.getpid()
-        data = "".join(f"{pid} {record.id}\n" for record in records).encode()
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        append_lines(self.log_path, [f"{pid} {record.id}" for record in records])
 
     def close(self) -> None:
         self.inner.close()

@@ -19,6 +19,9 @@ from ._ratelimit import RateLimitedLog
 
 __all__ = ["Delivery", "Outcome", "StoreSource"]
 
+_STALL_FACTOR = 4.0  # a call this many times longer than usual is stuck
+_SMOOTHING = 0.2  # weight of the newest call in the moving average
+
 logger = logging.getLogger("ragtrail.writer")
 
 
@@ -115,6 +118,7 @@ class Delivery:
         self.store_down = False  # retries ran out; until the next success, probe once a while
         self.failing = False  # the last attempt failed transiently
         self._call_started: float | None = None  # monotonic start of the store call under way
+        self._typical_call_s = 0.0  # moving average of successful calls
 
     def deliver(self, records: Sequence[CapturedRun]) -> Outcome:
         """Write ``records`` in order; stop at the first part whose retries run out."""
@@ -153,19 +157,23 @@ class Delivery:
         retrying(self._write_once, records)
 
     def unhealthy(self, stalled_after_s: float) -> bool:
-        """True while the store fails, or a call has been running for ``stalled_after_s``.
+        """True while the store fails, or the call under way looks stuck.
 
-        Read from the spill thread: a locked SQLite file holds a call for the whole busy
-        timeout before any error arrives.
+        Stuck: running for ``stalled_after_s`` and for four times a typical successful
+        call (a busy but healthy store is not an outage). Read from the spill thread:
+        a locked SQLite file holds a call for its whole busy timeout before any error.
         """
         started = self._call_started
-        stalled = started is not None and time.monotonic() - started >= stalled_after_s
+        limit = max(stalled_after_s, _STALL_FACTOR * self._typical_call_s)
+        stalled = started is not None and time.monotonic() - started >= limit
         return self.failing or self.store_down or stalled
 
     def _write_once(self, records: Sequence[CapturedRun]) -> None:
-        self._call_started = time.monotonic()
+        started = self._call_started = time.monotonic()
         try:
             self._call_store(records)
+            elapsed = time.monotonic() - started
+            self._typical_call_s += _SMOOTHING * (elapsed - self._typical_call_s)
         finally:
             self._call_started = None
 

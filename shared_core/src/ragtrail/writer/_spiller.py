@@ -1,9 +1,10 @@
 """Moving records between the queue and the disk spool.
 
-A spill thread of its own moves the oldest queued records to the spool whenever the
-queue passes its high-water mark, so the queue keeps draining even while the writer
-thread is stuck inside a store call (a locked SQLite file can hold it for the whole
-busy timeout). Serialization happens here, never on the offering thread.
+A spill thread of its own moves the oldest queued records to the spool when the queue
+passes its high-water mark while the store cannot take them (failing, or a call stuck
+far longer than usual, or an older spool still replaying), so the queue keeps draining
+even while the writer thread sits inside a store call (a locked SQLite file holds it
+for the whole busy timeout). Serialization happens here, never on the offering thread.
 
 Order: records leave the queue's head only under ``head_lock`` (the writer thread
 taking a batch, or a spill), so a spill that could not place everything puts the
