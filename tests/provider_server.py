@@ -42,8 +42,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from ragtrail import Trail
 from ragtrail.pricing import Pricer
-from ragtrail.schemas import LLMMetadata, LLMTokenUsage, PriceStatus
+from ragtrail.query import Lineage
+from ragtrail.schemas import LLMMetadata, LLMTokenUsage, PriceStatus, RunKind, RunStatus
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-3-5-haiku-latest"
@@ -388,12 +390,23 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProviderServer]:
-    """A running fake provider, with every non-loopback connection refused."""
+def serve_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProviderServer]:
+    """A running fake provider, with every non-loopback connection refused.
+
+    Test modules make it their ``provider`` fixture:
+    ``provider = pytest.fixture(name="provider")(serve_provider)``.
+    """
     loopback_only(monkeypatch)
     with ProviderServer() as server:
         yield server
+
+
+def module_trail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trail]:
+    """A Trail on a new SQLite file, for one test module (each test reads only its own
+    trace): ``trail = pytest.fixture(name="trail", scope="module")(module_trail)``."""
+    path = tmp_path_factory.mktemp("providers") / "ragtrail.db"
+    with Trail(f"sqlite:///{path}") as opened:
+        yield opened
 
 
 def utc_now() -> datetime:
@@ -452,3 +465,23 @@ def assert_priced(meta: LLMMetadata, api: str, provider: str | None) -> None:
                              at=meta.request_timestamp)
     assert expected.price_status is PriceStatus.PRICED
     assert meta.cost_metrics == expected
+
+
+def only_llm(lineage: Lineage) -> LLMMetadata:
+    """The metadata of the trace's one run, an LLM call."""
+    assert [run.kind for run in lineage.runs] == [RunKind.LLM]
+    assert len(lineage.llm_calls) == 1
+    return lineage.llm_calls[0].metadata
+
+
+def assert_http_error(lineage: Lineage, status: int, retry_after_s: float | None,
+                      model: str) -> LLMMetadata:
+    """The LLM run ended in error with the HTTP status and retry-after, and no usage."""
+    meta = only_llm(lineage)
+    run = lineage.runs[0]
+    assert run.status is RunStatus.ERROR and run.error is not None
+    assert (run.error.http_status, run.error.retry_after_s) == (status, retry_after_s)
+    assert f"simulated {status}" in run.error.message
+    assert meta.provider_model == model
+    assert meta.token_usage is None
+    return meta

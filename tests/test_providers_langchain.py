@@ -7,10 +7,8 @@ Each test makes the real client call 127.0.0.1 and asserts on what ragtrail STOR
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -28,30 +26,28 @@ from provider_server import (
     SYSTEM_FINGERPRINT,
     ProviderServer,
     Received,
+    assert_http_error,
     assert_priced,
-    provider,  # noqa: F401 - the fixture
+    module_trail,
+    only_llm,
     reset_bounds,
     sent_parameters,
+    serve_provider,
     utc_now,
 )
 from ragtrail import Trail
 from ragtrail.query import Lineage
-from ragtrail.schemas import LLMMetadata, RunKind, RunStatus
+from ragtrail.schemas import RunKind, RunStatus
 from ragtrail_langchain import RagtrailCallbackHandler
+
+provider = pytest.fixture(name="provider")(serve_provider)
+trail = pytest.fixture(name="trail", scope="module")(module_trail)
 
 QUESTION = "What does WAL change for readers?"
 CLIENTS = ("openai", "anthropic")
 MODES = ("invoke", "stream")
 FINISH = {"openai": "stop", "anthropic": "end_turn"}
 MODEL = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL}
-
-
-@pytest.fixture(scope="module")
-def trail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trail]:
-    """One store for the module: every test reads only its own trace."""
-    path: Path = tmp_path_factory.mktemp("providers") / "ragtrail.db"
-    with Trail(f"sqlite:///{path}") as opened:
-        yield opened
 
 
 def chat_model(client: str, server: ProviderServer, **overrides: Any) -> BaseChatModel:
@@ -88,12 +84,6 @@ async def acall(model: Any, mode: str, config: dict[str, Any]) -> str:
 def stored(trail: Trail, run_id: uuid.UUID) -> Lineage:
     assert trail.flush(10.0)
     return trail.lineage(str(run_id))
-
-
-def only_llm(lineage: Lineage) -> LLMMetadata:
-    assert [run.kind for run in lineage.runs] == [RunKind.LLM]
-    assert len(lineage.llm_calls) == 1
-    return lineage.llm_calls[0].metadata
 
 
 def expected_request_id(client: str, mode: str, received: Received) -> str | None:
@@ -147,7 +137,7 @@ def check_call(client: str, mode: str, answer: str, lineage: Lineage,
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", CLIENTS)
-def test_every_field_sync(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+def test_every_field_sync(client: str, mode: str, provider: ProviderServer,
                           trail: Trail) -> None:
     handler = RagtrailCallbackHandler(trail)
     rid = uuid.uuid4()
@@ -157,7 +147,7 @@ def test_every_field_sync(client: str, mode: str, provider: ProviderServer,  # n
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_every_field_async(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+async def test_every_field_async(client: str, mode: str, provider: ProviderServer,
                                  trail: Trail) -> None:
     handler = RagtrailCallbackHandler(trail)
     rid = uuid.uuid4()
@@ -166,23 +156,37 @@ async def test_every_field_async(client: str, mode: str, provider: ProviderServe
     check_call(client, mode, answer, stored(trail, rid), provider.last())
 
 
-def test_cost_by_hand(provider: ProviderServer, trail: Trail) -> None:  # noqa: F811
-    """gpt-4o-mini at $0.15 / $0.075 cached / $0.60 per million tokens."""
+M = Decimal("0.000001")  # prices are per million tokens
+# Hand-computed from the public price lists, bucket by bucket:
+# gpt-4o-mini $0.15 input, $0.075 cached input, $0.60 output (reasoning included);
+# claude-3-5-haiku $0.80 input, $0.08 cache read, $1.00 cache write, $4.00 output.
+BY_HAND = {
+    "openai": {"input_cost": (1200 - 1024) * Decimal("0.15") * M,
+               "cache_read_cost": 1024 * Decimal("0.075") * M,
+               "cache_write_cost": Decimal(0),
+               "output_cost": 40 * Decimal("0.60") * M,
+               "total_cost": Decimal("0.0001272")},
+    "anthropic": {"input_cost": 100 * Decimal("0.80") * M,
+                  "cache_read_cost": 1000 * Decimal("0.08") * M,
+                  "cache_write_cost": 200 * Decimal("1.00") * M,
+                  "output_cost": 50 * Decimal("4.00") * M,
+                  "total_cost": Decimal("0.00056")},
+}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_cost_by_hand(client: str, provider: ProviderServer, trail: Trail) -> None:
     rid = uuid.uuid4()
-    call(chat_model("openai", provider), "invoke",
+    call(chat_model(client, provider), "invoke",
          {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
     cost = only_llm(stored(trail, rid)).cost_metrics
     assert cost is not None
-    per_token = Decimal("0.000001")
-    assert cost.input_cost == (1200 - 1024) * Decimal("0.15") * per_token
-    assert cost.cache_read_cost == 1024 * Decimal("0.075") * per_token
-    assert cost.output_cost == 40 * Decimal("0.60") * per_token  # reasoning included
-    assert cost.total_cost == Decimal("0.0001272")
-    assert cost.currency == "USD"
+    assert {name: getattr(cost, name) for name in BY_HAND[client]} == BY_HAND[client]
+    assert (cost.currency, cost.reasoning_cost) == ("USD", None)  # not priced apart
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_openai_rate_limit_resets_are_timestamps(mode: str, provider: ProviderServer,  # noqa: F811
+def test_openai_rate_limit_resets_are_timestamps(mode: str, provider: ProviderServer,
                                                  trail: Trail) -> None:
     rid = uuid.uuid4()
     before = utc_now()
@@ -199,7 +203,7 @@ def test_openai_rate_limit_resets_are_timestamps(mode: str, provider: ProviderSe
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_openai_without_response_headers(mode: str, provider: ProviderServer,  # noqa: F811
+def test_openai_without_response_headers(mode: str, provider: ProviderServer,
                                          trail: Trail) -> None:
     """Headers are opt-in: without them no rate limits, and the request id falls back to
     the completion id, which ChatOpenAI does not report when streaming."""
@@ -218,7 +222,7 @@ def test_openai_without_response_headers(mode: str, provider: ProviderServer,  #
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", CLIENTS)
 def test_http_errors(client: str, mode: str, status: int, retry_after_s: float | None,
-                     provider: ProviderServer, trail: Trail) -> None:  # noqa: F811
+                     provider: ProviderServer, trail: Trail) -> None:
     provider.fail_next(status, retry_after_s=retry_after_s)
     rid = uuid.uuid4()
     with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)):
@@ -229,7 +233,7 @@ def test_http_errors(client: str, mode: str, status: int, retry_after_s: float |
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_http_error_async(client: str, provider: ProviderServer,  # noqa: F811
+async def test_http_error_async(client: str, provider: ProviderServer,
                                 trail: Trail) -> None:
     provider.fail_next(429, retry_after_s=7)
     rid = uuid.uuid4()
@@ -240,19 +244,13 @@ async def test_http_error_async(client: str, provider: ProviderServer,  # noqa: 
 
 
 def check_error(lineage: Lineage, client: str, status: int, retry_after_s: float | None) -> None:
-    run = lineage.runs[0]
-    assert (run.kind, run.status) == (RunKind.LLM, RunStatus.ERROR)
-    assert run.error is not None
-    assert (run.error.http_status, run.error.retry_after_s) == (status, retry_after_s)
-    assert f"simulated {status}" in run.error.message
-    meta = only_llm(lineage)
-    assert (meta.provider, meta.provider_model) == (client, MODEL[client])
-    assert meta.token_usage is None
+    meta = assert_http_error(lineage, status, retry_after_s, MODEL[client])
+    assert meta.provider == client
     assert meta.cost_metrics is not None and meta.cost_metrics.total_cost is None
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_malformed_body(client: str, provider: ProviderServer,  # noqa: F811
+def test_malformed_body(client: str, provider: ProviderServer,
                         trail: Trail) -> None:
     provider.malformed_next()
     rid = uuid.uuid4()
@@ -268,7 +266,7 @@ def test_malformed_body(client: str, provider: ProviderServer,  # noqa: F811
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_runnable_retries_are_counted(client: str, provider: ProviderServer,  # noqa: F811
+def test_runnable_retries_are_counted(client: str, provider: ProviderServer,
                                       trail: Trail) -> None:
     """``.with_retry`` retries a 429: one retry on the retrying run, both attempts kept."""
     provider.fail_next(429, retry_after_s=1)
@@ -289,3 +287,17 @@ def test_runnable_retries_are_counted(client: str, provider: ProviderServer,  # 
     assert (attempts[0].error.http_status, attempts[0].error.retry_after_s) == (429, 1.0)
     assert [r.status for r in provider.requests] == [429, 200]
     assert lineage.total_tokens == EXPECTED_USAGE[client].total_tokens  # the answered call only
+
+
+def test_sdk_retries_are_below_callbacks(provider: ProviderServer,
+                                         trail: Trail) -> None:
+    """The OpenAI SDK's own retry (``max_retries``) happens inside one LangChain call:
+    one run, ok, no retry counted (the README's capture table says so)."""
+    provider.fail_next(429, retry_after_s=0.01)
+    rid = uuid.uuid4()
+    call(chat_model("openai", provider, max_retries=1), "invoke",
+         {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    lineage = stored(trail, rid)
+    assert [(r.status, r.retries) for r in lineage.runs] == [(RunStatus.OK, 0)]
+    assert [r.status for r in provider.requests] == [429, 200]
+    assert provider.requests[1].headers.get("x-stainless-retry-count") == "1"

@@ -6,8 +6,6 @@ test asserts on what ragtrail STORED, compared with what the server received and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -28,14 +26,20 @@ from provider_server import (
     SYSTEM_FINGERPRINT,
     ProviderServer,
     Received,
+    assert_http_error,
     assert_priced,
-    provider,  # noqa: F401 - the fixture
+    module_trail,
+    only_llm,
     sent_parameters,
+    serve_provider,
 )
 from ragtrail import Trail
 from ragtrail.query import Lineage
-from ragtrail.schemas import LLMMetadata, RunKind, RunStatus
+from ragtrail.schemas import RunStatus
 from ragtrail_llamaindex import RagtrailHandler
+
+provider = pytest.fixture(name="provider")(serve_provider)
+trail = pytest.fixture(name="trail", scope="module")(module_trail)
 
 QUESTION = "What does WAL change for readers?"
 CLIENTS = ("openai", "openai_like", "anthropic")
@@ -45,14 +49,6 @@ API = {"openai": "openai", "openai_like": "openai", "anthropic": "anthropic"}
 PROVIDER = {"openai": "openai", "openai_like": None, "anthropic": "anthropic"}
 MODEL = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL}
 FINISH = {"openai": "stop", "anthropic": "end_turn"}
-
-
-@pytest.fixture(scope="module")
-def trail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trail]:
-    """One store for the module: every test reads only its own trace."""
-    path: Path = tmp_path_factory.mktemp("providers") / "ragtrail.db"
-    with Trail(f"sqlite:///{path}") as opened:
-        yield opened
 
 
 def make_llm(client: str, server: ProviderServer, handler: RagtrailHandler) -> LLM:
@@ -100,12 +96,6 @@ def stored(trail: Trail, handler: RagtrailHandler) -> Lineage:
     assert trail.flush(10.0)
     assert handler.last_trace_id is not None
     return trail.lineage(handler.last_trace_id)
-
-
-def only_llm(lineage: Lineage) -> LLMMetadata:
-    assert [run.kind for run in lineage.runs] == [RunKind.LLM]
-    assert len(lineage.llm_calls) == 1
-    return lineage.llm_calls[0].metadata
 
 
 def expected_ids(client: str, streamed: bool, received: Received) -> tuple[str | None, ...]:
@@ -156,7 +146,7 @@ def check_call(client: str, mode: str, answer: str, lineage: Lineage,
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", CLIENTS)
-def test_every_field_sync(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+def test_every_field_sync(client: str, mode: str, provider: ProviderServer,
                           trail: Trail) -> None:
     handler = RagtrailHandler(trail)
     answer = call(make_llm(client, provider, handler), mode)
@@ -165,7 +155,7 @@ def test_every_field_sync(client: str, mode: str, provider: ProviderServer,  # n
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_every_field_async(client: str, mode: str, provider: ProviderServer,  # noqa: F811
+async def test_every_field_async(client: str, mode: str, provider: ProviderServer,
                                  trail: Trail) -> None:
     handler = RagtrailHandler(trail)
     answer = await acall(make_llm(client, provider, handler), mode)
@@ -179,7 +169,7 @@ ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
 @pytest.mark.parametrize("mode", ["chat", "stream_chat"])
 @pytest.mark.parametrize("client", CLIENTS)
 def test_http_errors(client: str, mode: str, status: int, retry_after_s: float | None,
-                     provider: ProviderServer, trail: Trail) -> None:  # noqa: F811
+                     provider: ProviderServer, trail: Trail) -> None:
     provider.fail_next(status, retry_after_s=retry_after_s)
     handler = RagtrailHandler(trail)
     with pytest.raises(ERRORS):
@@ -189,7 +179,7 @@ def test_http_errors(client: str, mode: str, status: int, retry_after_s: float |
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_http_error_async(client: str, provider: ProviderServer,  # noqa: F811
+async def test_http_error_async(client: str, provider: ProviderServer,
                                 trail: Trail) -> None:
     provider.fail_next(429, retry_after_s=7)
     handler = RagtrailHandler(trail)
@@ -199,18 +189,13 @@ async def test_http_error_async(client: str, provider: ProviderServer,  # noqa: 
 
 
 def check_error(lineage: Lineage, client: str, status: int, retry_after_s: float | None) -> None:
-    run = lineage.runs[0]
-    assert (run.kind, run.status) == (RunKind.LLM, RunStatus.ERROR)
-    assert run.error is not None
-    assert (run.error.http_status, run.error.retry_after_s) == (status, retry_after_s)
-    assert f"simulated {status}" in run.error.message
-    meta = only_llm(lineage)
-    assert meta.provider_model == MODEL[API[client]]
-    assert meta.token_usage is None
+    meta = assert_http_error(lineage, status, retry_after_s, MODEL[API[client]])
+    assert meta.provider == PROVIDER[client]
+    assert meta.cost_metrics is not None and meta.cost_metrics.total_cost is None
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_malformed_body(client: str, provider: ProviderServer,  # noqa: F811
+def test_malformed_body(client: str, provider: ProviderServer,
                         trail: Trail) -> None:
     provider.malformed_next()
     handler = RagtrailHandler(trail)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -27,21 +26,19 @@ from provider_server import (
     EXPECTED_USAGE,
     OPENAI_MODEL,
     ProviderServer,
-    provider,  # noqa: F401 - the fixture
+    module_trail,
+    serve_provider,
 )
 from ragtrail import Trail
 from ragtrail.schemas import LLMMetadata
 from ragtrail_langchain import RagtrailCallbackHandler
 from ragtrail_llamaindex import RagtrailHandler
 
+provider = pytest.fixture(name="provider")(serve_provider)
+trail = pytest.fixture(name="trail", scope="module")(module_trail)
+
 DELAY_S = 0.4
 MARGIN_S = 2.0  # generous: a loaded CI machine, client set-up, thread switches
-
-
-@pytest.fixture
-def trail(sqlite_url: str) -> Iterator[Trail]:
-    with Trail(sqlite_url) as opened:
-        yield opened
 
 
 def langchain_stream(client: str, server: ProviderServer, trail: Trail) -> LLMMetadata:
@@ -78,7 +75,7 @@ def llamaindex_stream(client: str, server: ProviderServer, trail: Trail) -> LLMM
 @pytest.mark.reliability
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
 @pytest.mark.parametrize("framework", ["langchain", "llamaindex"])
-def test_time_to_first_token(framework: str, client: str, provider: ProviderServer,  # noqa: F811
+def test_time_to_first_token(framework: str, client: str, provider: ProviderServer,
                              trail: Trail) -> None:
     provider.first_chunk_delay_s = DELAY_S
     stream = langchain_stream if framework == "langchain" else llamaindex_stream
@@ -95,7 +92,7 @@ def test_time_to_first_token(framework: str, client: str, provider: ProviderServ
     assert perf.tokens_per_second == pytest.approx(output / ((total - ttft) / 1000), rel=1e-6)
 
 
-def test_nothing_leaves_the_machine(provider: ProviderServer) -> None:  # noqa: F811
+def test_nothing_leaves_the_machine(provider: ProviderServer) -> None:
     """The fixture refuses every address beyond loopback at once (no client may hang on a
     download, e.g. tiktoken's), while the server itself stays reachable."""
     with pytest.raises(socket.gaierror, match="offline"):
