@@ -64,7 +64,10 @@ _DETAIL_KEYS = (
 )
 
 
+@guarded(default=None)
 def _get(obj: Any, key: str) -> Any:
+    # The one reader of provider objects: whatever reading them raises costs this
+    # value only (counted and logged by the guard), never the rest of the record.
     if obj is None:
         return None
     if isinstance(obj, Mapping):
