@@ -32,6 +32,7 @@ import langchain_rag  # noqa: E402
 import llamaindex_rag  # noqa: E402
 
 QUESTION = langchain_rag.QUESTION
+pytestmark = pytest.mark.reliability
 
 
 class Hostile:
