@@ -81,7 +81,10 @@ def _segment(started_at: datetime, run_id: str) -> str:
     # Like LangSmith's dotted order: start time then id, so sorting by path is
     # depth-first in start order and a subtree is the range [path, path + "/").
     # Dots inside ids (LlamaIndex span ids have them) would fake a level.
-    return started_at.strftime("%Y%m%dT%H%M%S%fZ") + run_id.replace(".", "_")
+    # The same text as strftime("%Y%m%dT%H%M%S%fZ"), at a fraction of its cost.
+    t = started_at
+    return (f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}"
+            f"{t.microsecond:06d}Z") + run_id.replace(".", "_")
 
 
 def _probes(text: str) -> tuple[str, ...]:
@@ -564,28 +567,33 @@ class Recorder:
             if self._environment is None:
                 self._environment = Environment.detect().as_dict()
             environment = self._environment
-        record_run = Run(
+        # Every value below was made (validated, redacted, bounded) by this Recorder, so
+        # the records are built without validating again (model_construct): on the
+        # application's thread validation was most of the cost of building a record.
+        record_run = Run.model_construct(
             id=run.id, trace_id=run.trace_id, parent_id=run.parent_id, path=run.path,
-            kind=run.kind, name=run.name, framework=run.framework,
+            kind=run.kind, name=run.name, framework=Framework(run.framework),
             started_at=run.started_at, ended_at=ended_at, duration_ms=duration_ms,
-            status=status, error=error, inputs=run.inputs, outputs=run.outputs,
+            status=RunStatus(status), error=error, inputs=run.inputs, outputs=run.outputs,
             tags=run.tags, metadata=run.metadata, truncated=run.truncated,
             redacted=run.redacted, retries=run.retries, events=run.events,
             app_name=run.app.app_name, app_version=run.app.app_version,
             user_hash=run.app.user_hash, session_id=run.app.session_id,
-            request_type=run.app.request_type, environment=environment,
+            request_type=run.app.request_type,
+            environment=dict(environment) if environment is not None else None,
         )
         llm = None
         if run.kind is RunKind.LLM or run.llm:
             llm = self._llm_record(run, ended_at, duration_ms, template)
         links = [
-            DocumentLink(run_id=run.id, trace_id=run.trace_id, content_hash=link.content_hash,
-                         document_id=link.document_id, stage=link.stage, rank=link.rank,
-                         score=link.score, input_rank=link.input_rank)
+            DocumentLink.model_construct(
+                run_id=run.id, trace_id=run.trace_id, content_hash=link.content_hash,
+                document_id=link.document_id, stage=DocStage(link.stage), rank=link.rank,
+                score=link.score, input_rank=link.input_rank)
             for link in run.links
         ]
-        record = CapturedRun(run=record_run, llm=llm, documents=list(run.documents.values()),
-                             links=links)
+        record = CapturedRun.model_construct(
+            run=record_run, llm=llm, documents=list(run.documents.values()), links=links)
         record._approx_bytes = run.size + 600 + 150 * len(links)
         return record
 
