@@ -1,0 +1,110 @@
+"""Ingestion: records per second into SQLite and PostgreSQL, with a realistic mix.
+
+Two measurements per backend, on a fresh database each:
+
+* ``writer``: the background writer of a :class:`ragtrail.Trail` (what applications
+  use): records are offered as fast as the queue takes them (kept under half its bound
+  so nothing is spilled or dropped) and the clock stops when ``flush`` returns.
+* ``store``: ``SqlStore.write_batch`` alone, in the writer's batch size, on this
+  thread: the database-side ceiling without the queue.
+
+* ``ceiling``: the bare driver inserting the same rows pre-serialized (see
+  ``_ceiling.py``): what the database and driver allow on this machine.
+
+Records are built before the clock starts (building them is the Recorder's cost,
+measured by the overhead benchmark).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtrail.schemas import CapturedRun
+
+from ._common import Sizes, pg_schema, pg_unreachable, say
+from ._data import RUNS_PER_TRACE, records
+
+#: The background writer's default batch size (WriterConfig.batch_max_events).
+BATCH = 500
+
+
+def _store_rate(url: str, recs: Sequence[CapturedRun], batch: int) -> dict[str, Any]:
+    from ragtrail.store import open_store
+
+    store = open_store(url)
+    try:
+        start = time.perf_counter()
+        for i in range(0, len(recs), batch):
+            store.write_batch(recs[i:i + batch])
+        elapsed = time.perf_counter() - start
+    finally:
+        store.close()
+    return {"runs": len(recs), "batch": batch, "seconds": elapsed,
+            "runs_per_s": len(recs) / elapsed}
+
+
+def _writer_rate(url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]:
+    from ragtrail import Trail
+
+    trail = Trail(url)
+    sink = trail.sink
+    limit = trail.sink.config.max_queue_events // 4  # type: ignore[attr-defined]
+    try:
+        start = time.perf_counter()
+        refused = 0
+        for i, record in enumerate(recs):
+            if i % 1000 == 0:
+                while sink.stats().queue_events > limit:  # type: ignore[attr-defined]
+                    time.sleep(0.001)
+            refused += not sink.offer(record)
+        if not trail.flush(300.0):
+            raise RuntimeError(f"writer flush timed out: {trail.stats()}")
+        elapsed = time.perf_counter() - start
+        stats = trail.stats()["writer"]
+    finally:
+        trail.close()
+    return {"runs": len(recs), "seconds": elapsed, "runs_per_s": len(recs) / elapsed,
+            "refused": refused, "stored": stats.get("stored"),
+            "dropped": stats.get("dropped")}
+
+
+def run(sizes: Sizes, work_dir: Path, *, pg_url: str | None) -> dict[str, Any]:
+    traces = max(1, sizes.ingest_runs // RUNS_PER_TRACE)
+    recs = records(traces)
+    links = sum(len(r.links) for r in recs)
+    out: dict[str, Any] = {"runs": len(recs), "traces": traces, "links": links,
+                           "llm_calls": sum(r.llm is not None for r in recs), "batch": BATCH}
+    targets = {"sqlite": lambda kind: f"sqlite:///{work_dir / f'ingest-{kind}.db'}"}
+    reason = pg_unreachable(pg_url) if pg_url else "no PostgreSQL URL"
+    for backend in ("sqlite", "postgresql"):
+        if backend == "postgresql" and reason is not None:
+            out["postgresql"] = {"skipped": reason}
+            say(f"ingest postgresql skipped: {reason}")
+            continue
+        result: dict[str, Any] = {}
+        for kind in ("store", "writer", "ceiling"):
+            if backend == "sqlite":
+                url = targets["sqlite"](kind)
+                result[kind] = _measure(kind, url, recs)
+            else:
+                with pg_schema(pg_url) as url:  # type: ignore[arg-type]
+                    result[kind] = _measure(kind, url, recs)
+            say(f"ingest {backend:10} {kind:6}: {result[kind]['runs_per_s']:9.0f} runs/s "
+                f"({result[kind]['runs']} runs in {result[kind]['seconds']:.2f} s)")
+        out[backend] = result
+    return out
+
+
+def _measure(kind: str, url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]:
+    if kind == "store":
+        return _store_rate(url, recs, BATCH)
+    if kind == "writer":
+        return _writer_rate(url, recs)
+    from . import _ceiling
+
+    if url.startswith("sqlite"):
+        return _ceiling.sqlite_ceiling(url, recs, BATCH)
+    return _ceiling.pg_ceiling(url, recs, BATCH)

@@ -1,0 +1,96 @@
+"""Render a results JSON as the Markdown tables of BENCHMARKS.md.
+
+    python -m benchmarks.report [benchmarks/results/latest.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"langchain": 1.25, "llamaindex": 1.30}
+
+
+def overhead(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for framework in ("langchain", "llamaindex"):
+        result = data.get(framework)
+        if not result:
+            continue
+        lines += [f"**{framework}** (target for ragtrail: at most {TARGETS[framework]} x none)",
+                  "", "| configuration | invoke median ms (x none) | invoke p90 ms (x none) "
+                  "| stream median ms (x none) | batch of 8 median ms (x none) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name in result["configs"]:
+            cells = []
+            for workload, key in (("invoke", "median"), ("invoke", "p90"), ("stream", "median"),
+                                  ("batch8", "median")):
+                entry = result.get(workload, {}).get(name)
+                ms, ratio = (entry[f"{key}_ms"], entry.get(f"ratio_{key}")) if entry else (0, 0)
+                cells.append(f"{ms:.2f} (x{ratio:.2f})" if entry else "-")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for name, reason in data.get("skipped", {}).items():
+        lines.append(f"- skipped `{name}`: {reason}")
+    return lines
+
+
+def ingest(data: dict[str, Any]) -> list[str]:
+    lines = [f"{data['runs']:,} runs ({data['traces']:,} traces, {data['links']:,} document "
+             f"links, {data['llm_calls']:,} LLM calls), batches of {data['batch']}", "",
+             "| backend | background writer runs/s | SqlStore.write_batch runs/s "
+             "| bare driver, pre-serialized rows (ceiling) runs/s |",
+             "| --- | --- | --- | --- |"]
+    for backend in ("sqlite", "postgresql"):
+        entry = data.get(backend, {})
+        if "skipped" in entry:
+            lines.append(f"| {backend} | skipped: {entry['skipped']} | |")
+            continue
+        lines.append(f"| {backend} | {entry['writer']['runs_per_s']:,.0f} "
+                     f"| {entry['store']['runs_per_s']:,.0f} "
+                     f"| {entry['ceiling']['runs_per_s']:,.0f} |")
+    return lines
+
+
+def scale(data: dict[str, Any]) -> list[str]:
+    lines = [f"{data['runs']:,} runs ({data['traces']:,} traces), generator v"
+             f"{data['generator_version']}", "",
+             "| query | SQLite p50 ms | SQLite p90 ms | PostgreSQL p50 ms | PostgreSQL p90 ms "
+             "| rows returned (mean) |", "| --- | --- | --- | --- | --- | --- |"]
+    sqlite, pg = data.get("sqlite", {}), data.get("postgresql", {})
+    for key, entry in sqlite.items():
+        if not isinstance(entry, dict):
+            continue
+        other = pg.get(key) if isinstance(pg.get(key), dict) else None
+        pg_cells = f"{other['p50_ms']:.2f} | {other['p90_ms']:.2f}" if other else "- | -"
+        lines.append(f"| {key} | {entry['p50_ms']:.2f} | {entry['p90_ms']:.2f} | {pg_cells} "
+                     f"| {entry['mean_result_size']:.0f} |")
+    return lines
+
+
+def memory(data: dict[str, Any]) -> list[str]:
+    return [f"{data['invocations']:,} LangChain invocations with ragtrail (SQLite) after "
+            f"{data['warmup']:,} warm-up: RSS {data['rss_start_mib']:.1f} -> "
+            f"{data['rss_end_mib']:.1f} MiB, growth **{data['growth_mib']:+.1f} MiB** "
+            f"(peak {data['peak_mib']:.1f} MiB; {data['stored']:,} runs stored, dropped "
+            f"{data['dropped']})"]
+
+
+def render(results: dict[str, Any]) -> str:
+    out = [f"Command: `{results['command']}`, started {results['started_at']}", "",
+           f"Machine: {results['machine']}", "", f"Versions: {results['versions']}, "
+           f"PostgreSQL server {results.get('postgresql_server')}", ""]
+    for name, fn in (("overhead", overhead), ("ingest", ingest), ("scale", scale),
+                     ("memory", memory)):
+        data = results["benchmarks"].get(name)
+        if data:
+            out += [f"### {name}", "", *fn(data), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    default = Path(__file__).parent / "results" / "latest.json"
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else default
+    print(render(json.loads(path.read_text(encoding="utf-8"))))

@@ -1,0 +1,77 @@
+"""Every benchmark runs end to end at a tiny size, so none of them can rot.
+
+``make bench`` runs them at full size (see BENCHMARKS.md); here ``--quick`` only checks
+that each one still runs against the current code and reports what it should.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ragtrail.schemas import DocStage, RunKind
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._data import RUNS_PER_TRACE, TraceFactory  # noqa: E402
+
+
+def _bench(tmp_path: Path, *args: str) -> dict:
+    output = tmp_path / "results.json"
+    env = dict(os.environ)
+    env["RAGTRAIL_BENCH_POSTGRES_URL"] = env.get("RAGTRAIL_TEST_POSTGRES_URL") or "none"
+    if env["RAGTRAIL_BENCH_POSTGRES_URL"] == "none":
+        args = (*args, "--pg-url", "none")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output),
+         "--cache-dir", str(tmp_path / "cache"), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(output.read_text(encoding="utf-8"))
+
+
+def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    results = _bench(tmp_path)
+    bench = results["benchmarks"]
+    assert set(bench) == {"overhead", "ingest", "scale", "memory"}
+    assert results["machine"]["cores"] and results["versions"]["ragtrail"]
+    for framework in ("langchain", "llamaindex"):
+        for workload in ("invoke", "stream", "batch8"):
+            stats = bench["overhead"][framework][workload]
+            assert stats["none"]["ratio_median"] == 1.0
+            assert stats["ragtrail_sqlite"]["median_ms"] > 0
+            assert stats["noop_handler"]["n"] == stats["ragtrail_sqlite"]["n"] > 0
+    for name, stats in bench["overhead"]["ragtrail_stats"].items():
+        assert stats["writer"]["stored"] > 0, name  # the measured runs were really stored
+    sqlite = bench["ingest"]["sqlite"]
+    assert sqlite["writer"]["stored"] == sqlite["store"]["runs"] == bench["ingest"]["runs"]
+    assert sqlite["store"]["runs_per_s"] > 0
+    scale = bench["scale"]["sqlite"]
+    assert scale["runs"] == bench["scale"]["runs"] and scale["lineage"]["n"] > 0
+    assert scale["lineage"]["mean_result_size"] == RUNS_PER_TRACE
+    assert scale["usage_model"]["mean_result_size"] >= 1
+    assert bench["memory"]["invocations"] > 0 and bench["memory"]["flushed"]
+
+    again = _bench(tmp_path, "--only", "scale")  # the generated database is reused
+    assert again["benchmarks"]["scale"]["sqlite"]["cached"] is True
+
+
+def test_generated_traces_have_the_promised_shape() -> None:
+    factory = TraceFactory(50)
+    records = factory.trace(7)
+    assert len(records) == RUNS_PER_TRACE
+    assert len({r.run.trace_id for r in records}) == 1
+    llm = [r for r in records if r.llm is not None]
+    assert len(llm) == 1 and llm[0].run.kind is RunKind.LLM
+    assert llm[0].llm.token_usage is not None and llm[0].llm.cost_metrics.total_cost > 0
+    retrieved = [link for r in records for link in r.links if link.stage is DocStage.RETRIEVED]
+    assert len(retrieved) == 5
+    assert factory.trace(7)[0].run.id == records[0].run.id  # deterministic
+    # Documents are reused across traces: 50 traces draw from a 50-chunk corpus.
+    used = {link.content_hash for i in range(50) for r in factory.trace(i) for link in r.links}
+    assert len(used) < 50 * 5
