@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ class FaultyStore:
     ``down``: every write raises TransientStoreError before touching the store.
     ``ambiguous``: the next N writes commit, then raise TransientStoreError.
     ``poison``: ids the store rejects with PermanentStoreError (whole batch fails).
+    ``slow``: ids whose batches take ``slow_s`` longer.
     ``hang``: writes block until the event is set (a hung database).
     ``close_inner``: whether close() closes the wrapped store.
     """
@@ -52,6 +54,8 @@ class FaultyStore:
         self.down = False
         self.ambiguous = 0
         self.poison: set[str] = set()
+        self.slow: set[str] = set()
+        self.slow_s = 0.0
         self.hang = threading.Event()
         self.hang.set()
         self.close_inner = close_inner
@@ -66,6 +70,8 @@ class FaultyStore:
         self.hang.wait()
         if self.down:
             raise TransientStoreError("injected: store down")
+        if any(r.id in self.slow for r in records):
+            time.sleep(self.slow_s)
         bad = [r.id for r in records if r.id in self.poison]
         if bad:
             raise PermanentStoreError(f"injected: poison record {bad[0]}")

@@ -1,9 +1,10 @@
 """The writer thread: takes batches from the queue or the spool and delivers them.
 
-Order is kept end to end: a batch that could not be written goes back in front of
-everything (``carry``, or a segment prepended to the spool), the spool is read before
-the queue, and spilling (see :mod:`._spiller`) moves the oldest queued records to the
-end of the spool.
+Records are written in offer order while the store keeps up; while it fails, the spool
+(the oldest records) is tried first. The spool replays in the order records entered
+it, and once the store is back, in the time fresh records leave free: a due batch in
+memory goes first, so a backlog never pushes live traffic through the disk. Records
+can therefore be stored out of offer order around an outage; ``flush`` tracks each.
 """
 
 from __future__ import annotations
@@ -95,15 +96,20 @@ class Engine:
             self._scan_orphans()
         if self._closing() and self._delivery.store_down:
             self._spiller.spill(everything=True)  # safe on disk for the next writer
+        interval_s = self._config.flush_interval_s
         if self._carry:
             batch, self._carry = self._carry, []
-            self._deliver_memory(batch)
-        elif self._spiller.has_data:
+            self._deliver_memory(batch, behind_spool=False)
+        elif self._spiller.has_data and (self._delivery.unhealthy(_STALLED_CALL_S)
+                                         or not self._ledger.batch_due(interval_s)):
+            # Once the store is back, the backlog replays in the time fresh records
+            # leave free: live traffic goes straight from memory, not through the disk.
             self._deliver_spool()
-        elif self._ledger.wait_until_due(self._config.flush_interval_s):
+        elif self._ledger.wait_until_due(interval_s):
+            behind_spool = self._spiller.has_data
             batch = self._spiller.take()
             if batch:
-                self._deliver_memory(batch)
+                self._deliver_memory(batch, behind_spool=behind_spool)
 
     def _done(self) -> bool:
         if self._close_deadline is None:
@@ -136,13 +142,20 @@ class Engine:
 
     # --- delivering ------------------------------------------------------------------------
 
-    def _deliver_memory(self, batch: list[Entry]) -> None:
+    def _deliver_memory(self, batch: list[Entry], *, behind_spool: bool) -> None:
+        """Write a batch from memory; what its retries could not write goes to the spool:
+        at the end if the spool already held (older) records, else in front.
+        """
         self._probe_wait()
         outcome = self._delivery.deliver([entry.record for entry in batch])
         self._ledger.settle_memory(batch[:outcome.done], stored=outcome.stored,
                                    dead=outcome.dead)
         rest = batch[outcome.done:]
-        if rest and not self._spiller.prepend(rest):
+        if not rest:
+            return
+        if behind_spool:
+            self._carry = self._spiller.append(rest)
+        elif not self._spiller.prepend(rest):
             self._carry = rest
 
     def _deliver_spool(self) -> None:
@@ -164,8 +177,8 @@ class Engine:
         seqs = [seq for seq in batch.seqs[:lines] if seq is not None]
         if spool.commit(batch, lines):
             self._ledger.spool_full = False  # a segment was deleted: room again
-        self._ledger.settle_spool(max(seqs, default=None), stored=outcome.stored,
-                                  dead=outcome.dead, corrupt=corrupt)
+        self._ledger.settle_spool(seqs, stored=outcome.stored, dead=outcome.dead,
+                                  corrupt=corrupt)
         self._ledger.sync_spool_bytes(spool.bytes)
 
     def _probe_wait(self) -> None:

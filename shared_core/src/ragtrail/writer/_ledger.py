@@ -4,13 +4,15 @@ Each change of a record's place (queued -> stored, queued -> spool, spool -> sto
 ...) updates all the counters it touches under the same lock, so any snapshot
 satisfies the accounting identity, not only quiet ones.
 
-Records are settled in the order they were offered (the spool holds only records
-older than those still queued, and the writer reads the spool before the queue), so
-"everything up to sequence number N is settled" is one integer, which ``flush`` waits on.
+Every accepted record gets a sequence number; ``flush`` waits until every number up
+to the last one given before the call is settled (stored or dead-lettered), tracked
+as merged runs because after an outage fresh records may be written before older
+ones still waiting on the spool.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -20,6 +22,7 @@ from typing import NamedTuple
 
 from ..schemas.record import CapturedRun
 from ._config import WriterConfig
+from ._settled import SettledSeqs
 from ._stats import DropReason, WriterStats
 
 __all__ = ["Entry", "Ledger"]
@@ -39,7 +42,7 @@ class Ledger:
     def __init__(self, config: WriterConfig) -> None:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # wakes the writer thread
-        self._settled = threading.Condition(self._lock)  # wakes flush() callers
+        self._settled_cv = threading.Condition(self._lock)  # wakes flush() callers
         self._spill = threading.Condition(self._lock)  # wakes the spill thread
         self._queue: deque[Entry] = deque()
         self._max_events = config.max_queue_events
@@ -55,7 +58,7 @@ class Ledger:
         self._events = 0
         self._bytes = 0
         self._seq = 0  # last sequence number given to an accepted record
-        self._settled_seq = 0  # every record with seq <= this is settled
+        self._settled = SettledSeqs()  # offers stored or dead-lettered, by seq
         self._flush_seq = 0  # a flush() waits for this seq: write partial batches now
         self._nonempty_since = 0.0
         self._closed = False
@@ -134,7 +137,7 @@ class Ledger:
         """Ask the writer to write what is queued now; returns the seq to wait for."""
         with self._lock:
             target = self._seq
-            if target > self._settled_seq:
+            if target > self._settled.prefix:
                 self._flush_seq = max(self._flush_seq, target)
                 self._work.notify_all()
             return target
@@ -142,25 +145,30 @@ class Ledger:
     def wait_settled(self, target: int, deadline: float) -> bool:
         """Wait until every record up to ``target`` is settled, or the monotonic deadline."""
         with self._lock:
-            while self._settled_seq < target:
+            while self._settled.prefix < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._finished:
                     return False
-                self._settled.wait(remaining)
+                self._settled_cv.wait(remaining)
             return True
 
     def finish(self) -> None:
         """The writer thread has ended: nothing more will settle."""
         with self._lock:
             self._finished = True
-            self._settled.notify_all()
+            self._settled_cv.notify_all()
 
     def all_settled(self) -> bool:
         """True when nothing offered is waiting in memory."""
         with self._lock:
-            return self._settled_seq >= self._seq
+            return self._settled.prefix >= self._seq
 
     # --- writer thread: taking work ----------------------------------------------------
+
+    def batch_due(self, interval_s: float) -> bool:
+        """True when a queued batch should be written now (see :meth:`wait_until_due`)."""
+        with self._lock:
+            return bool(self._queue) and self._due_at(interval_s) <= time.monotonic()
 
     def wait_until_due(self, interval_s: float) -> bool:
         """Wait until a batch is due: full, flushed, aged ``interval_s``, or closing.
@@ -172,17 +180,22 @@ class Ledger:
         with self._lock:
             while True:
                 if self._queue:
-                    due_at = self._nonempty_since + interval_s
-                    if (len(self._queue) >= self._batch_events or self._closed
-                            or self._flush_seq > self._settled_seq
-                            or time.monotonic() >= due_at):
+                    due_at = self._due_at(interval_s)
+                    if time.monotonic() >= due_at:
                         return True
-                    self._work.wait(max(0.0, due_at - time.monotonic()))
+                    self._work.wait(due_at - time.monotonic())
                 elif self._closed or waited:
                     return False
                 else:
                     waited = True
                     self._work.wait(interval_s)
+
+    def _due_at(self, interval_s: float) -> float:
+        """When the queued records are due (a time in the past means now)."""
+        if (len(self._queue) >= self._batch_events or self._closed
+                or self._flush_seq > self._settled.prefix):
+            return -math.inf
+        return self._nonempty_since + interval_s
 
     def wait_work(self, timeout_s: float) -> None:
         """Sleep up to ``timeout_s``; an offer crossing high water or a close wakes it."""
@@ -274,8 +287,12 @@ class Ledger:
             key = reason.value
             self._dropped[key] = self._dropped.get(key, 0) + len(entries)
 
-    def settle_spool(self, last_seq: int | None, *, stored: int, dead: int, corrupt: int) -> None:
-        """Records read back from the spool were stored, dead-lettered or found unreadable."""
+    def settle_spool(self, seqs: list[int], *, stored: int, dead: int, corrupt: int) -> None:
+        """Records read back from the spool were stored, dead-lettered or found unreadable.
+
+        ``seqs``: offer numbers of this writer's own lines among them (adopted lines
+        from a dead process have none).
+        """
         with self._lock:
             self._spool_events -= stored + dead + corrupt
             self._stored += stored
@@ -285,9 +302,7 @@ class Ledger:
                 key = DropReason.SPOOL_CORRUPT.value
                 self._dropped[key] = self._dropped.get(key, 0) + corrupt
             self._success_if(stored)
-            if last_seq is not None and last_seq > self._settled_seq:
-                self._settled_seq = last_seq
-                self._settled.notify_all()
+            self._mark_settled(seqs)
 
     def sync_spool_bytes(self, size: int) -> None:
         """The spool's size on disk changed (written, or a replayed segment deleted)."""
@@ -316,10 +331,12 @@ class Ledger:
         self._bytes -= sum(e.size for e in entries)
 
     def _advance(self, entries: list[Entry]) -> None:
-        seqs = [e.seq for e in entries if e.seq is not None]
-        if seqs and max(seqs) > self._settled_seq:
-            self._settled_seq = max(seqs)
-            self._settled.notify_all()
+        self._mark_settled([e.seq for e in entries if e.seq is not None])
+
+    def _mark_settled(self, seqs: list[int]) -> None:
+        if seqs:
+            self._settled.add(seqs)
+            self._settled_cv.notify_all()
 
     def _success_if(self, stored: int) -> None:
         if stored:

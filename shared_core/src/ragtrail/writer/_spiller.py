@@ -2,7 +2,7 @@
 
 A spill thread of its own moves the oldest queued records to the spool when the queue
 passes its high-water mark while the store cannot take them (failing, or a call stuck
-far longer than usual, or an older spool still replaying), so the queue keeps draining
+far longer than usual), so the queue keeps draining
 even while the writer thread sits inside a store call (a locked SQLite file holds it
 for the whole busy timeout). Serialization happens here, never on the offering thread.
 
@@ -92,7 +92,7 @@ class Spiller:
 
     def spill(self, *, everything: bool = False) -> None:
         """Spool the oldest queued records while the queue is over high water and the
-        store cannot take them (failing, stalled, or still replaying an older spool).
+        store cannot take them (failing, or a call stuck far longer than usual).
 
         A healthy store that is merely slower than the load gains nothing from a round
         trip through the disk: then the queue fills and refuses, counted.
@@ -110,9 +110,7 @@ class Spiller:
             self._ledger.spool_full = False
 
     def _should_spill(self) -> bool:
-        if not self._ledger.over_high_water():
-            return False
-        return self._store_unhealthy() or self.has_data
+        return self._ledger.over_high_water() and self._store_unhealthy()
 
     def prepend(self, batch: list[Entry]) -> bool:
         """Put a batch whose retries ran out in front of the spool (it is older)."""
@@ -130,6 +128,14 @@ class Spiller:
             self._ledger.settle_spilled(batch)
             self._ledger.sync_spool_bytes(self.spool.bytes)
         return done
+
+    def append(self, batch: list[Entry]) -> list[Entry]:
+        """Put a failed batch at the end of the spool (it is newer than what is there).
+
+        Returns what did not fit.
+        """
+        with self.head_lock:
+            return batch[self._append(batch):] if batch else []
 
     def keep_what_is_left(self, carry: list[Entry]) -> None:
         """At the end: spool what is still in memory; what does not fit is dropped, counted."""
