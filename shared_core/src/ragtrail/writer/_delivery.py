@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +17,6 @@ from ._ledger import Ledger
 from ._ratelimit import RateLimitedLog
 
 __all__ = ["Delivery", "Outcome", "StoreSource"]
-
-_STALL_FACTOR = 4.0  # a call this many times longer than usual is stuck
-_SMOOTHING = 0.2  # weight of the newest call in the moving average
 
 logger = logging.getLogger("ragtrail.writer")
 
@@ -116,9 +112,7 @@ class Delivery:
         self._dead_letters = dead_letters
         self._log = log
         self.store_down = False  # retries ran out; until the next success, probe once a while
-        self.failing = False  # the last attempt failed transiently
-        self._call_started: float | None = None  # monotonic start of the store call under way
-        self._typical_call_s = 0.0  # moving average of successful calls
+        self._failing = False  # the last attempt failed transiently
 
     def deliver(self, records: Sequence[CapturedRun]) -> Outcome:
         """Write ``records`` in order; stop at the first part whose retries run out."""
@@ -156,37 +150,21 @@ class Delivery:
         )
         retrying(self._write_once, records)
 
-    def unhealthy(self, stalled_after_s: float) -> bool:
-        """True while the store fails, or the call under way looks stuck.
-
-        Stuck: running for ``stalled_after_s`` and for four times a typical successful
-        call (a busy but healthy store is not an outage). Read from the spill thread:
-        a locked SQLite file holds a call for its whole busy timeout before any error.
-        """
-        started = self._call_started
-        limit = max(stalled_after_s, _STALL_FACTOR * self._typical_call_s)
-        stalled = started is not None and time.monotonic() - started >= limit
-        return self.failing or self.store_down or stalled
+    @property
+    def failing(self) -> bool:
+        """True from a transient failure until the next successful write."""
+        return self._failing or self.store_down
 
     def _write_once(self, records: Sequence[CapturedRun]) -> None:
-        started = self._call_started = time.monotonic()
-        try:
-            self._call_store(records)
-            elapsed = time.monotonic() - started
-            self._typical_call_s += _SMOOTHING * (elapsed - self._typical_call_s)
-        finally:
-            self._call_started = None
-
-    def _call_store(self, records: Sequence[CapturedRun]) -> None:
         try:
             self._source.get().write_batch(records)
-            self.failing = False
+            self._failing = False
         except TransientStoreError as exc:
-            self.failing = True
+            self._failing = True
             self._ledger.note_retry(exc)
             raise
         except PermanentStoreError as exc:
-            self.failing = False  # the store answered: it is up
+            self._failing = False  # the store answered: it is up
             self._ledger.note_error(exc)
             raise
         except Exception as exc:  # a store bug must not stop the writer

@@ -30,9 +30,6 @@ logger = logging.getLogger("ragtrail.writer")
 _PAUSE_SLICE_S = 0.25  # longest sleep between two looks at the queue while paused
 _ORPHAN_SCAN_INTERVAL_S = 60.0  # how often an idle writer looks for dead writers' spools
 _ERROR_BACKOFF_S = 0.5  # after an unexpected error in the loop itself
-# A store call running this long counts as an outage for spilling (a locked SQLite
-# file blocks for its whole busy timeout); a healthy batch takes a fraction of it.
-_STALLED_CALL_S = 1.0
 
 
 class Engine:
@@ -52,8 +49,7 @@ class Engine:
         self._delivery = Delivery(config, ledger, source, pause=self._pause,
                                   give_up=self._past_deadline, dead_letters=dead_letters,
                                   log=self._log)
-        self._spiller = Spiller(config, ledger, spool, self._log, drop_log=self._drop_log,
-                                store_unhealthy=lambda: self._delivery.unhealthy(_STALLED_CALL_S))
+        self._spiller = Spiller(config, ledger, spool, self._log, drop_log=self._drop_log)
         self._carry: list[Entry] = []  # older than the spool: failed, could not be spooled
         self._cached_read: SpoolRead | None = None
         self._close_deadline: float | None = None
@@ -100,7 +96,7 @@ class Engine:
         if self._carry:
             batch, self._carry = self._carry, []
             self._deliver_memory(batch, behind_spool=False)
-        elif self._spiller.has_data and (self._delivery.unhealthy(_STALLED_CALL_S)
+        elif self._spiller.has_data and (self._delivery.failing
                                          or not self._ledger.batch_due(interval_s)):
             # Once the store is back, the backlog replays in the time fresh records
             # leave free: live traffic goes straight from memory, not through the disk.

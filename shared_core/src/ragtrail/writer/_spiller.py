@@ -1,8 +1,7 @@
 """Moving records between the queue and the disk spool.
 
-A spill thread of its own moves the oldest queued records to the spool when the queue
-passes its high-water mark while the store cannot take them (failing, or a call stuck
-far longer than usual), so the queue keeps draining
+A spill thread of its own moves the oldest queued records to the spool whenever the
+queue passes its high-water mark, so memory stays bounded and the queue keeps draining
 even while the writer thread sits inside a store call (a locked SQLite file holds it
 for the whole busy timeout). Serialization happens here, never on the offering thread.
 
@@ -17,7 +16,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 
 from ._config import WriterConfig
 from ._ledger import Entry, Ledger
@@ -39,11 +37,9 @@ class Spiller:
     """Owns the spool: spills overflow (own thread), puts failed batches in front, adopts."""
 
     def __init__(self, config: WriterConfig, ledger: Ledger, spool: Spool | None,
-                 log: RateLimitedLog, *, drop_log: DropLog,
-                 store_unhealthy: Callable[[], bool]) -> None:
+                 log: RateLimitedLog, *, drop_log: DropLog) -> None:
         self._config = config
         self._drop_log = drop_log
-        self._store_unhealthy = store_unhealthy
         self._ledger = ledger
         self.spool = spool
         self._log = log
@@ -72,16 +68,14 @@ class Spiller:
         # This thread never waits on the store, so it also reports drops on time
         # while the writer thread sits in a long store call.
         while not self._stop.is_set():
-            waiting_on_healthy_store = False
             try:
                 self._drop_log.maybe_log()
                 self.spill()
-                waiting_on_healthy_store = (self._ledger.over_high_water()
-                                            and not self._store_unhealthy())
             except Exception as exc:  # the spill thread must not die
                 self._ledger.note_error(exc)
                 self._log.log(logging.ERROR, "spill", "spill error: %s", exc, exc_info=exc)
-            self._ledger.wait_spill(_POLL_S, rearm=not waiting_on_healthy_store)
+            # With the spool full, offers would wake it for nothing: poll instead.
+            self._ledger.wait_spill(_POLL_S, rearm=not self._ledger.spool_full)
 
     # --- moving records -------------------------------------------------------------------
 
@@ -91,13 +85,13 @@ class Spiller:
             return self._ledger.take_batch()
 
     def spill(self, *, everything: bool = False) -> None:
-        """Spool the oldest queued records while the queue is over high water and the
-        store cannot take them (failing, or a call stuck far longer than usual).
+        """Spool the oldest queued records while the queue is over high water (or all).
 
-        A healthy store that is merely slower than the load gains nothing from a round
-        trip through the disk: then the queue fills and refuses, counted.
+        Over high water means the store is not keeping up: down, stuck in a call, or
+        slower than the load. Records then wait on disk rather than in memory, and are
+        refused only once the spool is full too.
         """
-        while self.writable() and (everything or self._should_spill()):
+        while self.writable() and (everything or self._ledger.over_high_water()):
             with self.head_lock:
                 batch = self._ledger.pop_head(self._config.batch_max_events)
                 if not batch:
@@ -108,9 +102,6 @@ class Spiller:
                     self._ledger.spool_full = self.writable()
                     return
             self._ledger.spool_full = False
-
-    def _should_spill(self) -> bool:
-        return self._ledger.over_high_water() and self._store_unhealthy()
 
     def prepend(self, batch: list[Entry]) -> bool:
         """Put a batch whose retries ran out in front of the spool (it is older)."""
