@@ -67,6 +67,14 @@ def make_writer(writers: list[BackgroundWriter]) -> MakeWriter:
     return build
 
 
+def down_store() -> tuple[MemoryStore, FaultyStore]:
+    """An in-memory store behind a fault injector that is down until told otherwise."""
+    inner = MemoryStore()
+    store = FaultyStore(inner)
+    store.down = True
+    return inner, store
+
+
 def offer_all(writer: BackgroundWriter, count: int, prefix: str = "run") -> list[CapturedRun]:
     records = [make_record(prefix) for _ in range(count)]
     results = [writer.offer(record) for record in records]
@@ -295,9 +303,7 @@ def test_offers_after_close_are_refused_and_counted(
 def test_transient_failures_are_retried_until_stored(
     tmp_path: Path, make_writer: MakeWriter
 ) -> None:
-    inner = MemoryStore()
-    store = FaultyStore(inner)
-    store.down = True
+    inner, store = down_store()
     writer = make_writer(store, fast_config(tmp_path, retry_max_attempts=10))
     records = offer_all(writer, 30)
     wait_until(lambda: store.attempts >= 2)
@@ -370,9 +376,7 @@ def test_unexpected_store_exception_is_treated_as_permanent(
 def test_outage_spills_to_disk_and_replays_in_order(
     tmp_path: Path, make_writer: MakeWriter
 ) -> None:
-    inner = MemoryStore()
-    store = FaultyStore(inner)
-    store.down = True
+    inner, store = down_store()
     config = fast_config(tmp_path, max_queue_events=100, batch_max_events=10)
     writer = make_writer(store, config)
     records = [make_record() for _ in range(400)]
@@ -399,9 +403,7 @@ def test_outage_spills_to_disk_and_replays_in_order(
 def test_after_an_outage_fresh_records_go_first_and_flush_waits_for_all(
     tmp_path: Path, make_writer: MakeWriter
 ) -> None:
-    inner = MemoryStore()
-    store = FaultyStore(inner)
-    store.down = True
+    inner, store = down_store()
     config = fast_config(tmp_path, max_queue_events=40, batch_max_events=10)
     writer = make_writer(store, config)
     older = offer_all(writer, 30, prefix="older")  # past high water (10): spilled
@@ -418,8 +420,7 @@ def test_after_an_outage_fresh_records_go_first_and_flush_waits_for_all(
 
 
 def test_full_spool_refuses_with_its_own_reason(tmp_path: Path, make_writer: MakeWriter) -> None:
-    store = FaultyStore(MemoryStore())
-    store.down = True
+    _, store = down_store()
     size = len(make_record().model_dump_json()) + 20
     config = fast_config(tmp_path, max_queue_events=20, batch_max_events=5,
                          spool_max_bytes=size * 30, spool_segment_max_bytes=size * 8)
@@ -439,8 +440,7 @@ def test_full_spool_refuses_with_its_own_reason(tmp_path: Path, make_writer: Mak
 
 
 def test_close_with_store_down_leaves_the_spool_for_the_next_writer(tmp_path: Path) -> None:
-    store = FaultyStore(MemoryStore())
-    store.down = True
+    _, store = down_store()
     config = fast_config(tmp_path)
     first = BackgroundWriter(store, config)
     records = offer_all(first, 120)
@@ -461,8 +461,7 @@ def test_close_with_store_down_leaves_the_spool_for_the_next_writer(tmp_path: Pa
 
 
 def test_a_live_writers_spool_is_not_adopted(tmp_path: Path, make_writer: MakeWriter) -> None:
-    store = FaultyStore(MemoryStore())
-    store.down = True
+    _, store = down_store()
     config = fast_config(tmp_path, max_queue_events=40, batch_max_events=10)
     owner = make_writer(store, config)
     offer_all(owner, 35)
@@ -475,8 +474,7 @@ def test_a_live_writers_spool_is_not_adopted(tmp_path: Path, make_writer: MakeWr
 
 
 def test_damaged_spool_lines_are_counted_not_fatal(tmp_path: Path) -> None:
-    store = FaultyStore(MemoryStore())
-    store.down = True
+    _, store = down_store()
     config = fast_config(tmp_path)
     first = BackgroundWriter(store, config)
     records = offer_all(first, 10)

@@ -26,12 +26,24 @@ _POSITIVE_FLOATS = ("flush_interval_s", "retry_initial_backoff_s", "retry_max_ba
 class WriterConfig:
     """Limits of the background writer. Invalid values raise :class:`ConfigError`.
 
-    The queue holds records in memory (bounded both in records and in approximate
-    serialized bytes; Python objects take about three times their serialized size).
-    While the store is unavailable and the queue passes ``spill_high_water_fraction``
-    of either bound, records move to a spool on disk (capped at ``spool_max_bytes``;
-    0 disables it) and are replayed in order once the store is back. Only when both
-    are full are new records refused, counted by reason.
+    - ``max_queue_events`` / ``max_queue_bytes``: records waiting in memory, counted by
+      number and by approximate serialized size (Python objects take about three times
+      that in RAM). A batch being written counts too, and takes at most a quarter.
+    - ``spill_high_water_fraction``: once the queue passes this share of either bound
+      (the store is down, stuck or slower than the load) the oldest records move to
+      the spool on disk under ``spool_dir``, at most ``spool_max_bytes`` (0: no spool)
+      in segment files of ``spool_segment_max_bytes``. Records are refused, counted by
+      reason, only when queue and spool are both full.
+    - ``batch_max_events``: records per transaction; ``flush_interval_s``: longest wait
+      of a record in a healthy queue before its batch is written.
+    - ``retry_max_attempts`` with exponential backoff and jitter from
+      ``retry_initial_backoff_s`` up to ``retry_max_backoff_s`` for transient errors;
+      after that the batch waits on the spool and the store is probed every
+      ``retry_max_backoff_s``.
+    - ``shutdown_timeout_s``: default deadline of ``close()`` and of the exit hook.
+    - ``drop_log_interval_s``: at most one drop warning per interval.
+    - ``dead_letter_path`` (default ``dead-letter.jsonl`` in the spool directory), at
+      most ``dead_letter_max_bytes``: records the store rejected, with the error.
     """
 
     max_queue_events: int = 100_000
