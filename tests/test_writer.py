@@ -202,6 +202,16 @@ def test_stats_as_dict_is_the_sink_form(tmp_path: Path, make_writer: MakeWriter)
     json.dumps(as_dict)  # plain JSON types only
 
 
+def test_a_store_handed_in_stays_open_for_its_owner(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    store = MemoryStore()
+    writer = make_writer(store, fast_config(tmp_path))
+    offer_all(writer, 3)
+    assert writer.close(10) is True
+    assert not store.closed and len(store.rows) == 3
+
+
 def test_store_factory_runs_on_the_writer_thread_and_failures_are_retried(
     tmp_path: Path, make_writer: Callable[..., BackgroundWriter]
 ) -> None:
@@ -286,10 +296,10 @@ def test_offers_after_close_are_refused_and_counted(
     tmp_path: Path, make_writer: MakeWriter
 ) -> None:
     store = MemoryStore()
-    writer = make_writer(store, fast_config(tmp_path))
+    writer = make_writer(lambda: store, fast_config(tmp_path))
     offer_all(writer, 5)
     assert writer.close(10) is True
-    assert store.closed
+    assert store.closed  # built by the factory: the writer closes it
     assert writer.offer(make_record()) is False
     stats = writer.stats()
     assert stats.stored == 5 and stats.dropped == {DropReason.CLOSED.value: 1}

@@ -34,7 +34,8 @@ class StoreSource:
         else:
             raise TypeError("BackgroundWriter needs a Store or a callable returning one, "
                             f"not {type(store_or_factory).__name__}")
-        self._owned = True  # False in a forked child that inherited a store instance
+        # A store built here is closed here; one handed in belongs to the caller.
+        self._owned = self._factory is not None
 
     def get(self) -> Store:
         """The store, built on first use; a factory failure is transient (retried)."""
@@ -49,7 +50,7 @@ class StoreSource:
         return self._store
 
     def close(self) -> None:
-        """Close the store if this process owns it."""
+        """Close the store if the factory built it (a given store is the caller's)."""
         store, self._store = self._store, None
         if store is not None and self._owned:
             try:
@@ -62,9 +63,7 @@ class StoreSource:
 
         With a factory the child builds its own store. A store instance is shared with
         the parent: if it offers ``reset_after_fork()`` (dropping inherited pooled
-        connections without closing them) the child calls it and then owns the store;
-        otherwise the child uses it but never closes it, since closing an inherited
-        connection could end it for the parent too.
+        connections without closing them) the child calls it before using it.
         """
         if self._store is not None:
             # Never garbage-collect inherited connections in the child: some drivers
@@ -78,8 +77,7 @@ class StoreSource:
         if callable(reset):
             try:
                 reset()
-                child._owned = True
-            except Exception as exc:  # the child keeps working without owning it
+            except Exception as exc:  # the child keeps working with what it has
                 logger.warning("reset_after_fork failed in a forked child: %s", exc)
         return child
 

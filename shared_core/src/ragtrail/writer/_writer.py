@@ -40,9 +40,11 @@ class BackgroundWriter:
     interpreter exit the writer is closed within ``shutdown_timeout_s``; after ``fork``
     the child gets a fresh, empty writer and a store of its own (from the factory).
 
-    ``store_factory`` is a Store, or a callable building one (called on the writer
-    thread, again in a forked child). ``name`` labels the thread and keys the default
-    spool directory (hashed, see :func:`default_spool_dir`): pass the database URL.
+    ``store_factory`` is a callable building a Store (called on the writer thread,
+    again in a forked child; the writer closes what it built), or a Store, which stays
+    the caller's to close (a forked child calls its ``reset_after_fork()`` if it has
+    one). ``name`` labels the threads and keys the default spool directory (hashed,
+    see :func:`default_spool_dir`): pass the database URL.
     """
 
     def __init__(self, store_factory: Store | Callable[[], Store],
