@@ -137,6 +137,10 @@ def _compile(rule: Rule) -> Callable[[str], str]:
 
 
 _DEFAULT_SECRET = b"ragtrail-default-user-hash-key"
+#: Redaction results kept for reuse: at most this many texts of at most this length
+#: (a few MB at worst).
+_CACHE_ENTRIES = 1024
+_CACHE_TEXT_CHARS = 4096
 
 
 class Redactor:
@@ -153,11 +157,28 @@ class Redactor:
         if isinstance(secret, str):
             secret = secret.encode()
         self._secret = secret or _DEFAULT_SECRET
+        self._cache: dict[str, tuple[str, bool]] = {}
 
     def redact(self, text: str) -> tuple[str, bool]:
         """Return the redacted text and whether anything changed. Never raises."""
         if not self.config.enabled or not text:
             return text, False
+        # The same texts come back again and again (a document is in the retriever's
+        # output, the reranker's input and output, the prompt...): remember recent
+        # results. Only without user rules, which need not be pure functions.
+        cacheable = not self.config._compiled and len(text) <= _CACHE_TEXT_CHARS
+        if cacheable:
+            known = self._cache.get(text)
+            if known is not None:
+                return known
+        result = self._redact(text)
+        if cacheable:
+            if len(self._cache) >= _CACHE_ENTRIES:
+                self._cache.clear()  # crude but bounded; a miss only costs the rules again
+            self._cache[text] = result
+        return result
+
+    def _redact(self, text: str) -> tuple[str, bool]:
         out = text
         builtins = self._builtins if _ANY_TRIGGER.search(text) is not None else ()
         for pattern, replacement, may_match in builtins:
