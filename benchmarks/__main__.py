@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -66,12 +67,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(), "versions": versions(),
         "postgresql_server": pg_server_version(pg_url) if pg_url else None,
         "sizes": sizes.as_dict(), "benchmarks": {},
+        # Other processes on the machine (load average over 1, 5, 15 min), start and end.
+        "load_average": {"start": os.getloadavg()},
     }
     with tempfile.TemporaryDirectory(prefix="ragtrail-bench-") as tmp:
         for name in names:
             start = time.perf_counter()
             results["benchmarks"][name] = _run(name, sizes, Path(tmp), args, pg_url)
             results["benchmarks"][name]["elapsed_s"] = round(time.perf_counter() - start, 1)
+    results["load_average"]["end"] = os.getloadavg()
     output = args.output or (None if args.quick else DEFAULT_OUTPUT)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

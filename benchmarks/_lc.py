@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._frameworks import QUESTION, support
-from ._tools import Config, Tools
+from ._tools import MLFLOW_BLOCK, Config, Tools
 
 Workload = Callable[[list[Any]], Any]
 
@@ -78,4 +78,5 @@ def _mlflow(tools: Tools) -> list[Config]:
     except ImportError as exc:
         tools.skipped["mlflow"] = f"mlflow LangChain tracer: {exc}"
         return []
-    return [Config("mlflow", callbacks=[MlflowLangchainTracer()], flush=tools.mlflow_flush)]
+    return [Config("mlflow", callbacks=[MlflowLangchainTracer()], flush=tools.mlflow_flush,
+                   max_block=MLFLOW_BLOCK)]

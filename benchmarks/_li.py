@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._frameworks import QUESTION, support
-from ._tools import Config, Tools
+from ._tools import MLFLOW_BLOCK, Config, Tools
 
 Workload = Callable[[list[Any]], Any]
 
@@ -143,4 +143,4 @@ def _mlflow(tools: Tools) -> list[Config]:
         return []
     return [Config("mlflow", enter=lambda: mlflow.llama_index.autolog(silent=True),
                    exit=lambda: mlflow.llama_index.autolog(disable=True, silent=True),
-                   flush=tools.mlflow_flush)]
+                   flush=tools.mlflow_flush, max_block=MLFLOW_BLOCK)]

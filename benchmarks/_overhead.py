@@ -36,6 +36,7 @@ def measure(workload: Callable[[list[Any]], Any], configs: list[Config], *, roun
 
 
 def _block(workload: Callable[[list[Any]], Any], config: Config, block: int) -> list[float]:
+    block = min(block, config.max_block or block)
     gc.collect()
     config.enter()
     try:

@@ -80,7 +80,9 @@ def memory(data: dict[str, Any]) -> list[str]:
 
 def render(results: dict[str, Any]) -> str:
     out = [f"Command: `{results['command']}`, started {results['started_at']}", "",
-           f"Machine: {results['machine']}", "", f"Versions: {results['versions']}, "
+           f"Machine: {results['machine']}; load average (1, 5, 15 min) at start "
+           f"{results.get('load_average', {}).get('start')}, at end "
+           f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
     for name, fn in (("overhead", overhead), ("ingest", ingest), ("scale", scale),
                      ("memory", memory)):
