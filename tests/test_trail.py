@@ -107,3 +107,14 @@ def test_synchronous_mode_writes_at_flush(sqlite_url: str) -> None:
         assert trail.stats()["writer"]["queued"] == 1
         assert trail.flush()
         assert trail.stats()["writer"]["stored"] == 1
+
+
+def test_sqlite_durability_setting(sqlite_url: str) -> None:
+    import sqlalchemy as sa
+
+    for setting, expected in (("NORMAL", 1), ("full", 2)):
+        with Trail(sqlite_url, sqlite_synchronous=setting) as trail, \
+                trail.store.engine.connect() as conn:
+            assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == expected
+    with pytest.raises(ConfigError, match="sqlite_synchronous"):
+        Trail(sqlite_url, sqlite_synchronous="sometimes")

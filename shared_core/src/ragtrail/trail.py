@@ -59,13 +59,17 @@ class Trail:
         writer: WriterConfig | None = None,
         prices: PriceOverrides | None = None,
         background: bool = True,
+        sqlite_synchronous: str = "NORMAL",
     ) -> None:
         """Open (and create if new) the store at ``url`` and start capturing.
 
         ``background=False`` writes on the caller's thread at :meth:`flush` instead of
         in the background writer: for scripts and imports, not for applications.
+        ``sqlite_synchronous="FULL"`` makes every stored record survive an OS crash or
+        power loss too (an fsync per batch); the default NORMAL survives application
+        crashes and keeps the file consistent.
         """
-        self._store: SqlStore = open_store(url)
+        self._store: SqlStore = open_store(url, sqlite_synchronous=sqlite_synchronous)
         self.url = self._store.url
         self.redactor = Redactor(redaction)
         self.sink: Sink

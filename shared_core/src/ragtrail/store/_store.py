@@ -160,6 +160,7 @@ def open_store(
     auto_upgrade: bool | None = None,
     busy_timeout_ms: int = 5000,
     connect_timeout_s: float = 10.0,
+    sqlite_synchronous: str = "NORMAL",
 ) -> SqlStore:
     """Open (and if it is empty, create) the ragtrail database at ``url``.
 
@@ -173,8 +174,10 @@ def open_store(
     :class:`~ragtrail.errors.StoreUnavailableError` when the database cannot be
     reached or opened (``SchemaTooOldError`` when it needs ``ragtrail db upgrade``),
     and :class:`~ragtrail.errors.SchemaTooNewError` when a newer ragtrail wrote it.
+    ``sqlite_synchronous`` (SQLite only): NORMAL, or FULL to survive OS crashes too.
     """
-    config = EngineConfig(busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s)
+    config = EngineConfig(busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s,
+                          sqlite_synchronous=sqlite_synchronous)
     engine, parsed = _engine_for(url, config)
     try:
         ensure_schema(engine, display_url(parsed), auto_upgrade)

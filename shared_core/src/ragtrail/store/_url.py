@@ -50,8 +50,16 @@ class EngineConfig:
 
     busy_timeout_ms: int = 5000
     connect_timeout_s: float = 10.0
+    #: SQLite's ``PRAGMA synchronous``. NORMAL (default, with WAL): a committed write
+    #: survives an application crash, and the file stays consistent after an OS crash
+    #: or power loss, which may lose the last commits. FULL/EXTRA: those survive too,
+    #: at the cost of an fsync per transaction.
+    sqlite_synchronous: str = "NORMAL"
 
     def __post_init__(self) -> None:
+        if str(self.sqlite_synchronous).upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, "
+                              f"got {self.sqlite_synchronous!r}")
         if isinstance(self.busy_timeout_ms, bool) or not isinstance(self.busy_timeout_ms, int):
             raise ConfigError(f"busy_timeout_ms must be an integer, got {self.busy_timeout_ms!r}")
         if self.busy_timeout_ms < 0:
@@ -185,7 +193,7 @@ def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
             if not memory:
                 cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA synchronous = {str(config.sqlite_synchronous).upper()}")
         finally:
             cursor.close()
 
