@@ -149,6 +149,13 @@ class Tools:
     # -- MLflow ------------------------------------------------------------------
 
     def _open_mlflow(self) -> None:
+        # MLflow 3 refuses its file store unless asked: a local file store is what an
+        # offline user would point it at (a SQLite backend would need a server-side schema).
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        # Traces are written on the caller's thread: its asynchronous logging's flush
+        # waits in steps of about a second, which would be measured as cost without
+        # being work. Persistence is still included, inside each invocation.
+        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
         try:
             import mlflow
         except ImportError as exc:
@@ -157,9 +164,6 @@ class Tools:
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.ERROR)
         store = Path(tempfile.mkdtemp(prefix="mlruns-", dir=self.work_dir))
-        # MLflow 3 refuses its file store unless asked: a local file store is what an
-        # offline user would point it at (a SQLite backend would need a server-side schema).
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         try:
             mlflow.set_tracking_uri(store.as_uri())
             mlflow.set_experiment("ragtrail-bench")
