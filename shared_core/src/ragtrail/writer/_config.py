@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -102,10 +102,6 @@ class WriterConfig:
             return Path(self.dead_letter_path).expanduser()
         return self.resolved_spool_dir(key) / "dead-letter.jsonl"
 
-    def describe(self) -> dict[str, object]:
-        """The limits as a plain dict (paths as strings), for logs and stats."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
 
 def default_spool_dir(key: str) -> Path:
     """Default spool directory for a store: ``$XDG_CACHE_HOME/ragtrail/spool/<hash of key>``.
@@ -138,7 +134,3 @@ def _check_fraction(name: str, value: object) -> None:
         raise ConfigError(f"{name} must be a number, not {value!r}")
     if not 0 < value <= 1:
         raise ConfigError(f"{name} must be in (0, 1], got {value}")
-
-
-def _plain(value: object) -> object:
-    return str(value) if isinstance(value, os.PathLike) else value

@@ -28,11 +28,6 @@ class SettledSeqs:
             return self._ends[0]
         return 0
 
-    @property
-    def runs(self) -> int:
-        """How many separate runs are held (small unless settling is very out of order)."""
-        return len(self._starts)
-
     def add(self, seqs: Iterable[int]) -> None:
         """Mark numbers settled (any order, repeats allowed)."""
         ordered = sorted(seqs)
