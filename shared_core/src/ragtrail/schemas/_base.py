@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class Model(BaseModel):
@@ -32,12 +32,15 @@ def to_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-class UtcModel(Model):
-    """A model whose datetime fields are normalised to UTC."""
+def _utc_required(value: datetime) -> datetime:
+    result = to_utc(value)
+    return value if result is None else result
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        if isinstance(value, datetime):
-            return to_utc(value)
-        return value
+
+#: A datetime stored as timezone-aware UTC (naive values are taken as UTC). Only the
+#: datetime fields pay for the conversion: records are validated again on spool replay.
+UtcDateTime = Annotated[datetime, AfterValidator(_utc_required)]
+
+
+class UtcModel(Model):
+    """A model whose datetime fields are declared as :data:`UtcDateTime`."""

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from .conventions import CURRENT_SCHEMA_VERSION, PriceStatus
-from ._base import Model, UtcModel
+from ._base import Model, UtcDateTime, UtcModel
 
 __all__ = [
     "FLAT_FIELD_MAP",
@@ -119,10 +119,10 @@ class LLMRateLimitInfo(UtcModel):
 
     requests_limit: int | None = None
     requests_remaining: int | None = None
-    requests_reset_at: datetime | None = None
+    requests_reset_at: UtcDateTime | None = None
     tokens_limit: int | None = None
     tokens_remaining: int | None = None
-    tokens_reset_at: datetime | None = None
+    tokens_reset_at: UtcDateTime | None = None
 
 
 class LLMMetadata(UtcModel):
@@ -137,8 +137,8 @@ class LLMMetadata(UtcModel):
     response_metadata: LLMResponseMetadata | None = None
     rate_limit_info: LLMRateLimitInfo | None = None
     provider_specific: dict[str, Any] | None = None
-    request_timestamp: datetime | None = None
-    response_timestamp: datetime | None = None
+    request_timestamp: UtcDateTime | None = None
+    response_timestamp: UtcDateTime | None = None
     # The prompt actually sent, and where it came from.
     messages: list[dict[str, Any]] | None = Field(
         None, description="Chat messages sent, as {role, content, ...} dicts."
@@ -200,8 +200,8 @@ class LLMMetadataFlat(UtcModel):
 
     provider: str | None = None
     provider_model: str | None = None
-    request_timestamp: datetime | None = None
-    response_timestamp: datetime | None = None
+    request_timestamp: UtcDateTime | None = None
+    response_timestamp: UtcDateTime | None = None
     prompt_template_hash: str | None = None
     # token_usage
     input_tokens: int | None = None
@@ -248,10 +248,10 @@ class LLMMetadataFlat(UtcModel):
     # rate_limit_info
     requests_limit: int | None = None
     requests_remaining: int | None = None
-    requests_reset_at: datetime | None = None
+    requests_reset_at: UtcDateTime | None = None
     tokens_limit: int | None = None
     tokens_remaining: int | None = None
-    tokens_reset_at: datetime | None = None
+    tokens_reset_at: UtcDateTime | None = None
 
     @classmethod
     def from_nested(cls, meta: LLMMetadata) -> LLMMetadataFlat:

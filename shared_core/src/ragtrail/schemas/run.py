@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from .conventions import CURRENT_SCHEMA_VERSION, Framework, RunKind, RunStatus
-from ._base import Model, UtcModel
+from ._base import Model, UtcDateTime, UtcModel
 
 __all__ = ["Run", "RunError"]
 
@@ -37,8 +37,8 @@ class Run(UtcModel):
     kind: RunKind = RunKind.CHAIN
     name: str = ""
     framework: Framework = Framework.MANUAL
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: UtcDateTime
+    ended_at: UtcDateTime | None = None
     duration_ms: float | None = Field(None, ge=0, description="From a monotonic clock.")
     status: RunStatus = RunStatus.OK
     error: RunError | None = None
