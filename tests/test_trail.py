@@ -118,3 +118,25 @@ def test_sqlite_durability_setting(sqlite_url: str) -> None:
             assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == expected
     with pytest.raises(ConfigError, match="sqlite_synchronous"):
         Trail(sqlite_url, sqlite_synchronous="sometimes")
+
+
+def test_close_reports_what_it_could_not_write(sqlite_url: str, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from ragtrail.writer import WriterConfig
+
+    trail = Trail(sqlite_url, writer=WriterConfig(
+        spool_dir=tmp_path / "spool", retry_max_attempts=1, retry_initial_backoff_s=0.01,
+        retry_max_backoff_s=0.05))
+
+    def down(records: object) -> None:
+        from ragtrail.sink import TransientStoreError
+
+        raise TransientStoreError("database is down")
+
+    trail.store.write_batch = down  # type: ignore[method-assign]
+    with trail.run("never stored"):
+        pass
+    with caplog.at_level("WARNING", logger="ragtrail.writer"):
+        assert trail.close(1.0) is False
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "closed with records not stored" in message and "database is down" in message

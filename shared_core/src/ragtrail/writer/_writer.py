@@ -58,6 +58,7 @@ class BackgroundWriter:
                                             writer_name=name)
         self._close_lock = threading.Lock()
         self._closing = False
+        self._close_reported = False
         self._ledger = Ledger(self._config)
         self._engine = self._new_engine(self._source)
         self._thread = self._start(self._engine)
@@ -116,8 +117,16 @@ class BackgroundWriter:
             if threading.current_thread() is not self._thread:
                 self._thread.join(max(0.0, deadline - time.monotonic()))
             stats = self._ledger.snapshot()
-            return (self._engine.finished.is_set() and stats.pending == 0
-                    and not stats.dropped.get(DropReason.SHUTDOWN.value))
+            complete = (self._engine.finished.is_set() and stats.pending == 0
+                        and not stats.dropped.get(DropReason.SHUTDOWN.value))
+            if not complete and not self._close_reported:
+                self._close_reported = True
+                logger.warning(
+                    "ragtrail writer %s closed with records not stored: %d queued, %d on the "
+                    "spool at %s (replayed by the next writer), %d dropped %s; last error: %s",
+                    self._name, stats.queue_events, stats.spool_events, self._spool_dir,
+                    stats.dropped_total, stats.dropped, stats.last_error)
+            return complete
         except Exception:  # never raise into the caller
             return False
 
