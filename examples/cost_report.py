@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import langchain_rag  # noqa: E402
+import langchain_rag
 
-from ragtrail import Trail  # noqa: E402
-from ragtrail.report import to_text, usage_table  # noqa: E402
-from ragtrail_langchain import RagtrailCallbackHandler  # noqa: E402
+from ragtrail import Trail
+from ragtrail.report import to_text, usage_table
+from ragtrail_langchain import RagtrailCallbackHandler
 
 # Per million tokens, like a negotiated or self-hosted price list.
 PRICES = {"my-llama-70b": {"input": "0.20", "output": "0.60"}}

@@ -17,11 +17,11 @@ from langchain_core.runnables import RunnableLambda
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import llamaindex_rag  # noqa: E402  (the offline query engine of that example)
+import llamaindex_rag
 
-from ragtrail import Trail  # noqa: E402
-from ragtrail_langchain import RagtrailCallbackHandler  # noqa: E402
-from ragtrail_llamaindex import instrument, uninstrument  # noqa: E402
+from ragtrail import Trail
+from ragtrail_langchain import RagtrailCallbackHandler
+from ragtrail_llamaindex import instrument, uninstrument
 
 
 def main(db_url: str | None = None) -> str:

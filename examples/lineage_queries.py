@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import langchain_rag  # noqa: E402
+import langchain_rag
 
-from ragtrail import Trail  # noqa: E402
-from ragtrail_langchain import RagtrailCallbackHandler  # noqa: E402
+from ragtrail import Trail
+from ragtrail_langchain import RagtrailCallbackHandler
 
 QUESTIONS = [
     "How do readers and a writer share an SQLite database in WAL mode?",
@@ -41,8 +41,8 @@ def main(db_url: str | None = None) -> dict[str, object]:
         for use in lineage.documents_at("in_prompt"):
             print(f"  in prompt #{use.rank}: {use.document_id} ({use.content_hash[:12]}…)")
         call = lineage.llm_calls[0].metadata
-        print(f"  model {call.provider}/{call.provider_model}, "
-              f"temperature {call.request_parameters.temperature if call.request_parameters else '-'}, "
+        temperature = call.request_parameters.temperature if call.request_parameters else "-"
+        print(f"  model {call.provider}/{call.provider_model}, temperature {temperature}, "
               f"{lineage.total_tokens} tokens, ${lineage.total_cost}")
 
         document = lineage.documents_at("in_prompt")[0].document_id

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import langchain_rag  # noqa: E402
+import langchain_rag
 
-from ragtrail import Trail  # noqa: E402
-from ragtrail_langchain import RagtrailCallbackHandler  # noqa: E402
+from ragtrail import Trail
+from ragtrail_langchain import RagtrailCallbackHandler
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

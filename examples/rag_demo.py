@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import langchain_rag  # noqa: E402
-import llamaindex_rag  # noqa: E402
+import langchain_rag
+import llamaindex_rag
 
 
 def main(db_url: str | None = None) -> list[str]:

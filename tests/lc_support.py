@@ -24,6 +24,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from langchain_core.tracers.schemas import Run as LCRun
 from langchain_core.vectorstores import InMemoryVectorStore
+
 from ragtrail import Trail
 from ragtrail.query import Lineage
 

@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from ragtrail import Trail
 from ragtrail.pricing import Pricer
 from ragtrail.query import Lineage

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from lc_support import FakeOpenAIChat, build_rag_chain
 
+from lc_support import FakeOpenAIChat, build_rag_chain
 from ragtrail import Trail
 from ragtrail.cli import cli
 from ragtrail.cli._io import records_of
@@ -65,6 +65,7 @@ def _llamaindex_query(trail: Trail) -> str:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     import llamaindex_rag
+
     from ragtrail_llamaindex import instrument, uninstrument
 
     engine = llamaindex_rag.build_query_engine()  # index build before: no embedding traces
@@ -142,7 +143,7 @@ def test_lineage_answers_what_produced_the_answer(db: DB) -> None:
 
 def test_documents_lists_answers_using_a_document(db: DB) -> None:
     lineage = as_json("lineage", db.first, "--db", db.url)
-    in_prompt = [d for d in lineage["documents"] if d["stage"] == "in_prompt"][0]
+    in_prompt = next(d for d in lineage["documents"] if d["stage"] == "in_prompt")
     rows = as_json("documents", in_prompt["document_id"], "--db", db.url)
     assert db.first in [r["trace_id"] for r in rows]
     assert {r["stage"] for r in rows if r["trace_id"] == db.first} == {"in_prompt"}

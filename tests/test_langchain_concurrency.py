@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
 from lc_support import CORPUS, assert_same_tree, build_rag_chain, open_trail, rerank, stored
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunStatus

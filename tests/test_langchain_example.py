@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind
 

@@ -18,6 +18,7 @@ from langchain_core.outputs import Generation, LLMResult
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tools import tool
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
 from lc_support import FakeOpenAIChat, assert_same_tree, build_rag_chain, open_trail, stored
 from ragtrail import Trail
 from ragtrail.schemas import RunKind, RunStatus

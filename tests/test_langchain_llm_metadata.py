@@ -15,6 +15,7 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, PromptTemplate
+
 from lc_support import open_trail, stored
 from ragtrail import Trail
 from ragtrail.pricing import Pricer

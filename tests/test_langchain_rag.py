@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
 from lc_support import (
     HUMAN,
     MODEL,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+
 from lc_support import FakeOpenAIChat, build_rag_chain, open_trail, stored
 from ragtrail import NotFoundError, Trail
 from ragtrail.capture import Recorder

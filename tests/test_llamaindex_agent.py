@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from li_support import reset_llamaindex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
+
+from li_support import reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import RunKind
 from ragtrail_llamaindex import instrument

@@ -8,6 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from llama_index.core import Settings
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.llms import MockLLM
+
 from li_support import (
     CORPUS,
     KeywordReranker,
@@ -16,9 +20,6 @@ from li_support import (
     build_index,
     reset_llamaindex,
 )
-from llama_index.core import Settings
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.llms import MockLLM
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind
 from ragtrail_llamaindex import RagtrailHandler, instrument

@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from li_support import KeywordReranker, build_index, reset_llamaindex
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from li_support import KeywordReranker, build_index, reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, Framework
 from ragtrail_llamaindex import instrument

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from li_support import UsageLLM, build_index, nodes_of, reset_llamaindex
 from llama_index.core import Settings
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen
@@ -16,6 +15,8 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from li_support import UsageLLM, build_index, nodes_of, reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind, RunStatus
 from ragtrail_llamaindex import RagtrailHandler, instrument

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from li_support import reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, PriceStatus

@@ -11,6 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from llama_index.core import Settings, get_response_synthesizer
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.instrumentation.dispatcher import instrument_tags
+from llama_index.core.llms import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+
 from li_support import (
     KeywordEmbedding,
     KeywordReranker,
@@ -19,11 +25,6 @@ from li_support import (
     ragtrail_handlers_on_dispatcher,
     reset_llamaindex,
 )
-from llama_index.core import Settings, get_response_synthesizer
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.instrumentation.dispatcher import instrument_tags
-from llama_index.core.llms import MockLLM
-from llama_index.core.query_engine import RetrieverQueryEngine
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, PriceStatus, content_hash
 from ragtrail_llamaindex import RagtrailHandler, instrument, uninstrument

@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from li_support import NamedMockLLM, UsageLLM, reset_llamaindex
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.prompts import PromptTemplate
+
+from li_support import NamedMockLLM, UsageLLM, reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import PriceStatus, RunKind
 from ragtrail_llamaindex import instrument

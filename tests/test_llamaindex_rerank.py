@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from li_support import ChoiceLLM, build_index, reset_llamaindex
 from llama_index.core import Settings
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
@@ -17,6 +16,8 @@ from llama_index.core.postprocessor import LLMRerank, SimilarityPostprocessor
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from li_support import ChoiceLLM, build_index, reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind
 from ragtrail_llamaindex import RagtrailHandler, instrument

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+
 from ragtrail.errors import ConfigError, SchemaTooNewError
 from ragtrail.schemas import Document, DocumentLink, Run
 from ragtrail.store import (

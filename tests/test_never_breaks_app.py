@@ -28,8 +28,8 @@ from ragtrail_langchain import RagtrailCallbackHandler
 from ragtrail_llamaindex import instrument, uninstrument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import langchain_rag  # noqa: E402
-import llamaindex_rag  # noqa: E402
+import langchain_rag
+import llamaindex_rag
 
 QUESTION = langchain_rag.QUESTION
 pytestmark = pytest.mark.reliability

@@ -23,6 +23,7 @@ from genai_prices import Usage, calc_price, data_snapshot
 from genai_prices import types as gp_types
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ragtrail.errors import ConfigError
 from ragtrail.pricing import ModelPrice, Pricer, load_price_overrides
 from ragtrail.schemas import LLMCostMetrics, LLMTokenUsage, PriceStatus

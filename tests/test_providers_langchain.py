@@ -17,6 +17,7 @@ import pytest
 from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
+
 from provider_server import (
     ANSWER,
     ANTHROPIC_MODEL,

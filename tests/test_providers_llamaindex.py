@@ -17,6 +17,7 @@ from llama_index.core.llms import LLM
 from llama_index.llms.anthropic import Anthropic
 from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
+
 from provider_server import (
     ANSWER,
     ANTHROPIC_MODEL,

@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.callbacks import CallbackManager
 from llama_index.llms.anthropic import Anthropic
 from llama_index.llms.openai import OpenAI
+
 from provider_server import (
     ANSWER,
     ANTHROPIC_MODEL,

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+
 from ragtrail.errors import ConfigError, NotFoundError
 from ragtrail.query import (
     DocumentUsage,

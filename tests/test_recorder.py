@@ -84,11 +84,11 @@ def test_rag_trace_lineage_documents_and_llm(rec: Recorder, sink: ListSink) -> N
     assert runs["root"].run.parent_id is None and runs["llm"].run.parent_id == "root"
     assert all(runs[i].run.path.startswith(runs["root"].run.path + ".") for i in ("ret", "rr", "llm"))
     assert sorted(runs, key=lambda i: runs[i].run.path) == ["root", "ret", "rr", "llm"]
-    retrieved = [(l.document_id, l.rank, l.score) for l in runs["ret"].links]
+    retrieved = [(link.document_id, link.rank, link.score) for link in runs["ret"].links]
     assert retrieved == [("d1", 0, 0.9), ("d2", 1, 0.5)]
-    reranked = [(l.document_id, l.rank, l.score, l.input_rank) for l in runs["rr"].links]
+    reranked = [(link.document_id, link.rank, link.score, link.input_rank) for link in runs["rr"].links]
     assert reranked == [("d2", 0, 0.8, 1), ("d1", 1, 0.7, 0)]
-    in_prompt = [(l.document_id, l.stage) for l in runs["llm"].links]
+    in_prompt = [(link.document_id, link.stage) for link in runs["llm"].links]
     assert in_prompt == [("d1", DocStage.IN_PROMPT)]  # d2 never reached the prompt
     assert runs["ret"].documents[0].content_hash == content_hash(docs[0].text)
     assert runs["ret"].documents[0].metadata == {"source": "wal.md"}
@@ -334,5 +334,5 @@ def test_in_prompt_rank_follows_position_in_the_prompt(rec: Recorder, sink: List
     rec.end_run("llm")
     rec.end_run("root")
     links = by_id(sink)["llm"].links
-    assert [(l.document_id, l.rank) for l in links] == [
+    assert [(link.document_id, link.rank) for link in links] == [
         (content_hash("gamma doc"), 0), (content_hash("alpha doc"), 1)]

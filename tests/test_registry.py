@@ -89,12 +89,12 @@ def test_current_records_round_trip() -> None:
 
 
 def test_unknown_version_names_the_version() -> None:
-    with pytest.raises(UnknownSchemaVersion, match="'9.9'"):
+    with pytest.raises(UnknownSchemaVersion, match=r"'9\.9'"):
         registry.validate({"schema_version": "9.9"})
 
 
 def test_bad_record_is_a_clear_schema_error() -> None:
-    with pytest.raises(SchemaError, match="schema_version 1.0"):
+    with pytest.raises(SchemaError, match=r"schema_version 1\.0"):
         registry.validate({"call_id": "x"})
     with pytest.raises(SchemaError, match="no schema_version"):
         registry.validate({"foo": 1})

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from ragtrail.schemas import (
     CURRENT_SCHEMA_VERSION,
     CapturedRun,
-    Document,
     DocStage,
+    Document,
     LLMCostMetrics,
     LLMMetadata,
     LLMMetadataFlat,

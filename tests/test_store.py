@@ -14,6 +14,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 import sqlalchemy as sa
+
 from ragtrail.errors import ConfigError, NotFoundError, StoreUnavailableError
 from ragtrail.query import lineage, usage
 from ragtrail.schemas import (

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from ragtrail.errors import ConfigError
 from ragtrail.schemas import CapturedRun
 from ragtrail.sink import Sink

@@ -15,7 +15,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragtrail.writer import BackgroundWriter, WriterConfig
-
 from reliability._factory import make_record
 from reliability._stores import FileStore
 

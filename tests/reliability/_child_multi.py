@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragtrail.store import open_store
 from ragtrail.writer import BackgroundWriter, WriterConfig
-
 from reliability._factory import make_record
 
 STEP = 2_000

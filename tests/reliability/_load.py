@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from ragtrail.writer import BackgroundWriter, WriterStats
 
+from ragtrail.writer import BackgroundWriter, WriterStats
 from reliability._factory import make_record
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ragtrail.store import SqlStore, open_store
 from ragtrail.writer import BackgroundWriter, DropReason, WriterConfig, WriterStats
-
 from reliability._db import run_id_counts
 from reliability._factory import make_record
 from reliability._stores import FaultyStore

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ragtrail.store import open_store
 
+from ragtrail.store import open_store
 from reliability._db import run_id_counts
 
 pytestmark = pytest.mark.reliability

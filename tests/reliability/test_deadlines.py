@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from ragtrail.store import open_store
 from ragtrail.writer import BackgroundWriter, WriterConfig
-
 from reliability._db import sqlite_path
 from reliability._factory import make_record
 from reliability._locker import SqliteLock

@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from ragtrail.store import open_store
 from ragtrail.writer import BackgroundWriter, WriterConfig
-
 from reliability._db import run_id_counts
 from reliability._factory import make_record
 from reliability._stores import LoggingStore

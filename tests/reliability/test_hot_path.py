@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
 from ragtrail.store import SqlStore, open_store
 from ragtrail.writer import BackgroundWriter, WriterConfig
-
 from reliability._db import run_id_counts, sqlite_path
 from reliability._factory import make_record
 from reliability._locker import SqliteLock

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from ragtrail.store import open_store
 from ragtrail.writer import BackgroundWriter, WriterConfig
-
 from reliability._db import run_id_counts, sqlite_path
 from reliability._factory import make_record
 from reliability._load import Sampler, paced_load

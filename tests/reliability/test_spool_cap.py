@@ -10,9 +10,9 @@ import logging
 from pathlib import Path
 
 import pytest
+
 from ragtrail.store import open_store
 from ragtrail.writer import BackgroundWriter, DropReason, WriterConfig
-
 from reliability._db import run_id_counts, sqlite_path
 from reliability._load import Sampler, paced_load
 from reliability._locker import SqliteLock

@@ -63,7 +63,7 @@ def guarded(func: Callable[..., Any] | None = None, *, default: Any = None) -> A
         def inner(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - the whole point: never raise
+            except Exception as exc:
                 error_counter.add(where)
                 _log.warning(where, "ragtrail: %s failed: %s: %s", where, type(exc).__name__, exc)
                 return default

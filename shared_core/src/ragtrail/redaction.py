@@ -187,7 +187,7 @@ class Redactor:
         for rule in self.config._compiled:
             try:
                 out = rule(out)
-            except Exception as exc:  # noqa: BLE001 - a bad user rule must not break capture
+            except Exception as exc:
                 _log.warning("rule", "redaction rule failed: %s: %s", type(exc).__name__, exc)
         return out, out != text
 

@@ -14,10 +14,10 @@ from .schemas.record import CapturedRun
 
 __all__ = [
     "ListSink",
-    "SyncSink",
     "PermanentStoreError",
     "Sink",
     "Store",
+    "SyncSink",
     "TransientStoreError",
 ]
 
@@ -125,7 +125,7 @@ class SyncSink:
         batch, self._pending = self._pending, []
         try:
             self._store.write_batch(batch)
-        except Exception as exc:  # noqa: BLE001 - reported through stats, never raised
+        except Exception as exc:
             self._pending = batch + self._pending
             self._counts["failed"] += 1
             self.last_error = f"{type(exc).__name__}: {exc}"

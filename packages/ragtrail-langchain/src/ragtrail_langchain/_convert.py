@@ -14,6 +14,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.prompt_values import ChatPromptValue, PromptValue
+
 from ragtrail.capture import guarded
 
 __all__ = ["document_dict", "message_dict", "messages_of", "plain", "run_name"]

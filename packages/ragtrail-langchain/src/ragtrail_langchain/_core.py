@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+
 from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import AppContext, Framework, MetaKey, RunKind, RunStatus
 

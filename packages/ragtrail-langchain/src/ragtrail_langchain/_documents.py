@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.documents import Document
+
 from ragtrail.capture import DocumentInput, guarded
 from ragtrail.schemas import content_hash
 

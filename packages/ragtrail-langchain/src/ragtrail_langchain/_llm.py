@@ -22,6 +22,7 @@ from typing import Any
 
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
+
 from ragtrail.capture import guarded
 from ragtrail.schemas import (
     LLMRequestParameters,

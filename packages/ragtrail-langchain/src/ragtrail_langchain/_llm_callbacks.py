@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.outputs import LLMResult
+
 from ragtrail.capture import guarded
 from ragtrail.schemas import RunKind
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import register_configure_hook
+
 from ragtrail.capture import guarded, register_parent_provider
 
 from ._handler import RagtrailCallbackHandler

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
+
 from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import DocStage, Framework, RunKind
 

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from llama_index.core.instrumentation.span import active_span_id
+
 from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import DocStage, Framework, MetaKey, RunKind, RunStatus
 

@@ -20,6 +20,7 @@ from typing import Any
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+
 from ragtrail.capture import Recorder, guarded, register_parent_provider
 
 from ._callbacks import LegacyCallbacks, rerank_details

@@ -156,7 +156,8 @@ class SafeJson:
 
 
 def _is_array(value: Any) -> bool:
-    return type(value).__module__ == "numpy" and hasattr(value, "tolist") and hasattr(value, "shape")
+    numpy = type(value).__module__ == "numpy"
+    return numpy and hasattr(value, "tolist") and hasattr(value, "shape")
 
 
 def _secret_value(value: Any) -> str | None:
@@ -175,7 +176,7 @@ def _structured(value: Any) -> dict[str, Any] | None:
         fields = getattr(type(value), "model_fields", None)
         if isinstance(fields, dict):
             return {name: getattr(value, name, None) for name in fields}
-    except Exception:  # noqa: BLE001 - fall back to repr
+    except Exception:
         return None
     return None
 
@@ -183,6 +184,6 @@ def _structured(value: Any) -> dict[str, Any] | None:
 def _safe_repr(value: Any) -> str:
     try:
         text = repr(value)
-    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not break capture
+    except Exception as exc:
         return f"unrepresentable: {type(exc).__name__}"
     return text if len(text) <= 500 else text[:500] + "…"

@@ -50,6 +50,8 @@ _log = RateLimitedLog(get_logger("capture"))
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
 _AGE_SCAN_EVERY = 256
 _PROBE_CHARS = 200
+_TEXT_FIELDS = frozenset(
+    {"messages", "prompt_text", "output_text", "prompt_variables", "prompt_template"})
 
 
 class PricerLike(Protocol):
@@ -189,7 +191,7 @@ class Recorder:
         try:
             return self._start(run_id, kind, name, framework, parent_id, inputs, tags, metadata,
                                user_id, session_id, app)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed("start_run", exc)
             return False
 
@@ -199,7 +201,7 @@ class Recorder:
         """End a run and offer it to the sink. Returns the record, or None if unknown."""
         try:
             return self._end(str(run_id), outputs, status, None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed("end_run", exc)
             return None
 
@@ -215,7 +217,7 @@ class Recorder:
         try:
             run_error = _error_of(error, self.redactor, self._limits)
             return self._end(str(run_id), outputs, status, run_error)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed("fail_run", exc)
             return None
 
@@ -350,7 +352,7 @@ class Recorder:
                 run = self._open.get(str(run_id))
                 if run is not None:
                     apply(run)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed(where, exc)
 
     def _set_payload(self, run: OpenRun, attr: str, value: Any) -> None:
@@ -461,12 +463,13 @@ class Recorder:
         for key, value in data.items():
             if value is None:
                 continue
-            if key in ("messages", "prompt_text", "output_text", "prompt_variables", "prompt_template"):
+            if key in _TEXT_FIELDS:
                 value = _hidden(value) if self._hides(key) else conv.convert(value)
             elif key == "provider_specific":
                 value = {**run.llm.get(key, {}), **conv.convert(dict(value))}
             elif isinstance(value, Mapping):
-                value = {**run.llm.get(key, {}), **{k: v for k, v in value.items() if v is not None}}
+                fresh = {k: v for k, v in value.items() if v is not None}
+                value = {**run.llm.get(key, {}), **fresh}
             run.llm[key] = value
         run.truncated |= conv.truncated
         run.redacted |= conv.redacted or any(self._hides(k) for k in data)
@@ -656,13 +659,13 @@ def _build_llm(data: dict[str, Any]) -> LLMMetadata:
     """Validate field by field: one bad value loses that field, not the record."""
     try:
         return LLMMetadata.model_validate(data)
-    except Exception:  # noqa: BLE001
+    except Exception:
         kept: dict[str, Any] = {}
         for key, value in data.items():
             try:
                 LLMMetadata.model_validate({key: value})
                 kept[key] = value
-            except Exception:  # noqa: BLE001
+            except Exception:
                 error_counter.add(f"llm_field.{key}")
         return LLMMetadata.model_validate(kept)
 

@@ -7,21 +7,23 @@ Served by the ``document_id`` and ``content_hash`` indexes of ``document_links``
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
 from ..schemas import DocStage
 from ..store import _tables
-from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, runs_by_id
+from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, chunks
 from ._models import DocumentUsage
 
 __all__ = ["answers_using", "links_statement"]
 
 _links = _tables.document_links
+_runs = _tables.runs
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -31,6 +33,20 @@ def links_statement(document: str) -> sa.CompoundSelect[Any]:
         sa.select(_links).where(_links.c.document_id == document),
         sa.select(_links).where(_links.c.content_hash == document),
     )
+
+
+def _roots(conn: Connection, trace_ids: Iterable[str]) -> dict[str, Any]:
+    """id -> (id, inputs, outputs, started_at) of the stored roots among ``trace_ids``.
+
+    Only the columns a usage shows: decoding whole runs (metadata, events, environment)
+    and validating them was most of the time of this query.
+    """
+    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
+    found: dict[str, Any] = {}
+    for batch in chunks(sorted(set(trace_ids))):
+        for row in conn.execute(sa.select(*columns).where(_runs.c.id.in_(batch))):
+            found[row.id] = row
+    return found
 
 
 def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUsage:
@@ -69,7 +85,7 @@ def answers_using(engine: Engine, document: str) -> list[DocumentUsage]:
         by_trace: dict[str, dict[tuple[str, str, str], Any]] = defaultdict(dict)
         for row in rows:  # a link can match both by id and by hash: keep it once
             by_trace[row.trace_id][(row.run_id, row.content_hash, row.stage)] = row
-        roots = runs_by_id(conn, by_trace)
+        roots = _roots(conn, by_trace)
     found = [_usage(trace, list(links.values()), roots) for trace, links in by_trace.items()]
     # Newest first; traces whose root is not stored yet come last.
     found.sort(

@@ -7,14 +7,13 @@ limits, provider specifics), plus the prompt actually sent and its template.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import Field
 
-from .conventions import CURRENT_SCHEMA_VERSION, PriceStatus
 from ._base import Model, UtcDateTime, UtcModel
+from .conventions import CURRENT_SCHEMA_VERSION, PriceStatus
 
 __all__ = [
     "FLAT_FIELD_MAP",
@@ -40,7 +39,9 @@ class LLMTokenUsage(Model):
     """
 
     input_tokens: int | None = Field(None, ge=0, description="Prompt tokens, cached ones included.")
-    output_tokens: int | None = Field(None, ge=0, description="Completion tokens, reasoning included.")
+    output_tokens: int | None = Field(
+        None, ge=0, description="Completion tokens, reasoning included."
+    )
     total_tokens: int | None = Field(None, ge=0, description="input + output as reported.")
     cache_read_tokens: int | None = Field(None, ge=0, description="Input tokens read from cache.")
     cache_creation_tokens: int | None = Field(
@@ -50,7 +51,8 @@ class LLMTokenUsage(Model):
 
     def is_empty(self) -> bool:
         """True when the provider reported no token counts at all."""
-        return self.input_tokens is None and self.output_tokens is None and self.total_tokens is None
+        counts = (self.input_tokens, self.output_tokens, self.total_tokens)
+        return all(count is None for count in counts)
 
 
 class LLMCostMetrics(Model):
@@ -70,7 +72,9 @@ class LLMCostMetrics(Model):
     total_cost: Decimal | None = Field(None, description="Sum of the buckets.")
     input_price_per_1k: Decimal | None = Field(None, description="Price of 1,000 input tokens.")
     output_price_per_1k: Decimal | None = Field(None, description="Price of 1,000 output tokens.")
-    cache_read_price_per_1k: Decimal | None = Field(None, description="Price of 1,000 cached reads.")
+    cache_read_price_per_1k: Decimal | None = Field(
+        None, description="Price of 1,000 cached reads."
+    )
     cache_write_price_per_1k: Decimal | None = Field(
         None, description="Price of 1,000 cache writes."
     )

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from .conventions import DocStage
 from ._base import Model
+from .conventions import DocStage
 
 __all__ = ["Document", "DocumentLink", "content_hash"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, PrivateAttr
 
-from .conventions import CURRENT_SCHEMA_VERSION
 from ._base import Model
+from .conventions import CURRENT_SCHEMA_VERSION
 from .llm import LLMMetadata
 from .rag import Document, DocumentLink
 from .run import Run

@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .conventions import CURRENT_SCHEMA_VERSION, Framework, RunKind, RunStatus
 from ._base import to_utc
+from .conventions import CURRENT_SCHEMA_VERSION, Framework, RunKind, RunStatus
 from .llm import (
     LLMCostMetrics,
     LLMMetadata,
@@ -62,7 +62,7 @@ def _parse_time(value: Any) -> datetime:
     else:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     result = to_utc(parsed)
-    assert result is not None  # noqa: S101 - to_utc only returns None for None
+    assert result is not None
     return result
 
 

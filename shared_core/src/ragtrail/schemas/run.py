@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 
-from .conventions import CURRENT_SCHEMA_VERSION, Framework, RunKind, RunStatus
 from ._base import Model, UtcDateTime, UtcModel
+from .conventions import CURRENT_SCHEMA_VERSION, Framework, RunKind, RunStatus
 
 __all__ = ["Run", "RunError"]
 

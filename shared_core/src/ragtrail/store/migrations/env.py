@@ -7,6 +7,7 @@ connection it already opened and locked, passed in ``config.attributes``.
 from __future__ import annotations
 
 from alembic import context
+
 from ragtrail.store._migrate import VERSION_TABLE, autogenerate_filter
 from ragtrail.store._tables import metadata
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 from ragtrail.store._types import JSON_VALUE, Money, UtcDateTime
 
 revision = "0001"
