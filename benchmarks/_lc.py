@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._frameworks import QUESTION, support
-from ._tools import MLFLOW_BLOCK, Config, Tools
+from ._tools import MLFLOW_BLOCK, Config, Tools, imported
 
 Workload = Callable[[list[Any]], Any]
 
@@ -57,13 +57,11 @@ def _langfuse(tools: Tools) -> list[Config]:
 def _openinference(tools: Tools) -> list[Config]:
     if tools.otel is None:
         return []
-    try:
-        from openinference.instrumentation.langchain import LangChainInstrumentor
-    except ImportError as exc:
-        tools.skipped["openinference"] = f"openinference-instrumentation-langchain: {exc}"
+    module = imported(tools, "openinference", "openinference.instrumentation.langchain")
+    if module is None:
         return []
     provider, exporter = tools.otel
-    instrumentor = LangChainInstrumentor()
+    instrumentor = module.LangChainInstrumentor()
     return [Config("openinference",
                    enter=lambda: instrumentor.instrument(tracer_provider=provider),
                    exit=instrumentor.uninstrument, flush=provider.force_flush,
@@ -73,10 +71,8 @@ def _openinference(tools: Tools) -> list[Config]:
 def _mlflow(tools: Tools) -> list[Config]:
     if tools.mlflow is None:
         return []
-    try:
-        from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
-    except ImportError as exc:
-        tools.skipped["mlflow"] = f"mlflow LangChain tracer: {exc}"
+    module = imported(tools, "mlflow", "mlflow.langchain.langchain_tracer")
+    if module is None:
         return []
-    return [Config("mlflow", callbacks=[MlflowLangchainTracer()], flush=tools.mlflow_flush,
-                   max_block=MLFLOW_BLOCK)]
+    return [Config("mlflow", callbacks=[module.MlflowLangchainTracer()],
+                   flush=tools.mlflow_flush, max_block=MLFLOW_BLOCK)]

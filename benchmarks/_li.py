@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._frameworks import QUESTION, support
-from ._tools import MLFLOW_BLOCK, Config, Tools
+from ._tools import MLFLOW_BLOCK, Config, Tools, imported
 
 Workload = Callable[[list[Any]], Any]
 
@@ -109,12 +109,10 @@ def configs(tools: Tools) -> list[Config]:
 
 
 def _instrumented(tools: Tools, name: str, provider: Any, **extra: Any) -> list[Config]:
-    try:
-        from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
-    except ImportError as exc:
-        tools.skipped[name] = f"openinference-instrumentation-llama-index: {exc}"
+    module = imported(tools, name, "openinference.instrumentation.llama_index")
+    if module is None:
         return []
-    instrumentor = LlamaIndexInstrumentor()
+    instrumentor = module.LlamaIndexInstrumentor()
     return [Config(name, enter=lambda: instrumentor.instrument(tracer_provider=provider),
                    exit=instrumentor.uninstrument, **extra)]
 
@@ -134,13 +132,9 @@ def _openinference(tools: Tools) -> list[Config]:
 
 
 def _mlflow(tools: Tools) -> list[Config]:
-    if tools.mlflow is None:
+    module = imported(tools, "mlflow", "mlflow.llama_index") if tools.mlflow else None
+    if module is None:
         return []
-    try:
-        import mlflow.llama_index
-    except ImportError as exc:
-        tools.skipped["mlflow"] = f"mlflow LlamaIndex autolog: {exc}"
-        return []
-    return [Config("mlflow", enter=lambda: mlflow.llama_index.autolog(silent=True),
-                   exit=lambda: mlflow.llama_index.autolog(disable=True, silent=True),
+    return [Config("mlflow", enter=lambda: module.autolog(silent=True),
+                   exit=lambda: module.autolog(disable=True, silent=True),
                    flush=tools.mlflow_flush, max_block=MLFLOW_BLOCK)]

@@ -9,6 +9,7 @@ OpenTelemetry to an in-memory exporter, MLflow to a file store in a temporary di
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import socket
@@ -16,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ._common import pg_schema, pg_unreachable
@@ -42,6 +44,15 @@ class Config:
     note: str = ""
     #: At most this many invocations per block (for very slow tools; None: the block size).
     max_block: int | None = None
+
+
+def imported(tools: Tools, name: str, module: str) -> ModuleType | None:
+    """``module``, or None with the reason recorded as configuration ``name``'s skip."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        tools.skipped[name] = f"{module} cannot be imported: {exc}"
+        return None
 
 
 def closed_port() -> int:
