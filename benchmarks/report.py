@@ -78,6 +78,46 @@ def memory(data: dict[str, Any]) -> list[str]:
             f"{data['dropped']})"]
 
 
+def _ratio(results: dict[str, Any], framework: str, workload: str) -> str:
+    entry = results["benchmarks"].get("overhead", {}).get(framework, {}).get(workload, {})
+    rt = entry.get("ragtrail_sqlite")
+    return f"x{rt['ratio_median']:.2f} (p90 x{rt['ratio_p90']:.2f})" if rt else "-"
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    """Each target of the issue next to what this run measured."""
+    bench = results["benchmarks"]
+    rows = []
+    for framework, bound in TARGETS.items():
+        for workload in ("invoke", "stream", "batch8"):
+            rows.append((f"{framework} {workload}, ragtrail on SQLite", f"<= x{bound}",
+                         _ratio(results, framework, workload)))
+    ingest = bench.get("ingest", {})
+    for backend, goal in (("sqlite", 30_000), ("postgresql", 15_000)):
+        entry = ingest.get(backend, {})
+        if "writer" in entry:
+            rows.append((f"ingestion into {backend}", f">= {goal:,} runs/s",
+                         f"{entry['writer']['runs_per_s']:,.0f} runs/s (writer), "
+                         f"{entry['store']['runs_per_s']:,.0f} (write_batch), "
+                         f"ceiling {entry['ceiling']['runs_per_s']:,.0f}"))
+    scale = bench.get("scale", {}).get("sqlite", {})
+    for key, goal in (("lineage", "p50 <= 5 ms"), ("answers_using_id", "p50 <= 5 ms"),
+                      ("answers_using_hash", "p50 <= 5 ms")):
+        if key in scale:
+            rows.append((f"{key} at {bench['scale']['runs']:,} runs (SQLite)", goal,
+                         f"p50 {scale[key]['p50_ms']:.2f} ms"))
+    for key in ("usage_model", "usage_day"):
+        if key in scale:
+            rows.append((f"{key} over everything (SQLite)", "<= 1 s",
+                         f"{scale[key]['p50_ms']:.0f} ms"))
+    memory = bench.get("memory")
+    if memory:
+        rows.append((f"memory growth over {memory['invocations']:,} invocations", "<= 20 MB",
+                     f"{memory['growth_mib']:+.1f} MiB"))
+    return ["| target | bound | measured |", "| --- | --- | --- |",
+            *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
+
+
 def render(results: dict[str, Any]) -> str:
     out = [f"Command: `{results['command']}`, started {results['started_at']}", "",
            f"Machine: {results['machine']}; load average (1, 5, 15 min) at start "
@@ -89,6 +129,7 @@ def render(results: dict[str, Any]) -> str:
         data = results["benchmarks"].get(name)
         if data:
             out += [f"### {name}", "", *fn(data), ""]
+    out += ["### targets", "", *targets(results), ""]
     return "\n".join(out)
 
 
