@@ -57,15 +57,18 @@ def ingest(data: dict[str, Any]) -> list[str]:
 def scale(data: dict[str, Any]) -> list[str]:
     lines = [f"{data['runs']:,} runs ({data['traces']:,} traces), generator v"
              f"{data['generator_version']}", "",
-             "| query | SQLite p50 ms | SQLite p90 ms | PostgreSQL p50 ms | PostgreSQL p90 ms "
-             "| rows returned (mean) |", "| --- | --- | --- | --- | --- | --- |"]
+             "| query | SQLite p50 ms | SQLite p90 ms | SQLite first pass p50 ms "
+             "| PostgreSQL p50 ms | PostgreSQL p90 ms | PostgreSQL first pass p50 ms "
+             "| rows returned (mean) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     sqlite, pg = data.get("sqlite", {}), data.get("postgresql", {})
     for key, entry in sqlite.items():
         if not isinstance(entry, dict):
             continue
         other = pg.get(key) if isinstance(pg.get(key), dict) else None
-        pg_cells = f"{other['p50_ms']:.2f} | {other['p90_ms']:.2f}" if other else "- | -"
-        lines.append(f"| {key} | {entry['p50_ms']:.2f} | {entry['p90_ms']:.2f} | {pg_cells} "
+        pg_cells = (f"{other['p50_ms']:.2f} | {other['p90_ms']:.2f} "
+                    f"| {other.get('first_pass_p50_ms', 0):.2f}") if other else "- | - | -"
+        lines.append(f"| {key} | {entry['p50_ms']:.2f} | {entry['p90_ms']:.2f} "
+                     f"| {entry.get('first_pass_p50_ms', 0):.2f} | {pg_cells} "
                      f"| {entry['mean_result_size']:.0f} |")
     return lines
 
@@ -104,8 +107,10 @@ def targets(results: dict[str, Any]) -> list[str]:
     for key, goal in (("lineage", "p50 <= 5 ms"), ("answers_using_id", "p50 <= 5 ms"),
                       ("answers_using_hash", "p50 <= 5 ms")):
         if key in scale:
+            first = scale[key].get("first_pass_p50_ms")
             rows.append((f"{key} at {bench['scale']['runs']:,} runs (SQLite)", goal,
-                         f"p50 {scale[key]['p50_ms']:.2f} ms"))
+                         f"p50 {scale[key]['p50_ms']:.2f} ms (first pass {first:.2f} ms)"
+                         if first is not None else f"p50 {scale[key]['p50_ms']:.2f} ms"))
     for key in ("usage_model", "usage_day"):
         if key in scale:
             rows.append((f"{key} over everything (SQLite)", "<= 1 s",
