@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+
 from ragtrail.schemas import CapturedRun
 from ragtrail.store import _tables, open_store
 from ragtrail.store._rows import rows_for

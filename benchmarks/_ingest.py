@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
 from ragtrail.schemas import CapturedRun
 
 from ._common import Sizes, pg_schema, pg_unreachable, say

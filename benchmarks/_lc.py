@@ -29,6 +29,7 @@ def workloads() -> dict[str, Workload]:
 def configs(tools: Tools) -> list[Config]:
     from langchain_core.callbacks import BaseCallbackHandler
     from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
     from ragtrail_langchain import RagtrailCallbackHandler
 
     class NoOpHandler(BaseCallbackHandler):
