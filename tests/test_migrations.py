@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +24,7 @@ from ragtrail.store import (
     SqlStore,
     _migrate,
     _tables,
+    _url,
     head_revision,
     open_store,
     upgrade_database,
@@ -156,28 +159,80 @@ def test_other_tables_in_the_database_are_left_alone(db_url: str) -> None:
         )
 
 
-def test_concurrent_first_opens_create_the_schema_once(db_url: str) -> None:
+def _open_at_once(url: str, openers: int) -> tuple[list[SqlStore], list[BaseException]]:
+    """``openers`` threads call open_store(url) at the same moment; all are closed again."""
     stores: list[SqlStore] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(4)
+    start = threading.Barrier(openers)
 
     def open_one() -> None:
         start.wait()
         try:
-            stores.append(open_store(db_url))
+            stores.append(open_store(url))
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    threads = [threading.Thread(target=open_one) for _ in range(openers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
     for store in stores:
         store.close()
+    return stores, errors
+
+
+def test_concurrent_first_opens_create_the_schema_once(db_url: str) -> None:
+    stores, errors = _open_at_once(db_url, 4)
     assert errors == []
     assert len(stores) == 4
     assert _version_rows(db_url) == [head_revision()]
+
+
+def test_first_opens_of_new_sqlite_files_all_succeed(tmp_path: Path) -> None:
+    """Eight openers on each of six new files: every open succeeds.
+
+    Two races, both seen under load: switching a new file to WAL answers
+    "database is locked" without waiting, and an unlocked schema check can catch
+    another opener halfway through creating the tables (and take them for foreign).
+    """
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+        stores, errors = _open_at_once(url, 8)
+        assert errors == []
+        assert len(stores) == 8
+        assert _version_rows(url) == [head_revision()]
+
+
+def test_enabling_wal_retries_a_locked_answer_within_the_busy_timeout(tmp_path: Path) -> None:
+    class LockedTwice:
+        """A cursor whose first two WAL switches answer as SQLite does in that race."""
+
+        def __init__(self) -> None:
+            self.real = sqlite3.connect(tmp_path / "wal.db").cursor()
+            self.switches = 0
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            if sql == "PRAGMA journal_mode = WAL":
+                self.switches += 1
+                if self.switches <= 2:
+                    raise sqlite3.OperationalError("database is locked")
+            return self.real.execute(sql)
+
+    cursor = LockedTwice()
+    _url._enable_wal(cursor, within_s=5.0)  # type: ignore[arg-type]
+    assert cursor.switches == 3
+    assert cursor.real.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # A file already in WAL is left alone: no switch, nothing to race.
+    again = LockedTwice()
+    _url._enable_wal(again, within_s=5.0)  # type: ignore[arg-type]
+    assert again.switches == 0
+    # Past the deadline the error is the caller's to see.
+    stuck = LockedTwice()
+    stuck.real = sqlite3.connect(tmp_path / "other.db").cursor()
+    stuck.switches = -10**6
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _url._enable_wal(stuck, within_s=0.05)  # type: ignore[arg-type]
 
 
 def test_migrations_downgrade_to_an_empty_database(db_url: str) -> None:

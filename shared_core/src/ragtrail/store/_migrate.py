@@ -139,13 +139,21 @@ def _lock(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def migrate(engine: Engine, shown: str) -> str:
-    """Upgrade the database to this code's head revision, under a lock; returns it."""
+def migrate(engine: Engine, shown: str, auto_upgrade: bool | None = True) -> str:
+    """Bring the database to this code's head revision under a lock; returns it.
+
+    The decision is taken from what the database holds once the lock is held:
+    another process may have created or upgraded the schema since any earlier,
+    unlocked look. ``auto_upgrade`` as in :func:`ensure_schema`.
+    """
     with engine.connect() as conn:
         _lock(conn)
         state = inspect_schema(conn)
         _refuse(state, shown)
         if state.status is not SchemaStatus.CURRENT:
+            fresh = state.status is SchemaStatus.EMPTY
+            if not (auto_upgrade or (auto_upgrade is None and fresh)):
+                raise _too_old(state, shown)
             logger.info("upgrading %s from %s to %s", shown, state.revision, state.head)
             command.upgrade(_config(conn), "head")
         conn.commit()
@@ -160,15 +168,13 @@ def ensure_schema(engine: Engine, shown: str, auto_upgrade: bool | None) -> Sche
     SchemaTooOldError, ConfigError or StoreUnavailableError with one clear line.
     """
     try:
+        # Unlocked first look: the usual case, a current schema, takes no lock.
         with engine.connect() as conn:
             state = inspect_schema(conn)
-        _refuse(state, shown)
-        if state.status is SchemaStatus.CURRENT:
-            return state
-        fresh = state.status is SchemaStatus.EMPTY
-        if not (auto_upgrade or (auto_upgrade is None and fresh)):
-            raise _too_old(state, shown)
-        migrate(engine, shown)
+        if state.status is not SchemaStatus.CURRENT:
+            # Anything else is decided again under the lock: the unlocked look can
+            # catch another process halfway through creating the same schema.
+            migrate(engine, shown, auto_upgrade)
     except sa.exc.SQLAlchemyError as exc:
         logger.debug("opening %s failed", shown, exc_info=True)
         raise StoreUnavailableError(

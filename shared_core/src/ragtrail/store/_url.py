@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import StaticPool
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..errors import ConfigError, StoreUnavailableError
 from ._rows import json_serializer
@@ -172,6 +174,29 @@ def create_store_engine(url: URL, config: EngineConfig) -> Engine:
         ) from None
 
 
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _enable_wal(cursor: sqlite3.Cursor, within_s: float) -> None:
+    """Put the database file in WAL mode (a setting the file keeps).
+
+    Switching a new file to WAL answers "database is locked" at once, without
+    SQLite's busy handler, when another connection is switching it at the same
+    moment; so the switch is retried, for at most the busy timeout.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_locked),
+        wait=wait_random(0.005, 0.05),
+        stop=stop_after_delay(within_s),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode = WAL")
+
+
 def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
     kwargs: dict[str, Any] = {
         "connect_args": {"timeout": config.busy_timeout_ms / 1000.0},
@@ -191,7 +216,7 @@ def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
             # busy_timeout first: switching to WAL may itself wait for a lock.
             cursor.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, config.busy_timeout_ms / 1000.0)
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA synchronous = {str(config.sqlite_synchronous).upper()}")
         finally:
