@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class Model(BaseModel):
@@ -44,3 +44,57 @@ UtcDateTime = Annotated[datetime, AfterValidator(_utc_required)]
 
 class UtcModel(Model):
     """A model whose datetime fields are declared as :data:`UtcDateTime`."""
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _fast_construct(cls: type[_M], values: dict[str, Any]) -> _M:
+    fields: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        if name in values:
+            fields[name] = values[name]
+        elif info.default_factory is not None:
+            fields[name] = info.default_factory()  # type: ignore[call-arg]
+        else:
+            fields[name] = info.default
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    private = {name: attr.get_default() for name, attr in cls.__private_attributes__.items()}
+    object.__setattr__(obj, "__pydantic_private__", private or None)
+    return obj
+
+
+def _fast_construct_works() -> bool:
+    """The shortcut must give exactly what pydantic's model_construct gives."""
+
+    class Probe(Model):
+        a: int
+        b: list[int] = Field(default_factory=list)
+        c: str = "c"
+        _p: int = PrivateAttr(default=7)
+
+    try:
+        fast = _fast_construct(Probe, {"a": 1})
+        slow = Probe.model_construct(a=1)
+        return (fast == slow and fast._p == 7 and fast.model_dump() == slow.model_dump()
+                and fast.model_fields_set == slow.model_fields_set)
+    except Exception:
+        return False
+
+
+_FAST = _fast_construct_works()
+
+
+def construct(cls: type[_M], values: dict[str, Any]) -> _M:
+    """``cls.model_construct(**values)`` for values this package made itself.
+
+    No validation, like model_construct, without its per-field bookkeeping (a Run:
+    2 us instead of 14 us). Falls back to model_construct if this pydantic version's
+    instances look different (checked once at import).
+    """
+    if _FAST:
+        return _fast_construct(cls, values)
+    return cls.model_construct(**values)

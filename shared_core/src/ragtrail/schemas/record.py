@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import Field, PrivateAttr
 
 from ._base import Model
@@ -10,7 +13,7 @@ from .llm import LLMMetadata
 from .rag import Document, DocumentLink
 from .run import Run
 
-__all__ = ["CapturedRun"]
+__all__ = ["AnyRecord", "CapturedRun", "SerializedRecord"]
 
 
 class CapturedRun(Model):
@@ -39,3 +42,44 @@ class CapturedRun(Model):
     def id(self) -> str:
         """The run id: the record's idempotency key."""
         return self.run.id
+
+
+class SerializedRecord:
+    """A :class:`CapturedRun` as JSON data, read back from the writer's disk spool.
+
+    The SQL store writes it as it is; it is validated into a CapturedRun only for a
+    store that needs one (:meth:`to_record`).
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> SerializedRecord | CapturedRun:
+        """Read one record's JSON: as it is when it is at the current schema version,
+        else validated into a CapturedRun. Raises ValueError when it is not a record.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if (isinstance(data, dict) and data.get("schema_version") == CURRENT_SCHEMA_VERSION
+                and isinstance(data.get("run"), dict)
+                and isinstance(data["run"].get("id"), str)):
+            return cls(data)
+        return CapturedRun.model_validate_json(text)  # ValidationError is a ValueError
+
+    @property
+    def id(self) -> str:
+        """The run id: the record's idempotency key."""
+        return str(self.data["run"]["id"])
+
+    def to_record(self) -> CapturedRun:
+        """The validated CapturedRun (raises pydantic's ValidationError)."""
+        return CapturedRun.model_validate(self.data)
+
+
+#: What a store's ``write_batch`` may receive from the writer.
+AnyRecord = CapturedRun | SerializedRecord
