@@ -387,6 +387,12 @@ def _driver_error(kind: type[sa.exc.DBAPIError], orig: Exception) -> sa.exc.DBAP
         (_driver_error(sa.exc.DataError, psycopg.errors.StringDataRightTruncation("long")), False),
         (_driver_error(sa.exc.IntegrityError, sqlite3.IntegrityError("NOT NULL failed")), False),
         (sa.exc.DisconnectionError("gone"), True),
+        # Raised by the driver itself, outside SQLAlchemy (PostgreSQL's COPY path):
+        (psycopg.errors.NumericValueOutOfRange("bigint out of range"), False),
+        (psycopg.errors.NotNullViolation("null value"), False),
+        (psycopg.errors.SerializationFailure("could not serialize"), True),
+        (psycopg.errors.AdminShutdown("terminating connection"), True),
+        (psycopg.OperationalError("server closed the connection"), True),
         (OverflowError("Python int too large to convert to SQLite INTEGER"), False),
     ],
     ids=lambda value: type(getattr(value, "orig", value)).__name__

@@ -23,6 +23,9 @@ __all__ = ["SchemaTooOldError", "classify_write_error", "one_line_reason"]
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 # undefined_table, undefined_column, lock_not_available, object_in_use
 _TRANSIENT_SQLSTATES = {"42P01", "42703", "55P03", "55006"}
+# data exception, integrity violation, syntax error or access rule violation: the
+# same data fails the same way (the transient codes above are checked first).
+_DATA_STATE_CLASSES = ("22", "23", "42")
 # Python-side failures while binding a value: the same data fails the same way.
 _DATA_EXCEPTIONS = (ValueError, TypeError, OverflowError, ArithmeticError, UnicodeError)
 
@@ -38,6 +41,10 @@ def one_line_reason(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
+def _transient_state(state: str) -> bool:
+    return state in _TRANSIENT_SQLSTATES or state.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+
+
 def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     code = getattr(exc.orig, "sqlstate", None)
     return code if isinstance(code, str) else None
@@ -48,13 +55,14 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (sa.exc.DisconnectionError, sa.exc.TimeoutError)):
         return True
     if not isinstance(exc, sa.exc.DBAPIError):
+        raw_state = getattr(exc, "sqlstate", None)
+        if isinstance(raw_state, str):  # the driver's own error (PostgreSQL's COPY path)
+            return _transient_state(raw_state) or not raw_state.startswith(_DATA_STATE_CLASSES)
         return not isinstance(exc, (*_DATA_EXCEPTIONS, sa.exc.StatementError))
     if exc.connection_invalidated:
         return True
     state = _sqlstate(exc)
-    if state is not None and (
-        state in _TRANSIENT_SQLSTATES or state.startswith(_TRANSIENT_SQLSTATE_CLASSES)
-    ):
+    if state is not None and _transient_state(state):
         return True
     if isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError)):
         return False

@@ -1,54 +1,98 @@
-"""CapturedRun -> table rows, made safe for both backends.
+"""Records -> driver-ready row tuples, made safe for both backends.
+
+A record arrives either as a :class:`CapturedRun` (from the writer's memory queue) or
+as a :class:`SerializedRecord` (its JSON, parsed with ``json.loads``, read back from
+the disk spool). Both become the same JSON-native dict (pydantic's JSON dump) and go
+through one encoder, so a replayed record is stored exactly like a fresh one without
+being validated into models again.
 
 PostgreSQL refuses NUL (``\\x00``) in text and JSONB, and no driver can encode a
 lone surrogate; such a value would make its whole batch a poison record. Every
 string (JSON keys included) is therefore stored with those characters replaced by
 U+FFFD, on both backends so they return the same data. Content hashes are computed
 by the Recorder before storage, so documents stay joinable by their original hash.
+
+Column conventions (see ``_types``): timestamps are naive UTC text
+``YYYY-MM-DD HH:MM:SS.ffffff`` on SQLite and ISO 8601 text (parsed by the server) on
+PostgreSQL; money is an integer of 1e-10 units on SQLite and an exact decimal on
+PostgreSQL; JSON columns are JSON text, ``None`` as SQL NULL.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from enum import Enum
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
-from ..schemas import CapturedRun, Document, DocumentLink, LLMMetadata, Run
+from ..schemas.record import AnyRecord, SerializedRecord
+from . import _tables
+from ._types import MONEY_PLACES, quantize_money
 
 __all__ = [
-    "JsonText",
-    "RowSet",
+    "TABLE_ORDER",
+    "EncodeError",
+    "Encoded",
     "clean_json",
     "clean_text",
-    "json_dump",
+    "encode_batch",
     "json_serializer",
-    "rows_for",
 ]
 
 _REPLACEMENT = "\ufffd"
-# Run fields stored in JSON columns; every other field is a scalar column of its own name.
-_RUN_JSON = frozenset({"error", "inputs", "outputs", "tags", "metadata", "events", "environment"})
-_RUN_FIELDS = tuple(Run.model_fields)
+
+#: Insert order: parents before children.
+TABLE_ORDER = ("runs", "llm_calls", "documents", "document_links")
+
+_RUN_COLUMNS = tuple(c.name for c in _tables.runs.columns)
+_LLM_COLUMNS = tuple(c.name for c in _tables.llm_calls.columns)
+_DOC_COLUMNS = tuple(c.name for c in _tables.documents.columns)
+_LINK_COLUMNS = tuple(c.name for c in _tables.document_links.columns)
+# _Encoder.add writes rows in these column orders; a table change must update it.
+assert _RUN_COLUMNS == (
+    "id", "trace_id", "parent_id", "path", "kind", "name", "framework", "started_at",
+    "ended_at", "duration_ms", "status", "error", "inputs", "outputs", "tags", "metadata",
+    "truncated", "redacted", "retries", "events", "app_name", "app_version", "user_hash",
+    "session_id", "request_type", "environment", "schema_version",
+), _RUN_COLUMNS
+assert (
+    "run_id", "trace_id", "provider", "provider_model", "started_at",
+    *(f"{name}_tokens" for name in ("input", "output", "total", "cache_read", "cache_creation",
+                                    "reasoning")),
+    *(f"{name}_cost" for name in ("input", "output", "cache_read", "cache_write", "reasoning",
+                                  "total")),
+    "currency", "price_status", "prompt_template_hash", "metadata",
+) == _LLM_COLUMNS, _LLM_COLUMNS
+assert _DOC_COLUMNS == ("content_hash", "document_id", "content", "metadata"), _DOC_COLUMNS
+assert _LINK_COLUMNS == ("run_id", "content_hash", "stage", "trace_id", "document_id", "rank",
+                         "score", "input_rank"), _LINK_COLUMNS
+_TOKENS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+_COSTS = ("input", "output", "cache_read", "cache_write", "reasoning", "total")
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": _RUN_COLUMNS,
+    "llm_calls": _LLM_COLUMNS,
+    "documents": _DOC_COLUMNS,
+    "document_links": _LINK_COLUMNS,
+}
+#: Primary-key columns of each table, in key order.
+KEYS: dict[str, tuple[str, ...]] = {
+    name: tuple(c.name for c in _tables.metadata.tables[name].primary_key.columns)
+    for name in TABLE_ORDER
+}
+_KEY_INDEX = {name: tuple(COLUMNS[name].index(k) for k in KEYS[name]) for name in TABLE_ORDER}
 
 
-class JsonText(str):
-    """A JSON document serialized once (by pydantic's Rust core), stored as it is.
-
-    The store's engines serialize JSON columns with :func:`json_serializer`, which
-    passes these through, so a record's payloads are never dumped, parsed and dumped
-    again on the way to the database.
-    """
+class EncodeError(ValueError):
+    """A record whose data no backend can store (the message says which value)."""
 
 
 def json_serializer(value: Any) -> str:
-    """The store engines' JSON serializer: :class:`JsonText` as it is, else ``json.dumps``."""
-    if type(value) is JsonText:
-        return str.__str__(value)
+    """The store engines' JSON serializer for values bound through SQLAlchemy."""
     if value is None:
         return "null"  # SQLAlchemy stores a None JSON value as JSON null
     return json.dumps(value)
@@ -75,161 +119,200 @@ def clean_json(value: Any) -> Any:
         return {clean_text(str(key)): clean_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [clean_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # as pydantic dumps inf and NaN
     return value
 
 
-def _json_text(value: Any) -> JsonText:
-    """``value`` as JSON text, the way pydantic dumps it in a model, strings cleaned.
+def _json_text(value: Any) -> str | None:
+    """JSON text of a JSON-native value, strings cleaned; None stays SQL NULL.
 
-    Serialized once in pydantic's Rust core; the Python walk over every string only
-    runs for the rare value that holds a NUL or a lone surrogate.
+    Serialized in pydantic's Rust core; the Python walk over every string only runs
+    for the rare value that holds a NUL, a lone surrogate, NaN or infinity.
     """
+    if value is None:
+        return None
     try:
         text = to_json(value, inf_nan_mode="null").decode()
-    except (UnicodeError, PydanticSerializationError):
-        # Lone surrogates cannot even be serialized: clean the Python values first.
-        plain = value.model_dump(mode="python") if isinstance(value, BaseModel) else value
-        text = to_json(clean_json(plain), inf_nan_mode="null").decode()
+    except (UnicodeError, PydanticSerializationError):  # a lone surrogate
+        return to_json(clean_json(value), inf_nan_mode="null").decode()
     if "\\u0000" in text:
-        text = to_json(clean_json(json.loads(text)), inf_nan_mode="null").decode()
-    return JsonText(text)
+        return to_json(clean_json(value), inf_nan_mode="null").decode()
+    return text
 
 
-def json_dump(model: BaseModel) -> dict[str, Any]:
-    """``model`` as JSON-native data with every string cleaned (see :func:`clean_text`)."""
-    data: dict[str, Any] = json.loads(_json_text(model))
-    return data
+def _text(value: Any) -> Any:
+    return clean_text(value) if type(value) is str else value
 
 
-def _scalar(value: Any) -> Any:
-    """A scalar column value as pydantic's JSON dump would give it, strings cleaned."""
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # pydantic dumps inf and NaN as null
+def _float(value: Any) -> Any:
+    if type(value) is float and not math.isfinite(value):
+        return None
     return value
 
 
-class _Json:
-    """How JSON column values are handed to the engine: as text, or as parsed data."""
-
-    def __init__(self, as_text: bool) -> None:
-        self.as_text = as_text
-
-    def __call__(self, value: Any) -> Any:
-        if value is None:
-            return None
-        text = _json_text(value)
-        return text if self.as_text else json.loads(text)
-
-
-def _run_row(run: Run, dump: _Json) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name in _RUN_FIELDS:
-        value = getattr(run, name)
-        row[name] = dump(value) if name in _RUN_JSON else _scalar(value)
-    # Timestamps go through UtcDateTime as datetimes (kept above: _scalar leaves them).
-    return row
+def _time_sqlite(value: str | None) -> str | None:
+    """pydantic's ISO text (``...Z``) -> SQLite's naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    if value is None:
+        return None
+    if len(value) == 27 and value[19] == "." and value[26] == "Z":
+        return f"{value[:10]} {value[11:26]}"
+    if len(value) == 20 and value[19] == "Z":
+        return f"{value[:10]} {value[11:19]}.000000"
+    try:  # another offset or precision (a hand-edited spool line)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise EncodeError(f"not a timestamp: {value!r}") from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _model_name(meta: LLMMetadata) -> str | None:
-    if meta.provider_model:
-        return meta.provider_model
-    if meta.request_parameters is not None and meta.request_parameters.model:
-        return meta.request_parameters.model
-    if meta.response_metadata is not None:
-        return meta.response_metadata.model_version
-    return None
+def _time_pg(value: str | None) -> str | None:
+    return value  # ISO 8601 with its offset: the server parses it exactly
 
 
-def _text(value: str | None) -> str | None:
-    return clean_text(value) if value else None
+def _money_sqlite(value: Any) -> int | None:
+    if value is None:
+        return None
+    return int(_money(value).scaleb(MONEY_PLACES))
 
 
-def _llm_row(record: CapturedRun, meta: LLMMetadata, dump: _Json) -> dict[str, Any]:
-    usage = meta.token_usage
-    cost = meta.cost_metrics
-    total_tokens = usage.total_tokens if usage is not None else None
-    if usage is not None and total_tokens is None and None not in (
-        usage.input_tokens,
-        usage.output_tokens,
-    ):
-        total_tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-    model = _model_name(meta)
-    row: dict[str, Any] = {
-        "run_id": clean_text(record.run.id),
-        "trace_id": clean_text(record.run.trace_id),
-        "provider": _text(meta.provider),
-        "provider_model": _text(model),
-        "started_at": record.run.started_at,
-        "total_tokens": total_tokens,
-        "metadata": dump(meta),
-        "prompt_template_hash": _text(meta.prompt_template_hash),
-    }
-    for name in ("input", "output", "cache_read", "cache_creation", "reasoning"):
-        row[f"{name}_tokens"] = getattr(usage, f"{name}_tokens") if usage is not None else None
-    for name in ("input", "output", "cache_read", "cache_write", "reasoning", "total"):
-        row[f"{name}_cost"] = getattr(cost, f"{name}_cost") if cost is not None else None
-    row["currency"] = _text(cost.currency) if cost is not None else None
-    row["price_status"] = (
-        cost.price_status.value if cost is not None and cost.price_status is not None else None
-    )
-    return row
+def _money_pg(value: Any) -> str | None:
+    return None if value is None else str(_money(value))
 
 
-class RowSet:
-    """The rows of a batch, one per primary key (the first occurrence wins)."""
+def _money(value: Any) -> Decimal:
+    try:
+        return quantize_money(value if isinstance(value, Decimal) else Decimal(str(value)))
+    except (ValueError, InvalidOperation) as exc:
+        raise EncodeError(str(exc)) from exc
 
-    def __init__(self, *, json_as_text: bool = False) -> None:
-        self._dump = _Json(json_as_text)
-        self.runs: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.llm_calls: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.documents: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.document_links: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def add(self, record: CapturedRun) -> None:
-        """Add one record's rows."""
-        run = _run_row(record.run, self._dump)
-        self.runs.setdefault((run["id"],), run)
-        if record.llm is not None:
-            call = _llm_row(record, record.llm, self._dump)
-            self.llm_calls.setdefault((call["run_id"],), call)
-        for document in record.documents:
-            doc = _document_row(document, self._dump)
-            self.documents.setdefault((doc["content_hash"],), doc)
-        for link in record.links:
-            row = _link_row(link)
-            self.document_links.setdefault((row["run_id"], row["content_hash"], row["stage"]), row)
+class Encoded:
+    """The rows of a batch per table, one per primary key (the first occurrence wins)."""
 
-    def tables(self) -> Iterable[tuple[str, list[dict[str, Any]]]]:
-        """(table name, rows sorted by key) in insert order: parents before children.
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {
+            name: {} for name in TABLE_ORDER
+        }
+
+    def tables(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        """(table, rows sorted by key) in insert order: parents before children.
 
         Sorting gives concurrent writers one lock order, so they cannot deadlock.
         """
-        for name in ("runs", "llm_calls", "documents", "document_links"):
-            rows: dict[tuple[Any, ...], dict[str, Any]] = getattr(self, name)
+        for name in TABLE_ORDER:
+            rows = self.rows[name]
             yield name, [rows[key] for key in sorted(rows)]
 
 
-def _document_row(document: Document, dump: _Json) -> dict[str, Any]:
-    return {"document_id": _scalar(document.document_id),
-            "content_hash": _scalar(document.content_hash),
-            "content": _scalar(document.content), "metadata": dump(document.metadata)}
+class _Encoder:
+    def __init__(self, dialect: str) -> None:
+        sqlite = dialect == "sqlite"
+        self.time = _time_sqlite if sqlite else _time_pg
+        self.money = _money_sqlite if sqlite else _money_pg
+
+    def add(self, out: Encoded, data: dict[str, Any]) -> None:
+        run = data["run"]
+        get = run.get
+        time = self.time
+        started = time(run["started_at"])
+        # In the order of _RUN_COLUMNS (checked at import).
+        run_row = (
+            _text(run["id"]), _text(run["trace_id"]), _text(get("parent_id")),
+            _text(run["path"]), _text(run["kind"]), _text(run["name"]),
+            _text(run["framework"]), started, time(get("ended_at")),
+            _float(get("duration_ms")), _text(run["status"]), _json_text(get("error")),
+            _json_text(get("inputs")), _json_text(get("outputs")), _json_text(get("tags")),
+            _json_text(get("metadata")), get("truncated"), get("redacted"), get("retries"),
+            _json_text(get("events")), _text(get("app_name")), _text(get("app_version")),
+            _text(get("user_hash")), _text(get("session_id")), _text(get("request_type")),
+            _json_text(get("environment")), _text(get("schema_version")),
+        )
+        out.rows["runs"].setdefault((run_row[0],), run_row)
+        llm = data.get("llm")
+        if llm is not None:
+            llm_row = self._llm_row(run_row[0], run_row[1], started, llm)
+            out.rows["llm_calls"].setdefault((llm_row[0],), llm_row)
+        docs = out.rows["documents"]
+        for doc in data.get("documents") or ():
+            doc_row = (_text(doc["content_hash"]), _text(doc["document_id"]),
+                       _text(doc.get("content")), _json_text(doc.get("metadata") or {}))
+            docs.setdefault((doc_row[0],), doc_row)
+        links = out.rows["document_links"]
+        for link in data.get("links") or ():
+            link_row = (_text(link["run_id"]), _text(link["content_hash"]),
+                        _text(link["stage"]), _text(link["trace_id"]),
+                        _text(link["document_id"]), link["rank"], _float(link.get("score")),
+                        link.get("input_rank"))
+            links.setdefault(link_row[:3], link_row)
+
+    def _llm_row(self, run_id: Any, trace_id: Any, started: Any,
+                 meta: dict[str, Any]) -> tuple[Any, ...]:
+        usage = meta.get("token_usage") or {}
+        cost = meta.get("cost_metrics") or {}
+        total_tokens = usage.get("total_tokens")
+        if total_tokens is None and usage.get("input_tokens") is not None and usage.get(
+                "output_tokens") is not None:
+            total_tokens = usage["input_tokens"] + usage["output_tokens"]
+        money = self.money
+        return (
+            run_id, trace_id, _text(meta.get("provider") or None),
+            _text(_model_name(meta)), started,
+            *(usage.get(f"{name}_tokens") for name in _TOKENS[:2]), total_tokens,
+            *(usage.get(f"{name}_tokens") for name in _TOKENS[2:]),
+            *(money(cost.get(f"{name}_cost")) for name in _COSTS),
+            _text(cost.get("currency") or None), cost.get("price_status"),
+            _text(meta.get("prompt_template_hash") or None), _json_text(meta),
+        )
 
 
-def _link_row(link: DocumentLink) -> dict[str, Any]:
-    return {name: _scalar(getattr(link, name)) for name in DocumentLink.model_fields}
+def _model_name(meta: dict[str, Any]) -> str | None:
+    if meta.get("provider_model"):
+        return meta["provider_model"]  # type: ignore[no-any-return]
+    params = meta.get("request_parameters")
+    if params and params.get("model"):
+        return params["model"]  # type: ignore[no-any-return]
+    response = meta.get("response_metadata")
+    return response.get("model_version") if response else None
 
 
-def rows_for(records: Sequence[CapturedRun], *, json_as_text: bool = False) -> RowSet:
-    """The deduplicated rows of ``records``.
+_ENCODERS = {"sqlite": _Encoder("sqlite"), "postgresql": _Encoder("postgresql")}
 
-    ``json_as_text``: JSON columns hold :class:`JsonText` (for engines serializing with
-    :func:`json_serializer`) instead of parsed data.
+
+def record_data(record: AnyRecord) -> dict[str, Any]:
+    """A record as JSON-native data, the way its JSON dump reads back."""
+    if isinstance(record, SerializedRecord):
+        return record.data
+    try:
+        return record.model_dump(mode="json")
+    except UnicodeError:  # a lone surrogate somewhere: clean every string first
+        data: dict[str, Any] = json.loads(
+            to_json(clean_json(record.model_dump()), inf_nan_mode="null"))
+        return data
+
+
+def encode_batch(records: Sequence[AnyRecord], dialect: str) -> Encoded:
+    """The deduplicated rows of ``records`` for ``dialect`` ("sqlite" or "postgresql").
+
+    Raises :class:`EncodeError` when some record holds a value no backend can store.
     """
-    rows = RowSet(json_as_text=json_as_text)
+    encoder = _ENCODERS["sqlite" if dialect == "sqlite" else "postgresql"]
+    out = Encoded()
     for record in records:
-        rows.add(record)
-    return rows
+        try:
+            encoder.add(out, record_data(record))
+        except EncodeError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise EncodeError(f"record {_record_id(record)} cannot be stored: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def _record_id(record: AnyRecord) -> str:
+    try:
+        return str(record.id)
+    except Exception:  # reporting must not fail
+        return "?"

@@ -6,38 +6,24 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Engine
 
 from ..errors import StoreUnavailableError
-from ..schemas import CapturedRun
-from ..sink import TransientStoreError
+from ..schemas.record import AnyRecord
+from ..sink import PermanentStoreError, TransientStoreError
 from . import _tables
+from ._bulk import can_stage, insert_encoded
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
-from ._rows import json_serializer, rows_for
+from ._rows import EncodeError, encode_batch
 from ._url import EngineConfig, create_store_engine, display_url, parse_url, prepare_sqlite_file
 
 __all__ = ["SqlStore", "open_store", "upgrade_database"]
 
 logger = logging.getLogger("ragtrail.store")
-
-
-def _insert_ignoring_duplicates(
-    conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
-) -> None:
-    if not rows:
-        return
-    keys = [column.name for column in table.primary_key.columns]
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
-    else:
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
-    conn.execute(stmt, rows)
 
 
 class SqlStore:
@@ -48,13 +34,16 @@ class SqlStore:
     already stored is left as it is, so retrying a batch never duplicates rows.
     """
 
+    #: The writer may hand back spooled records as JSON data (no model validation).
+    accepts_serialized_records = True
+
     def __init__(self, engine: Engine, url: URL) -> None:
         self._engine = engine
         self._url = url
         self._closed = False
-        # JSON goes to the database as the text pydantic produced, serialized once,
-        # when the engine passes such text through (engines from create_store_engine).
-        self._json_as_text = getattr(engine.dialect, "_json_serializer", None) is json_serializer
+        # PostgreSQL: COPY through temporary staging tables when the user may create
+        # them (decided at the first write), else executemany.
+        self._copy: bool | None = None
 
     @property
     def engine(self) -> Engine:
@@ -71,8 +60,12 @@ class SqlStore:
         """``"sqlite"`` or ``"postgresql"``."""
         return self._engine.dialect.name
 
-    def write_batch(self, records: Sequence[CapturedRun]) -> None:
+    def write_batch(self, records: Sequence[AnyRecord]) -> None:
         """Store every record in one transaction, or none of them.
+
+        Records may also be :class:`~ragtrail.schemas.record.SerializedRecord` (the
+        writer's spool hands them back that way): they are stored without being
+        validated into models again.
 
         Raises :class:`~ragtrail.sink.TransientStoreError` when the write may succeed
         later (locked, disconnected, restarting) and
@@ -83,10 +76,14 @@ class SqlStore:
         if not records:
             return
         try:
-            rows = rows_for(records, json_as_text=self._json_as_text)
+            encoded = encode_batch(records, self.dialect)
+        except EncodeError as exc:
+            raise PermanentStoreError(str(exc)) from exc
+        try:
             with self._engine.begin() as conn:
-                for name, table_rows in rows.tables():
-                    _insert_ignoring_duplicates(conn, _tables.metadata.tables[name], table_rows)
+                if self._copy is None:
+                    self._copy = self.dialect == "postgresql" and can_stage(conn)
+                insert_encoded(conn, encoded, copy=self._copy)
         except Exception as exc:
             raise classify_write_error(exc) from exc
 

@@ -88,8 +88,9 @@ runs = sa.Table(
         sqlite_where=sa.text("parent_id IS NULL"),
     ),
 )
-#: GIN indexes over JSONB: PostgreSQL only.
-POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin", "ix_llm_calls_metadata_gin"})
+#: GIN indexes over JSONB: PostgreSQL only. (llm_calls.metadata had one until revision
+#: 0002: it indexed every prompt message and no query used it.)
+POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin"})
 
 sa.Index("ix_runs_metadata_gin", runs.c.metadata, postgresql_using="gin").ddl_if(
     dialect="postgresql"
@@ -129,9 +130,6 @@ llm_calls = sa.Table(
     sa.Index(None, "provider"),
     sa.Index(None, "started_at"),
     sa.Index(None, "prompt_template_hash"),
-)
-sa.Index("ix_llm_calls_metadata_gin", llm_calls.c.metadata, postgresql_using="gin").ddl_if(
-    dialect="postgresql"
 )
 
 documents = sa.Table(

@@ -1,0 +1,177 @@
+"""Spooled records replay into the SQL store as JSON data, stored exactly like fresh ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from test_writer import spool_files, wait_until
+
+from ragtrail.schemas import CapturedRun, RunError, RunStatus
+from ragtrail.schemas.record import SerializedRecord
+from ragtrail.sink import PermanentStoreError
+from ragtrail.store import SqlStore, _tables, open_store
+from ragtrail.writer import BackgroundWriter, WriterConfig
+from reliability._factory import make_record
+from reliability._stores import FaultyStore
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
+
+
+def table_rows(store: SqlStore) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table as the database returns it, in key order."""
+    out = {}
+    with store.engine.connect() as conn:
+        for table in _tables.metadata.sorted_tables:
+            keys = list(table.primary_key.columns)
+            out[table.name] = [tuple(row) for row in conn.execute(
+                sa.select(table).order_by(*keys))]
+    return out
+
+
+def odd_records() -> list[CapturedRun]:
+    """Records with what a replay must keep: NaN, NUL, non-ASCII, None JSON, an error."""
+    records = [make_record("spool", approx=False) for _ in range(6)]
+    records[0].run.inputs = {"q": "caf\u00e9 \u2603", "nul": "a\x00b", "n": [1, 2.5]}
+    records[1].run.outputs = None
+    records[1].run.duration_ms = float("nan")
+    records[2].run.status = RunStatus.ERROR
+    records[2].run.error = RunError(type="ValueError", message="boom")
+    records[3].documents[0].metadata = {"page": 3, "title": "\u00fcber"}
+    records[4].links[0].score = None
+    return records
+
+
+def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path: Path) -> None:
+    records = odd_records()
+    direct = open_store(db_url)
+    direct.write_batch(records)
+    expected = table_rows(direct)
+    direct.close()
+
+    other = tmp_path / "other.db"
+    replayed = open_store(f"sqlite:///{other}") if db_url.startswith("sqlite") else None
+    if replayed is None:  # PostgreSQL: empty the tables and write again from JSON
+        replayed = open_store(db_url)
+        with replayed.engine.begin() as conn:
+            for table in reversed(_tables.metadata.sorted_tables):
+                conn.execute(table.delete())
+    lines = [SerializedRecord.parse(r.model_dump_json()) for r in records]
+    assert all(isinstance(line, SerializedRecord) for line in lines)
+    replayed.write_batch(lines)
+    assert table_rows(replayed) == expected
+    replayed.close()
+
+
+def test_json_none_is_sql_null(store: SqlStore) -> None:
+    record = make_record("nulls")
+    record.run.error = None
+    record.run.outputs = None
+    store.write_batch([record])
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.text(
+            "SELECT error IS NULL, outputs IS NULL, inputs IS NULL FROM runs")).one()
+    assert tuple(row) == (True, True, False)
+
+
+def test_a_json_line_that_is_not_a_record_is_refused_as_permanent(store: SqlStore) -> None:
+    data = json.loads(make_record("bad").model_dump_json())
+    del data["run"]["kind"]
+    with pytest.raises(PermanentStoreError, match="kind"):
+        store.write_batch([SerializedRecord(data)])
+
+
+def test_an_older_schema_line_is_validated_not_passed_through() -> None:
+    data = json.loads(make_record("old").model_dump_json())
+    current = SerializedRecord.parse(json.dumps(data))
+    assert isinstance(current, SerializedRecord) and current.id == data["run"]["id"]
+    data["schema_version"] = "2.9"
+    older = SerializedRecord.parse(json.dumps(data))
+    assert isinstance(older, CapturedRun) and older.id == data["run"]["id"]
+    data["run"]["started_at"] = "yesterday"
+    with pytest.raises(ValueError, match="started_at"):
+        SerializedRecord.parse(json.dumps(data))
+    with pytest.raises(ValueError):
+        SerializedRecord.parse(b'{"torn": ')
+
+
+def test_outage_replays_from_the_spool_into_sql_as_json(db_url: str, tmp_path: Path) -> None:
+    store = FaultyStore(open_store(db_url))
+    seen: list[type] = []
+    inner_write = store.inner.write_batch
+
+    def spy(records: Any) -> None:
+        seen.extend({type(r) for r in records})
+        inner_write(records)
+
+    store.inner.write_batch = spy  # type: ignore[method-assign]
+    config = WriterConfig(spool_dir=tmp_path / "spool", max_queue_events=200,
+                          batch_max_events=50, flush_interval_s=0.05,
+                          retry_max_attempts=2, retry_initial_backoff_s=0.01,
+                          retry_max_backoff_s=0.05)
+    writer = BackgroundWriter(store, config)
+    try:
+        store.down = True
+        records = odd_records() + [make_record("spool") for _ in range(600)]
+        for record in records:
+            assert writer.offer(record)
+            if writer.stats().queue_events >= 180:
+                wait_until(lambda: writer.stats().queue_events < 180)
+        assert writer.stats().spooled > 0
+        store.down = False
+        assert writer.flush(30)
+        stats = writer.stats()
+        assert stats.replayed == stats.spooled and stats.stored == len(records)
+        assert stats.balanced()
+    finally:
+        writer.close(5)
+    assert SerializedRecord in seen and CapturedRun in seen
+    assert spool_files(config.resolved_spool_dir("default")) == []
+    check = open_store(db_url)
+    with check.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one() == len(records)
+    check.close()
+
+
+@pytest.mark.postgres
+def test_postgres_without_the_temp_privilege_writes_without_copy(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtrail.store import _bulk, _store
+
+    store = open_store(pg_url)
+    with store.engine.connect() as conn:
+        assert _bulk.can_stage(conn)  # the local server grants TEMP to everyone
+    copies: list[str] = []
+    real_copy = _bulk._insert_postgresql
+    monkeypatch.setattr(_bulk, "_insert_postgresql",
+                        lambda conn, enc: (copies.append("copy"), real_copy(conn, enc)))
+    monkeypatch.setattr(_store, "can_stage", lambda conn: False)
+    records = odd_records()
+    store.write_batch(records)
+    store.write_batch(records)  # idempotent on this path too
+    assert copies == []
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one() == len(records)
+        assert conn.execute(sa.text("SELECT count(*) FROM document_links")).scalar_one() == sum(
+            len(r.links) for r in records)
+    expected = table_rows(store)
+    store.close()
+    # The same rows as through COPY.
+    with_copy = open_store(pg_url)
+    with with_copy.engine.begin() as conn:
+        for table in reversed(_tables.metadata.sorted_tables):
+            conn.execute(table.delete())
+    monkeypatch.setattr(_store, "can_stage", _bulk.can_stage)
+    with_copy.write_batch(records)
+    assert copies == ["copy"]
+    assert table_rows(with_copy) == expected
+    with_copy.close()
