@@ -95,6 +95,16 @@ def spool_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.jsonl")) if root.exists() else []
 
 
+def spool_ids(root: Path) -> list[str]:
+    """Record ids on the spool in replay order (segments by number, lines in order)."""
+    ids = []
+    for path in spool_files(root):
+        for line in path.read_bytes().splitlines(keepends=True):
+            if line.endswith(b"\n"):
+                ids.append(json.loads(line.partition(b" ")[2])["run"]["id"])
+    return ids
+
+
 # --- configuration ---------------------------------------------------------------------
 
 
@@ -397,12 +407,14 @@ def test_outage_spills_to_disk_and_replays_in_order(
             wait_until(lambda: writer.stats().queue_events < 90)
     stats = writer.stats()
     assert stats.spooled > 0 and stats.spool_events > 0 and stats.dropped_total == 0
-    assert spool_files(config.resolved_spool_dir("default"))
+    # The spool replays in the order records entered it. That is offer order, except
+    # for a batch that failed in flight while newer records were spilled behind it: it
+    # enters the spool after them. Records still in memory at recovery are written in
+    # between (live traffic first), so only the spool's own order is checked.
+    spooled = spool_ids(config.resolved_spool_dir("default"))
+    assert spooled and set(spooled) <= {r.id for r in records}
     store.down = False
     assert writer.flush(20)
-    # What was on the spool (the oldest records) replays in order; records still in
-    # memory at recovery may be written in between.
-    spooled = [r.id for r in records[:stats.spool_events]]
     assert [i for i in inner.order if i in set(spooled)] == spooled
     assert sorted(inner.order) == sorted(r.id for r in records)
     stats = writer.stats()
@@ -417,7 +429,7 @@ def test_after_an_outage_fresh_records_go_first_and_flush_waits_for_all(
     inner, store = down_store()
     config = fast_config(tmp_path, max_queue_events=40, batch_max_events=10)
     writer = make_writer(store, config)
-    older = offer_all(writer, 30, prefix="older")  # past high water (10): spilled
+    older = offer_all(writer, 30, prefix="older")  # past high water (20): spilled
     wait_until(lambda: writer.stats().spool_events == 30)
     newer = offer_all(writer, 9, prefix="newer")  # below high water: stays in memory
     store.slow, store.slow_s = {r.id for r in older}, 0.2  # replaying the spool is slow

@@ -50,7 +50,13 @@ class PermanentStoreError(Exception):
 
 @runtime_checkable
 class Store(Protocol):
-    """What the writer needs from a database. Writes are idempotent."""
+    """What the writer needs from a database. Writes are idempotent.
+
+    A store whose class sets ``accepts_serialized_records = True`` also receives
+    records replayed from the writer's disk spool as
+    :class:`~ragtrail.schemas.record.SerializedRecord` (JSON data, not validated
+    again); every other store gets validated :class:`CapturedRun` objects only.
+    """
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
         """Store every record in one transaction, or none of them.

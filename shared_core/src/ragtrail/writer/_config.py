@@ -33,7 +33,10 @@ class WriterConfig:
       (the store is down, stuck or slower than the load) the oldest records move to
       the spool on disk under ``spool_dir``, at most ``spool_max_bytes`` (0: no spool)
       in segment files of ``spool_segment_max_bytes``. Records are refused, counted by
-      reason, only when queue and spool are both full.
+      reason, only when queue and spool are both full. The default, half, leaves room
+      for a batch being written plus a flush interval of fresh records, so a healthy
+      store that is briefly slower than the load does not send records through the
+      disk (each spilled record costs a serialization and a parse more).
     - ``batch_max_events``: records per transaction; ``flush_interval_s``: longest wait
       of a record in a healthy queue before its batch is written.
     - ``retry_max_attempts`` with exponential backoff and jitter from
@@ -53,7 +56,7 @@ class WriterConfig:
     spool_dir: str | Path | None = None
     spool_max_bytes: int = 1024 * _MiB
     spool_segment_max_bytes: int = 8 * _MiB
-    spill_high_water_fraction: float = 0.25
+    spill_high_water_fraction: float = 0.5
     retry_max_attempts: int = 5
     retry_initial_backoff_s: float = 0.05
     retry_max_backoff_s: float = 2.0

@@ -8,7 +8,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..schemas.record import CapturedRun
+from ..schemas.record import AnyRecord, SerializedRecord
 
 __all__ = ["DeadLetterFile"]
 
@@ -28,7 +28,7 @@ class DeadLetterFile:
         self.max_bytes = max_bytes
         self._writer_name = writer_name
 
-    def write(self, record: CapturedRun, error: BaseException) -> bool:
+    def write(self, record: AnyRecord, error: BaseException) -> bool:
         """Append one rejected record; False when it could not be kept."""
         line = self._line(record, error)
         try:
@@ -51,9 +51,10 @@ class DeadLetterFile:
             return False
         return True
 
-    def _line(self, record: CapturedRun, error: BaseException) -> bytes:
+    def _line(self, record: AnyRecord, error: BaseException) -> bytes:
         try:
-            payload = json.loads(record.model_dump_json())
+            payload = (record.data if isinstance(record, SerializedRecord)
+                       else json.loads(record.model_dump_json()))
         except Exception as exc:  # a record that cannot be serialized
             payload = {"id": _safe_id(record), "unserializable": f"{type(exc).__name__}: {exc}"}
         entry = {
@@ -65,7 +66,7 @@ class DeadLetterFile:
         return (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
-def _safe_id(record: CapturedRun) -> str | None:
+def _safe_id(record: AnyRecord) -> str | None:
     try:
         return record.id
     except Exception:  # never fail while reporting a failure

@@ -9,7 +9,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from ..schemas.record import CapturedRun
+from ..schemas.record import AnyRecord, CapturedRun, SerializedRecord
 from ..sink import PermanentStoreError, Store, TransientStoreError
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
@@ -112,7 +112,7 @@ class Delivery:
         self.store_down = False  # retries ran out; until the next success, probe once a while
         self._failing = False  # the last attempt failed transiently
 
-    def deliver(self, records: Sequence[CapturedRun]) -> Outcome:
+    def deliver(self, records: Sequence[AnyRecord]) -> Outcome:
         """Write ``records`` in order; stop at the first part whose retries run out."""
         ranges = [(0, len(records))]  # a stack: the next range to write is on top
         stored = dead = 0
@@ -135,7 +135,7 @@ class Delivery:
                 self._mark_up()
         return Outcome(len(records), stored, dead)
 
-    def _write(self, records: Sequence[CapturedRun]) -> None:
+    def _write(self, records: Sequence[AnyRecord]) -> None:
         attempts = 1 if self.store_down else self._config.retry_max_attempts
         retrying = Retrying(
             stop=_Stop(attempts, self._give_up),
@@ -153,9 +153,12 @@ class Delivery:
         """True from a transient failure until the next successful write."""
         return self._failing or self.store_down
 
-    def _write_once(self, records: Sequence[CapturedRun]) -> None:
+    def _write_once(self, records: Sequence[AnyRecord]) -> None:
         try:
-            self._source.get().write_batch(records)
+            store = self._source.get()
+            if not getattr(store, "accepts_serialized_records", False):
+                records = _validated(records)
+            store.write_batch(records)  # type: ignore[arg-type]
             self._failing = False
         except TransientStoreError as exc:
             self._failing = True
@@ -174,7 +177,7 @@ class Delivery:
                           type(exc).__name__, exc_info=exc)
             raise PermanentStoreError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _dead_letter(self, record: CapturedRun, error: PermanentStoreError) -> None:
+    def _dead_letter(self, record: AnyRecord, error: PermanentStoreError) -> None:
         self._log.log(logging.WARNING, "dead-letter", "the store rejected record %s (%s); kept "
                       "in %s", record.id, error, self._dead_letters.path)
         self._dead_letters.write(record, error)
@@ -189,6 +192,20 @@ class Delivery:
         if self.store_down:
             logger.info("store available again; replaying waiting records")
         self.store_down = False
+
+
+def _validated(records: Sequence[AnyRecord]) -> list[CapturedRun]:
+    """CapturedRuns for a store that takes nothing else; an unreadable record is refused."""
+    out = []
+    for record in records:
+        if isinstance(record, SerializedRecord):
+            try:
+                record = record.to_record()
+            except ValueError as exc:  # pydantic's ValidationError
+                raise PermanentStoreError(f"spooled record is not a valid record: {exc}"
+                                          ) from exc
+        out.append(record)
+    return out
 
 
 class _Stop:

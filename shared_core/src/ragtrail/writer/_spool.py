@@ -25,9 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from ..schemas.record import CapturedRun
+from ..schemas.record import AnyRecord, SerializedRecord
 
 try:  # POSIX only; without it orphaned spools of dead processes are not adopted.
     import fcntl
@@ -69,7 +67,7 @@ class SpoolRead:
 
     segment: _Segment
     seqs: list[int | None] = field(default_factory=list)
-    records: list[CapturedRun | None] = field(default_factory=list)  # None: unreadable line
+    records: list[AnyRecord | None] = field(default_factory=list)  # None: unreadable line
     ends: list[int] = field(default_factory=list)  # file offset after each line
 
 
@@ -330,12 +328,14 @@ class Spool:
             self._own = None
 
 
-def _parse(line: bytes, *, own: bool) -> tuple[int | None, CapturedRun | None]:
+def _parse(line: bytes, *, own: bool) -> tuple[int | None, AnyRecord | None]:
+    """(seq, record) of a line; a record at the current schema stays JSON data (the SQL
+    store writes it without validating it into models again)."""
     seq_text, _, payload = line.partition(b" ")
     try:
         seq = int(seq_text) if own else None
-        return seq, CapturedRun.model_validate_json(payload)
-    except (ValueError, ValidationError):
+        return seq, SerializedRecord.parse(payload)
+    except ValueError:  # pydantic's ValidationError included
         return None, None
 
 
