@@ -14,7 +14,7 @@ import enum
 import hashlib
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -64,6 +64,8 @@ class SafeJson:
 
     def convert(self, value: Any, depth: int = 0) -> Any:
         """Convert ``value`` (see module docstring)."""
+        if type(value) is str:  # the common case first, without isinstance chains
+            return self.text(value)
         if value is None or isinstance(value, bool):
             self.size += 4
             return value
@@ -84,6 +86,9 @@ class SafeJson:
         return self._convert_other(value, depth)
 
     def _convert_other(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is dict or kind is list or kind is tuple:  # plain containers, no ABC checks
+            return self._visit(value, depth, self._plain_container)
         if isinstance(value, enum.Enum):
             return self.convert(value.value, depth + 1)
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -98,15 +103,24 @@ class SafeJson:
         if secret is not None:
             self.redacted = True
             return secret
+        return self._visit(value, depth, self._container)
+
+    def _visit(self, value: Any, depth: int, convert: Callable[[Any, int], Any]) -> Any:
+        """``convert(value, depth)``, or a cycle marker when ``value`` is being converted."""
         key = id(value)
         if key in self._seen:
             self.truncated = True
             return "…[cycle]"
         self._seen.add(key)
         try:
-            return self._container(value, depth)
+            return convert(value, depth)
         finally:
             self._seen.discard(key)
+
+    def _plain_container(self, value: Any, depth: int) -> Any:
+        if type(value) is dict:
+            return self._mapping(value.items(), len(value), depth)
+        return self._sequence(value, depth)
 
     def _container(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
@@ -139,7 +153,7 @@ class SafeJson:
                 out[key] = SECRET_MARK
                 self.redacted = True
                 continue
-            out[key] = self.convert(v, depth + 1)
+            out[key] = self.text(v) if type(v) is str else self.convert(v, depth + 1)
             self.size += len(key) + 4
         return out
 
@@ -151,7 +165,7 @@ class SafeJson:
                 out.append(f"…[truncated {len(items) - limit} items]")
                 self.truncated = True
                 break
-            out.append(self.convert(v, depth + 1))
+            out.append(self.text(v) if type(v) is str else self.convert(v, depth + 1))
         return out
 
 

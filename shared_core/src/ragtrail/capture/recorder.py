@@ -37,6 +37,7 @@ from ..schemas import (
     RunStatus,
     content_hash,
 )
+from ..schemas._base import construct
 from ..sink import Sink
 from ._safe_json import Limits, SafeJson
 from ._state import OpenRun, PendingLink, TraceState
@@ -571,9 +572,10 @@ class Recorder:
                 self._environment = Environment.detect().as_dict()
             environment = self._environment
         # Every value below was made (validated, redacted, bounded) by this Recorder, so
-        # the records are built without validating again (model_construct): on the
-        # application's thread validation was most of the cost of building a record.
-        record_run = Run.model_construct(
+        # the records are built without validating again (``construct``, a shortcut of
+        # model_construct): on the application's thread validation was most of the cost
+        # of building a record.
+        record_run = construct(Run, dict(
             id=run.id, trace_id=run.trace_id, parent_id=run.parent_id, path=run.path,
             kind=run.kind, name=run.name, framework=Framework(run.framework),
             started_at=run.started_at, ended_at=ended_at, duration_ms=duration_ms,
@@ -584,19 +586,19 @@ class Recorder:
             user_hash=run.app.user_hash, session_id=run.app.session_id,
             request_type=run.app.request_type,
             environment=dict(environment) if environment is not None else None,
-        )
+        ))
         llm = None
         if run.kind is RunKind.LLM or run.llm:
             llm = self._llm_record(run, ended_at, duration_ms, template)
         links = [
-            DocumentLink.model_construct(
+            construct(DocumentLink, dict(
                 run_id=run.id, trace_id=run.trace_id, content_hash=link.content_hash,
                 document_id=link.document_id, stage=DocStage(link.stage), rank=link.rank,
-                score=link.score, input_rank=link.input_rank)
+                score=link.score, input_rank=link.input_rank))
             for link in run.links
         ]
-        record = CapturedRun.model_construct(
-            run=record_run, llm=llm, documents=list(run.documents.values()), links=links)
+        record = construct(CapturedRun, dict(
+            run=record_run, llm=llm, documents=list(run.documents.values()), links=links))
         record._approx_bytes = run.size + 600 + 150 * len(links)
         return record
 
