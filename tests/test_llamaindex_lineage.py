@@ -7,6 +7,7 @@ deterministic embedding, a reranking node postprocessor and MockLLM.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,7 +139,13 @@ def test_callback_form_and_instrument_form_store_the_same_lineage(sqlite_url: st
 
     Settings._callback_manager = Settings._embed_model = None  # they held the handler
     del handler
-    gc.collect()
+    # The callback form's span handlers leave the dispatcher when the handler is
+    # collected; a frame of another test's finished thread can hold it a moment longer.
+    for _ in range(20):
+        gc.collect()
+        if not ragtrail_handlers_on_dispatcher():
+            break
+        time.sleep(0.1)
     assert ragtrail_handlers_on_dispatcher() == []
     instrumented = instrument(trail)
     _engine(build_index()).query(QUESTION)
@@ -211,7 +218,13 @@ def test_uninstrument_removes_the_dispatcher_handlers(sqlite_url: str) -> None:
     uninstrument(trail)
     assert len(ragtrail_handlers_on_dispatcher()) == 2
     del handler
-    gc.collect()
+    # The callback form's span handlers leave the dispatcher when the handler is
+    # collected; a frame of another test's finished thread can hold it a moment longer.
+    for _ in range(20):
+        gc.collect()
+        if not ragtrail_handlers_on_dispatcher():
+            break
+        time.sleep(0.1)
     assert ragtrail_handlers_on_dispatcher() == []
     trail.close()
 

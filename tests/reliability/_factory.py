@@ -91,3 +91,29 @@ def make_record(prefix: str = "run", *, n_docs: int = 3, approx: bool = True) ->
 
 #: Serialized size of a typical record from :func:`make_record` (measured once).
 APPROX_BYTES = len(make_record(approx=False).model_dump_json())
+
+
+_TEMPLATES: list[CapturedRun] = []
+
+
+def fast_record(prefix: str = "run") -> CapturedRun:
+    """A record like :func:`make_record` (same shape and size, unique run and links),
+    copied from one of 97 templates: about 15 µs instead of 150 µs, so a load generator
+    offering thousands per second does not take the writer's share of the CPU.
+    """
+    if not _TEMPLATES:
+        _TEMPLATES.extend(make_record("template") for _ in range(97))
+    i = next(_counter)
+    template = _TEMPLATES[i % len(_TEMPLATES)]
+    run_id = f"{prefix}-{i}-{uuid.uuid4().hex[:8]}"
+    trace_id = f"trace-{i // 4}-{prefix}"
+    started = _T0 + timedelta(milliseconds=i)
+    run = template.run.model_copy(update={
+        "id": run_id, "trace_id": trace_id, "parent_id": f"{trace_id}-root",
+        "path": f"{i:012d}.{run_id}", "started_at": started,
+        "ended_at": started + timedelta(milliseconds=840)})
+    links = [link.model_copy(update={"run_id": run_id, "trace_id": trace_id})
+             for link in template.links]
+    record = template.model_copy(update={"run": run, "links": links})
+    record._approx_bytes = APPROX_BYTES
+    return record

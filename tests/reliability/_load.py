@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from ragtrail.writer import BackgroundWriter, WriterStats
-from reliability._factory import make_record
+from reliability._factory import fast_record
 
 
 @dataclass
@@ -96,7 +96,7 @@ def paced_load(writer: BackgroundWriter, *, rate_per_s: float, duration_s: float
             break
         target = min(int(rate_per_s * elapsed), int(rate_per_s * duration_s))
         while count < target:
-            record = make_record(prefix)
+            record = fast_record(prefix)
             if writer.offer(record):
                 result.accepted.append(record.id)
             else:
@@ -104,7 +104,7 @@ def paced_load(writer: BackgroundWriter, *, rate_per_s: float, duration_s: float
             count += 1
         time.sleep(0.002)
     for _ in range(count, int(rate_per_s * duration_s)):
-        record = make_record(prefix)
+        record = fast_record(prefix)
         if writer.offer(record):
             result.accepted.append(record.id)
         else:

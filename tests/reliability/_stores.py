@@ -63,6 +63,11 @@ class FaultyStore:
         self.threads: set[int] = set()
         self._lock = threading.Lock()
 
+    @property
+    def accepts_serialized_records(self) -> bool:
+        """As the wrapped store: the SQL store takes spooled records as JSON data."""
+        return bool(getattr(self.inner, "accepts_serialized_records", False))
+
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
         with self._lock:
             self.attempts += 1

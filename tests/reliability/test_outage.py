@@ -2,11 +2,15 @@
 
 Asserted: nothing lost (stored == offered, each record once), memory growth at most
 150 MB, the spool used. Measured: how long after recovery the backlog drained. The
-issue's target is 20 s; on this 2-core machine the store's write rate for these ~5 KB
-records (about 1.5-3k records/s on PostgreSQL) cannot drain a 60,000-record backlog
-under a continuing 2,000 records/s that fast, so a miss of that one target is reported
-as an expected failure with the measured time, while every loss criterion stays a hard
-assertion (the test waits up to DRAIN_WAIT_S for the whole backlog).
+issue's target is 20 s. Draining 60,000 backlogged records while 2,000/s keep coming
+needs about 4,000 records/s for 20 s; on this 2-core machine the store manages about
+3,000-3,500/s for these ~5 KB records (8 rows each) after encoding, of which SQLite's
+own C work is ~180-240 us per record (measured per table: links with two random-key
+indexes and the commit dominate). A miss of that one target is therefore reported as
+an expected failure with the measured time, while every loss criterion stays a hard
+assertion (the test waits up to DRAIN_WAIT_S for the whole backlog). The load
+generator copies records from templates (``fast_record``), so its own CPU does not
+count against the writer.
 """
 
 from __future__ import annotations
