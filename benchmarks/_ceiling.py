@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from ragtrail.schemas import CapturedRun
 from ragtrail.store import _tables, open_store
-from ragtrail.store._rows import rows_for
+from ragtrail.store._rows import encode_batch
 
 
 def _prepared(url: str, recs: Sequence[CapturedRun], batch: int) -> tuple[Any, list[Any]]:
@@ -32,14 +32,11 @@ def _prepared(url: str, recs: Sequence[CapturedRun], batch: int) -> tuple[Any, l
     store.close()
     batches = []
     for start in range(0, len(recs), batch):
+        encoded = encode_batch(recs[start:start + batch], dialect.name)
         tables = []
-        for name, rows in rows_for(recs[start:start + batch], json_as_text=True).tables():
+        for name, tuples in encoded.tables():
             table = _tables.metadata.tables[name]
-            columns = list(table.columns)
-            procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-            tuples = [tuple(p(row.get(c.name)) if p else row.get(c.name)
-                            for c, p in zip(columns, procs, strict=True)) for row in rows]
-            tables.append((table, [c.name for c in columns], tuples))
+            tables.append((table, [c.name for c in table.columns], tuples))
         batches.append(tables)
     return dialect, batches
 
