@@ -120,6 +120,9 @@ class _Server:
             client.close()
             return
         for sock in (client, server):
+            # As libpq and the server do: without it, Nagle's algorithm and delayed
+            # ACKs stall each small forwarded message by up to 40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
             self.selector.register(sock, selectors.EVENT_READ)
         self.peers[client] = server
