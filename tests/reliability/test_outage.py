@@ -1,16 +1,19 @@
 """Issue tests 2 and 3: the database goes away for 30 s under 2,000 records/s for 50 s.
 
 Asserted: nothing lost (stored == offered, each record once), memory growth at most
-150 MB, the spool used. Measured: how long after recovery the backlog drained. The
-issue's target is 20 s. Draining 60,000 backlogged records while 2,000/s keep coming
-needs about 4,000 records/s for 20 s; on this 2-core machine the store manages about
-3,000-3,500/s for these ~5 KB records (8 rows each) after encoding, of which SQLite's
-own C work is ~180-240 us per record (measured per table: links with two random-key
-indexes and the commit dominate). A miss of that one target is therefore reported as
-an expected failure with the measured time, while every loss criterion stays a hard
-assertion (the test waits up to DRAIN_WAIT_S for the whole backlog). The load
-generator copies records from templates (``fast_record``), so its own CPU does not
-count against the writer.
+150 MB, the spool used. Measured: how long after recovery the backlog drained; the
+issue's target is 20 s. After recovery the writer must store ~60,000 spooled records
+plus 20,000 fresh ones (the load runs 10 s past the outage): about 4,000 records/s for
+20 s while the load goes on. These records are heavy on purpose (an LLM run carrying its
+prompt, three documents and their links: ~5 KB, 8 rows). Measured on this 2-core machine
+(2026-12-03): SQLite drains 18-24 s after recovery and PostgreSQL ~24 s when the shared
+machine is quiet, 32-36 s an hour later, 45-60 s in busy periods. The writer is at ~3,900 records/s
+there, against a bare-driver ceiling of ~6,000/s for the same pre-encoded rows (SQLite's
+own C work ~150 us per record), so the target sits at the edge of what the machine
+does. A miss of that one target is reported as an expected failure with the
+measurement, while every loss criterion stays a hard assertion (the test waits up to
+DRAIN_WAIT_S for the whole backlog). The load generator copies records from templates
+(``fast_record``), so its own CPU does not count against the writer.
 """
 
 from __future__ import annotations
