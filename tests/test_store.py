@@ -447,3 +447,35 @@ def test_purge_deletes_whole_old_traces_and_their_unshared_documents(store: SqlS
     assert store.purge(before=datetime(2024, 5, 1)) == 0  # naive = UTC
     with pytest.raises(NotFoundError):
         lineage(store.engine, "old-child")
+
+
+def _lz4_offered(url: str) -> bool:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text(
+                "select 'lz4' = any(enumvals) from pg_settings "
+                "where name = 'default_toast_compression'")).scalar())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "executemany"])
+def test_postgres_compresses_large_values_with_lz4(pg_url: str, copy: bool) -> None:
+    if not _lz4_offered(pg_url):
+        pytest.skip("this PostgreSQL server offers no lz4 TOAST compression")
+    store = open_store(pg_url)
+    try:
+        store.write_batch([record("warm")])  # decides COPY or not at the first write
+        store._copy = copy
+        big = record("big", inputs={"question": "What is in the context? " * 400})
+        store.write_batch([big])
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("show default_toast_compression")).scalar() == "lz4"
+            method = conn.execute(sa.text(
+                "select pg_column_compression(inputs) from runs where id = 'big'")).scalar()
+        assert method == "lz4"
+        assert lineage(store.engine, "big").runs[0].inputs == big.run.inputs
+    finally:
+        store.close()

@@ -7,6 +7,7 @@ connect timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -159,7 +160,7 @@ def create_store_engine(url: URL, config: EngineConfig) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, config)
     try:
-        return sa.create_engine(
+        engine = sa.create_engine(
             url,
             json_serializer=json_serializer,
             pool_pre_ping=True,
@@ -172,6 +173,33 @@ def create_store_engine(url: URL, config: EngineConfig) -> Engine:
         raise ConfigError(
             "PostgreSQL needs psycopg 3: pip install 'ragtrail[postgres]'"
         ) from None
+    sa.event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+_LZ4_OFFERED = ("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'")
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Per connection: compress large values (prompts, inputs, outputs) with lz4.
+
+    PostgreSQL 14+ built with lz4 offers it; its default, pglz, is several times slower
+    to compress (COPY of an LLM call with ~2 KB of messages: 60-82 us -> 37-49 us).
+    Values already stored stay readable either way. Only an optimisation: any failure
+    leaves the server's default in place.
+    """
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(_LZ4_OFFERED)
+            row = cursor.fetchone()
+            if row is not None and row[0]:
+                cursor.execute("SET default_toast_compression = 'lz4'")
+        dbapi_connection.commit()
+    except Exception as exc:
+        logger.debug("keeping the server's TOAST compression: %s", exc)
+        with contextlib.suppress(Exception):
+            dbapi_connection.rollback()
 
 
 def _is_locked(exc: BaseException) -> bool:
