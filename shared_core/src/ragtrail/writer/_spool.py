@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic_core import from_json
+
 from ..schemas.record import AnyRecord, SerializedRecord
 
 try:  # POSIX only; without it orphaned spools of dead processes are not adopted.
@@ -334,7 +336,7 @@ def _parse(line: bytes, *, own: bool) -> tuple[int | None, AnyRecord | None]:
     seq_text, _, payload = line.partition(b" ")
     try:
         seq = int(seq_text) if own else None
-        return seq, SerializedRecord.parse(payload)
+        return seq, SerializedRecord.parse(payload, loads=from_json)
     except ValueError:  # pydantic's ValidationError included
         return None, None
 
