@@ -114,6 +114,8 @@ def _queries(url: str, traces: int, samples: int) -> dict[str, Any]:
         popular = factory.corpus[0].document_id
         out["answers_using_most_used"] = _timed(lambda d: query.answers_using(engine, d),
                                                 [popular] * 3)
+        out["answers_using_most_used_newest20"] = _timed(
+            lambda d: query.answers_using(engine, d, limit=20), [popular] * 3)
         few = max(3, samples // 10)
         filters: dict[str, Callable[[Any], Any]] = {
             "traces_newest": lambda _: query.traces(engine, limit=20),

@@ -153,6 +153,11 @@ def test_documents_lists_answers_using_a_document(db: DB) -> None:
     assert "in_prompt" in text
     missing = run("documents", "no-such-doc", "--db", db.url, ok=False)
     assert missing.exit_code == 1 and "no stored answer used document" in missing.stderr
+    assert len(rows) >= 2  # the same document reached several answers
+    newest = as_json("documents", in_prompt["document_id"], "--db", db.url, "--limit", "1")
+    assert newest == rows[:1]
+    bad = run("documents", in_prompt["document_id"], "--db", db.url, "--limit", "0", ok=False)
+    assert bad.exit_code == 2 and "--limit" in bad.stderr
 
 
 def test_usage_groups_and_counts_unpriced_apart(db: DB) -> None:

@@ -430,6 +430,23 @@ def test_answers_using_stage_reached_is_the_highest(
         answers_using(store.engine, "")
 
 
+def test_answers_using_limit_keeps_the_newest_traces(
+    store: SqlStore, three_traces: dict[str, list[CapturedRun]]
+) -> None:
+    # A fourth trace whose root is not stored yet: it sorts after every rooted trace.
+    rootless = rag_trace("trace-D", T_C + timedelta(days=1))[1:]
+    store.write_batch(rootless)
+    everything = answers_using(store.engine, "kb/wal.md#0")
+    assert _ids(everything) == ["trace-C", "trace-B", "trace-A", "trace-D"]
+    for limit in (1, 2, 3, 4, 10):
+        assert answers_using(store.engine, "kb/wal.md#0", limit=limit) == everything[:limit]
+    newest = answers_using(store.engine, DOCS[0].content_hash, limit=1)[0]
+    assert (newest.trace_id, newest.question, newest.started_at) == ("trace-C", "What is WAL?", T_C)
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ConfigError, match="limit"):
+            answers_using(store.engine, "kb/wal.md#0", limit=bad)  # type: ignore[arg-type]
+
+
 def _plan(store: SqlStore, stmt: sa.Executable) -> str:
     """The query plan of ``stmt``; on PostgreSQL with sequential scans priced out.
 

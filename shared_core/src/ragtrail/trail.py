@@ -179,9 +179,10 @@ class Trail:
             session_id=session_id, status=status, model=model,
         )
 
-    def answers_using(self, document: str) -> list[DocumentUsage]:
-        """Traces whose answers used ``document`` (its id or content hash), with the stage."""
-        return answers_using(self._store.engine, document)
+    def answers_using(self, document: str, *, limit: int | None = None) -> list[DocumentUsage]:
+        """Traces whose answers used ``document`` (its id or content hash), with the stage,
+        newest first; ``limit`` keeps only the newest ``limit`` of them."""
+        return answers_using(self._store.engine, document, limit=limit)
 
     def usage(
         self,

@@ -63,10 +63,12 @@ def lineage(run_id: str, db: str | None, as_json: bool) -> None:
 @click.argument("document")
 @db_option
 @json_option
-def documents(document: str, db: str | None, as_json: bool) -> None:
-    """List the answers that used DOCUMENT (a document id or content hash)."""
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the newest N answers (default: all).")
+def documents(document: str, db: str | None, as_json: bool, limit: int | None) -> None:
+    """List the answers that used DOCUMENT (a document id or content hash), newest first."""
     with open_trail(db) as trail:
-        rows = trail.answers_using(document)
+        rows = trail.answers_using(document, limit=limit)
     if not rows and not as_json:
         raise NotFoundError(f"no stored answer used document {document!r}")
     emit(rows, as_json, lambda: report.documents_table(rows))

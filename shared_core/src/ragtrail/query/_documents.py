@@ -35,18 +35,29 @@ def links_statement(document: str) -> sa.CompoundSelect[Any]:
     )
 
 
-def _roots(conn: Connection, trace_ids: Iterable[str]) -> dict[str, Any]:
-    """id -> (id, inputs, outputs, started_at) of the stored roots among ``trace_ids``.
+_ROOT_SHOWN = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
+_ROOT_WHEN = (_runs.c.id, _runs.c.started_at)
+
+
+def _roots(conn: Connection, trace_ids: Iterable[str],
+           columns: tuple[Any, ...] = _ROOT_SHOWN) -> dict[str, Any]:
+    """id -> row of the stored roots among ``trace_ids``, with ``columns`` only.
 
     Only the columns a usage shows: decoding whole runs (metadata, events, environment)
     and validating them was most of the time of this query.
     """
-    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
     found: dict[str, Any] = {}
     for batch in chunks(sorted(set(trace_ids))):
         for row in conn.execute(sa.select(*columns).where(_runs.c.id.in_(batch))):
             found[row.id] = row
     return found
+
+
+def _newest_first(trace_id: str, roots: dict[str, Any]) -> tuple[bool, datetime, str]:
+    """Sort key (reversed): newest root first; traces whose root is not stored yet last."""
+    root = roots.get(trace_id)
+    started = root.started_at if root is not None else None
+    return started is not None, started or _EPOCH, trace_id
 
 
 def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUsage:
@@ -71,25 +82,33 @@ def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUs
     )
 
 
-def answers_using(engine: Engine, document: str) -> list[DocumentUsage]:
+def answers_using(engine: Engine, document: str, *, limit: int | None = None
+                  ) -> list[DocumentUsage]:
     """Traces that used ``document`` (a document id or content hash), newest first.
 
     Each says the highest stage the document reached in that trace (retrieved <
     reranked < in_prompt) and its best rank and score there. An unknown document
-    gives an empty list.
+    gives an empty list. ``limit`` keeps the newest ``limit`` traces: for a document
+    used by thousands of answers only those are read in full.
     """
     if not isinstance(document, str) or not document:
         raise ConfigError(f"document must be a non-empty id or content hash, got {document!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
     with engine.connect() as conn:
         rows = conn.execute(links_statement(document)).all()
         by_trace: dict[str, dict[tuple[str, str, str], Any]] = defaultdict(dict)
         for row in rows:  # a link can match both by id and by hash: keep it once
             by_trace[row.trace_id][(row.run_id, row.content_hash, row.stage)] = row
-        roots = _roots(conn, by_trace)
-    found = [_usage(trace, list(links.values()), roots) for trace, links in by_trace.items()]
-    # Newest first; traces whose root is not stored yet come last.
-    found.sort(
-        key=lambda use: (use.started_at is not None, use.started_at or _EPOCH, use.trace_id),
-        reverse=True,
-    )
+        chosen: Iterable[str] = by_trace
+        if limit is not None and len(by_trace) > limit:
+            # Order every trace by its root's start time (two narrow columns), then
+            # read inputs and outputs of the newest ``limit`` roots only.
+            when = _roots(conn, by_trace, _ROOT_WHEN)
+            chosen = sorted(by_trace, key=lambda trace: _newest_first(trace, when),
+                            reverse=True)[:limit]
+        roots = _roots(conn, chosen)
+    found = [_usage(trace, list(by_trace[trace].values()), roots) for trace in chosen]
+    found.sort(key=lambda use: _newest_first(use.trace_id, roots), reverse=True)
     return found
