@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from importlib import resources
@@ -124,6 +126,7 @@ def test_an_older_schema_is_not_migrated_silently(
     current = head_revision()
     # Pretend this code is one revision ahead of the database.
     monkeypatch.setattr(_migrate, "head_revision", lambda: "0002_next")
+    monkeypatch.setattr(_migrate, "HEAD_REVISION", "0002_next")
     with pytest.raises(SchemaTooOldError) as info:
         open_store(db_url)
     assert str(info.value).endswith(
@@ -258,3 +261,37 @@ def test_migrations_ship_inside_the_package() -> None:
 def test_the_alembic_command_line_is_pointed_at_ragtrail() -> None:
     with pytest.raises(RuntimeError, match="ragtrail db upgrade"):
         command.upgrade(_migrate._config(), "head")
+
+
+def test_head_revision_constant_is_the_newest_migration() -> None:
+    assert _migrate.HEAD_REVISION == _migrate._script().get_current_head() == head_revision()
+
+
+_OPEN_AND_REPORT = """
+import sys
+from ragtrail import Trail
+trail = Trail(sys.argv[1])
+trail.close(5)
+print("alembic" in sys.modules)
+"""
+
+
+def test_opening_a_current_database_does_not_import_alembic(db_url: str) -> None:
+    def alembic_imported() -> bool:
+        done = subprocess.run([sys.executable, "-c", _OPEN_AND_REPORT, db_url],
+                              capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout.strip().splitlines()[-1] == "True"
+
+    assert alembic_imported()  # an empty database: Alembic creates the schema
+    assert _version_rows(db_url) == [head_revision()]
+    assert not alembic_imported()  # current: one query on the version table, no Alembic
+
+
+def test_an_older_revision_is_still_seen_through_alembic(db_url: str) -> None:
+    upgrade_database(db_url)
+    with _connect(db_url) as conn:
+        command.downgrade(_migrate._config(conn), "0001")
+    with pytest.raises(SchemaTooOldError, match="0001"):
+        open_store(db_url, auto_upgrade=False)
+    open_store(db_url, auto_upgrade=True).close()
+    assert _version_rows(db_url) == [head_revision()]
