@@ -25,6 +25,7 @@ from ragtrail.query import (
     traces,
     usage,
 )
+from ragtrail.query import _documents as query_documents
 from ragtrail.query._documents import links_statement
 from ragtrail.query._traces import roots_statement
 from ragtrail.schemas import (
@@ -430,9 +431,15 @@ def test_answers_using_stage_reached_is_the_highest(
         answers_using(store.engine, "")
 
 
+@pytest.mark.parametrize("links_per_trace", [10, 1], ids=["read-then-cut", "chosen-in-sql"])
 def test_answers_using_limit_keeps_the_newest_traces(
-    store: SqlStore, three_traces: dict[str, list[CapturedRun]]
+    store: SqlStore, three_traces: dict[str, list[CapturedRun]],
+    monkeypatch: pytest.MonkeyPatch, links_per_trace: int,
 ) -> None:
+    # kb/wal.md#0 has 10 links over the 4 traces below. With 1 link read per wanted
+    # trace, every limit under 10 takes the popular-document path (SQL orders the
+    # traces); with 10, the links are read and the newest traces kept in Python.
+    monkeypatch.setattr(query_documents, "_LINKS_PER_TRACE", links_per_trace)
     # A fourth trace whose root is not stored yet: it sorts after every rooted trace.
     rootless = rag_trace("trace-D", T_C + timedelta(days=1))[1:]
     store.write_batch(rootless)

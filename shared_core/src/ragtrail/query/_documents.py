@@ -25,6 +25,10 @@ __all__ = ["answers_using", "links_statement"]
 _links = _tables.document_links
 _runs = _tables.runs
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# With a limit, up to this many links per wanted trace are read as they come (a trace
+# links a document a few times: retrieved, reranked, in the prompt); a document with
+# more is popular, and SQL chooses its newest traces instead.
+_LINKS_PER_TRACE = 10
 
 
 def links_statement(document: str) -> sa.CompoundSelect[Any]:
@@ -35,17 +39,13 @@ def links_statement(document: str) -> sa.CompoundSelect[Any]:
     )
 
 
-_ROOT_SHOWN = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
-_ROOT_WHEN = (_runs.c.id, _runs.c.started_at)
-
-
-def _roots(conn: Connection, trace_ids: Iterable[str],
-           columns: tuple[Any, ...] = _ROOT_SHOWN) -> dict[str, Any]:
-    """id -> row of the stored roots among ``trace_ids``, with ``columns`` only.
+def _roots(conn: Connection, trace_ids: Iterable[str]) -> dict[str, Any]:
+    """id -> (id, inputs, outputs, started_at) of the stored roots among ``trace_ids``.
 
     Only the columns a usage shows: decoding whole runs (metadata, events, environment)
     and validating them was most of the time of this query.
     """
+    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
     found: dict[str, Any] = {}
     for batch in chunks(sorted(set(trace_ids))):
         for row in conn.execute(sa.select(*columns).where(_runs.c.id.in_(batch))):
@@ -89,7 +89,7 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None
     Each says the highest stage the document reached in that trace (retrieved <
     reranked < in_prompt) and its best rank and score there. An unknown document
     gives an empty list. ``limit`` keeps the newest ``limit`` traces: for a document
-    used by thousands of answers only those are read in full.
+    used by thousands of answers only those are read.
     """
     if not isinstance(document, str) or not document:
         raise ConfigError(f"document must be a non-empty id or content hash, got {document!r}")
@@ -97,18 +97,41 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None
                               or limit < 1):
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
     with engine.connect() as conn:
-        rows = conn.execute(links_statement(document)).all()
+        if limit is None:
+            rows = conn.execute(links_statement(document)).all()
+        else:
+            cap = limit * _LINKS_PER_TRACE
+            rows = conn.execute(links_statement(document).limit(cap + 1)).all()
+            if len(rows) > cap:  # a popular document: SQL picks its newest traces
+                rows = [row for row in conn.execute(_newest_links_statement(document, limit))
+                        if document in (row.document_id, row.content_hash)]
         by_trace: dict[str, dict[tuple[str, str, str], Any]] = defaultdict(dict)
         for row in rows:  # a link can match both by id and by hash: keep it once
             by_trace[row.trace_id][(row.run_id, row.content_hash, row.stage)] = row
-        chosen: Iterable[str] = by_trace
-        if limit is not None and len(by_trace) > limit:
-            # Order every trace by its root's start time (two narrow columns), then
-            # read inputs and outputs of the newest ``limit`` roots only.
-            when = _roots(conn, by_trace, _ROOT_WHEN)
-            chosen = sorted(by_trace, key=lambda trace: _newest_first(trace, when),
-                            reverse=True)[:limit]
-        roots = _roots(conn, chosen)
-    found = [_usage(trace, list(by_trace[trace].values()), roots) for trace in chosen]
+        roots = _roots(conn, by_trace)
+    found = [_usage(trace, list(links.values()), roots) for trace, links in by_trace.items()]
     found.sort(key=lambda use: _newest_first(use.trace_id, roots), reverse=True)
-    return found
+    return found if limit is None else found[:limit]
+
+
+def _newest_links_statement(document: str, limit: int) -> sa.Select[Any]:
+    """Every link of the ``limit`` newest traces that used ``document``, chosen in SQL.
+
+    The traces are ordered like the Python sort of :func:`answers_using` (newest root
+    first, ties by trace id, traces without a stored root last), so a document used by
+    thousands of answers costs one ordered pass over their roots' primary keys, not
+    thousands of rows read into Python.
+    """
+    traces = sa.union(
+        sa.select(_links.c.trace_id).where(_links.c.document_id == document),
+        sa.select(_links.c.trace_id).where(_links.c.content_hash == document),
+    ).subquery()
+    newest = (
+        sa.select(traces.c.trace_id)
+        .select_from(traces.outerjoin(_runs, _runs.c.id == traces.c.trace_id))
+        .order_by(_runs.c.id.is_(None), _runs.c.started_at.desc(), traces.c.trace_id.desc())
+        .limit(limit)
+    )
+    # By trace id only (the caller keeps this document's links): with the document
+    # condition here too, SQLite would rather read every link of the document again.
+    return sa.select(_links).where(_links.c.trace_id.in_(newest.scalar_subquery()))
