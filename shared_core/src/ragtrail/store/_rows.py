@@ -84,7 +84,6 @@ KEYS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in _tables.metadata.tables[name].primary_key.columns)
     for name in TABLE_ORDER
 }
-_KEY_INDEX = {name: tuple(COLUMNS[name].index(k) for k in KEYS[name]) for name in TABLE_ORDER}
 
 
 class EncodeError(ValueError):
