@@ -83,3 +83,24 @@ def test_secret_keys() -> None:
         assert not is_secret_key(key), key
     assert set(BUILTIN_RULES) >= {"email", "phone", "card_number", "bearer_token",
                                   "openai_key", "anthropic_key"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2abe56dc-8225-4250-9576-fe11da716f77",  # a run id once stored as "2abe56dc-[PHONE]-…"
+        "12345678-1234-1234-1234-123456789012",  # all digits: the last two groups pass Luhn
+        "req-8225-4250-9576-x",
+    ],
+)
+def test_ids_joined_by_hyphens_are_left_alone(text: str) -> None:
+    assert Redactor().redact(text) == (text, False)
+
+
+def test_random_uuids_are_never_redacted() -> None:
+    import uuid
+
+    redactor = Redactor()
+    for _ in range(20_000):
+        text = f"run {uuid.uuid4()} done"
+        assert redactor.redact(text) == (text, False), text

@@ -58,11 +58,13 @@ BUILTIN_RULES: dict[str, tuple[re.Pattern[str], str | Callable[[re.Match[str]], 
         lambda m: f"{m.group(1)} [TOKEN]",
     ),
     "email": (re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), "[EMAIL]"),
-    "card_number": (re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)"), _card),
+    # Neither rule matches inside a word or a hyphen-joined token (a UUID,
+    # "req-8225-4250-9576-x"): its digit groups can look like a phone or card number.
+    "card_number": (re.compile(r"(?<!\w)(?<!\w-)(?:\d[ \-]?){12,18}\d(?!\w|-\w)"), _card),
     "phone": (
         re.compile(
-            r"(?<![\w+])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])"
-            r"\d{3,4}[\s.\-]?\d{3,4}(?![\w])"
+            r"(?<![\w+])(?<!\w-)(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])"
+            r"\d{3,4}[\s.\-]?\d{3,4}(?!\w|-\w)"
         ),
         "[PHONE]",
     ),
