@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
@@ -62,6 +63,7 @@ _SKIP_PARAMS = {"tools", "functions", "messages", "response_format", "responses"
                 "api_key", "openai_api_key", "anthropic_api_key"}
 _MAPPED_PARAMS = {key for keys in _PARAM_KEYS.values() for key in keys}
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "anthropic-request-id")
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # read-only: shared by every failure
 
 
 def _valid_fields(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,8 +96,8 @@ def class_provider(serialized: Mapping[str, Any] | None) -> str | None:
     return name.lower() or None
 
 
-@guarded(default={})
-def constructor_kwargs(serialized: Mapping[str, Any] | None) -> dict[str, Any]:
+@guarded(default=_NO_KWARGS)
+def constructor_kwargs(serialized: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """The model's constructor arguments as LangChain serialized them (secrets masked)."""
     kwargs = (serialized or {}).get("kwargs")
     return dict(kwargs) if isinstance(kwargs, Mapping) else {}
