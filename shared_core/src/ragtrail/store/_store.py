@@ -15,11 +15,19 @@ from ..schemas.record import AnyRecord
 from ..sink import PermanentStoreError, TransientStoreError
 from . import _tables
 from ._bulk import can_stage, insert_encoded
+from ._checkpoint import WalCheckpointer
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
 from ._rows import EncodeError, encode_batch
-from ._url import EngineConfig, create_store_engine, display_url, parse_url, prepare_sqlite_file
+from ._url import (
+    EngineConfig,
+    create_store_engine,
+    display_url,
+    is_memory_sqlite,
+    parse_url,
+    prepare_sqlite_file,
+)
 
 __all__ = ["SqlStore", "open_store", "upgrade_database"]
 
@@ -44,6 +52,10 @@ class SqlStore:
         # PostgreSQL: COPY through temporary staging tables when the user may create
         # them (decided at the first write), else executemany.
         self._copy: bool | None = None
+        # SQLite file: WAL checkpoints run on their own thread, not inside our commits.
+        self._checkpointer: WalCheckpointer | None = None
+        if engine.dialect.name == "sqlite" and not is_memory_sqlite(url):
+            self._checkpointer = WalCheckpointer(engine)
 
     @property
     def engine(self) -> Engine:
@@ -86,6 +98,8 @@ class SqlStore:
                 insert_encoded(conn, encoded, copy=self._copy)
         except Exception as exc:
             raise classify_write_error(exc) from exc
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
 
     def integrity_check(self) -> bool:
         """True when the database reports itself consistent and at this code's schema.
@@ -127,6 +141,8 @@ class SqlStore:
     def close(self) -> None:
         """Release every pooled connection; later writes raise TransientStoreError."""
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._engine.dispose()
 
     def __enter__(self) -> SqlStore:

@@ -21,6 +21,7 @@ from sqlalchemy.pool import StaticPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..errors import ConfigError, StoreUnavailableError
+from ._checkpoint import AUTOCHECKPOINT_PAGES
 from ._rows import json_serializer
 
 __all__ = [
@@ -247,6 +248,8 @@ def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
                 _enable_wal(cursor, config.busy_timeout_ms / 1000.0)
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA synchronous = {str(config.sqlite_synchronous).upper()}")
+            if not memory:  # SqlStore checkpoints on its own thread; this is the backstop
+                cursor.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         finally:
             cursor.close()
 
