@@ -64,7 +64,7 @@ class WalCheckpointer:
                     self._thread.start()
         self._wake.set()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 1.0) -> None:
         """Stop the thread (a checkpoint under way finishes first, within ``timeout_s``)."""
         with self._lock:
             self._stopped = True
