@@ -65,7 +65,7 @@ class WalCheckpointer:
         self._wake.set()
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Stop the thread (a checkpoint under way finishes first, within ``timeout_s``)."""
+        """Stop the thread, waiting at most ``timeout_s`` for a checkpoint under way."""
         with self._lock:
             self._stopped = True
             thread, pid = self._thread, self._pid
