@@ -6,11 +6,13 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_store import record
 
+from ragtrail.schemas import CapturedRun
 from ragtrail.store import open_store
 from ragtrail.store._checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 
@@ -21,16 +23,16 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive()]
 
 
-def _wait_for(predicate: object, timeout_s: float = 10.0) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(0.02)
     return False
 
 
-def _batch(prefix: str, n: int = 200) -> list:  # type: ignore[type-arg]
+def _batch(prefix: str, n: int = 200) -> list[CapturedRun]:
     return [record(f"{prefix}-{i}", trace_id=f"{prefix}-t{i // 10}", text="x" * 2000 + str(i))
             for i in range(n)]
 
