@@ -16,6 +16,7 @@ batch tries again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -49,20 +50,17 @@ class WalCheckpointer:
 
     def poke(self) -> None:
         """Ask for a checkpoint soon (coalesced with any already asked for)."""
-        if self._stopped:
-            return
-        thread = self._thread
-        if thread is None or self._pid != os.getpid():
-            with self._lock:
-                if self._stopped:
-                    return
-                if self._thread is None or self._pid != os.getpid():
-                    self._pid = os.getpid()
-                    self._wake = threading.Event()
-                    self._thread = threading.Thread(
-                        target=self._run, name="ragtrail-wal-checkpoint", daemon=True)
-                    self._thread.start()
-        self._wake.set()
+        with self._lock:
+            if self._stopped:
+                return
+            if self._thread is None or self._pid != os.getpid():  # first write, or a child
+                self._pid = os.getpid()
+                self._wake = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, name="ragtrail-wal-checkpoint", daemon=True)
+                self._thread.start()
+            wake = self._wake
+        wake.set()
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop the thread, waiting at most ``timeout_s`` for a checkpoint under way."""
@@ -81,15 +79,9 @@ class WalCheckpointer:
             if self._stopped:
                 return
             try:
-                connection = self._engine.raw_connection()
-                try:
-                    cursor = connection.cursor()
-                    try:
-                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    finally:
-                        cursor.close()
-                finally:
-                    connection.close()
+                with contextlib.closing(self._engine.raw_connection()) as connection, \
+                        contextlib.closing(connection.cursor()) as cursor:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 self.checkpoints += 1
             except Exception as exc:  # never let a checkpoint failure escape
                 logger.debug("background WAL checkpoint failed: %s", exc)
