@@ -64,14 +64,19 @@ def _pg_statements(table: str) -> tuple[str, str, str]:
 _PG_SQL = {table: _pg_statements(table) for table in COLUMNS}
 
 
+_PG_CREATE_ALL = "; ".join(create for create, _copy, _insert in _PG_SQL.values())
+
+
 def _insert_postgresql(conn: Connection, encoded: Encoded) -> None:
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cursor:
         # Temporary tables live with the connection but vanish with a rolled-back
         # transaction that created them: "IF NOT EXISTS" in every batch is the one
         # check that is always right (a catalog lookup, far below a batch's cost).
-        for create, _copy, _insert in _PG_SQL.values():
-            cursor.execute(create)
+        # Statements without parameters go together, one round trip each group: the
+        # writer thread waits for the GIL again after every round trip.
+        cursor.execute(_PG_CREATE_ALL)
+        inserts = []
         for table, rows in encoded.tables():
             if not rows:
                 continue
@@ -80,7 +85,9 @@ def _insert_postgresql(conn: Connection, encoded: Encoded) -> None:
                 write_row = copy.write_row
                 for row in rows:
                     write_row(row)
-            cursor.execute(insert_sql)
+            inserts.append(insert_sql)
+        if inserts:
+            cursor.execute("; ".join(inserts))
 
 
 def can_stage(conn: Connection) -> bool:
