@@ -1,22 +1,21 @@
 """Issue tests 2 and 3: the database goes away for 30 s under 2,000 records/s for 50 s.
 
 Asserted: nothing lost (stored == offered, each record once), memory growth at most
-150 MB, the spool used. Measured: how long after recovery the backlog drained; the
-issue's target is 20 s. After recovery the writer must store ~60,000 spooled records
-plus 20,000 fresh ones (the load runs 10 s past the outage): about 4,000 records/s for
-20 s while the load goes on. These records are heavy on purpose (an LLM run carrying its
-prompt, three documents and their links: ~5 KB, 8 rows). Measured on this 2-core machine
-(2026-12-03): SQLite drains 18-24 s after recovery and PostgreSQL ~24 s when the shared
-machine is quiet, 32-36 s an hour later, 45-60 s in busy periods. On a slower machine
-that evening: 41.6 s (SQLite) and 41.8 s (PostgreSQL), then 33.4 s and 37.8 s once SQLite
-checkpoints ran on their own thread; with the ingestion benchmark's record mix as the
-load instead (10-run traces, ~2.2 rows per record), 16.5-22.6 s. The writer is at ~3,900 records/s
-there, against a bare-driver ceiling of ~6,000/s for the same pre-encoded rows (SQLite's
-own C work ~150 us per record), so the target sits at the edge of what the machine
-does. A miss of that one target is reported as an expected failure with the
-measurement, while every loss criterion stays a hard assertion (the test waits up to
-DRAIN_WAIT_S for the whole backlog). The load generator copies records from templates
+150 MB, the spool used, and the backlog drained within 20 s of recovery. After
+recovery the writer must store ~60,000 spooled records plus 20,000 fresh ones (the
+load runs 10 s past the outage): about 4,000 records/s for 20 s while the load goes
+on. These records are heavy on purpose (an LLM run carrying its prompt, three documents
+and their links: ~5 KB, 8 rows). The load generator copies records from templates
 (``fast_record``), so its own CPU does not count against the writer.
+
+Drains measured on the 2-core machines of this project: 18-60 s on the first one
+(2026-12-03, depending on other suites' load), 41.6 s (SQLite) and 41.8 s (PostgreSQL)
+on a slower one that evening, 33.4 / 37.8 s there once SQLite checkpoints ran on their
+own thread. On 2026-12-04's machine: 13.1-13.6 s (SQLite) and 17.4 s (PostgreSQL);
+with the spool read ahead 13.2-15.4 s and 15.5-18.4 s. PostgreSQL's drain is bound by
+the server's own time per batch (the writer waits on it about 60 % of the drain), so
+on a machine much slower than this one the 20 s bound fails while nothing is lost:
+the failure message says which.
 """
 
 from __future__ import annotations
@@ -102,9 +101,9 @@ def run_outage(writer_url: str, check_url: str, tmp_path: Path, *, prefix: str,
     assert stats.stored == stats.offered == len(offered_ids) == RATE_PER_S * LOAD_S + 200
     assert sorted(counts) == sorted(offered_ids) and max(counts.values()) == 1
     drained_s = min(measured["drain_s"], measured["all_stored_after_restore_s"])
-    if drained_s > DRAIN_LIMIT_S:
-        pytest.xfail(f"nothing lost, but the backlog drained {drained_s:.1f} s after "
-                     f"recovery (target {DRAIN_LIMIT_S:.0f} s): store write rate; {measured}")
+    assert drained_s <= DRAIN_LIMIT_S, (
+        f"nothing lost, but the backlog drained {drained_s:.1f} s after recovery "
+        f"(bound {DRAIN_LIMIT_S:.0f} s): the store's write rate; {measured}")
     return measured
 
 
