@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._floor import floor_handler
 from ._frameworks import QUESTION, support
 from ._tools import MLFLOW_BLOCK, Config, Tools, imported
 
@@ -35,7 +36,10 @@ def configs(tools: Tools) -> list[Config]:
     class NoOpHandler(BaseCallbackHandler):
         """Receives every callback and does nothing: the framework's own floor."""
 
-    found = [Config("none"), Config("noop_handler", callbacks=[NoOpHandler()])]
+    floor, floor_flush = floor_handler(tools.work_dir / "floor.db")
+    found = [Config("none"), Config("noop_handler", callbacks=[NoOpHandler()]),
+             Config("floor_to_json_sqlite", callbacks=[floor], flush=floor_flush,
+                    note="payloads serialized by pydantic-core and inserted, nothing else")]
     for name, trail in tools.trails.items():
         found.append(Config(name, callbacks=[RagtrailCallbackHandler(trail)],
                             flush=tools.trail_flush(name)))

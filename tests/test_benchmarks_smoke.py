@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
             assert stats["none"]["ratio_median"] == 1.0
             assert stats["ragtrail_sqlite"]["median_ms"] > 0
             assert stats["noop_handler"]["n"] == stats["ragtrail_sqlite"]["n"] > 0
+    for workload in ("invoke", "stream", "batch8"):
+        floor = bench["overhead"]["langchain"][workload]["floor_to_json_sqlite"]
+        assert floor["n"] == bench["overhead"]["langchain"][workload]["none"]["n"] > 0
     for name, stats in bench["overhead"]["ragtrail_stats"].items():
         assert stats["writer"]["stored"] > 0, name  # the measured runs were really stored
     sqlite = bench["ingest"]["sqlite"]
@@ -76,3 +80,18 @@ def test_generated_traces_have_the_promised_shape() -> None:
     # Documents are reused across traces: 50 traces draw from a 50-chunk corpus.
     used = {link.content_hash for i in range(50) for r in factory.trace(i) for link in r.links}
     assert len(used) < 50 * 5
+
+
+def test_the_floor_handler_stores_every_step_payload(tmp_path: Path) -> None:
+    from benchmarks._floor import floor_handler
+    from lc_support import build_rag_chain
+
+    handler, flush = floor_handler(tmp_path / "floor.db")
+    answer = build_rag_chain().invoke("what is wal", config={"callbacks": [handler]})
+    flush()
+    with sqlite3.connect(tmp_path / "floor.db") as conn:
+        rows = conn.execute("SELECT kind, payload FROM events").fetchall()
+    kinds = [kind for kind, _ in rows]
+    assert {"chain", "retriever", "llm", "end"} <= set(kinds)
+    assert kinds.count("end") == len(kinds) - kinds.count("end")  # every start has its end
+    assert any(str(answer) in bytes(payload).decode() for kind, payload in rows if kind == "end")
