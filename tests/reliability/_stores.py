@@ -6,8 +6,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ragtrail.schemas import CapturedRun
 from ragtrail.sink import PermanentStoreError, Store, TransientStoreError
@@ -61,7 +60,6 @@ class FaultyStore:
         self.hang.set()
         self.close_inner = close_inner
         self.attempts = 0
-        self.prepared_writes = 0  # batches written through write_prepared
         self.threads: set[int] = set()
         self._lock = threading.Lock()
 
@@ -71,24 +69,6 @@ class FaultyStore:
         return bool(getattr(self.inner, "accepts_serialized_records", False))
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
-        self._write(records, lambda: self.inner.write_batch(records))
-
-    def prepare_batch(self, records: Sequence[CapturedRun]) -> tuple[Sequence[CapturedRun], Any]:
-        """The wrapped store's preparation (if it has one), kept with the records."""
-        prepare = getattr(self.inner, "prepare_batch", None)
-        return records, (prepare(records) if prepare is not None else None)
-
-    def write_prepared(self, prepared: tuple[Sequence[CapturedRun], Any]) -> None:
-        """Like ``write_batch`` (same injected faults), through the wrapped store's
-        ``write_prepared`` when it prepared the batch."""
-        records, inner = prepared
-        self.prepared_writes += 1
-        if inner is None:
-            self.write_batch(records)
-        else:
-            self._write(records, lambda: self.inner.write_prepared(inner))  # type: ignore[attr-defined]
-
-    def _write(self, records: Sequence[CapturedRun], write: Callable[[], None]) -> None:
         with self._lock:
             self.attempts += 1
             self.threads.add(threading.get_ident())
@@ -100,7 +80,7 @@ class FaultyStore:
         bad = [r.id for r in records if r.id in self.poison]
         if bad:
             raise PermanentStoreError(f"injected: poison record {bad[0]}")
-        write()
+        self.inner.write_batch(records)
         with self._lock:
             if self.ambiguous > 0:
                 self.ambiguous -= 1

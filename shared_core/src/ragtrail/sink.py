@@ -56,11 +56,6 @@ class Store(Protocol):
     records replayed from the writer's disk spool as
     :class:`~ragtrail.schemas.record.SerializedRecord` (JSON data, not validated
     again); every other store gets validated :class:`CapturedRun` objects only.
-
-    Such a store may also offer ``prepare_batch(records) -> prepared`` (pure
-    computation, called on a helper thread) and ``write_prepared(prepared)`` (the
-    same transaction as ``write_batch(records)``): the writer then encodes the next
-    spooled batch while the database works on the current one.
     """
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:

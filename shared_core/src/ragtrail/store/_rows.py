@@ -196,11 +196,6 @@ class Encoded:
             name: {} for name in TABLE_ORDER
         }
 
-    @property
-    def empty(self) -> bool:
-        """True when the batch has no rows at all."""
-        return not any(self.rows.values())
-
     def tables(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         """(table, rows sorted by key) in insert order: parents before children.
 

@@ -19,7 +19,7 @@ from ._checkpoint import WalCheckpointer
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
-from ._rows import Encoded, EncodeError, encode_batch
+from ._rows import EncodeError, encode_batch
 from ._url import (
     EngineConfig,
     create_store_engine,
@@ -85,32 +85,17 @@ class SqlStore:
         """
         if self._closed:
             raise TransientStoreError("store is closed")
-        if records:
-            self.write_prepared(self.prepare_batch(records))
-
-    def prepare_batch(self, records: Sequence[AnyRecord]) -> Encoded:
-        """The rows :meth:`write_batch` would insert for ``records``, ready for
-        :meth:`write_prepared`. Pure computation: safe on any thread.
-
-        Raises :class:`~ragtrail.sink.PermanentStoreError` when a record holds a value
-        no backend can store.
-        """
+        if not records:
+            return
         try:
-            return encode_batch(records, self.dialect)
+            encoded = encode_batch(records, self.dialect)
         except EncodeError as exc:
             raise PermanentStoreError(str(exc)) from exc
-
-    def write_prepared(self, prepared: Encoded) -> None:
-        """Store what :meth:`prepare_batch` made, in one transaction (like ``write_batch``)."""
-        if self._closed:
-            raise TransientStoreError("store is closed")
-        if prepared.empty:
-            return
         try:
             with self._engine.begin() as conn:
                 if self._copy is None:
                     self._copy = self.dialect == "postgresql" and can_stage(conn)
-                insert_encoded(conn, prepared, copy=self._copy)
+                insert_encoded(conn, encoded, copy=self._copy)
         except Exception as exc:
             raise classify_write_error(exc) from exc
         if self._checkpointer is not None:

@@ -49,11 +49,6 @@ class StoreSource:
             raise TransientStoreError("no store")
         return self._store
 
-    @property
-    def current(self) -> Store | None:
-        """The store if it is built (never builds it)."""
-        return self._store
-
     def close(self) -> None:
         """Close the store if the factory built it (a given store is the caller's)."""
         store, self._store = self._store, None
@@ -117,27 +112,14 @@ class Delivery:
         self.store_down = False  # retries ran out; until the next success, probe once a while
         self._failing = False  # the last attempt failed transiently
 
-    def preparer(self) -> Callable[[Sequence[AnyRecord]], Any] | None:
-        """The store's ``prepare_batch`` (encoding a batch ahead of writing it), if any."""
-        store = self._source.current
-        if not getattr(store, "accepts_serialized_records", False):
-            return None  # prepare_batch would be handed spooled JSON data
-        prepare = getattr(store, "prepare_batch", None)
-        return prepare if callable(prepare) else None
-
-    def deliver(self, records: Sequence[AnyRecord], *, prepared: Any = None) -> Outcome:
-        """Write ``records`` in order; stop at the first part whose retries run out.
-
-        ``prepared``: what the store's ``prepare_batch`` made of all of ``records``
-        (used for the whole batch, not for the halves of a batch it rejected).
-        """
+    def deliver(self, records: Sequence[AnyRecord]) -> Outcome:
+        """Write ``records`` in order; stop at the first part whose retries run out."""
         ranges = [(0, len(records))]  # a stack: the next range to write is on top
         stored = dead = 0
         while ranges:
             lo, hi = ranges.pop()
-            whole = prepared if (lo, hi) == (0, len(records)) else None
             try:
-                self._write(records[lo:hi], whole)
+                self._write(records[lo:hi])
             except TransientStoreError as exc:
                 self._mark_down(exc)
                 return Outcome(lo, stored, dead, exc)
@@ -153,7 +135,7 @@ class Delivery:
                 self._mark_up()
         return Outcome(len(records), stored, dead)
 
-    def _write(self, records: Sequence[AnyRecord], prepared: Any) -> None:
+    def _write(self, records: Sequence[AnyRecord]) -> None:
         attempts = 1 if self.store_down else self._config.retry_max_attempts
         retrying = Retrying(
             stop=_Stop(attempts, self._give_up),
@@ -164,22 +146,19 @@ class Delivery:
             sleep=self._pause,
             reraise=True,
         )
-        retrying(self._write_once, records, prepared)
+        retrying(self._write_once, records)
 
     @property
     def failing(self) -> bool:
         """True from a transient failure until the next successful write."""
         return self._failing or self.store_down
 
-    def _write_once(self, records: Sequence[AnyRecord], prepared: Any) -> None:
+    def _write_once(self, records: Sequence[AnyRecord]) -> None:
         try:
             store = self._source.get()
-            if prepared is not None:  # made by this store's prepare_batch
-                store.write_prepared(prepared)  # type: ignore[attr-defined]
-            else:
-                if not getattr(store, "accepts_serialized_records", False):
-                    records = _validated(records)
-                store.write_batch(records)  # type: ignore[arg-type]
+            if not getattr(store, "accepts_serialized_records", False):
+                records = _validated(records)
+            store.write_batch(records)  # type: ignore[arg-type]
             self._failing = False
         except TransientStoreError as exc:
             self._failing = True

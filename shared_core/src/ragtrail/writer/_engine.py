@@ -20,7 +20,6 @@ from ._deadletter import DeadLetterFile
 from ._delivery import Delivery, StoreSource
 from ._ledger import Entry, Ledger
 from ._ratelimit import DropLog, RateLimitedLog
-from ._readahead import ReadAhead
 from ._spiller import Spiller
 from ._spool import Spool, SpoolRead
 
@@ -44,11 +43,9 @@ class Engine:
         self._log = RateLimitedLog(logger, config.drop_log_interval_s)
         self._drop_log = DropLog(ledger, config.drop_log_interval_s)
         spool = None
-        self._ahead: ReadAhead | None = None
         if config.spool_enabled:
             spool = Spool(spool_dir, max_bytes=config.spool_max_bytes,
                           segment_max_bytes=config.spool_segment_max_bytes)
-            self._ahead = ReadAhead(spool, config.batch_max_events)
         self._delivery = Delivery(config, ledger, source, pause=self._pause,
                                   give_up=self._past_deadline, dead_letters=dead_letters,
                                   log=self._log)
@@ -162,16 +159,12 @@ class Engine:
         if spool is None:  # pragma: no cover - guarded by _step
             return
         self._probe_wait()
-        batch = (self._cached_read or self._read_ahead()
-                 or spool.read(self._config.batch_max_events))
+        batch = self._cached_read or spool.read(self._config.batch_max_events)
         self._cached_read = None
         if batch is None:
             return
-        if self._ahead is not None and not self._delivery.failing:
-            self._ahead.start(batch, self._delivery.preparer())
         readable = [i for i, record in enumerate(batch.records) if record is not None]
-        outcome = self._delivery.deliver([r for r in batch.records if r is not None],
-                                         prepared=batch.prepared)
+        outcome = self._delivery.deliver([r for r in batch.records if r is not None])
         lines = len(batch.records) if outcome.done == len(readable) else readable[outcome.done]
         if lines == 0:
             self._cached_read = batch  # nothing consumed: reuse the parsed batch next time
@@ -183,9 +176,6 @@ class Engine:
         self._ledger.settle_spool(seqs, stored=outcome.stored, dead=outcome.dead,
                                   corrupt=corrupt)
         self._ledger.sync_spool_bytes(spool.bytes)
-
-    def _read_ahead(self) -> SpoolRead | None:
-        return self._ahead.take() if self._ahead is not None else None
 
     def _probe_wait(self) -> None:
         """While the store is down, try one write per ``retry_max_backoff_s``."""
@@ -201,8 +191,6 @@ class Engine:
     def _finish(self) -> None:
         try:
             self._spiller.stop()
-            if self._ahead is not None:
-                self._ahead.close()
             carry, self._carry = self._carry, []
             self._spiller.keep_what_is_left(carry)
             self._drop_log.maybe_log()

@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic_core import from_json
 
@@ -66,14 +65,12 @@ class _Segment:
 
 @dataclass
 class SpoolRead:
-    """Records read from the spool, not yet committed."""
+    """Records read from the head segment, not yet committed."""
 
     segment: _Segment
-    start: int = 0  # file offset of the first line
     seqs: list[int | None] = field(default_factory=list)
     records: list[AnyRecord | None] = field(default_factory=list)  # None: unreadable line
     ends: list[int] = field(default_factory=list)  # file offset after each line
-    prepared: Any = None  # the store's encoding of the readable records, when read ahead
 
 
 class Spool:
@@ -230,61 +227,28 @@ class Spool:
 
     # --- reading -----------------------------------------------------------------------
 
-    def read(self, max_events: int, *, after: SpoolRead | None = None) -> SpoolRead | None:
-        """Parse up to ``max_events`` lines from the head segment (nothing is consumed).
-
-        With ``after``: the lines that follow that uncommitted read instead (reading
-        ahead while it is written); None when there are none yet. Such a read is only
-        valid while :meth:`is_head` says so.
-        """
+    def read(self, max_events: int) -> SpoolRead | None:
+        """Parse up to ``max_events`` lines from the head segment (nothing is consumed)."""
         while True:
             with self._lock:
-                if after is None:
-                    segment = self._head()
-                    start = segment.offset if segment is not None else 0
-                else:
-                    segment, start = self._next_after(after)
+                segment = self._head()
                 if segment is None:
                     return None
                 if segment.fd is not None:
                     self._seal(segment)  # never read a file still being appended to
-                lines, ends = _read_lines(segment.path, start, max_events)
+                lines, ends = _read_lines(segment.path, segment.offset, max_events)
                 if lines:
                     break
-                if after is not None:
-                    return None  # a torn tail: the head read deals with it
                 # Only a torn tail (half a line from a crash, never counted) is left.
                 segment.offset = segment.size
                 self._drop_segment(segment)
-        # Parsing needs no lock: sealed segments never change.
-        batch = SpoolRead(segment, start=start, ends=ends)
+        # Parsing needs no lock: only the reader touches a sealed head segment.
+        batch = SpoolRead(segment, ends=ends)
         for line in lines:
             seq, record = _parse(line, own=segment.owner.own)
             batch.seqs.append(seq)
             batch.records.append(record)
         return batch
-
-    def is_head(self, batch: SpoolRead) -> bool:
-        """True when ``batch`` starts at the spool's head (the next read would return it)."""
-        with self._lock:
-            head = self._head()
-            return head is batch.segment and head.offset == batch.start
-
-    def _next_after(self, batch: SpoolRead) -> tuple[_Segment | None, int]:
-        segment = batch.segment
-        end = batch.ends[-1] if batch.ends else batch.start
-        if end < segment.size:
-            return segment, end
-        try:
-            index = self._segments.index(segment)
-        except ValueError:  # committed and dropped meanwhile: the head read is next
-            return None, 0
-        for later in list(self._segments)[index + 1:]:
-            if later.offset < later.size:
-                return later, later.offset
-            if later.fd is not None:
-                break  # the active segment, empty so far
-        return None, 0
 
     def _head(self) -> _Segment | None:
         while self._segments:
