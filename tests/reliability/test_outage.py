@@ -11,11 +11,12 @@ and their links: ~5 KB, 8 rows). The load generator copies records from template
 Drains measured on the 2-core machines of this project: 18-60 s on the first one
 (2026-12-03, depending on other suites' load), 41.6 s (SQLite) and 41.8 s (PostgreSQL)
 on a slower one that evening, 33.4 / 37.8 s there once SQLite checkpoints ran on their
-own thread. On 2026-12-04's machine: 13.1-13.6 s (SQLite) and 17.4 s (PostgreSQL);
-with the spool read ahead 13.2-15.4 s and 15.5-18.4 s. PostgreSQL's drain is bound by
-the server's own time per batch (the writer waits on it about 60 % of the drain), so
-on a machine much slower than this one the 20 s bound fails while nothing is lost:
-the failure message says which.
+own thread. On 2026-12-04's machine: 13.1-15.0 s (SQLite) and 15.5-18.4 s
+(PostgreSQL) over a dozen runs. PostgreSQL's drain is bound by the server's own time
+per batch (the writer thread waits on it about 60 % of the drain; parsing and encoding
+the next batch on a helper thread meanwhile was measured and gained nothing), so on a
+machine much slower than this one the 20 s bound fails while nothing is lost: the
+failure message says which.
 """
 
 from __future__ import annotations
