@@ -73,8 +73,8 @@ def _insert_postgresql(conn: Connection, encoded: Encoded) -> None:
         # Temporary tables live with the connection but vanish with a rolled-back
         # transaction that created them: "IF NOT EXISTS" in every batch is the one
         # check that is always right (a catalog lookup, far below a batch's cost).
-        # Statements without parameters go together, one round trip each group: the
-        # writer thread waits for the GIL again after every round trip.
+        # Statements without parameters go together: one round trip for the creates,
+        # one for the inserts, besides the COPYs.
         cursor.execute(_PG_CREATE_ALL)
         inserts = []
         for table, rows in encoded.tables():
