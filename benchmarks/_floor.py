@@ -31,50 +31,37 @@ def floor_handler(db_path: Path) -> tuple[Any, Any]:
                        "kind TEXT, at REAL, payload TEXT)")
     connection.execute("CREATE INDEX IF NOT EXISTS events_run ON events (run_id)")
 
+    rows: list[tuple[str, str | None, str, float, bytes]] = []
+
+    def keep(run_id: UUID, parent_run_id: UUID | None, kind: str, payload: Any) -> None:
+        rows.append((str(run_id), str(parent_run_id) if parent_run_id else None, kind,
+                     time.time(), to_json(payload, fallback=str)))
+
+    def on_start(kind: str) -> Any:
+        def callback(self: Any, serialized: Any, payload: Any, *, run_id: UUID,
+                     parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+            keep(run_id, parent_run_id, kind, payload)
+        return callback
+
+    def on_end(self: Any, payload: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+               **kwargs: Any) -> None:
+        keep(run_id, parent_run_id, "end", payload)
+
     class FloorHandler(BaseCallbackHandler):
         """Serializes every payload once (Rust) and keeps the rows for ``flush``."""
 
-        def __init__(self) -> None:
-            self.rows: list[tuple[str, str | None, str, float, bytes]] = []
-
-        def _keep(self, run_id: UUID, parent_run_id: UUID | None, kind: str,
-                  payload: Any) -> None:
-            self.rows.append((str(run_id), str(parent_run_id) if parent_run_id else None,
-                              kind, time.time(), to_json(payload, fallback=str)))
-
-        def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
-                           parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "chain", inputs)
-
-        def on_chain_end(self, outputs: Any, *, run_id: UUID,
-                         parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "end", outputs)
-
-        def on_retriever_start(self, serialized: Any, query: str, *, run_id: UUID,
-                               parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "retriever", query)
-
-        def on_retriever_end(self, documents: Any, *, run_id: UUID,
-                             parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "end", documents)
-
-        def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
-                                parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "llm", messages)
-
-        def on_llm_start(self, serialized: Any, prompts: Any, *, run_id: UUID,
-                         parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "llm", prompts)
-
-        def on_llm_end(self, response: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-            self._keep(run_id, parent_run_id, "end", response)
+        on_chain_start = on_start("chain")
+        on_retriever_start = on_start("retriever")
+        on_chat_model_start = on_start("llm")
+        on_llm_start = on_start("llm")
+        on_chain_end = on_retriever_end = on_llm_end = on_end
 
     handler = FloorHandler()
 
     def flush() -> None:
-        rows, handler.rows = handler.rows, []
+        taken = rows[:]
+        del rows[:len(taken)]
         with connection:
-            connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+            connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", taken)
 
     return handler, flush
