@@ -49,21 +49,36 @@ class UtcModel(Model):
 _M = TypeVar("_M", bound=BaseModel)
 
 
+#: Per model class: every field with its default (in field order), the fields whose
+#: default comes from a factory, and the private attributes' defaults.
+_Plan = tuple[dict[str, Any], tuple[tuple[str, Any], ...], dict[str, Any]]
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type[BaseModel]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        defaults = {name: info.default for name, info in cls.model_fields.items()}
+        factories = tuple((name, info.default_factory)
+                          for name, info in cls.model_fields.items()
+                          if info.default_factory is not None)
+        private = {name: attr.get_default() for name, attr in cls.__private_attributes__.items()}
+        plan = _PLANS[cls] = (defaults, factories, private)
+    return plan
+
+
 def _fast_construct(cls: type[_M], values: dict[str, Any]) -> _M:
-    fields: dict[str, Any] = {}
-    for name, info in cls.model_fields.items():
-        if name in values:
-            fields[name] = values[name]
-        elif info.default_factory is not None:
-            fields[name] = info.default_factory()  # type: ignore[call-arg]
-        else:
-            fields[name] = info.default
+    defaults, factories, private = _plan(cls)
+    data = defaults.copy()  # field order, like pydantic's
+    data.update(values)
+    for name, factory in factories:
+        if name not in values:
+            data[name] = factory()
     obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__dict__", data)
     object.__setattr__(obj, "__pydantic_fields_set__", set(values))
     object.__setattr__(obj, "__pydantic_extra__", None)
-    private = {name: attr.get_default() for name, attr in cls.__private_attributes__.items()}
-    object.__setattr__(obj, "__pydantic_private__", private or None)
+    object.__setattr__(obj, "__pydantic_private__", dict(private) if private else None)
     return obj
 
 
