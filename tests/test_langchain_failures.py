@@ -61,6 +61,8 @@ def test_error_is_stored_and_the_exception_propagates_unchanged(trail: Trail) ->
         run = lineage.run(run.parent_id)
         ancestors.append(run)
     assert ancestors and all(r.status is RunStatus.ERROR for r in ancestors)
+    # A failed step produced nothing: no outputs, not a placeholder object's repr.
+    assert all(r.outputs is None for r in [failed, *ancestors])
     assert lineage.root is not None and lineage.root.error is not None
     assert lineage.root.error.type == "RerankerDown"
     assert by_name["ScoredRetriever"].status is RunStatus.OK

@@ -2,7 +2,9 @@
 
 The Recorder redacts and bounds whatever it is given; these functions only replace
 LangChain types (messages, documents, prompt values, generations) by plain data so the
-stored payloads are readable and stable across LangChain versions.
+stored payloads are readable and stable across LangChain versions. They are registered
+as the Recorder's converters (:func:`ragtrail.capture.register_converter`), so payloads
+are handed over as they are and converted in the Recorder's one walk over them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.prompt_values import ChatPromptValue, PromptValue
 
-from ragtrail.capture import guarded
+from ragtrail.capture import guarded, register_converter
 
 __all__ = ["document_dict", "message_dict", "messages_of", "plain", "run_name"]
 
@@ -87,6 +89,10 @@ def _generation(value: Generation) -> dict[str, Any]:
     return out
 
 
+def _llm_result(value: LLMResult) -> dict[str, Any]:
+    return {"generations": [[_generation(g) for g in gens] for gens in value.generations]}
+
+
 def plain(value: Any, max_items: int = 500, _depth: int = 0) -> Any:
     """``value`` with LangChain objects replaced by plain data; other values as they are.
 
@@ -111,8 +117,7 @@ def _plain(value: Any, max_items: int, depth: int) -> Any:
     if isinstance(value, Generation):
         return _generation(value)
     if isinstance(value, LLMResult):
-        return {"generations": [[_generation(g) for g in gens[:max_items]]
-                                for gens in value.generations[:max_items]]}
+        return _llm_result(value)
     if isinstance(value, Mapping):
         items = list(value.items())[:max_items]
         return {str(k): _plain(v, max_items, depth + 1) for k, v in items}
@@ -133,3 +138,9 @@ def run_name(serialized: Mapping[str, Any] | None, name: Any, default: str) -> s
         if ids:
             return str(ids[-1])
     return default
+
+
+for _cls, _converter in ((Document, document_dict), (BaseMessage, message_dict),
+                         (PromptValue, _prompt_value), (Generation, _generation),
+                         (LLMResult, _llm_result)):
+    register_converter(_cls, _converter)

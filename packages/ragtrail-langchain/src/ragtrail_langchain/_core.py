@@ -17,7 +17,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import AppContext, Framework, MetaKey, RunKind, RunStatus
 
-from ._convert import plain
+from . import _convert  # noqa: F401  (registers the LangChain converters)
 from ._names import CANCEL_ERRORS, RETRY_TAG_PREFIX
 from ._state import RunState, RunTable
 
@@ -124,12 +124,14 @@ class HandlerCore(BaseCallbackHandler):
         if not self._runs.claim(state):
             return None  # this handler is attached to the run more than once
         recorder = self.recorder
-        meta, context = self._context(metadata or {})
-        if self._runs.parent_of(state) is not None:
-            context = {}  # children inherit the context from their parent run
+        if self._runs.parent_of(state) is None:
+            meta, context = self._context(metadata or {})
+        else:  # children inherit the context from their parent run
+            meta, context = dict(metadata or ()), {}
+            meta.pop(MetaKey.USER_ID.value, None)
         state.owned = recorder.start_run(
             state.key, kind=kind, name=name, framework=Framework.LANGCHAIN,
-            parent_id=parent_key, inputs=plain(inputs, recorder.config.max_list_items),
+            parent_id=parent_key, inputs=inputs,
             tags=tags, metadata=meta, **context,
         )
         if not state.owned:
@@ -151,7 +153,7 @@ class HandlerCore(BaseCallbackHandler):
             return
         recorder = self.recorder
         if inputs is not UNSET:
-            recorder.set_inputs(state.key, plain(inputs, recorder.config.max_list_items))
+            recorder.set_inputs(state.key, inputs)
         cancelled = state.cut or (error is not None and isinstance(error, CANCEL_ERRORS))
         if state.children and (cancelled or (error is None and inputs is not UNSET)):
             # A stream closed early: LangChain ends the outer steps (reporting success
@@ -159,7 +161,7 @@ class HandlerCore(BaseCallbackHandler):
             if self._runs.cut_below(state):
                 self._sweep_later()
             cancelled = True
-        out = plain(outputs, recorder.config.max_list_items) if outputs is not UNSET else UNSET
+        out = None if outputs is UNSET else outputs  # None: the run reported no outputs
         if error is not None:
             status = RunStatus.CANCELLED if cancelled else RunStatus.ERROR
             record = recorder.fail_run(state.key, error, outputs=out, status=status)

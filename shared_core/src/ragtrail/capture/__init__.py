@@ -8,14 +8,17 @@ from __future__ import annotations
 from ..guard import guarded
 from .ambient import ambient_parents, register_parent_provider
 from .config import CaptureConfig
+from .converters import Converter, register_converter
 from .recorder import DocumentInput, PricerLike, Recorder
 
 __all__ = [
     "CaptureConfig",
+    "Converter",
     "DocumentInput",
     "PricerLike",
     "Recorder",
     "ambient_parents",
     "guarded",
+    "register_converter",
     "register_parent_provider",
 ]

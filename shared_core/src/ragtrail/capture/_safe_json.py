@@ -19,6 +19,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ..redaction import Redactor, is_secret_key
+from .converters import converter_for
 
 __all__ = ["Limits", "SafeJson"]
 
@@ -89,6 +90,8 @@ class SafeJson:
         kind = type(value)
         if kind is dict or kind is list or kind is tuple:  # plain containers, no ABC checks
             return self._visit(value, depth, self._plain_container)
+        if converter_for(kind) is not None:  # a framework object an adapter registered
+            return self._visit(value, depth, self._registered)
         if isinstance(value, enum.Enum):
             return self.convert(value.value, depth + 1)
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -116,6 +119,14 @@ class SafeJson:
             return convert(value, depth)
         finally:
             self._seen.discard(key)
+
+    def _registered(self, value: Any, depth: int) -> Any:
+        convert = converter_for(type(value))
+        try:
+            plain = convert(value) if convert is not None else None
+        except Exception:  # the adapter's converter failed: keep the value's repr
+            return self.text(f"<{type(value).__name__}: {_safe_repr(value)}>")
+        return self.convert(plain, depth + 1)
 
     def _plain_container(self, value: Any, depth: int) -> Any:
         if type(value) is dict:
