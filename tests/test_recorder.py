@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragtrail.capture import CaptureConfig, DocumentInput, Recorder, register_parent_provider
+from ragtrail.capture import (
+    CaptureConfig,
+    DocumentInput,
+    Recorder,
+    register_converter,
+    register_parent_provider,
+)
 from ragtrail.errors import ConfigError
 from ragtrail.schemas import (
     CapturedRun,
@@ -336,3 +342,58 @@ def test_in_prompt_rank_follows_position_in_the_prompt(rec: Recorder, sink: List
     links = by_id(sink)["llm"].links
     assert [(link.document_id, link.rank) for link in links] == [
         (content_hash("gamma doc"), 0), (content_hash("alpha doc"), 1)]
+
+
+class _Card:
+    """A framework object the Recorder knows nothing about."""
+
+    def __init__(self, title: str, inner: Any = None) -> None:
+        self.title, self.inner = title, inner
+
+
+class _SpecialCard(_Card):
+    pass
+
+
+class _BadCard(_Card):
+    pass
+
+
+def test_registered_converters_apply_at_any_depth_and_a_failing_one_loses_one_value(
+        rec: Recorder, sink: ListSink) -> None:
+    def bad(card: _Card) -> Any:
+        raise RuntimeError("converter bug")
+
+    removers = [register_converter(_Card, lambda c: {"title": c.title, "inner": c.inner}),
+                register_converter(_BadCard, bad)]
+    try:
+        nested = _Card("outer", [_SpecialCard("inner mail bob@example.com")])
+        rec.start_run("c1", kind="chain", name="cards",
+                      inputs={"deep": [{"x": nested}], "bad": _BadCard("b")})
+        rec.end_run("c1", outputs=_SpecialCard("done"))
+    finally:
+        for remove in removers:
+            remove()
+    run = sink.records[-1].run
+    # The subclass uses its base's converter; its result is walked (and redacted) too.
+    assert run.inputs["deep"] == [{"x": {"title": "outer", "inner": [
+        {"title": "inner mail [EMAIL]", "inner": None}]}}]
+    assert run.redacted
+    assert run.inputs["bad"].startswith("<_BadCard: ")  # the one value, not the record
+    assert run.outputs == {"title": "done", "inner": None}
+    # Unregistered again: back to the generic form of unknown objects.
+    rec.start_run("c2", kind="chain", name="cards", inputs=_Card("plain"))
+    rec.end_run("c2")
+    assert sink.records[-1].run.inputs != {"title": "plain", "inner": None}
+
+
+def test_a_converter_returning_its_own_object_is_cut_as_a_cycle(
+        rec: Recorder, sink: ListSink) -> None:
+    remove = register_converter(_Card, lambda c: {"again": c})
+    try:
+        rec.start_run("c3", kind="chain", name="loop", inputs=_Card("x"))
+        rec.end_run("c3")
+    finally:
+        remove()
+    run = sink.records[-1].run
+    assert run.inputs == {"again": "…[cycle]"} and run.truncated
