@@ -42,12 +42,15 @@ def message_dict(message: BaseMessage) -> dict[str, Any] | None:
     kind = str(getattr(message, "type", "")).lower()
     role = getattr(message, "role", None) if kind.startswith("chat") else _ROLES.get(kind, kind)
     out: dict[str, Any] = {"role": role, "content": message.content}
-    if getattr(message, "name", None):
+    # Looked up among the message's fields: a missing attribute on a pydantic model
+    # costs an exception inside its __getattr__.
+    fields = type(message).model_fields
+    if "name" in fields and message.name:
         out["name"] = message.name
-    tool_calls = getattr(message, "tool_calls", None)
+    tool_calls = getattr(message, "tool_calls", None) if "tool_calls" in fields else None
     if tool_calls:
         out["tool_calls"] = [dict(call) for call in tool_calls]
-    tool_call_id = getattr(message, "tool_call_id", None)
+    tool_call_id = getattr(message, "tool_call_id", None) if "tool_call_id" in fields else None
     if tool_call_id:
         out["tool_call_id"] = tool_call_id
     return out

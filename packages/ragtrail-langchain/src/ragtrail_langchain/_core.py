@@ -117,7 +117,8 @@ class HandlerCore(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None,
         marked: bool = False,
     ) -> RunState | None:
-        self._sweep()
+        if self._runs.has_cuts:
+            self._sweep()
         parent_key = str(parent_run_id) if parent_run_id is not None else None
         state = RunState(str(run_id), kind, parent_key, lc_root=parent_run_id is None,
                          marked=marked)
@@ -137,7 +138,7 @@ class HandlerCore(BaseCallbackHandler):
         if not state.owned:
             self._runs.release(state.key)  # another handler on this Recorder has it
             return None
-        if parent_key and any(str(t).startswith(RETRY_TAG_PREFIX) for t in tags or ()):
+        if parent_key and tags and any(str(t).startswith(RETRY_TAG_PREFIX) for t in tags):
             recorder.record_retry(parent_key)  # RunnableRetry's attempts 2, 3, ...
         return state
 
@@ -170,7 +171,8 @@ class HandlerCore(BaseCallbackHandler):
             record = recorder.end_run(state.key, outputs=out, status=status)
         if state.lc_root and record is not None:
             self._last_trace_id = record.run.trace_id
-        self._sweep()
+        if self._runs.has_cuts:
+            self._sweep()
 
     def _sweep_later(self) -> None:
         # Under asyncio, LangChain closes abandoned inner generators only when the loop

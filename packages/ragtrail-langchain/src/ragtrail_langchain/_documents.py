@@ -33,8 +33,9 @@ class DocList:
                 metadata=doc.metadata or None,
                 score=score_of(doc),
                 input_rank=rank,
+                content_hash=digest,
             )
-            for doc, rank in zip(self.documents, ranks, strict=True)
+            for doc, rank, digest in zip(self.documents, ranks, self.hashes, strict=True)
         ]
 
 

@@ -68,6 +68,12 @@ _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # read-only: shared by eve
 
 def _valid_fields(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
     """Keep each value the schema accepts; one bad value costs that field only."""
+    given = {key: value for key, value in values.items() if value is not None}
+    try:
+        model.model_validate(given)
+        return given  # all valid: one validation instead of one per field
+    except Exception:
+        pass
     kept: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:

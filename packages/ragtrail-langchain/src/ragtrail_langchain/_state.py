@@ -124,6 +124,11 @@ class RunTable:
                 count += 1
             return count
 
+    @property
+    def has_cuts(self) -> bool:
+        """Whether some run was cut short and has not ended yet (cheap, unlocked)."""
+        return bool(self._cut)
+
     def overdue_cuts(self, grace_s: float) -> list[RunState]:
         """Cut runs that have not ended within ``grace_s``; they are released."""
         if not self._cut:

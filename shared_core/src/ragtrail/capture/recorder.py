@@ -15,7 +15,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from enum import Enum
+from typing import Any, Protocol, TypeVar
 
 from .._log import RateLimitedLog, get_logger
 from ..guard import error_counter, guarded
@@ -78,6 +79,8 @@ class DocumentInput:
     metadata: Mapping[str, Any] | None = None
     score: float | None = None
     input_rank: int | None = None
+    #: ``content_hash(text)`` when the adapter has it already (computed when None).
+    content_hash: str | None = None
 
 
 def _segment(started_at: datetime, run_id: str) -> str:
@@ -503,15 +506,15 @@ class Recorder:
         rank = sum(1 for link in run.links if link.stage is stage)
         for doc in documents:
             text = doc.text if isinstance(doc.text, str) else str(doc.text)
-            digest = content_hash(text)
+            digest = doc.content_hash or content_hash(text)
             conv = self._conv()
             if digest not in run.documents:
-                run.documents[digest] = Document(
+                run.documents[digest] = construct(Document, dict(
                     document_id=str(doc.document_id) if doc.document_id else digest,
                     content_hash=digest,
                     content=None if self.config.hide_document_content else conv.text(text),
                     metadata=conv.convert(dict(doc.metadata)) if doc.metadata else {},
-                )
+                ))
             stored = run.documents[digest]
             run.links.append(PendingLink(digest, stored.document_id, stage, rank,
                                          _score(doc.score), doc.input_rank))
@@ -575,30 +578,33 @@ class Recorder:
         # the records are built without validating again (``construct``, a shortcut of
         # model_construct): on the application's thread validation was most of the cost
         # of building a record.
-        record_run = construct(Run, dict(
-            id=run.id, trace_id=run.trace_id, parent_id=run.parent_id, path=run.path,
-            kind=run.kind, name=run.name, framework=Framework(run.framework),
-            started_at=run.started_at, ended_at=ended_at, duration_ms=duration_ms,
-            status=RunStatus(status), error=error, inputs=run.inputs, outputs=run.outputs,
-            tags=run.tags, metadata=run.metadata, truncated=run.truncated,
-            redacted=run.redacted, retries=run.retries, events=run.events,
-            app_name=run.app.app_name, app_version=run.app.app_version,
-            user_hash=run.app.user_hash, session_id=run.app.session_id,
-            request_type=run.app.request_type,
-            environment=dict(environment) if environment is not None else None,
-        ))
+        app = run.app
+        record_run = construct(Run, {
+            "id": run.id, "trace_id": run.trace_id, "parent_id": run.parent_id,
+            "path": run.path, "kind": run.kind, "name": run.name,
+            "framework": _member(Framework, run.framework),
+            "started_at": run.started_at, "ended_at": ended_at, "duration_ms": duration_ms,
+            "status": _member(RunStatus, status), "error": error, "inputs": run.inputs,
+            "outputs": run.outputs, "tags": run.tags, "metadata": run.metadata,
+            "truncated": run.truncated, "redacted": run.redacted, "retries": run.retries,
+            "events": run.events, "app_name": app.app_name, "app_version": app.app_version,
+            "user_hash": app.user_hash, "session_id": app.session_id,
+            "request_type": app.request_type,
+            "environment": dict(environment) if environment is not None else None,
+        })
         llm = None
         if run.kind is RunKind.LLM or run.llm:
             llm = self._llm_record(run, ended_at, duration_ms, template)
         links = [
-            construct(DocumentLink, dict(
-                run_id=run.id, trace_id=run.trace_id, content_hash=link.content_hash,
-                document_id=link.document_id, stage=DocStage(link.stage), rank=link.rank,
-                score=link.score, input_rank=link.input_rank))
+            construct(DocumentLink, {
+                "run_id": run.id, "trace_id": run.trace_id, "content_hash": link.content_hash,
+                "document_id": link.document_id, "stage": _member(DocStage, link.stage),
+                "rank": link.rank, "score": link.score, "input_rank": link.input_rank})
             for link in run.links
         ]
-        record = construct(CapturedRun, dict(
-            run=record_run, llm=llm, documents=list(run.documents.values()), links=links))
+        record = construct(CapturedRun, {
+            "run": record_run, "llm": llm, "documents": list(run.documents.values()),
+            "links": links})
         record._approx_bytes = run.size + 600 + 150 * len(links)
         return record
 
@@ -629,6 +635,14 @@ class Recorder:
         return self.pricer.cost(
             meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at
         )
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def _member(enum: type[_E], value: Any) -> _E:
+    """``enum(value)``, without the enum call when ``value`` is a member already."""
+    return value if type(value) is enum else enum(value)
 
 
 def _hidden(value: Any) -> dict[str, Any]:
