@@ -397,3 +397,26 @@ def test_a_converter_returning_its_own_object_is_cut_as_a_cycle(
         remove()
     run = sink.records[-1].run
     assert run.inputs == {"again": "…[cycle]"} and run.truncated
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.datetimes(min_value=datetime(1000, 1, 1),  # strftime pads no earlier year
+                             timezones=st.just(timezone.utc)), min_size=1, max_size=5),
+       st.text(min_size=1, max_size=12))
+def test_lineage_segments_spell_the_start_time_like_strftime(starts: list[datetime],
+                                                              run_id: str) -> None:
+    # The second's text is cached between runs; every start must still spell its own.
+    from ragtrail.capture.recorder import _segment
+
+    for started in starts:
+        assert _segment(started, run_id) == (started.strftime("%Y%m%dT%H%M%S%fZ")
+                                             + run_id.replace(".", "_"))
+
+
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=30))
+def test_content_hash_is_sha256_of_the_text_with_or_without_the_cache(texts: list[str]) -> None:
+    import hashlib
+
+    for text in texts + texts:  # the second round is served from the cache
+        expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        assert content_hash(text) == expected

@@ -15,8 +15,18 @@ from ._engine import Engine
 __all__ = ["EngineEventHandler", "EngineSpanHandler"]
 
 
+#: What ``open_spans`` holds for each open span: the engine keeps the runs themselves,
+#: the dispatcher only needs the keys (to drop what is still open at shutdown).
+_OPEN = BaseSpan(id_="ragtrail-open-span")
+
+
 class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
-    """Forwards span enter, exit and drop to an engine (LlamaIndex keeps the books)."""
+    """Forwards span enter, exit and drop to an engine.
+
+    ``span_enter``, ``span_exit`` and ``span_drop`` are overridden: the base class
+    builds a validated span model per step and takes a lock (through a private
+    pydantic attribute) to file it, bookkeeping the engine does itself.
+    """
 
     _engine: Any = PrivateAttr(default=None)
 
@@ -24,10 +34,54 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        """The engine (read without pydantic's private-attribute lookup)."""
+        engine: Engine = self.__pydantic_private__["_engine"]  # type: ignore[index]
+        return engine
+
     @classmethod
     def class_name(cls) -> str:
         """Class name."""
         return "RagtrailSpanHandler"
+
+    def span_enter(
+        self,
+        id_: str,
+        bound_args: inspect.BoundArguments,
+        instance: Any | None = None,
+        parent_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record the span (when it is a step)."""
+        if id_ not in self.open_spans:
+            self.engine.span_enter(id_, parent_id, instance, bound_args, tags)
+            self.open_spans[id_] = _OPEN
+
+    def span_exit(
+        self,
+        id_: str,
+        bound_args: inspect.BoundArguments,
+        instance: Any | None = None,
+        result: Any | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """End the span's run with what it returned."""
+        self.open_spans.pop(id_, None)
+        self.engine.span_exit(id_, result)
+
+    def span_drop(
+        self,
+        id_: str,
+        bound_args: inspect.BoundArguments,
+        instance: Any | None = None,
+        err: BaseException | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """End the span's run with its error."""
+        self.open_spans.pop(id_, None)
+        self.engine.span_drop(id_, err)
 
     def new_span(
         self,
@@ -39,7 +93,7 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> BaseSpan:
         """Record the span (when it is a step) and give LlamaIndex a span to track."""
-        self._engine.span_enter(id_, parent_span_id, instance, bound_args, tags)
+        self.engine.span_enter(id_, parent_span_id, instance, bound_args, tags)
         return BaseSpan(id_=id_, parent_id=parent_span_id)
 
     def prepare_to_exit_span(
@@ -51,7 +105,7 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> BaseSpan | None:
         """End the span's run with what it returned."""
-        self._engine.span_exit(id_, result)
+        self.engine.span_exit(id_, result)
         return self.open_spans.get(id_)
 
     def prepare_to_drop_span(
@@ -63,7 +117,7 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> BaseSpan | None:
         """End the span's run with its error."""
-        self._engine.span_drop(id_, err)
+        self.engine.span_drop(id_, err)
         return self.open_spans.get(id_)
 
 
@@ -83,4 +137,5 @@ class EngineEventHandler(BaseEventHandler):
 
     def handle(self, event: Any, **kwargs: Any) -> None:
         """Pass the event on."""
-        self._engine.on_event(event)
+        engine: Engine = self.__pydantic_private__["_engine"]  # type: ignore[index]
+        engine.on_event(event)

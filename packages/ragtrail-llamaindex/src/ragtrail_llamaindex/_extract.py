@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llama_index.core.schema import MetadataMode, TextNode
+
 from ragtrail.capture import DocumentInput, guarded
 from ragtrail.schemas import content_hash
 
@@ -83,9 +85,10 @@ def _node_of(item: Any) -> Any:
 
 def node_text(node: Any) -> str:
     """The node's text without metadata (what the content hash is taken of)."""
+    if type(node) is TextNode:  # its get_content(NONE) is its text, after formatting metadata
+        text = node.text
+        return text if isinstance(text, str) else str(text or "")
     try:
-        from llama_index.core.schema import MetadataMode
-
         text = node.get_content(metadata_mode=MetadataMode.NONE)
     except Exception:
         text = getattr(node, "text", None)

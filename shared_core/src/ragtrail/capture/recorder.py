@@ -83,14 +83,24 @@ class DocumentInput:
     content_hash: str | None = None
 
 
+#: The last second formatted by _segment, as (second's datetime fields, text).
+_last_second: tuple[tuple[int, ...], str] = ((), "")
+
+
 def _segment(started_at: datetime, run_id: str) -> str:
     # Like LangSmith's dotted order: start time then id, so sorting by path is
     # depth-first in start order and a subtree is the range [path, path + "/").
     # Dots inside ids (LlamaIndex span ids have them) would fake a level.
-    # The same text as strftime("%Y%m%dT%H%M%S%fZ"), at a fraction of its cost.
+    # The same text as strftime("%Y%m%dT%H%M%S%fZ"), at a fraction of its cost: runs
+    # come many per second, so the second's text is formatted once and reused.
+    global _last_second
     t = started_at
-    return (f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}"
-            f"{t.microsecond:06d}Z") + run_id.replace(".", "_")
+    key = (t.second, t.minute, t.hour, t.day, t.month, t.year)
+    known, text = _last_second  # one tuple: threads see a consistent pair
+    if known != key:
+        text = f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}"
+        _last_second = (key, text)
+    return f"{text}{t.microsecond:06d}Z{run_id.replace('.', '_')}"
 
 
 def _probes(text: str) -> tuple[str, ...]:

@@ -13,9 +13,23 @@ from .conventions import DocStage
 __all__ = ["Document", "DocumentLink", "content_hash"]
 
 
+#: Recent hashes of short texts: a document is hashed at every step it passes through
+#: (retrieved, reranked, in the prompt). At most this many texts of at most this length.
+_HASH_CACHE_ENTRIES = 2048
+_HASH_CACHE_TEXT_CHARS = 8192
+_hashes: dict[str, str] = {}
+
+
 def content_hash(text: str) -> str:
     """sha256 hex digest of a document's text: its identity across runs and stores."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = _hashes.get(text)
+    if digest is None:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if len(text) <= _HASH_CACHE_TEXT_CHARS:
+            if len(_hashes) >= _HASH_CACHE_ENTRIES:
+                _hashes.clear()  # crude but bounded; a miss only costs the hash again
+            _hashes[text] = digest
+    return digest
 
 
 class Document(Model):
