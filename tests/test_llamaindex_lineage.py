@@ -7,6 +7,7 @@ deterministic embedding, a reranking node postprocessor and MockLLM.
 from __future__ import annotations
 
 import gc
+import inspect
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -252,4 +253,29 @@ def test_handler_needs_a_trail_and_survives_deep_copies(sqlite_url: str) -> None
     handler = RagtrailHandler(trail)
     llm = MockLLM(callback_manager=CallbackManager([handler]))
     assert llm.model_copy(deep=True).callback_manager.handlers == [handler]
+    trail.close()
+
+
+def test_span_bookkeeping_holds_only_open_steps(sqlite_url: str) -> None:
+    # The span handler files each open step by key (the dispatcher drops what is left
+    # at shutdown) and forgets it when it ends: nothing accumulates over queries.
+    trail = Trail(sqlite_url)
+    instrument(trail)
+    engine = _engine(build_index())
+    spans = [h for h in ragtrail_handlers_on_dispatcher() if hasattr(h, "open_spans")]
+    assert len(spans) == 1
+    for _ in range(3):
+        engine.query(QUESTION)
+    assert spans[0].open_spans == {}
+    opened = "BaseQueryEngine.query-00000000-0000-4000-8000-000000000000"
+    bound = inspect.signature(engine.query).bind(QUESTION)
+    spans[0].span_enter(id_=opened, bound_args=bound, instance=engine, parent_id=None)
+    assert list(spans[0].open_spans) == [opened]
+    spans[0].span_drop(id_=opened, bound_args=bound, instance=engine,
+                       err=RuntimeError("dispatcher shutdown"))
+    assert spans[0].open_spans == {}
+    trail.flush()
+    dropped = [t for t in trail.traces(limit=10)
+               if t.name == "BaseQueryEngine.query" and t.status.value == "error"]
+    assert dropped, "the dropped span was not stored as a failed run"
     trail.close()
