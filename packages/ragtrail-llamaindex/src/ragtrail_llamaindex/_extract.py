@@ -85,6 +85,7 @@ def _node_of(item: Any) -> Any:
 
 def node_text(node: Any) -> str:
     """The node's text without metadata (what the content hash is taken of)."""
+    text: Any
     if type(node) is TextNode:  # its get_content(NONE) is its text, after formatting metadata
         text = node.text
         return text if isinstance(text, str) else str(text or "")
