@@ -83,42 +83,26 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         self.open_spans.pop(id_, None)
         self.engine.span_drop(id_, err)
 
-    def new_span(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        parent_span_id: str | None = None,
-        tags: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> BaseSpan:
-        """Record the span (when it is a step) and give LlamaIndex a span to track."""
-        self.engine.span_enter(id_, parent_span_id, instance, bound_args, tags)
-        return BaseSpan(id_=id_, parent_id=parent_span_id)
+    # The base class's abstract hooks. Only its own span_enter/exit/drop call them, and
+    # those are overridden above, so they do nothing here.
 
-    def prepare_to_exit_span(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        result: Any | None = None,
-        **kwargs: Any,
-    ) -> BaseSpan | None:
-        """End the span's run with what it returned."""
-        self.engine.span_exit(id_, result)
-        return self.open_spans.get(id_)
+    def new_span(self, id_: str, bound_args: inspect.BoundArguments, instance: Any = None,
+                 parent_span_id: str | None = None, tags: dict[str, Any] | None = None,
+                 **kwargs: Any) -> BaseSpan | None:
+        """Unused (see :meth:`span_enter`)."""
+        return None
 
-    def prepare_to_drop_span(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        err: BaseException | None = None,
-        **kwargs: Any,
-    ) -> BaseSpan | None:
-        """End the span's run with its error."""
-        self.engine.span_drop(id_, err)
-        return self.open_spans.get(id_)
+    def prepare_to_exit_span(self, id_: str, bound_args: inspect.BoundArguments,
+                             instance: Any = None, result: Any = None,
+                             **kwargs: Any) -> BaseSpan | None:
+        """Unused (see :meth:`span_exit`)."""
+        return None
+
+    def prepare_to_drop_span(self, id_: str, bound_args: inspect.BoundArguments,
+                             instance: Any = None, err: BaseException | None = None,
+                             **kwargs: Any) -> BaseSpan | None:
+        """Unused (see :meth:`span_drop`)."""
+        return None
 
 
 class EngineEventHandler(BaseEventHandler):
