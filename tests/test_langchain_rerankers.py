@@ -107,6 +107,27 @@ def test_enclosing_steps_of_a_reranker_are_not_rerankers_too(trail: Trail) -> No
     assert [d for d, _, _ in _reranked(lineage)] == [d.id for d in out]
 
 
+def test_documents_scored_in_place_are_stored_as_each_step_saw_them(trail: Trail) -> None:
+    # A reranker writing its score into the documents it got, as some do: the step
+    # before it must keep the documents as they were, the reranker's output the scores.
+    def score_in_place(docs: list[Document]) -> list[Document]:
+        for rank, doc in enumerate(docs):
+            doc.metadata["relevance_score"] = 1.0 - rank / 10
+        return list(reversed(docs))
+
+    docs = [Document(id=d.id, page_content=d.page_content, metadata={"source": d.id})
+            for d in DOCS]
+    chain = RunnableLambda(lambda d: d, name="fetch") | RunnableLambda(score_in_place,
+                                                                       name="score")
+    _, lineage, _ = _run(trail, chain, docs)
+    runs = {r.name: r for r in lineage.runs}
+    assert [d["metadata"] for d in runs["fetch"].outputs] == [
+        {"source": d.id} for d in DOCS]
+    assert [d["metadata"] for d in runs["score"].inputs] == [{"source": d.id} for d in DOCS]
+    assert [(d["id"], d["metadata"]["relevance_score"]) for d in runs["score"].outputs] == [
+        ("d3", 0.7), ("d2", 0.8), ("d1", 0.9), ("d0", 1.0)]
+
+
 # -- (b) inferred between a retriever and its child retriever ----------------------------
 
 

@@ -20,6 +20,7 @@ from ragtrail.capture import (
     register_parent_provider,
 )
 from ragtrail.errors import ConfigError
+from ragtrail.redaction import RedactionConfig, Redactor
 from ragtrail.schemas import (
     CapturedRun,
     DocStage,
@@ -397,6 +398,71 @@ def test_a_converter_returning_its_own_object_is_cut_as_a_cycle(
         remove()
     run = sink.records[-1].run
     assert run.inputs == {"again": "…[cycle]"} and run.truncated
+
+
+@pytest.fixture
+def cards() -> Any:
+    """_Card registered with a converter copying its fields (``inner`` shallowly)."""
+    remove = register_converter(_Card, lambda c: {"title": c.title, "inner": c.inner})
+    yield
+    remove()
+
+
+def _payload(rec: Recorder, sink: ListSink, run_id: str, inputs: Any) -> Any:
+    rec.start_run(run_id, kind="chain", name="step", inputs=inputs)
+    rec.end_run(run_id)
+    return sink.records[-1].run
+
+
+def test_an_object_met_again_is_stored_as_it_is_now(
+        rec: Recorder, sink: ListSink, cards: None) -> None:
+    # A document flows through several steps; a step between them changes it in place.
+    card = _Card("doc", {"source": "a", "tags": ["x"]})
+    first = _payload(rec, sink, "s1", {"documents": [card]})
+    card.inner["tags"].append("y")  # a nested list of the converter's shallow copy
+    card.inner["score"] = 0.5
+    second = _payload(rec, sink, "s2", [card, card])
+    card.title = "renamed"
+    third = _payload(rec, sink, "s3", card)
+    assert first.inputs == {"documents": [{"title": "doc", "inner": {"source": "a",
+                                                                   "tags": ["x"]}}]}
+    changed = {"title": "doc", "inner": {"source": "a", "tags": ["x", "y"], "score": 0.5}}
+    assert second.inputs == [changed, changed]
+    assert third.inputs == {**changed, "title": "renamed"}
+    # Each record owns its data: the first one still shows the document as it was then.
+    assert first.inputs["documents"][0]["inner"]["tags"] == ["x"]
+
+
+def test_an_object_met_again_is_still_cut_by_the_payload_and_depth_limits(
+        sink: ListSink, cards: None) -> None:
+    rec = Recorder(sink, config=CaptureConfig(max_payload_chars=40, max_depth=4))
+    card = _Card("t" * 30, {"k": "v"})
+    first = _payload(rec, sink, "s1", ["a", card])
+    assert first.inputs == ["a", {"title": "t" * 30, "inner": {"k": "v"}}]
+    # Less room left before it: its stored conversion does not fit any more.
+    later = _payload(rec, sink, "s2", ["u" * 20, card])
+    assert later.truncated and later.inputs[1] != {"title": "t" * 30, "inner": {"k": "v"}}
+    # Deeper than before: its inner mapping now passes the depth limit.
+    deep = _payload(rec, sink, "s3", [[card]])
+    assert deep.truncated and deep.inputs == [[{"title": "t" * 30,
+                                                "inner": "…[truncated: max depth]"}]]
+
+
+def test_redaction_applies_every_time_an_object_is_met(sink: ListSink, cards: None) -> None:
+    seen: list[str] = []
+
+    def rule(text: str) -> str:
+        seen.append(text)
+        return text.replace("secret-word", "[GONE]")
+
+    rec = Recorder(sink, redactor=Redactor(RedactionConfig(rules=[rule])))
+    card = _Card("has secret-word", {"mail": "bob@example.com"})
+    for run_id in ("s1", "s2"):
+        run = _payload(rec, sink, run_id, card)
+        assert run.inputs == {"title": "has [GONE]", "inner": {"mail": "[EMAIL]"}}
+        assert run.redacted
+    # A user rule need not be a pure function: it sees the object's text at every step.
+    assert seen.count("has secret-word") == 2
 
 
 @settings(max_examples=300, deadline=None)

@@ -161,6 +161,12 @@ class Redactor:
         self._secret = secret or _DEFAULT_SECRET
         self._cache: dict[str, tuple[str, bool]] = {}
 
+    @property
+    def pure(self) -> bool:
+        """True when redacting the same text always gives the same result (no user rules,
+        which may be any callable)."""
+        return not self.config._compiled
+
     def redact(self, text: str) -> tuple[str, bool]:
         """Return the redacted text and whether anything changed. Never raises."""
         if not self.config.enabled or not text:
@@ -168,7 +174,7 @@ class Redactor:
         # The same texts come back again and again (a document is in the retriever's
         # output, the reranker's input and output, the prompt...): remember recent
         # results. Only without user rules, which need not be pure functions.
-        cacheable = not self.config._compiled and len(text) <= _CACHE_TEXT_CHARS
+        cacheable = self.pure and len(text) <= _CACHE_TEXT_CHARS
         if cacheable:
             known = self._cache.get(text)
             if known is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from ..redaction import Redactor, is_secret_key
 from .converters import converter_for
 
-__all__ = ["Limits", "SafeJson"]
+__all__ = ["ConvertedCache", "Limits", "SafeJson"]
 
 SECRET_MARK = "[SECRET]"
 
@@ -36,14 +36,59 @@ class Limits:
     max_payload_chars: int = 400_000
 
 
+class ConvertedCache:
+    """Recent conversions of framework objects, reused while an object still converts
+    to the same data.
+
+    A LangChain ``Document`` travels through a chain: it is in the retriever's output,
+    the next step's input, the reranker's input and output... Its converter runs each
+    time (a shallow copy), but when the result equals what was stored last time for the
+    same object, the stored conversion is reused instead of walking it again. Equality
+    is checked against the stored conversion itself, a snapshot made by the walk, so an
+    object changed in between (a reranker adding a score to a document's metadata) is
+    converted afresh. Only conversions that redacted and truncated nothing are kept:
+    for those the snapshot is the converter's data, value for value.
+    """
+
+    __slots__ = ("_entries", "_max_entries")
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._entries: dict[int, tuple[Any, int, int, int, dict[str, Any]]] = {}
+        self._max_entries = max_entries
+
+    def get(self, value: Any, plain: dict[str, Any], depth: int,
+            budget: int) -> tuple[dict[str, Any], int, int] | None:
+        """(conversion, budget used, size) of ``value`` if ``plain`` converts as before."""
+        entry = self._entries.get(id(value))
+        # Same object (the entry holds it, so its id cannot be reused), no deeper than
+        # when converted (no new depth cut) and within the remaining payload budget.
+        if entry is None or entry[0] is not value or depth > entry[1] or budget <= entry[2]:
+            return None
+        try:
+            same = plain == entry[4]
+        except Exception:  # an odd __eq__ (arrays): convert afresh
+            return None
+        return (entry[4], entry[2], entry[3]) if same is True else None
+
+    def put(self, value: Any, depth: int, used: int, size: int,
+            converted: dict[str, Any]) -> None:
+        """Remember the conversion of ``value``."""
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # crude but bounded; a miss only costs a walk
+        self._entries[id(value)] = (value, depth, used, size, converted)
+
+
 class SafeJson:
     """One conversion: tracks truncation, redaction and an approximate size."""
 
-    __slots__ = ("_budget", "_limits", "_redactor", "_seen", "redacted", "size", "truncated")
+    __slots__ = ("_budget", "_cache", "_limits", "_redactor", "_seen", "redacted", "size",
+                 "truncated")
 
-    def __init__(self, limits: Limits, redactor: Redactor | None) -> None:
+    def __init__(self, limits: Limits, redactor: Redactor | None,
+                 cache: ConvertedCache | None = None) -> None:
         self._limits = limits
         self._redactor = redactor
+        self._cache = cache
         self._budget = limits.max_payload_chars
         self._seen: set[int] = set()
         self.truncated = False
@@ -52,22 +97,44 @@ class SafeJson:
 
     def text(self, value: str) -> str:
         """Bound and redact one string."""
-        limit = min(self._limits.max_string_chars, max(self._budget, 0))
-        if len(value) > limit:
-            value = value[:limit] + f"…[truncated {len(value) - limit} chars]"
-            self.truncated = True
+        size = len(value)
+        if size > self._budget or size > self._limits.max_string_chars:
+            limit = min(self._limits.max_string_chars, max(self._budget, 0))
+            if size > limit:
+                value = value[:limit] + f"…[truncated {size - limit} chars]"
+                self.truncated = True
         if self._redactor is not None:
             value, changed = self._redactor.redact(value)
-            self.redacted = self.redacted or changed
-        self._budget -= len(value)
-        self.size += len(value) + 2
+            if changed:
+                self.redacted = True
+            size = len(value)
+        self._budget -= size
+        self.size += size + 2
         return value
 
     def convert(self, value: Any, depth: int = 0) -> Any:
         """Convert ``value`` (see module docstring)."""
-        if type(value) is str:  # the common case first, without isinstance chains
+        kind = type(value)
+        if kind is str:  # the common cases first, without isinstance chains
             return self.text(value)
-        if value is None or isinstance(value, bool):
+        if kind is dict or kind is list or kind is tuple:
+            if self._budget <= 0 or depth >= self._limits.max_depth:
+                return self._cut(depth)
+            return self._visit(value, depth, self._plain_container)
+        if value is None or kind is bool:
+            self.size += 4
+            return value
+        if kind is int:
+            self.size += 8
+            return value if -(2**63) <= value < 2**63 else str(value)
+        if kind is float:
+            self.size += 8
+            return value if math.isfinite(value) else str(value)
+        return self._convert_odd(value, depth)
+
+    def _convert_odd(self, value: Any, depth: int) -> Any:
+        """Subclasses of the scalar types, and everything that is not plain data."""
+        if isinstance(value, bool):
             self.size += 4
             return value
         if isinstance(value, int) and not isinstance(value, enum.Enum):
@@ -78,13 +145,15 @@ class SafeJson:
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
             return self.text(value)
-        if self._budget <= 0:
-            self.truncated = True
-            return "…[truncated: payload limit]"
-        if depth >= self._limits.max_depth:
-            self.truncated = True
-            return "…[truncated: max depth]"
+        if self._budget <= 0 or depth >= self._limits.max_depth:
+            return self._cut(depth)
         return self._convert_other(value, depth)
+
+    def _cut(self, depth: int) -> str:
+        self.truncated = True
+        if self._budget <= 0:
+            return "…[truncated: payload limit]"
+        return "…[truncated: max depth]"
 
     def _convert_other(self, value: Any, depth: int) -> Any:
         kind = type(value)
@@ -126,7 +195,23 @@ class SafeJson:
             plain = convert(value) if convert is not None else None
         except Exception:  # the adapter's converter failed: keep the value's repr
             return self.text(f"<{type(value).__name__}: {_safe_repr(value)}>")
-        return self.convert(plain, depth + 1)
+        cache = self._cache
+        if cache is None or type(plain) is not dict:
+            return self.convert(plain, depth + 1)
+        known = cache.get(value, plain, depth, self._budget)
+        if known is not None:
+            converted, used, size = known
+            self._budget -= used
+            self.size += size
+            return converted
+        budget, size, truncated, redacted = self._budget, self.size, self.truncated, self.redacted
+        self.truncated = self.redacted = False
+        converted = self.convert(plain, depth + 1)
+        if not (self.truncated or self.redacted):  # others would never match their data
+            cache.put(value, depth, budget - self._budget, self.size - size, converted)
+        self.truncated |= truncated
+        self.redacted |= redacted
+        return converted
 
     def _plain_container(self, value: Any, depth: int) -> Any:
         if type(value) is dict:
@@ -154,30 +239,34 @@ class SafeJson:
         if type_name is not None:
             out["__type__"] = type_name
         limit = self._limits.max_list_items
+        text, convert = self.text, self.convert
+        inner = depth + 1
+        keys = 0
         for i, (k, v) in enumerate(items):
             if i >= limit:
                 out["…"] = f"[truncated {count - limit} keys]"
                 self.truncated = True
                 break
-            key = k if isinstance(k, str) else str(self.convert(k, depth + 1))
+            key = k if isinstance(k, str) else str(convert(k, inner))
+            keys += len(key) + 4
             if is_secret_key(key) and v not in (None, ""):
                 out[key] = SECRET_MARK
                 self.redacted = True
                 continue
-            out[key] = self.text(v) if type(v) is str else self.convert(v, depth + 1)
-            self.size += len(key) + 4
+            out[key] = text(v) if type(v) is str else convert(v, inner)
+        self.size += keys
         return out
 
     def _sequence(self, items: Any, depth: int) -> list[Any]:
-        out = []
         limit = self._limits.max_list_items
-        for i, v in enumerate(items):
-            if i >= limit:
-                out.append(f"…[truncated {len(items) - limit} items]")
-                self.truncated = True
-                break
-            out.append(self.text(v) if type(v) is str else self.convert(v, depth + 1))
-        return out
+        text, convert = self.text, self.convert
+        inner = depth + 1
+        if len(items) > limit:
+            out = [text(v) if type(v) is str else convert(v, inner) for v in items[:limit]]
+            out.append(f"…[truncated {len(items) - limit} items]")
+            self.truncated = True
+            return out
+        return [text(v) if type(v) is str else convert(v, inner) for v in items]
 
 
 def _is_array(value: Any) -> bool:

@@ -40,7 +40,7 @@ from ..schemas import (
 )
 from ..schemas._base import construct
 from ..sink import Sink
-from ._safe_json import Limits, SafeJson
+from ._safe_json import ConvertedCache, Limits, SafeJson
 from ._state import OpenRun, PendingLink, TraceState
 from .ambient import ambient_parents
 from .config import CaptureConfig
@@ -174,6 +174,9 @@ class Recorder:
             max_depth=self.config.max_depth,
             max_payload_chars=self.config.max_payload_chars,
         )
+        # Conversions of framework objects met again in later steps' payloads; only
+        # when redaction is a pure function of the text (see ConvertedCache).
+        self._converted = ConvertedCache() if self.redactor.pure else None
         self._lock = threading.RLock()
         self._open: OrderedDict[str, OpenRun] = OrderedDict()
         self._traces: dict[str, TraceState] = {}
@@ -358,7 +361,7 @@ class Recorder:
         _log.warning(where, "ragtrail: Recorder.%s failed: %s: %s", where, type(exc).__name__, exc)
 
     def _conv(self) -> SafeJson:
-        return SafeJson(self._limits, self.redactor)
+        return SafeJson(self._limits, self.redactor, self._converted)
 
     def _update(self, run_id: object, where: str, apply: Any) -> None:
         try:
