@@ -18,7 +18,7 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "ingest", "scale", "memory")
+NAMES = ("overhead", "ingest", "scale", "memory", "instructions")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -27,7 +27,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes (the smoke test): checks that everything runs")
     parser.add_argument("--only", action="append", choices=NAMES, metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(NAMES)}")
+                        help=f"run only this benchmark (repeatable): {', '.join(NAMES)}"
+                             " (instructions needs valgrind; skipped with its reason)")
     parser.add_argument("--output", type=Path, default=None,
                         help=f"results JSON (default {DEFAULT_OUTPUT.relative_to(HERE.parent)};"
                              " with --quick: not written unless given)")
@@ -37,7 +38,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-competitors", action="store_true",
                         help="measure only none / no-op / ragtrail in the overhead benchmark")
     parser.add_argument("--frameworks", default="langchain,llamaindex",
-                        help="overhead frameworks, comma-separated")
+                        help="frameworks of the overhead and instructions benchmarks, "
+                             "comma-separated")
     parser.add_argument("--cache-dir", type=Path, default=HERE / ".cache",
                         help="where the queries-at-scale databases are kept between runs")
     for field in dataclasses.fields(Sizes):
@@ -102,6 +104,11 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
         from . import _scale
 
         return _scale.run(sizes, args.cache_dir, pg_url=pg_url)
+    if name == "instructions":
+        from . import _instructions
+
+        frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
+        return _instructions.run(sizes.instruction_invocations, work, frameworks=frameworks)
     from . import _memory
 
     return _memory.run(sizes, work)

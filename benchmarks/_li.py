@@ -96,6 +96,12 @@ def _noop_handlers() -> list[Any]:
     return [NoOpSpans(), NoOpEvents()]
 
 
+def attach_noop_handlers() -> None:
+    """Attach the no-op span and event handlers to LlamaIndex's root dispatcher."""
+    enter, _ = _attach(_noop_handlers())
+    enter()
+
+
 def configs(tools: Tools) -> list[Config]:
     from ragtrail_llamaindex import instrument, uninstrument
 

@@ -13,12 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ragtrail.schemas import DocStage, RunKind
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _instructions  # noqa: E402
 from benchmarks._data import RUNS_PER_TRACE, TraceFactory  # noqa: E402
+
+TIMED = ("overhead", "ingest", "scale", "memory")
 
 
 def _bench(tmp_path: Path, *args: str) -> dict:
@@ -37,7 +42,8 @@ def _bench(tmp_path: Path, *args: str) -> dict:
 
 
 def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
-    results = _bench(tmp_path)
+    # The instructions benchmark runs under valgrind (minutes): tested on its own below.
+    results = _bench(tmp_path, *(f"--only={name}" for name in TIMED))
     bench = results["benchmarks"]
     assert set(bench) == {"overhead", "ingest", "scale", "memory"}
     assert results["machine"]["cores"] and results["versions"]["ragtrail"]
@@ -95,3 +101,32 @@ def test_the_floor_handler_stores_every_step_payload(tmp_path: Path) -> None:
     assert {"chain", "retriever", "llm", "end"} <= set(kinds)
     assert kinds.count("end") == len(kinds) - kinds.count("end")  # every start has its end
     assert any(str(answer) in bytes(payload).decode() for kind, payload in rows if kind == "end")
+
+
+@pytest.mark.parametrize("framework", _instructions.FRAMEWORKS)
+def test_every_instruction_count_configuration_runs_its_workload(
+        framework: str, tmp_path: Path) -> None:
+    # Without valgrind: each configuration's child process sets up, runs and flushes
+    # (switching callgrind's instrumentation is a no-op outside valgrind).
+    for config in _instructions.CONFIGS:
+        work = tmp_path / config
+        work.mkdir()
+        done = subprocess.run([sys.executable, "-m", "benchmarks._instructions", framework,
+                               config, "2", str(work)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        stored = work / "trail.db"
+        assert stored.exists() == (config == "ragtrail_sqlite"), config
+        if config == "ragtrail_sqlite":
+            with sqlite3.connect(stored) as db:  # warm-up and counted invocations stored
+                roots = db.execute("SELECT count(*) FROM runs WHERE parent_id IS NULL")
+                assert roots.fetchone()[0] == _instructions.WARMUP + 2
+
+
+@pytest.mark.skipif(_instructions.unavailable() is not None,
+                    reason=f"{_instructions.unavailable()}")
+def test_instructions_are_counted_under_callgrind(tmp_path: Path) -> None:
+    counted = _instructions.count("langchain", "none", 1, tmp_path)
+    # One invocation of the LCEL chain is millions of instructions; the imports before
+    # the instrumentation was switched on (hundreds of millions) are not counted.
+    assert 1_000_000 < counted < 100_000_000
