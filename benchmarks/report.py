@@ -81,6 +81,24 @@ def memory(data: dict[str, Any]) -> list[str]:
             f"{data['dropped']})"]
 
 
+def instructions(data: dict[str, Any]) -> list[str]:
+    if "skipped" in data:
+        return [f"skipped: {data['skipped']}"]
+    lines = [f"callgrind, {data['invocations']} `{data['workload']}` invocations after warm-up, "
+             "all threads, flush included", "",
+             "| framework | none | noop_handler | ragtrail_capture (null sink) "
+             "| ragtrail_sqlite | of which storage |", "| --- | --- | --- | --- | --- | --- |"]
+    for framework in ("langchain", "llamaindex"):
+        entry = data.get(framework)
+        if not entry:
+            continue
+        cells = [f"{entry[name]['instructions'] / 1e6:.2f} M (x{entry[name]['ratio']:.2f})"
+                 for name in ("none", "noop_handler", "ragtrail_capture", "ragtrail_sqlite")]
+        storage = entry["storage_instructions"] / 1e6
+        lines.append(f"| {framework} | " + " | ".join(cells) + f" | {storage:.2f} M |")
+    return lines
+
+
 def _ratio(results: dict[str, Any], framework: str, workload: str) -> str:
     entry = results["benchmarks"].get("overhead", {}).get(framework, {}).get(workload, {})
     rt = entry.get("ragtrail_sqlite")
@@ -129,8 +147,8 @@ def render(results: dict[str, Any]) -> str:
            f"{results.get('load_average', {}).get('start')}, at end "
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
-    for name, fn in (("overhead", overhead), ("ingest", ingest), ("scale", scale),
-                     ("memory", memory)):
+    for name, fn in (("overhead", overhead), ("instructions", instructions),
+                     ("ingest", ingest), ("scale", scale), ("memory", memory)):
         data = results["benchmarks"].get(name)
         if data:
             out += [f"### {name}", "", *fn(data), ""]

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import _instructions  # noqa: E402
 from benchmarks._data import RUNS_PER_TRACE, TraceFactory  # noqa: E402
+from benchmarks.report import instructions, render  # noqa: E402
 
 TIMED = ("overhead", "ingest", "scale", "memory")
 
@@ -67,6 +68,11 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert scale["lineage"]["mean_result_size"] == RUNS_PER_TRACE
     assert scale["usage_model"]["mean_result_size"] >= 1
     assert bench["memory"]["invocations"] > 0 and bench["memory"]["flushed"]
+
+    rendered = render(results)  # the Markdown of BENCHMARKS.md's Results
+    for section in ("### overhead", "### ingest", "### scale", "### memory", "### targets"):
+        assert section in rendered, section
+    assert "| langchain invoke, ragtrail on SQLite | <= x1.25 |" in rendered
 
     again = _bench(tmp_path, "--only", "scale")  # the generated database is reused
     assert again["benchmarks"]["scale"]["sqlite"]["cached"] is True
@@ -121,6 +127,19 @@ def test_every_instruction_count_configuration_runs_its_workload(
             with sqlite3.connect(stored) as db:  # warm-up and counted invocations stored
                 roots = db.execute("SELECT count(*) FROM runs WHERE parent_id IS NULL")
                 assert roots.fetchone()[0] == _instructions.WARMUP + 2
+
+
+def test_instruction_counts_are_reported_with_ratios_and_the_storage_share() -> None:
+    counts = {"none": 10_000_000, "noop_handler": 10_500_000, "ragtrail_capture": 16_000_000,
+              "ragtrail_sqlite": 20_000_000}
+    data = {"invocations": 20, "workload": "invoke", "langchain": {
+        **{name: {"instructions": value, "ratio": value / counts["none"]}
+           for name, value in counts.items()},
+        "storage_instructions": 4_000_000}}
+    lines = instructions(data)
+    assert ("| langchain | 10.00 M (x1.00) | 10.50 M (x1.05) | 16.00 M (x1.60) "
+            "| 20.00 M (x2.00) | 4.00 M |") in lines
+    assert instructions({"skipped": "valgrind not found"}) == ["skipped: valgrind not found"]
 
 
 @pytest.mark.skipif(_instructions.unavailable() is not None,
