@@ -448,6 +448,28 @@ def test_an_object_met_again_is_still_cut_by_the_payload_and_depth_limits(
                                                 "inner": "…[truncated: max depth]"}]]
 
 
+def test_objects_kept_for_reuse_are_bounded_by_the_text_they_hold(
+        rec: Recorder, sink: ListSink, cards: None) -> None:
+    import gc
+    import weakref
+
+    # Large documents (95,000 chars each, within the limits): the Recorder keeps recent
+    # conversions for reuse, but never more than about 2 MB of their text.
+    def big(tag: str) -> _Card:
+        return _Card(tag, [f"{tag}-{part}-" + "x" * 19_000 for part in range(5)])
+
+    first = big("first")
+    kept = weakref.ref(first)
+    _payload(rec, sink, "s0", first)
+    del first
+    for i in range(30):
+        _payload(rec, sink, f"s{i + 1}", big(str(i)))
+    gc.collect()
+    assert kept() is None
+    last = sink.records[-1].run
+    assert not last.truncated and last.inputs["inner"][4].startswith("29-4-xxx")
+
+
 def test_redaction_applies_every_time_an_object_is_met(sink: ListSink, cards: None) -> None:
     seen: list[str] = []
 

@@ -50,11 +50,14 @@ class ConvertedCache:
     for those the snapshot is the converter's data, value for value.
     """
 
-    __slots__ = ("_entries", "_max_entries")
+    __slots__ = ("_chars", "_entries", "_max_chars", "_max_entries")
 
-    def __init__(self, max_entries: int = 512) -> None:
+    def __init__(self, max_entries: int = 512, max_chars: int = 2_000_000) -> None:
         self._entries: dict[int, tuple[Any, int, int, int, dict[str, Any]]] = {}
         self._max_entries = max_entries
+        # The entries keep their objects alive: bounded by count and by the text they hold.
+        self._max_chars = max_chars
+        self._chars = 0
 
     def get(self, value: Any, plain: dict[str, Any], depth: int,
             budget: int) -> tuple[dict[str, Any], int, int] | None:
@@ -73,9 +76,12 @@ class ConvertedCache:
     def put(self, value: Any, depth: int, used: int, size: int,
             converted: dict[str, Any]) -> None:
         """Remember the conversion of ``value``."""
-        if len(self._entries) >= self._max_entries:
+        if len(self._entries) >= self._max_entries or self._chars + used > self._max_chars:
             self._entries.clear()  # crude but bounded; a miss only costs a walk
-        self._entries[id(value)] = (value, depth, used, size, converted)
+            self._chars = 0
+        if used <= self._max_chars:
+            self._entries[id(value)] = (value, depth, used, size, converted)
+            self._chars += used
 
 
 class SafeJson:
