@@ -330,19 +330,13 @@ class Spool:
             self._own = None
 
 
-def _loads(text: str | bytes) -> object:
-    """pydantic-core's JSON parser without its string cache: a record's strings are
-    mostly distinct (ids, texts), and caching them made parsing a third slower."""
-    return from_json(text, cache_strings=False)
-
-
 def _parse(line: bytes, *, own: bool) -> tuple[int | None, AnyRecord | None]:
     """(seq, record) of a line; a record at the current schema stays JSON data (the SQL
     store writes it without validating it into models again)."""
     seq_text, _, payload = line.partition(b" ")
     try:
         seq = int(seq_text) if own else None
-        return seq, SerializedRecord.parse(payload, loads=_loads)
+        return seq, SerializedRecord.parse(payload, loads=from_json)
     except ValueError:  # pydantic's ValidationError included
         return None, None
 
