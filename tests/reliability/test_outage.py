@@ -14,7 +14,7 @@ on a slower one that evening, 33.4 / 37.8 s there once SQLite checkpoints ran on
 own thread. On 2026-12-04's machine: 13.1-15.0 s (SQLite) and 15.5-18.4 s
 (PostgreSQL) over a dozen runs. On 2026-12-05's slower machine (its bare PostgreSQL
 COPY path inserts 9,790 runs/s of the ingestion mix against 17,438 the day before):
-under 20 s once and 21.1-24.0 s three times (SQLite), 24.3-28.6 s (PostgreSQL), nothing lost
+under 20 s once and 21.1-24.0 s four times (SQLite), 24.3-28.6 s (PostgreSQL), nothing lost
 (BENCHMARKS.md, seventh round). PostgreSQL's drain is bound by the server's own time
 per batch (the writer thread waits on it about 60 % of the drain; parsing and encoding
 the next batch on a helper thread meanwhile was measured and gained nothing), so on a
