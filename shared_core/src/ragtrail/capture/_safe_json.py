@@ -125,7 +125,7 @@ class SafeJson:
             return self.text(value)
         if kind is dict or kind is list or kind is tuple:
             if self._budget <= 0 or depth >= self._limits.max_depth:
-                return self._cut(depth)
+                return self._cut()
             return self._visit(value, depth, self._plain_container)
         if value is None or kind is bool:
             self.size += 4
@@ -152,10 +152,11 @@ class SafeJson:
         if isinstance(value, str):
             return self.text(value)
         if self._budget <= 0 or depth >= self._limits.max_depth:
-            return self._cut(depth)
+            return self._cut()
         return self._convert_other(value, depth)
 
-    def _cut(self, depth: int) -> str:
+    def _cut(self) -> str:
+        """The marker of a container cut by the payload budget or the depth limit."""
         self.truncated = True
         if self._budget <= 0:
             return "…[truncated: payload limit]"
