@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from test_writer import spool_files, wait_until
 
 from ragtrail.schemas import CapturedRun, RunError, RunStatus
+from ragtrail.schemas.flat import RUN_FIELDS, FlatRecord, flatten, read_record
 from ragtrail.schemas.record import SerializedRecord
 from ragtrail.sink import PermanentStoreError
 from ragtrail.store import SqlStore, _tables, open_store
@@ -65,9 +66,17 @@ def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path
         with replayed.engine.begin() as conn:
             for table in reversed(_tables.metadata.sorted_tables):
                 conn.execute(table.delete())
-    lines = [SerializedRecord.parse(r.model_dump_json()) for r in records]
-    assert all(isinstance(line, SerializedRecord) for line in lines)
-    replayed.write_batch(lines)
+    # Today's spool lines are flat; an older version's were the plain JSON.
+    flat = [read_record(flatten(r).to_json()) for r in records]
+    assert all(isinstance(line, FlatRecord) for line in flat)
+    replayed.write_batch(flat)
+    assert table_rows(replayed) == expected
+    with replayed.engine.begin() as conn:
+        for table in reversed(_tables.metadata.sorted_tables):
+            conn.execute(table.delete())
+    plain = [read_record(r.model_dump_json()) for r in records]
+    assert all(isinstance(line, SerializedRecord) for line in plain)
+    replayed.write_batch(plain)
     assert table_rows(replayed) == expected
     replayed.close()
 
@@ -85,9 +94,13 @@ def test_json_none_is_sql_null(store: SqlStore) -> None:
 
 def test_a_json_line_that_is_not_a_record_is_refused_as_permanent(store: SqlStore) -> None:
     data = json.loads(make_record("bad").model_dump_json())
-    del data["run"]["kind"]
-    with pytest.raises(PermanentStoreError, match="kind"):
+    del data["run"]["trace_id"]
+    with pytest.raises(PermanentStoreError, match="trace_id"):
         store.write_batch([SerializedRecord(data)])
+    flat = json.loads(flatten(make_record("bad")).to_json())
+    flat[1][RUN_FIELDS.index("started_at")] = "not a time"
+    with pytest.raises(PermanentStoreError, match="not a time"):
+        store.write_batch([FlatRecord.from_data(flat)])
 
 
 def test_an_older_schema_line_is_validated_not_passed_through() -> None:
@@ -134,7 +147,7 @@ def test_outage_replays_from_the_spool_into_sql_as_json(db_url: str, tmp_path: P
         assert stats.balanced()
     finally:
         writer.close(5)
-    assert SerializedRecord in seen and CapturedRun in seen
+    assert FlatRecord in seen and CapturedRun in seen
     assert spool_files(config.resolved_spool_dir("default")) == []
     check = open_store(db_url)
     with check.engine.connect() as conn:

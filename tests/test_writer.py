@@ -101,7 +101,9 @@ def spool_ids(root: Path) -> list[str]:
     for path in spool_files(root):
         for line in path.read_bytes().splitlines(keepends=True):
             if line.endswith(b"\n"):
-                ids.append(json.loads(line.partition(b" ")[2])["run"]["id"])
+                data = json.loads(line.partition(b" ")[2])
+                # A flat record ([form, run row, ...]; the run id first) or plain JSON.
+                ids.append(data[1][0] if isinstance(data, list) else data["run"]["id"])
     return ids
 
 

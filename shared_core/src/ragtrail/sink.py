@@ -53,9 +53,10 @@ class Store(Protocol):
     """What the writer needs from a database. Writes are idempotent.
 
     A store whose class sets ``accepts_serialized_records = True`` also receives
-    records replayed from the writer's disk spool as
-    :class:`~ragtrail.schemas.record.SerializedRecord` (JSON data, not validated
-    again); every other store gets validated :class:`CapturedRun` objects only.
+    records replayed from the writer's disk spool as they were read back
+    (:class:`~ragtrail.schemas.flat.FlatRecord`, or
+    :class:`~ragtrail.schemas.record.SerializedRecord` from an older spool), not
+    validated again; every other store gets validated :class:`CapturedRun` objects only.
     """
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:

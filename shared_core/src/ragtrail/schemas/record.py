@@ -14,7 +14,7 @@ from .llm import LLMMetadata
 from .rag import Document, DocumentLink
 from .run import Run
 
-__all__ = ["AnyRecord", "CapturedRun", "SerializedRecord"]
+__all__ = ["CapturedRun", "SerializedRecord"]
 
 
 class CapturedRun(Model):
@@ -46,7 +46,8 @@ class CapturedRun(Model):
 
 
 class SerializedRecord:
-    """A :class:`CapturedRun` as JSON data, read back from the writer's disk spool.
+    """A :class:`CapturedRun` as plain JSON data, read back from a disk spool written by
+    an earlier version (today's spool keeps :class:`~ragtrail.schemas.flat.FlatRecord`).
 
     The SQL store writes it as it is; it is validated into a CapturedRun only for a
     store that needs one (:meth:`to_record`).
@@ -85,6 +86,3 @@ class SerializedRecord:
         """The validated CapturedRun (raises pydantic's ValidationError)."""
         return CapturedRun.model_validate(self.data)
 
-
-#: What a store's ``write_batch`` may receive from the writer.
-AnyRecord = CapturedRun | SerializedRecord

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from ..errors import StoreUnavailableError
-from ..schemas.record import AnyRecord
+from ..schemas.flat import AnyRecord
 from ..sink import PermanentStoreError, TransientStoreError
 from . import _tables
 from ._bulk import can_stage, insert_encoded
@@ -75,9 +75,9 @@ class SqlStore:
     def write_batch(self, records: Sequence[AnyRecord]) -> None:
         """Store every record in one transaction, or none of them.
 
-        Records may also be :class:`~ragtrail.schemas.record.SerializedRecord` (the
-        writer's spool hands them back that way): they are stored without being
-        validated into models again.
+        Records may also be :class:`~ragtrail.schemas.flat.FlatRecord` (the writer's
+        spool hands them back that way): their rows are inserted as they are, without
+        being validated into models again.
 
         Raises :class:`~ragtrail.sink.TransientStoreError` when the write may succeed
         later (locked, disconnected, restarting) and

@@ -8,7 +8,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..schemas.record import AnyRecord, SerializedRecord
+from ..schemas.flat import AnyRecord, FlatRecord
+from ..schemas.record import SerializedRecord
 
 __all__ = ["DeadLetterFile"]
 
@@ -53,8 +54,12 @@ class DeadLetterFile:
 
     def _line(self, record: AnyRecord, error: BaseException) -> bytes:
         try:
-            payload = (record.data if isinstance(record, SerializedRecord)
-                       else json.loads(record.model_dump_json()))
+            if isinstance(record, SerializedRecord):
+                payload = record.data
+            elif isinstance(record, FlatRecord):
+                payload = record.plain()
+            else:
+                payload = json.loads(record.model_dump_json())
         except Exception as exc:  # a record that cannot be serialized
             payload = {"id": _safe_id(record), "unserializable": f"{type(exc).__name__}: {exc}"}
         entry = {

@@ -9,7 +9,8 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from ..schemas.record import AnyRecord, CapturedRun, SerializedRecord
+from ..schemas.flat import AnyRecord, FlatRecord
+from ..schemas.record import CapturedRun, SerializedRecord
 from ..sink import PermanentStoreError, Store, TransientStoreError
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
@@ -198,7 +199,7 @@ def _validated(records: Sequence[AnyRecord]) -> list[CapturedRun]:
     """CapturedRuns for a store that takes nothing else; an unreadable record is refused."""
     out = []
     for record in records:
-        if isinstance(record, SerializedRecord):
+        if isinstance(record, (SerializedRecord, FlatRecord)):
             try:
                 record = record.to_record()
             except ValueError as exc:  # pydantic's ValidationError

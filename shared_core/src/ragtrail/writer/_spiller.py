@@ -17,6 +17,8 @@ import math
 import threading
 import time
 
+from ..schemas.flat import flatten
+from ..schemas.record import CapturedRun
 from ._config import WriterConfig
 from ._ledger import Entry, Ledger
 from ._ratelimit import DropLog, RateLimitedLog
@@ -197,9 +199,16 @@ class Spiller:
 def _serialize(batch: list[Entry]) -> list[bytes] | None:
     """Spool lines for a batch, or None if some record cannot be serialized at all."""
     try:
-        return [b"%d %s\n" % (entry.seq or 0, entry.record.model_dump_json(fallback=repr)
-                              .encode("utf-8", "surrogatepass"))
-                for entry in batch]
+        return [b"%d %s\n" % (entry.seq or 0, _record_json(entry.record)) for entry in batch]
     except Exception as exc:  # such a record waits in memory for the store
         logger.error("cannot serialize a record for the spool: %s", exc)
         return None
+
+
+def _record_json(record: CapturedRun) -> bytes:
+    """A record's spool JSON: its flat rows (a SQL store inserts them as they are when
+    they are replayed), or the plain JSON of a record a store could not take anyway."""
+    try:
+        return flatten(record).to_json()
+    except Exception:  # the store will refuse it too; the spool keeps what there is
+        return record.model_dump_json(fallback=repr).encode("utf-8", "surrogatepass")

@@ -7,7 +7,9 @@ to a process that died: the next writer on the same spool directory adopts it an
 replays its segments. Two live processes never replay the same segment.
 
 Each line is ``<seq> <record JSON>\n``; ``seq`` is the writer's offer sequence number
-(meaningless to an adopting process, which ignores it). Segments are replayed in
+(meaningless to an adopting process, which ignores it). The record JSON is the flat form
+(:class:`~ragtrail.schemas.flat.FlatRecord`: rows with JSON columns as text), or the
+plain CapturedRun JSON for a record that has no flat form; both are read back. Segments are replayed in
 number order and deleted once read and stored. The spill thread appends, the writer
 thread reads (one lock between them); segment files are written unbuffered so a
 forked child holds no copy of unwritten bytes.
@@ -25,9 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic_core import from_json
-
-from ..schemas.record import AnyRecord, SerializedRecord
+from ..schemas.flat import AnyRecord, read_record
 
 try:  # POSIX only; without it orphaned spools of dead processes are not adopted.
     import fcntl
@@ -331,12 +331,12 @@ class Spool:
 
 
 def _parse(line: bytes, *, own: bool) -> tuple[int | None, AnyRecord | None]:
-    """(seq, record) of a line; a record at the current schema stays JSON data (the SQL
-    store writes it without validating it into models again)."""
+    """(seq, record) of a line; a flat record stays flat (the SQL store inserts its rows
+    as they are, without validating them into models again)."""
     seq_text, _, payload = line.partition(b" ")
     try:
         seq = int(seq_text) if own else None
-        return seq, SerializedRecord.parse(payload, loads=from_json)
+        return seq, read_record(payload)
     except ValueError:  # pydantic's ValidationError included
         return None, None
 

@@ -1,0 +1,321 @@
+"""A record in the flat form a store keeps it: one tuple per row, ready to insert.
+
+:func:`flatten` turns a :class:`~ragtrail.schemas.record.CapturedRun` into a
+:class:`FlatRecord`: its run, LLM call, documents and document links as tuples in
+the column order of the SQL tables (:data:`RUN_FIELDS`, :data:`LLM_FIELDS`,
+:data:`DOCUMENT_FIELDS`, :data:`LINK_FIELDS`; the store checks them against its
+tables at import). Values are what any backend can take:
+
+* JSON values (inputs, outputs, metadata, the whole LLM metadata, ...) as JSON text,
+  serialized once in pydantic's Rust core, ``None`` as ``None`` (SQL NULL);
+* timestamps as ISO 8601 UTC text ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; money as decimal
+  text, exactly as computed; enums as their values;
+* every string, JSON text included, without NUL characters or lone surrogates
+  (replaced by U+FFFD): PostgreSQL refuses the first, no driver encodes the second.
+
+The writer's disk spool keeps records in this form as JSON lines
+(:meth:`FlatRecord.to_json`), so replaying a spooled record after an outage only
+parses its line: it is neither validated into models nor serialized again. A SQL store
+only converts timestamps and money to its dialect. :meth:`FlatRecord.to_record` gives
+the validated record back for a store that needs one.
+
+Imports only the standard library and pydantic, like the rest of ``ragtrail.schemas``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic_core import PydanticSerializationError, from_json, to_json
+
+from ._base import to_utc
+from .record import CapturedRun, SerializedRecord
+
+__all__ = [
+    "DOCUMENT_FIELDS",
+    "AnyRecord",
+    "FLAT_FORM",
+    "LINK_FIELDS",
+    "LLM_FIELDS",
+    "RUN_FIELDS",
+    "FlatRecord",
+    "clean_json",
+    "clean_text",
+    "flatten",
+    "read_record",
+]
+
+#: Version of the flat layout, the first element of a flat record's JSON line.
+FLAT_FORM = 1
+
+RUN_FIELDS = (
+    "id", "trace_id", "parent_id", "path", "kind", "name", "framework", "started_at",
+    "ended_at", "duration_ms", "status", "error", "inputs", "outputs", "tags", "metadata",
+    "truncated", "redacted", "retries", "events", "app_name", "app_version", "user_hash",
+    "session_id", "request_type", "environment", "schema_version",
+)
+_TOKENS = ("input", "output", "total", "cache_read", "cache_creation", "reasoning")
+_COSTS = ("input", "output", "cache_read", "cache_write", "reasoning", "total")
+LLM_FIELDS = (
+    "run_id", "trace_id", "provider", "provider_model", "started_at",
+    *(f"{name}_tokens" for name in _TOKENS), *(f"{name}_cost" for name in _COSTS),
+    "currency", "price_status", "prompt_template_hash", "metadata",
+)
+DOCUMENT_FIELDS = ("content_hash", "document_id", "content", "metadata")
+LINK_FIELDS = ("run_id", "content_hash", "stage", "trace_id", "document_id", "rank", "score",
+               "input_rank")
+
+#: Positions of the values a store converts to its dialect.
+RUN_TIMES = (RUN_FIELDS.index("started_at"), RUN_FIELDS.index("ended_at"))
+LLM_TIME = LLM_FIELDS.index("started_at")
+LLM_MONEY = tuple(LLM_FIELDS.index(f"{name}_cost") for name in _COSTS)
+_RUN_JSON = frozenset(("error", "inputs", "outputs", "tags", "metadata", "events",
+                       "environment"))
+_RUN_JSON_AT = tuple(i for i, name in enumerate(RUN_FIELDS) if name in _RUN_JSON)
+
+_REPLACEMENT = "\ufffd"
+
+Row = tuple[Any, ...]
+
+
+class FlatRecord:
+    """A record as rows: ``run``, ``llm`` (or None), ``documents`` and ``links``."""
+
+    __slots__ = ("documents", "links", "llm", "run")
+
+    def __init__(self, run: Row, llm: Row | None, documents: list[Row],
+                 links: list[Row]) -> None:
+        self.run = run
+        self.llm = llm
+        self.documents = documents
+        self.links = links
+
+    @property
+    def id(self) -> str:
+        """The run id: the record's idempotency key."""
+        return str(self.run[0])
+
+    def to_json(self) -> bytes:
+        """The record's JSON line body: ``[FLAT_FORM, run, llm, documents, links]``."""
+        return to_json([FLAT_FORM, self.run, self.llm, self.documents, self.links])
+
+    @classmethod
+    def from_data(cls, data: Any) -> FlatRecord:
+        """Read :meth:`to_json`'s data back (parsed JSON); raises ValueError if it is not."""
+        if not (isinstance(data, list) and len(data) == 5 and data[0] == FLAT_FORM):
+            raise ValueError("not a flat record of this version")
+        _form, run, llm, documents, links = data
+        if not (isinstance(run, list) and len(run) == len(RUN_FIELDS)
+                and isinstance(run[0], str)):
+            raise ValueError("a flat record's run row is malformed")
+        if llm is not None and not (isinstance(llm, list) and len(llm) == len(LLM_FIELDS)):
+            raise ValueError("a flat record's LLM row is malformed")
+        if not (_rows_of(documents, len(DOCUMENT_FIELDS)) and _rows_of(links, len(LINK_FIELDS))):
+            raise ValueError("a flat record's document rows are malformed")
+        return cls(tuple(run), None if llm is None else tuple(llm),
+                   [tuple(row) for row in documents], [tuple(row) for row in links])
+
+    def to_record(self) -> CapturedRun:
+        """The validated CapturedRun (raises pydantic's ValidationError, a ValueError)."""
+        return CapturedRun.model_validate(self.plain())
+
+    def plain(self) -> dict[str, Any]:
+        """The record's JSON data in :class:`CapturedRun`'s layout (not validated)."""
+        run = dict(zip(RUN_FIELDS, self.run))
+        for name in _RUN_JSON:
+            run[name] = _value_of(run[name])
+        if run["tags"] is None:  # a run always has these lists
+            run["tags"] = []
+        if run["events"] is None:
+            run["events"] = []
+        if run["metadata"] is None:
+            run["metadata"] = {}
+        return {
+            "schema_version": run["schema_version"],
+            "run": run,
+            "llm": None if self.llm is None else _value_of(self.llm[-1]),
+            "documents": [{"content_hash": row[0], "document_id": row[1], "content": row[2],
+                           "metadata": _value_of(row[3]) or {}} for row in self.documents],
+            "links": [dict(zip(LINK_FIELDS, row)) for row in self.links],
+        }
+
+
+#: What a store's ``write_batch`` may receive from the writer.
+AnyRecord = CapturedRun | FlatRecord | SerializedRecord
+
+
+def read_record(text: str | bytes) -> AnyRecord:
+    """A record's JSON as written to the writer's spool: flat (:meth:`FlatRecord.to_json`)
+    or plain (:meth:`CapturedRun.model_dump_json`). Raises ValueError when it is neither.
+    """
+    if text[:1] in (b"[", "["):
+        return FlatRecord.from_data(from_json(text))
+    return SerializedRecord.parse(text, loads=from_json)
+
+
+def flatten(record: CapturedRun) -> FlatRecord:
+    """``record`` as rows (see the module's description).
+
+    Raises ValueError (pydantic's ``PydanticSerializationError`` included) when a
+    JSON value cannot be serialized at all.
+    """
+    run = record.run
+    run_id = _text(run.id)
+    trace_id = _text(run.trace_id)
+    started = _iso(run.started_at)
+    run_row = (
+        run_id, trace_id, _text(run.parent_id), _text(run.path), _enum(run.kind),
+        _text(run.name), _enum(run.framework), started, _iso(run.ended_at),
+        _float(run.duration_ms), _enum(run.status), _json(run.error), _json(run.inputs),
+        _json(run.outputs), _json(run.tags), _json(run.metadata), run.truncated,
+        run.redacted, run.retries, _json(run.events), _text(run.app_name),
+        _text(run.app_version), _text(run.user_hash), _text(run.session_id),
+        _text(run.request_type), _json(run.environment), _text(run.schema_version),
+    )
+    llm = record.llm
+    llm_row = None
+    if llm is not None:
+        usage = llm.token_usage
+        cost = llm.cost_metrics
+        tokens: tuple[Any, ...] = (None,) * len(_TOKENS)
+        if usage is not None:
+            total = usage.total_tokens
+            if total is None and usage.input_tokens is not None and (
+                    usage.output_tokens is not None):
+                total = usage.input_tokens + usage.output_tokens
+            tokens = (usage.input_tokens, usage.output_tokens, total, usage.cache_read_tokens,
+                      usage.cache_creation_tokens, usage.reasoning_tokens)
+        money: tuple[Any, ...] = (None,) * len(_COSTS)
+        currency = price_status = None
+        if cost is not None:
+            money = tuple(_money(getattr(cost, f"{name}_cost")) for name in _COSTS)
+            currency = _text(cost.currency or None)
+            price_status = _enum(cost.price_status)
+        llm_row = (
+            run_id, trace_id, _text(llm.provider or None), _text(_model_name(llm)), started,
+            *tokens, *money, currency, price_status, _text(llm.prompt_template_hash or None),
+            _json(llm),
+        )
+    documents = [(_text(doc.content_hash), _text(doc.document_id), _text(doc.content),
+                  _json(doc.metadata) if doc.metadata is not None else "{}")
+                 for doc in record.documents]
+    links = [(_text(link.run_id), _text(link.content_hash), _enum(link.stage),
+              _text(link.trace_id), _text(link.document_id), link.rank, _float(link.score),
+              link.input_rank) for link in record.links]
+    return FlatRecord(run_row, llm_row, documents, links)
+
+
+def clean_text(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", _REPLACEMENT)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_REPLACEMENT if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
+
+
+def clean_json(value: Any) -> Any:
+    """A JSON-native value with every string (and key) passed through :func:`clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {clean_text(str(key)): clean_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # as pydantic dumps inf and NaN
+    return value
+
+
+def _json(value: Any) -> str | None:
+    """JSON text of a value (a model included), clean; None stays None (SQL NULL).
+
+    Serialized in pydantic's Rust core; the Python walk over every string only runs
+    for the rare value holding a NUL or a lone surrogate.
+    """
+    if value is None:
+        return None
+    try:
+        text = to_json(value, inf_nan_mode="null").decode()
+    except PydanticSerializationError:  # a lone surrogate (anything else fails again)
+        return _json_cleaned(value)
+    if "\\u0000" in text:
+        return _json_cleaned(value)
+    return text
+
+
+def _json_cleaned(value: Any) -> str:
+    return to_json(clean_json(_plain(value)), inf_nan_mode="null").decode()
+
+
+def _plain(value: Any) -> Any:
+    """Python data -> JSON-native data, strings untouched (surrogates survive)."""
+    if isinstance(value, str) or value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        return {_key(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "model_dump"):
+        return _plain(value.model_dump(mode="python"))
+    return from_json(to_json(value, inf_nan_mode="null"))  # datetime, Decimal, ...
+
+
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) else str(getattr(key, "value", key))
+
+
+def _text(value: Any) -> Any:
+    return clean_text(value) if type(value) is str else value
+
+
+def _enum(value: Any) -> Any:
+    return _text(getattr(value, "value", value))
+
+
+def _float(value: Any) -> Any:
+    if type(value) is float and not math.isfinite(value):
+        return None
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        value = to_utc(value)  # type: ignore[assignment]
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drops "+00:00"
+
+
+def _money(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _model_name(llm: Any) -> str | None:
+    if llm.provider_model:
+        return llm.provider_model  # type: ignore[no-any-return]
+    params = llm.request_parameters
+    if params is not None and params.model:
+        return params.model  # type: ignore[no-any-return]
+    response = llm.response_metadata
+    return response.model_version if response is not None else None
+
+
+def _value_of(text: Any) -> Any:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"a flat record's JSON value is not JSON text: {type(text).__name__}")
+    return from_json(text)
+
+
+def _rows_of(rows: Any, width: int) -> bool:
+    return isinstance(rows, list) and all(isinstance(row, list) and len(row) == width
+                                          for row in rows)
