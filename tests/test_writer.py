@@ -12,15 +12,18 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ragtrail.errors import ConfigError
 from ragtrail.schemas import CapturedRun
-from ragtrail.sink import Sink
+from ragtrail.schemas.flat import flatten
+from ragtrail.sink import Sink, TransientStoreError
 from ragtrail.writer import (
     BackgroundWriter,
     DropReason,
@@ -28,6 +31,7 @@ from ragtrail.writer import (
     WriterStats,
     default_spool_dir,
 )
+from ragtrail.writer._spool import Spool
 from reliability._factory import make_record
 from reliability._stores import FaultyStore, FileStore, MemoryStore, ids_in
 
@@ -97,13 +101,17 @@ def spool_files(root: Path) -> list[Path]:
 
 def spool_ids(root: Path) -> list[str]:
     """Record ids on the spool in replay order (segments by number, lines in order)."""
+    return [i for path in spool_files(root) for i in spool_ids_in(path)]
+
+
+def spool_ids_in(path: Path) -> list[str]:
+    """Record ids in one spool segment file, in order."""
     ids = []
-    for path in spool_files(root):
-        for line in path.read_bytes().splitlines(keepends=True):
-            if line.endswith(b"\n"):
-                data = json.loads(line.partition(b" ")[2])
-                # A flat record ([form, run row, ...]; the run id first) or plain JSON.
-                ids.append(data[1][0] if isinstance(data, list) else data["run"]["id"])
+    for line in path.read_bytes().splitlines(keepends=True):
+        if line.endswith(b"\n"):
+            data = json.loads(line.partition(b" ")[2])
+            # A flat record ([form, run row, ...]; the run id first) or plain JSON.
+            ids.append(data[1][0] if isinstance(data, list) else data["run"]["id"])
     return ids
 
 
@@ -396,10 +404,21 @@ def test_unexpected_store_exception_is_treated_as_permanent(
 # --- the spool -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["in-process", "server"])
 def test_outage_spills_to_disk_and_replays_in_order(
-    tmp_path: Path, make_writer: MakeWriter
+    tmp_path: Path, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, read_ahead: bool
 ) -> None:
     inner, store = down_store()
+    # A server's client (PostgreSQL) has the next spooled batch read while one is stored.
+    store.waits_outside_python = read_ahead
+    readers: list[str] = []
+    plain_read = Spool.read
+
+    def read(self: Spool, *args: Any, **kwargs: Any) -> Any:
+        readers.append(threading.current_thread().name)
+        return plain_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Spool, "read", read)
     config = fast_config(tmp_path, max_queue_events=100, batch_max_events=10)
     writer = make_writer(store, config)
     records = [make_record() for _ in range(400)]
@@ -423,6 +442,8 @@ def test_outage_spills_to_disk_and_replays_in_order(
     assert stats.replayed == stats.spooled and stats.spool_events == 0 and stats.spool_bytes == 0
     assert stats.balanced()
     assert spool_files(config.resolved_spool_dir("default")) == []
+    ahead = [name for name in readers if name.startswith("ragtrail-read-ahead")]
+    assert bool(ahead) == read_ahead, readers
 
 
 def test_after_an_outage_fresh_records_go_first_and_flush_waits_for_all(
@@ -582,3 +603,102 @@ def test_forked_child_gets_a_fresh_writer(tmp_path: Path) -> None:
     assert sorted(ids) == sorted(expected + [i for i in ids if i.startswith("child")])
     assert len([i for i in ids if i.startswith("child")]) == 10
     assert len(ids) == len(set(ids)) == 40
+
+
+# --- reading the spool ahead -------------------------------------------------------------
+
+
+def spool_of(tmp_path: Path, count: int, *, per_segment: int) -> tuple[Spool, list[str]]:
+    """A spool holding ``count`` flat records, ``per_segment`` lines to a segment file."""
+    records = [make_record("ahead") for _ in range(count)]
+    lines = [b"%d %s\n" % (i, flatten(r).to_json()) for i, r in enumerate(records)]
+    spool = Spool(tmp_path / "spool", max_bytes=10**9,
+                  segment_max_bytes=per_segment * max(map(len, lines)))  # lines differ a little
+    assert spool.append(lines) == count
+    return spool, [r.id for r in records]
+
+
+def ids_of(batch: Any) -> list[str]:
+    return [record.id for record in batch.records]
+
+
+def test_spool_reads_ahead_across_segments_and_only_in_order(tmp_path: Path) -> None:
+    spool, ids = spool_of(tmp_path, 10, per_segment=4)
+    first = spool.read(3)
+    ahead = spool.read(3, after=first)
+    assert ids_of(first) == ids[:3] and ids_of(ahead) == [ids[3]]  # the rest of segment 1
+    assert not spool.is_next(ahead)  # the first batch is not stored yet
+    spool.commit(first, 3)
+    assert spool.is_next(ahead)
+    spool.commit(ahead, 1)  # segment 1 is done and deleted
+    second = spool.read(3)
+    ahead = spool.read(3, after=second)  # from the next segment
+    assert ids_of(second) == ids[4:7] and ids_of(ahead) == [ids[7]]
+    spool.commit(second, 2)  # stored in part: the read ahead is not next any more
+    assert not spool.is_next(ahead)
+    assert ids_of(spool.read(3)) == ids[6:8]
+
+
+def test_spool_read_ahead_is_stale_after_records_are_put_in_front(tmp_path: Path) -> None:
+    spool, _ids = spool_of(tmp_path, 6, per_segment=6)
+    first = spool.read(2)
+    ahead = spool.read(2, after=first)
+    spool.commit(first, 2)
+    older = make_record("older")
+    assert spool.prepend([b"0 %s\n" % flatten(older).to_json()])
+    assert not spool.is_next(ahead)
+    assert ids_of(spool.read(1)) == [older.id]
+
+
+def test_spool_read_ahead_ends_at_the_last_line(tmp_path: Path) -> None:
+    spool, ids = spool_of(tmp_path, 4, per_segment=4)
+    everything = spool.read(10)
+    assert ids_of(everything) == ids
+    assert spool.read(10, after=everything) is None
+
+
+class _FailsOnce(FaultyStore):
+    """Fails (transiently) the one write of exactly the ids in ``trip``."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        super().__init__(inner)
+        self.trip: list[str] | None = None
+
+    def write_batch(self, records: Any) -> None:
+        if self.trip is not None and [r.id for r in records] == self.trip:
+            self.trip = None
+            raise TransientStoreError("injected: dropped connection")
+        super().write_batch(records)
+
+
+def test_a_batch_stored_in_part_is_resumed_not_skipped_by_the_read_ahead(
+    tmp_path: Path, make_writer: MakeWriter
+) -> None:
+    inner = MemoryStore()
+    store = _FailsOnce(inner)
+    store.down = True
+    store.waits_outside_python = True  # the next batch is read while one is stored
+    config = fast_config(tmp_path, max_queue_events=8, batch_max_events=4,
+                         retry_max_attempts=1)
+    writer = make_writer(store, config)
+    records = [make_record("part") for _ in range(12)]
+    for record in records:
+        assert writer.offer(record)
+        wait_until(lambda: writer.stats().queue_events < 4)  # spilled to disk
+    wait_until(lambda: writer.stats().spool_events >= 10)  # three batches on the spool
+    # Batches are read from one segment file at a time, four lines at most.
+    batches = [ids[i:i + 4] for path in spool_files(config.resolved_spool_dir("default"))
+               for ids in [spool_ids_in(path)] for i in range(0, len(ids), 4)]
+    # The second spooled batch (the first is written while the store is still taken
+    # for down: no read ahead) gets a poison record, so it is split: its first half
+    # is written (one stored, one dead-lettered), then the second half fails and the
+    # batch is stored only in part, while the next one was already read ahead.
+    second = next(batch for batch in batches[1:-1] if len(batch) == 4)
+    store.poison.add(second[0])
+    store.trip = second[2:]
+    store.down = False
+    assert writer.flush(10)
+    stats = writer.stats()
+    assert sorted(inner.rows) == sorted(r.id for r in records if r.id != second[0])
+    assert stats.stored == 11 and stats.dead_lettered == 1 and stats.balanced()
+    assert stats.spool_events == 0 and stats.spool_bytes == 0

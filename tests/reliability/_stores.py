@@ -62,6 +62,8 @@ class FaultyStore:
         self.attempts = 0
         self.threads: set[int] = set()
         self._lock = threading.Lock()
+        # As the wrapped store (PostgreSQL: the writer reads the spool ahead); settable.
+        self.waits_outside_python = bool(getattr(inner, "waits_outside_python", False))
 
     @property
     def accepts_serialized_records(self) -> bool:

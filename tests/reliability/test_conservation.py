@@ -70,6 +70,9 @@ class Run:
 
     def __init__(self, store: SqlStore, config: WriterConfig) -> None:
         self.faulty = FaultyStore(store, close_inner=False)
+        # Spooled batches are read ahead while one is stored (as on PostgreSQL), so
+        # partial writes, failures and close also meet a batch read in advance.
+        self.faulty.waits_outside_python = True
         self.writer = BackgroundWriter(self.faulty, config)
         self.prefix = f"c{uuid.uuid4().hex[:10]}-"
         self.accepted: list[str] = []

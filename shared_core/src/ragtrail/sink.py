@@ -57,6 +57,8 @@ class Store(Protocol):
     (:class:`~ragtrail.schemas.flat.FlatRecord`, or
     :class:`~ragtrail.schemas.record.SerializedRecord` from an older spool), not
     validated again; every other store gets validated :class:`CapturedRun` objects only.
+    A store whose ``waits_outside_python`` is True (a client of a database server)
+    has the writer parse the next spooled batch while a write is in flight.
     """
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:

@@ -36,11 +36,11 @@ from .record import CapturedRun, SerializedRecord
 
 __all__ = [
     "DOCUMENT_FIELDS",
-    "AnyRecord",
     "FLAT_FORM",
     "LINK_FIELDS",
     "LLM_FIELDS",
     "RUN_FIELDS",
+    "AnyRecord",
     "FlatRecord",
     "clean_json",
     "clean_text",
@@ -124,7 +124,7 @@ class FlatRecord:
 
     def plain(self) -> dict[str, Any]:
         """The record's JSON data in :class:`CapturedRun`'s layout (not validated)."""
-        run = dict(zip(RUN_FIELDS, self.run))
+        run = dict(zip(RUN_FIELDS, self.run, strict=True))
         for name in _RUN_JSON:
             run[name] = _value_of(run[name])
         if run["tags"] is None:  # a run always has these lists
@@ -139,7 +139,7 @@ class FlatRecord:
             "llm": None if self.llm is None else _value_of(self.llm[-1]),
             "documents": [{"content_hash": row[0], "document_id": row[1], "content": row[2],
                            "metadata": _value_of(row[3]) or {}} for row in self.documents],
-            "links": [dict(zip(LINK_FIELDS, row)) for row in self.links],
+            "links": [dict(zip(LINK_FIELDS, row, strict=True)) for row in self.links],
         }
 
 
@@ -289,9 +289,9 @@ def _float(value: Any) -> Any:
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is not timezone.utc:
-        value = to_utc(value)  # type: ignore[assignment]
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drops "+00:00"
+    utc = value if value.tzinfo is timezone.utc else to_utc(value)
+    assert utc is not None
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drops "+00:00"
 
 
 def _money(value: Any) -> str | None:

@@ -50,6 +50,13 @@ class StoreSource:
             raise TransientStoreError("no store")
         return self._store
 
+    @property
+    def waits_outside_python(self) -> bool:
+        """True when the store (built already) says its writes mostly wait on a server
+        with the interpreter released (``waits_outside_python = True`` on its class):
+        then the next spooled batch is parsed meanwhile."""
+        return bool(getattr(self._store, "waits_outside_python", False))
+
     def close(self) -> None:
         """Close the store if the factory built it (a given store is the caller's)."""
         store, self._store = self._store, None

@@ -9,10 +9,10 @@ replays its segments. Two live processes never replay the same segment.
 Each line is ``<seq> <record JSON>\n``; ``seq`` is the writer's offer sequence number
 (meaningless to an adopting process, which ignores it). The record JSON is the flat form
 (:class:`~ragtrail.schemas.flat.FlatRecord`: rows with JSON columns as text), or the
-plain CapturedRun JSON for a record that has no flat form; both are read back. Segments are replayed in
-number order and deleted once read and stored. The spill thread appends, the writer
-thread reads (one lock between them); segment files are written unbuffered so a
-forked child holds no copy of unwritten bytes.
+plain CapturedRun JSON for a record that has no flat form; both are read back.
+Segments are replayed in number order and deleted once read and stored. The spill
+thread appends, the writer thread reads (one lock between them); segment files are
+written unbuffered so a forked child holds no copy of unwritten bytes.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class SpoolRead:
     """Records read from the head segment, not yet committed."""
 
     segment: _Segment
+    start: int = 0  # file offset of the first line
     seqs: list[int | None] = field(default_factory=list)
     records: list[AnyRecord | None] = field(default_factory=list)  # None: unreadable line
     ends: list[int] = field(default_factory=list)  # file offset after each line
@@ -227,28 +228,60 @@ class Spool:
 
     # --- reading -----------------------------------------------------------------------
 
-    def read(self, max_events: int) -> SpoolRead | None:
-        """Parse up to ``max_events`` lines from the head segment (nothing is consumed)."""
+    def read(self, max_events: int, *, after: SpoolRead | None = None) -> SpoolRead | None:
+        """Parse up to ``max_events`` lines from the head segment (nothing is consumed).
+
+        With ``after``, the lines that follow that read instead (read ahead while it is
+        being stored); such a read is only good while :meth:`is_next` says so.
+        """
         while True:
             with self._lock:
-                segment = self._head()
+                segment, offset = self._head_after(after) if after else self._head_offset()
                 if segment is None:
                     return None
                 if segment.fd is not None:
                     self._seal(segment)  # never read a file still being appended to
-                lines, ends = _read_lines(segment.path, segment.offset, max_events)
+                lines, ends = _read_lines(segment.path, offset, max_events)
                 if lines:
                     break
+                if after is not None:
+                    return None  # a torn tail: left for the plain read to drop
                 # Only a torn tail (half a line from a crash, never counted) is left.
                 segment.offset = segment.size
                 self._drop_segment(segment)
-        # Parsing needs no lock: only the reader touches a sealed head segment.
-        batch = SpoolRead(segment, ends=ends)
+        # Parsing needs no lock: only the reader touches a sealed segment's lines.
+        batch = SpoolRead(segment, start=offset, ends=ends)
         for line in lines:
             seq, record = _parse(line, own=segment.owner.own)
             batch.seqs.append(seq)
             batch.records.append(record)
         return batch
+
+    def is_next(self, batch: SpoolRead) -> bool:
+        """True when ``batch`` starts exactly where the unreplayed lines start."""
+        with self._lock:
+            segment, offset = self._head_offset()
+            return segment is batch.segment and offset == batch.start
+
+    def _head_offset(self) -> tuple[_Segment | None, int]:
+        segment = self._head()
+        return segment, (segment.offset if segment is not None else 0)
+
+    def _head_after(self, batch: SpoolRead) -> tuple[_Segment | None, int]:
+        segment = batch.segment
+        end = batch.ends[-1] if batch.ends else batch.start
+        if end < segment.size:
+            return segment, end
+        try:
+            index = self._segments.index(segment)
+        except ValueError:
+            return None, 0
+        for later in list(self._segments)[index + 1:]:
+            if later.offset < later.size:
+                return later, later.offset
+            if later.fd is not None:
+                return None, 0  # the active segment, empty so far
+        return None, 0
 
     def _head(self) -> _Segment | None:
         while self._segments:
