@@ -16,6 +16,7 @@ from ragtrail.schemas.flat import RUN_FIELDS, FlatRecord, flatten, read_record
 from ragtrail.schemas.record import SerializedRecord
 from ragtrail.sink import PermanentStoreError
 from ragtrail.store import SqlStore, _tables, open_store
+from ragtrail.store._store import PreparedBatch
 from ragtrail.writer import BackgroundWriter, WriterConfig
 from reliability._factory import make_record
 from reliability._stores import FaultyStore
@@ -49,6 +50,10 @@ def odd_records() -> list[CapturedRun]:
     records[2].run.error = RunError(type="ValueError", message="boom")
     records[3].documents[0].metadata = {"page": 3, "title": "\u00fcber"}
     records[4].links[0].score = None
+    # What COPY's text format must escape, and what looks like its markers.
+    records[5].run.name = "tab\there\nnew\r\\line \\N \\."
+    records[5].run.inputs = {"q": "a\tb\nc\\d", "raw": "\\N"}
+    records[5].documents[0].content = "line one\nline\ttwo \\ end"
     return records
 
 
@@ -77,6 +82,16 @@ def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path
     plain = [read_record(r.model_dump_json()) for r in records]
     assert all(isinstance(line, SerializedRecord) for line in plain)
     replayed.write_batch(plain)
+    assert table_rows(replayed) == expected
+    # Prepared ahead (rows encoded, PostgreSQL's COPY data built apart from the
+    # connection), as the writer does while the previous batch is being written.
+    with replayed.engine.begin() as conn:
+        for table in reversed(_tables.metadata.sorted_tables):
+            conn.execute(table.delete())
+    prepared = replayed.prepare_batch(flat)
+    assert isinstance(prepared, PreparedBatch) and list(prepared) == flat
+    assert bool(prepared.encoded.copy_data) == (replayed.dialect == "postgresql")
+    replayed.write_batch(prepared)
     assert table_rows(replayed) == expected
     replayed.close()
 

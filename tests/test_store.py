@@ -222,6 +222,29 @@ def test_writes_are_idempotent(store: SqlStore) -> None:
     assert store.write_batch([]) is None
 
 
+def test_a_batch_of_stored_and_new_runs_stores_the_new_ones(store: SqlStore) -> None:
+    old = [record("r1"), record("r2", parent_id="r1")]
+    store.write_batch(old)
+    store.write_batch([old[1], record("r3", parent_id="r1"), old[0], record("r4")])
+    assert counts(store) == {"runs": 4, "llm_calls": 4, "documents": 4, "document_links": 4}
+
+
+def test_a_run_stored_meanwhile_by_another_writer_is_not_duplicated(
+        store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On PostgreSQL new runs are copied straight into their tables. Another writer may
+    # store the same run between the look-up and the copy: as if the look-up missed
+    # it, the batch must go through the staging tables instead, whole and once.
+    from ragtrail.store import _bulk
+
+    first = record("r1")
+    store.write_batch([first])
+    monkeypatch.setattr(_bulk, "_stored_runs", lambda cursor, ids: set())
+    store.write_batch([record("r0"), first, record("r2")])
+    assert counts(store) == {"runs": 3, "llm_calls": 3, "documents": 3, "document_links": 3}
+    store.write_batch([record("r5")])  # the connection is still good
+    assert counts(store)["runs"] == 4
+
+
 def test_one_document_row_per_content_hash(store: SqlStore) -> None:
     store.write_batch([record("r1", text="shared"), record("r2", text="shared")])
     assert counts(store) == {"runs": 2, "llm_calls": 2, "documents": 1, "document_links": 2}

@@ -25,7 +25,7 @@ Imports only the standard library and pydantic, like the rest of ``ragtrail.sche
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -78,7 +78,8 @@ _RUN_JSON_AT = tuple(i for i, name in enumerate(RUN_FIELDS) if name in _RUN_JSON
 
 _REPLACEMENT = "\ufffd"
 
-Row = tuple[Any, ...]
+#: A row: a tuple when flattened here, a list when read back from JSON.
+Row = Sequence[Any]
 
 
 class FlatRecord:
@@ -86,8 +87,8 @@ class FlatRecord:
 
     __slots__ = ("documents", "links", "llm", "run")
 
-    def __init__(self, run: Row, llm: Row | None, documents: list[Row],
-                 links: list[Row]) -> None:
+    def __init__(self, run: Row, llm: Row | None, documents: Sequence[Row],
+                 links: Sequence[Row]) -> None:
         self.run = run
         self.llm = llm
         self.documents = documents
@@ -115,8 +116,9 @@ class FlatRecord:
             raise ValueError("a flat record's LLM row is malformed")
         if not (_rows_of(documents, len(DOCUMENT_FIELDS)) and _rows_of(links, len(LINK_FIELDS))):
             raise ValueError("a flat record's document rows are malformed")
-        return cls(tuple(run), None if llm is None else tuple(llm),
-                   [tuple(row) for row in documents], [tuple(row) for row in links])
+        # The parsed lists are kept as rows: a replayed batch allocates no copies (a
+        # batch's objects outlive young garbage collections, so each one costs twice).
+        return cls(run, llm, documents, links)
 
     def to_record(self) -> CapturedRun:
         """The validated CapturedRun (raises pydantic's ValidationError, a ValueError)."""

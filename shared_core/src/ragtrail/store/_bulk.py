@@ -3,10 +3,13 @@
 * SQLite: ``executemany`` of ``INSERT .. ON CONFLICT DO NOTHING`` per table, on the
   driver directly (the rows are already in storage form, so SQLAlchemy's per-row
   parameter processing is skipped).
-* PostgreSQL: ``COPY`` into a temporary staging table per table (per connection,
-  emptied at commit), then ``INSERT .. SELECT .. ORDER BY key ON CONFLICT
-  DO NOTHING``: one round trip per table instead of one statement per row, and the
-  key order gives concurrent writers one lock order.
+* PostgreSQL: ``COPY``. Rows of runs not stored yet (the common case) go straight
+  into their tables (runs, LLM calls, document links: all keyed by their run);
+  documents, which runs share, and every row of a batch that meets a row stored
+  meanwhile go into a temporary staging table per table (per connection, emptied at
+  commit), then ``INSERT .. SELECT .. ORDER BY key ON CONFLICT DO NOTHING``. One
+  round trip per table instead of one statement per row; rows in key order give
+  concurrent writers one lock order.
 
 Both run inside the caller's transaction: a batch is stored whole or not at all. A
 PostgreSQL user without the TEMP privilege gets ``executemany`` there too.
@@ -14,13 +17,14 @@ PostgreSQL user without the TEMP privilege gets ``executemany`` there too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from ._rows import COLUMNS, KEYS, Encoded
 
-__all__ = ["can_stage", "insert_encoded"]
+__all__ = ["can_stage", "copy_text", "insert_encoded"]
 
 _STAGE_PREFIX = "ragtrail_stage_"
 
@@ -46,8 +50,9 @@ def _insert_values(conn: Connection, encoded: Encoded) -> None:
     """executemany of INSERT .. VALUES per table (SQLite; PostgreSQL without COPY)."""
     statements = _VALUES_SQL[conn.dialect.name]
     for table, rows in encoded.tables():
-        if rows:
-            conn.exec_driver_sql(statements[table], rows)
+        if rows:  # rows read back from the spool are lists; SQLAlchemy binds tuples
+            conn.exec_driver_sql(statements[table],
+                                 [row if type(row) is tuple else tuple(row) for row in rows])
 
 
 def _pg_statements(table: str) -> tuple[str, str, str]:
@@ -67,27 +72,111 @@ _PG_SQL = {table: _pg_statements(table) for table in COLUMNS}
 _PG_CREATE_ALL = "; ".join(create for create, _copy, _insert in _PG_SQL.values())
 
 
+def copy_text(rows: list[Sequence[Any]]) -> bytes:
+    """``rows`` in COPY's text format (the data of ``COPY .. FROM STDIN``).
+
+    Values are what the encoder makes: text without NUL or lone surrogates, numbers,
+    booleans and None. Built apart from the connection, so the writer can prepare the
+    next batch on another thread while the server works on this one.
+    """
+    return "".join(["\t".join([_copy_field(value) for value in row]) + "\n" for row in rows]
+                   ).encode("utf-8")
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        text: str = value
+        if "\\" in text:
+            text = text.replace("\\", "\\\\")
+        if "\n" in text or "\r" in text or "\t" in text:
+            text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        return text
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    return str(value)  # int, float (no NaN or infinity: stored as NULL), Decimal
+
+
+#: Tables whose rows all belong to one run: a run stored means its rows are stored.
+_PER_RUN = ("runs", "llm_calls", "document_links")
+_DIRECT_COPY = {table: f'COPY "{table}" ({_names(COLUMNS[table])}) FROM STDIN'
+                for table in _PER_RUN}
+_SAVEPOINT = "ragtrail_direct"
+_UNIQUE_VIOLATION = "23505"  # SQLSTATE unique_violation (psycopg is optional: no import)
+
+
 def _insert_postgresql(conn: Connection, encoded: Encoded) -> None:
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cursor:
         # Temporary tables live with the connection but vanish with a rolled-back
         # transaction that created them: "IF NOT EXISTS" in every batch is the one
         # check that is always right (a catalog lookup, far below a batch's cost).
-        # Statements without parameters go together: one round trip for the creates,
-        # one for the inserts, besides the COPYs.
         cursor.execute(_PG_CREATE_ALL)
+        tables = encoded.tables()
+        if _copy_new_runs(cursor, encoded):
+            tables = [(name, rows) for name, rows in tables if name not in _PER_RUN]
         inserts = []
-        for table, rows in encoded.tables():
+        for table, rows in tables:
             if not rows:
                 continue
             _create, copy_sql, insert_sql = _PG_SQL[table]
-            with cursor.copy(copy_sql) as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+            _copy(cursor, copy_sql, rows, encoded.copy_data.get(table))
             inserts.append(insert_sql)
         if inserts:
+            # Statements without parameters go together: one round trip.
             cursor.execute("; ".join(inserts))
+
+
+def _copy_new_runs(cursor: Any, encoded: Encoded) -> bool:
+    """COPY the rows of runs not stored yet straight into their tables; False if some
+    row was there after all (another writer stored it meanwhile): nothing is written
+    then, and the caller goes through the staging tables (ON CONFLICT DO NOTHING).
+
+    The common case, a batch of new runs, so skips writing every row twice (staging,
+    then the table): about 15 % of the server's time per batch. Child rows are keyed
+    by their run, and a record is stored in one transaction, so a run stored means
+    its LLM call and document links are stored too.
+    """
+    tables = dict(encoded.tables())
+    ids = [row[0] for row in tables["runs"]]
+    if not ids:
+        return True
+    stored = _stored_runs(cursor, ids)
+    cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        for table in _PER_RUN:
+            rows = tables[table]
+            data = None if stored else encoded.copy_data.get(table)
+            if stored:
+                rows = [row for row in rows if row[0] not in stored]
+            if rows:
+                _copy(cursor, _DIRECT_COPY[table], rows, data)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+            raise
+        cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        return False
+    cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    return True
+
+
+def _stored_runs(cursor: Any, ids: list[str]) -> set[str]:
+    """Which of the run ids ``ids`` are stored already."""
+    cursor.execute('SELECT "id" FROM "runs" WHERE "id" = ANY(%s)', (ids,))
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _copy(cursor: Any, sql: str, rows: list[Sequence[Any]], data: bytes | None) -> None:
+    with cursor.copy(sql) as copy:
+        if data is not None:
+            copy.write(data)  # prepared ahead: only sent here
+        else:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
 
 
 def can_stage(conn: Connection) -> bool:

@@ -16,7 +16,7 @@ PostgreSQL; JSON columns are JSON text, ``None`` as SQL NULL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -117,18 +117,22 @@ class Encoded:
     """The rows of a batch per table, one per primary key (the first occurrence wins)."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {
+        self.rows: dict[str, dict[tuple[Any, ...], Sequence[Any]]] = {
             name: {} for name in TABLE_ORDER
         }
+        self._sorted: list[tuple[str, list[Sequence[Any]]]] | None = None
+        #: PostgreSQL COPY data per table, when built ahead (see ``SqlStore.prepare_batch``).
+        self.copy_data: dict[str, bytes] = {}
 
-    def tables(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    def tables(self) -> list[tuple[str, list[Sequence[Any]]]]:
         """(table, rows sorted by key) in insert order: parents before children.
 
         Sorting gives concurrent writers one lock order, so they cannot deadlock.
         """
-        for name in TABLE_ORDER:
-            rows = self.rows[name]
-            yield name, [rows[key] for key in sorted(rows)]
+        if self._sorted is None:
+            self._sorted = [(name, [rows[key] for key in sorted(rows)])
+                            for name, rows in ((name, self.rows[name]) for name in TABLE_ORDER)]
+        return self._sorted
 
 
 class _Dialect:
@@ -141,23 +145,25 @@ class _Dialect:
 
     def add(self, out: Encoded, flat: FlatRecord) -> None:
         time = self.time
-        run = list(flat.run)
-        run[_RUN_START] = time(run[_RUN_START])
-        run[_RUN_END] = time(run[_RUN_END])
-        out.rows["runs"].setdefault((run[0],), tuple(run))
+        run = flat.run
+        if time is not _time_pg:  # PostgreSQL takes the ISO text as it is
+            run = list(run)
+            run[_RUN_START] = time(run[_RUN_START])
+            run[_RUN_END] = time(run[_RUN_END])
+        out.rows["runs"].setdefault((run[0],), run)
         if flat.llm is not None:
             llm = list(flat.llm)
             llm[LLM_TIME] = time(llm[LLM_TIME])
             money = self.money
             for at in LLM_MONEY:
                 llm[at] = money(llm[at])
-            out.rows["llm_calls"].setdefault((llm[0],), tuple(llm))
+            out.rows["llm_calls"].setdefault((llm[0],), llm)
         docs = out.rows["documents"]
         for doc in flat.documents:
             docs.setdefault((doc[0],), doc)
         links = out.rows["document_links"]
         for link in flat.links:
-            links.setdefault(link[:3], link)
+            links.setdefault((link[0], link[1], link[2]), link)
 
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}

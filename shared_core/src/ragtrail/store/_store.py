@@ -14,12 +14,12 @@ from ..errors import StoreUnavailableError
 from ..schemas.flat import AnyRecord
 from ..sink import PermanentStoreError, TransientStoreError
 from . import _tables
-from ._bulk import can_stage, insert_encoded
+from ._bulk import can_stage, copy_text, insert_encoded
 from ._checkpoint import WalCheckpointer
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
-from ._rows import EncodeError, encode_batch
+from ._rows import Encoded, EncodeError, encode_batch
 from ._url import (
     EngineConfig,
     create_store_engine,
@@ -32,6 +32,15 @@ from ._url import (
 __all__ = ["SqlStore", "open_store", "upgrade_database"]
 
 logger = logging.getLogger("ragtrail.store")
+
+
+class PreparedBatch(list[AnyRecord]):
+    """Records with their rows already encoded for one dialect (see ``prepare_batch``)."""
+
+    def __init__(self, records: Sequence[AnyRecord], encoded: Encoded, dialect: str) -> None:
+        super().__init__(records)
+        self.encoded = encoded
+        self.dialect = dialect
 
 
 class SqlStore:
@@ -95,10 +104,13 @@ class SqlStore:
             raise TransientStoreError("store is closed")
         if not records:
             return
-        try:
-            encoded = encode_batch(records, self.dialect)
-        except EncodeError as exc:
-            raise PermanentStoreError(str(exc)) from exc
+        if isinstance(records, PreparedBatch) and records.dialect == self.dialect:
+            encoded = records.encoded
+        else:
+            try:
+                encoded = encode_batch(records, self.dialect)
+            except EncodeError as exc:
+                raise PermanentStoreError(str(exc)) from exc
         try:
             with self._engine.begin() as conn:
                 if self._copy is None:
@@ -108,6 +120,23 @@ class SqlStore:
             raise classify_write_error(exc) from exc
         if self._checkpointer is not None:
             self._checkpointer.poke()
+
+    def prepare_batch(self, records: Sequence[AnyRecord]) -> Sequence[AnyRecord]:
+        """The same records with their rows encoded (and on PostgreSQL their COPY data
+        built), for a later :meth:`write_batch`. Uses no connection: the writer calls it
+        on a helper thread while the previous batch is being written.
+
+        Records that cannot be encoded come back as they are; ``write_batch`` then
+        reports the error.
+        """
+        try:
+            encoded = encode_batch(records, self.dialect)
+        except EncodeError:
+            return records
+        if self.dialect == "postgresql" and self._copy is not False:
+            encoded.copy_data = {table: copy_text(rows) for table, rows in encoded.tables()
+                                 if rows}
+        return PreparedBatch(records, encoded, self.dialect)
 
     def integrity_check(self) -> bool:
         """True when the database reports itself consistent and at this code's schema.

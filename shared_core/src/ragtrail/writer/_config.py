@@ -59,7 +59,7 @@ class WriterConfig:
     spill_high_water_fraction: float = 0.5
     retry_max_attempts: int = 5
     retry_initial_backoff_s: float = 0.05
-    retry_max_backoff_s: float = 2.0
+    retry_max_backoff_s: float = 1.0
     shutdown_timeout_s: float = 5.0
     drop_log_interval_s: float = 60.0
     dead_letter_path: str | Path | None = None

@@ -50,6 +50,17 @@ class StoreSource:
             raise TransientStoreError("no store")
         return self._store
 
+    def prepare(self, records: list[AnyRecord]) -> Sequence[AnyRecord] | None:
+        """The store's ``prepare_batch(records)`` if it has one (called on a helper thread
+        while another batch is written), else None. Never raises."""
+        prepare = getattr(self._store, "prepare_batch", None)
+        if prepare is None or not getattr(self._store, "accepts_serialized_records", False):
+            return None
+        try:
+            return prepare(records)  # type: ignore[no-any-return]
+        except Exception:  # the plain write reports whatever is wrong
+            return None
+
     @property
     def waits_outside_python(self) -> bool:
         """True when the store (built already) says its writes mostly wait on a server
@@ -127,7 +138,8 @@ class Delivery:
         while ranges:
             lo, hi = ranges.pop()
             try:
-                self._write(records[lo:hi])
+                # The whole batch as given (it may come prepared by the store), else a part.
+                self._write(records if hi - lo == len(records) else records[lo:hi])
             except TransientStoreError as exc:
                 self._mark_down(exc)
                 return Outcome(lo, stored, dead, exc)

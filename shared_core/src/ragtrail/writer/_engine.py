@@ -174,10 +174,10 @@ class Engine:
             # on it leaves the interpreter free). Not for an in-process database such
             # as SQLite, whose inserts hold the interpreter: measured slower there.
             with contextlib.suppress(RuntimeError):  # at interpreter exit: no new threads
-                self._next_read = self._read_ahead.submit(
-                    spool.read, self._config.batch_max_events, after=batch)
+                self._next_read = self._read_ahead.submit(self._read_next, spool, batch)
         readable = [i for i, record in enumerate(batch.records) if record is not None]
-        outcome = self._delivery.deliver([r for r in batch.records if r is not None])
+        outcome = self._delivery.deliver(
+            batch.prepared or [r for r in batch.records if r is not None])
         lines = len(batch.records) if outcome.done == len(readable) else readable[outcome.done]
         if lines == 0:
             self._cached_read = batch  # nothing consumed: reuse the parsed batch next time
@@ -189,6 +189,14 @@ class Engine:
         self._ledger.settle_spool(seqs, stored=outcome.stored, dead=outcome.dead,
                                   corrupt=corrupt)
         self._ledger.sync_spool_bytes(spool.bytes)
+
+    def _read_next(self, spool: Spool, after: SpoolRead) -> SpoolRead | None:
+        """On the helper thread: the lines after ``after``, parsed and prepared by the
+        store (encoded rows, COPY data), so the writer thread only sends them."""
+        batch = spool.read(self._config.batch_max_events, after=after)
+        if batch is not None:
+            batch.prepared = self._source.prepare([r for r in batch.records if r is not None])
+        return batch
 
     def _ahead(self, spool: Spool) -> SpoolRead | None:
         """The batch read ahead, if it still starts where the spool's unreplayed lines do

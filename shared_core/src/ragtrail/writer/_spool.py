@@ -23,7 +23,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +72,8 @@ class SpoolRead:
     seqs: list[int | None] = field(default_factory=list)
     records: list[AnyRecord | None] = field(default_factory=list)  # None: unreadable line
     ends: list[int] = field(default_factory=list)  # file offset after each line
+    #: The readable records as the store prepared them ahead (``Store.prepare_batch``).
+    prepared: Sequence[AnyRecord] | None = None
 
 
 class Spool:
