@@ -117,7 +117,8 @@ class Encoded:
     """The rows of a batch per table, one per primary key (the first occurrence wins)."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, dict[tuple[Any, ...], Sequence[Any]]] = {
+        # Keyed by the primary key (the NUL-joined columns for a composite key).
+        self.rows: dict[str, dict[str, Sequence[Any]]] = {
             name: {} for name in TABLE_ORDER
         }
         self._sorted: list[tuple[str, list[Sequence[Any]]]] | None = None
@@ -150,20 +151,22 @@ class _Dialect:
             run = list(run)
             run[_RUN_START] = time(run[_RUN_START])
             run[_RUN_END] = time(run[_RUN_END])
-        out.rows["runs"].setdefault((run[0],), run)
+        out.rows["runs"].setdefault(run[0], run)
         if flat.llm is not None:
             llm = list(flat.llm)
             llm[LLM_TIME] = time(llm[LLM_TIME])
             money = self.money
             for at in LLM_MONEY:
                 llm[at] = money(llm[at])
-            out.rows["llm_calls"].setdefault((llm[0],), llm)
+            out.rows["llm_calls"].setdefault(llm[0], llm)
         docs = out.rows["documents"]
         for doc in flat.documents:
-            docs.setdefault((doc[0],), doc)
+            docs.setdefault(doc[0], doc)
         links = out.rows["document_links"]
         for link in flat.links:
-            links.setdefault((link[0], link[1], link[2]), link)
+            # One string for the key (run, document, stage): strings cost the garbage
+            # collector nothing, and NUL (never in stored text) keeps the key order.
+            links.setdefault(f"{link[0]}\x00{link[1]}\x00{link[2]}", link)
 
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}
