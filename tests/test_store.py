@@ -167,7 +167,8 @@ def test_sqlite_paths_that_cannot_hold_a_database(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"busy_timeout_ms": -1}, {"busy_timeout_ms": 1.5},
-                                 {"connect_timeout_s": 0}])
+                                 {"connect_timeout_s": 0}, {"sqlite_cache_mib": 0},
+                                 {"sqlite_cache_mib": 2.5}])
 def test_bad_connection_settings(sqlite_url: str, bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         open_store(sqlite_url, **bad)  # type: ignore[arg-type]
@@ -179,7 +180,7 @@ def test_bad_connection_settings(sqlite_url: str, bad: dict[str, object]) -> Non
 def test_sqlite_file_is_owner_only_and_in_wal_mode(sqlite_url: str, tmp_path: Path) -> None:
     old_umask = os.umask(0o022)
     try:
-        store = open_store(sqlite_url, busy_timeout_ms=1234)
+        store = open_store(sqlite_url, busy_timeout_ms=1234, sqlite_cache_mib=24)
     finally:
         os.umask(old_umask)
     try:
@@ -189,9 +190,10 @@ def test_sqlite_file_is_owner_only_and_in_wal_mode(sqlite_url: str, tmp_path: Pa
             assert stat.S_IMODE(side_file.stat().st_mode) == 0o600
         with store.engine.connect() as conn:
             pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                      for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")}
+                      for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous",
+                                   "cache_size")}
         assert pragma == {"journal_mode": "wal", "busy_timeout": 1234, "foreign_keys": 1,
-                          "synchronous": 1}
+                          "synchronous": 1, "cache_size": -24 * 1024}
         assert store.dialect == "sqlite"
     finally:
         store.close()

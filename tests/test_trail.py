@@ -120,6 +120,17 @@ def test_sqlite_durability_setting(sqlite_url: str) -> None:
         Trail(sqlite_url, sqlite_synchronous="sometimes")
 
 
+def test_sqlite_cache_setting(sqlite_url: str) -> None:
+    import sqlalchemy as sa
+
+    with Trail(sqlite_url) as trail, trail.store.engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA cache_size")).scalar() == -8 * 1024  # KiB
+    with Trail(sqlite_url, sqlite_cache_mib=64) as trail, trail.store.engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA cache_size")).scalar() == -64 * 1024
+    with pytest.raises(ConfigError, match="sqlite_cache_mib"):
+        Trail(sqlite_url, sqlite_cache_mib=0)
+
+
 def test_close_reports_what_it_could_not_write(sqlite_url: str, tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     from ragtrail.writer import WriterConfig

@@ -211,6 +211,7 @@ def open_store(
     busy_timeout_ms: int = 5000,
     connect_timeout_s: float = 10.0,
     sqlite_synchronous: str = "NORMAL",
+    sqlite_cache_mib: int = 8,
 ) -> SqlStore:
     """Open (and if it is empty, create) the ragtrail database at ``url``.
 
@@ -225,9 +226,12 @@ def open_store(
     reached or opened (``SchemaTooOldError`` when it needs ``ragtrail db upgrade``),
     and :class:`~ragtrail.errors.SchemaTooNewError` when a newer ragtrail wrote it.
     ``sqlite_synchronous`` (SQLite only): NORMAL, or FULL to survive OS crashes too.
+    ``sqlite_cache_mib`` (SQLite only): page cache per connection; more makes inserts
+    into a large database faster, at that much memory per connection.
     """
     config = EngineConfig(busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s,
-                          sqlite_synchronous=sqlite_synchronous)
+                          sqlite_synchronous=sqlite_synchronous,
+                          sqlite_cache_mib=sqlite_cache_mib)
     engine, parsed = _engine_for(url, config)
     try:
         ensure_schema(engine, display_url(parsed), auto_upgrade)
