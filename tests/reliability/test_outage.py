@@ -15,11 +15,13 @@ own thread. On 2026-12-04's machine: 13.1-15.0 s (SQLite) and 15.5-18.4 s
 (PostgreSQL) over a dozen runs. On 2026-12-05's slower machine (its bare PostgreSQL
 COPY path inserts 9,790 runs/s of the ingestion mix against 17,438 the day before):
 under 20 s once and 21.1-24.0 s four times (SQLite), 24.3-28.6 s (PostgreSQL), nothing lost
-(BENCHMARKS.md, seventh round). PostgreSQL's drain is bound by the server's own time
-per batch (the writer thread waits on it about 60 % of the drain; parsing and encoding
-the next batch on a helper thread meanwhile was measured and gained nothing), so on a
-machine much slower than this one the 20 s bound fails while nothing is lost: the
-failure message says which.
+(BENCHMARKS.md, seventh round). On the same machine after the eighth round (the spool
+keeps flat rows; PostgreSQL prepares the next batch while one is written and copies
+new runs straight into their tables; a down store is probed every second; SQLite
+keeps an 8 MiB page cache): SQLite 15.9-18.0 s, PostgreSQL 17.5-21.3 s. PostgreSQL's
+drain is then bound by the server's own work per row (the writer thread waits on it
+85 % of the time once the load stops), so on a machine this slow or slower the 20 s
+bound can fail while nothing is lost: the failure message says which.
 """
 
 from __future__ import annotations
