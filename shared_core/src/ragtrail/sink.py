@@ -58,7 +58,10 @@ class Store(Protocol):
     :class:`~ragtrail.schemas.record.SerializedRecord` from an older spool), not
     validated again; every other store gets validated :class:`CapturedRun` objects only.
     A store whose ``waits_outside_python`` is True (a client of a database server)
-    has the writer parse the next spooled batch while a write is in flight.
+    has the writer read the next spooled batch while a write is in flight, and hand
+    it to the store's ``prepare_batch(records)`` if it has one (work without a
+    connection, such as encoding rows); what that returns is what ``write_batch``
+    then receives.
     """
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:

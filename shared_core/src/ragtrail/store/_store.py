@@ -54,14 +54,6 @@ class SqlStore:
     #: The writer may hand back spooled records as JSON data (no model validation).
     accepts_serialized_records = True
 
-    @property
-    def waits_outside_python(self) -> bool:
-        """True on PostgreSQL: a write mostly waits on the server with the interpreter
-        released, so the writer parses the next spooled batch meanwhile (measured on
-        the outage drain: faster on PostgreSQL, slower on SQLite, whose inserts run in
-        this process)."""
-        return self.dialect == "postgresql"
-
     def __init__(self, engine: Engine, url: URL) -> None:
         self._engine = engine
         self._url = url
@@ -83,6 +75,14 @@ class SqlStore:
     def url(self) -> str:
         """The database URL with any password hidden."""
         return display_url(self._url)
+
+    @property
+    def waits_outside_python(self) -> bool:
+        """True on PostgreSQL: a write mostly waits on the server with the interpreter
+        released, so the writer parses the next spooled batch meanwhile (measured on
+        the outage drain: faster on PostgreSQL, slower on SQLite, whose inserts run in
+        this process)."""
+        return self.dialect == "postgresql"
 
     @property
     def dialect(self) -> str:
