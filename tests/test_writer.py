@@ -31,6 +31,7 @@ from ragtrail.writer import (
     WriterStats,
     default_spool_dir,
 )
+from ragtrail.writer._spiller import Spiller
 from ragtrail.writer._spool import Spool
 from reliability._factory import make_record
 from reliability._stores import FaultyStore, FileStore, MemoryStore, ids_in
@@ -702,3 +703,41 @@ def test_a_batch_stored_in_part_is_resumed_not_skipped_by_the_read_ahead(
     assert sorted(inner.rows) == sorted(r.id for r in records if r.id != second[0])
     assert stats.stored == 11 and stats.dead_lettered == 1 and stats.balanced()
     assert stats.spool_events == 0 and stats.spool_bytes == 0
+
+
+def test_fresh_records_due_during_a_replay_are_taken_and_prepared_meanwhile(
+    tmp_path: Path, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    takers: list[str] = []
+    plain_take = Spiller.take
+
+    def take(self: Spiller) -> Any:
+        takers.append(threading.current_thread().name)
+        return plain_take(self)
+
+    monkeypatch.setattr(Spiller, "take", take)
+    inner, store = down_store()
+    store.waits_outside_python = True
+    store.slow, store.slow_s = set(), 0.02  # each replayed batch takes a while
+    config = fast_config(tmp_path, max_queue_events=100, batch_max_events=10)
+    writer = make_writer(store, config)
+    spooled = [make_record("old") for _ in range(300)]
+    for record in spooled:
+        assert writer.offer(record)
+        if writer.stats().queue_events >= 90:  # let the spill thread move them to disk
+            wait_until(lambda: writer.stats().queue_events < 90)
+    store.slow.update(r.id for r in spooled)
+    wait_until(lambda: writer.stats().spool_events >= 200)
+    store.down = False
+    fresh = []
+    while writer.stats().spool_events > 0 and len(fresh) < 2000:  # live load meanwhile
+        for record in [make_record("new") for _ in range(5)]:
+            if writer.offer(record):
+                fresh.append(record)
+        time.sleep(0.002)
+    assert writer.flush(20)
+    stats = writer.stats()
+    assert stats.dropped_total == 0
+    assert sorted(inner.rows) == sorted(r.id for r in spooled + fresh)
+    assert max(inner.commits.values()) == 1 and stats.balanced() and stats.pending == 0
+    assert any(name.startswith("ragtrail-read-ahead") for name in takers), set(takers)

@@ -14,9 +14,11 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from ..schemas.flat import AnyRecord
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
 from ._delivery import Delivery, StoreSource
@@ -32,6 +34,7 @@ logger = logging.getLogger("ragtrail.writer")
 _PAUSE_SLICE_S = 0.25  # longest sleep between two looks at the queue while paused
 _ORPHAN_SCAN_INTERVAL_S = 60.0  # how often an idle writer looks for dead writers' spools
 _ERROR_BACKOFF_S = 0.5  # after an unexpected error in the loop itself
+_TAKE_POLL_S = 0.005  # how often the helper looks whether fresh records fell due
 
 
 class Engine:
@@ -57,6 +60,8 @@ class Engine:
         # Reads the next spooled batch while the current one is being stored.
         self._read_ahead = ThreadPoolExecutor(1, thread_name_prefix="ragtrail-read-ahead")
         self._next_read: Future[SpoolRead | None] | None = None
+        # A due batch of fresh records taken and prepared meanwhile; delivered next.
+        self._taken: Future[tuple[list[Entry], Sequence[AnyRecord] | None]] | None = None
         self._close_deadline: float | None = None
         self._last_scan = -math.inf
         self.finished = threading.Event()
@@ -101,6 +106,8 @@ class Engine:
         if self._carry:
             batch, self._carry = self._carry, []
             self._deliver_memory(batch, behind_spool=False)
+        elif self._taken is not None:
+            self._deliver_taken()
         elif self._spiller.has_data and (self._delivery.failing
                                          or not self._ledger.batch_due(interval_s)):
             # Once the store is back, the backlog replays in the time fresh records
@@ -117,7 +124,7 @@ class Engine:
             return False
         if self._past_deadline():
             return True
-        if self._carry or self._ledger.queued_in_deque() > 0:
+        if self._carry or self._taken is not None or self._ledger.queued_in_deque() > 0:
             return False
         # Store down at close: what waits is safe on disk; the next writer replays it.
         return not self._spiller.has_data or self._delivery.store_down
@@ -143,12 +150,13 @@ class Engine:
 
     # --- delivering ------------------------------------------------------------------------
 
-    def _deliver_memory(self, batch: list[Entry], *, behind_spool: bool) -> None:
+    def _deliver_memory(self, batch: list[Entry], *, behind_spool: bool,
+                        prepared: Sequence[AnyRecord] | None = None) -> None:
         """Write a batch from memory; what its retries could not write goes to the spool:
         at the end if the spool already held (older) records, else in front.
         """
         self._probe_wait()
-        outcome = self._delivery.deliver([entry.record for entry in batch])
+        outcome = self._delivery.deliver(prepared or [entry.record for entry in batch])
         self._ledger.settle_memory(batch[:outcome.done], stored=outcome.stored,
                                    dead=outcome.dead)
         rest = batch[outcome.done:]
@@ -169,15 +177,24 @@ class Engine:
         self._cached_read = None
         if batch is None:
             return
+        written: threading.Event | None = None
         if not self._delivery.failing and self._source.waits_outside_python:
             # Parse the next lines while the server works on these (the thread waiting
             # on it leaves the interpreter free). Not for an in-process database such
             # as SQLite, whose inserts hold the interpreter: measured slower there.
             with contextlib.suppress(RuntimeError):  # at interpreter exit: no new threads
                 self._next_read = self._read_ahead.submit(self._read_next, spool, batch)
+                if self._taken is None:
+                    # Fresh records that fall due meanwhile go next, prepared meanwhile.
+                    written = threading.Event()
+                    self._taken = self._read_ahead.submit(self._take_prepared, written)
         readable = [i for i, record in enumerate(batch.records) if record is not None]
-        outcome = self._delivery.deliver(
-            batch.prepared or [r for r in batch.records if r is not None])
+        try:
+            outcome = self._delivery.deliver(
+                batch.prepared or [r for r in batch.records if r is not None])
+        finally:
+            if written is not None:
+                written.set()
         lines = len(batch.records) if outcome.done == len(readable) else readable[outcome.done]
         if lines == 0:
             self._cached_read = batch  # nothing consumed: reuse the parsed batch next time
@@ -197,6 +214,31 @@ class Engine:
         if batch is not None:
             batch.prepared = self._source.prepare([r for r in batch.records if r is not None])
         return batch
+
+    def _take_prepared(self, written: threading.Event
+                       ) -> tuple[list[Entry], Sequence[AnyRecord] | None]:
+        """On the helper thread, until the batch in flight is written: the batch of fresh
+        records once it falls due, prepared by the store (nothing if none fell due)."""
+        interval_s = self._config.flush_interval_s
+        while not self._ledger.batch_due(interval_s):
+            if written.wait(_TAKE_POLL_S):
+                return [], None
+        batch = self._spiller.take()
+        if not batch:
+            return batch, None
+        return batch, self._source.prepare([entry.record for entry in batch])
+
+    def _deliver_taken(self) -> None:
+        future, self._taken = self._taken, None
+        if future is None:  # pragma: no cover - guarded by _step
+            return
+        try:
+            batch, prepared = future.result()
+        except Exception as exc:  # take() raised before it took anything
+            self._ledger.note_error(exc)
+            return
+        if batch:
+            self._deliver_memory(batch, behind_spool=self._spiller.has_data, prepared=prepared)
 
     def _ahead(self, spool: Spool) -> SpoolRead | None:
         """The batch read ahead, if it still starts where the spool's unreplayed lines do
@@ -226,6 +268,9 @@ class Engine:
         try:
             self._next_read = None
             self._read_ahead.shutdown(wait=True, cancel_futures=True)
+            taken, self._taken = self._taken, None
+            if taken is not None and not taken.cancelled() and taken.exception() is None:
+                self._spiller.give_back(taken.result()[0])  # the queue keeps them
             self._spiller.stop()
             carry, self._carry = self._carry, []
             self._spiller.keep_what_is_left(carry)

@@ -86,6 +86,12 @@ class Spiller:
         with self.head_lock:
             return self._ledger.take_batch()
 
+    def give_back(self, batch: list[Entry]) -> None:
+        """Put a batch taken with :meth:`take` back at the queue's head, unwritten."""
+        if batch:
+            with self.head_lock:
+                self._ledger.push_front(batch)
+
     def spill(self, *, everything: bool = False) -> None:
         """Spool the oldest queued records while the queue is over high water (or all).
 
