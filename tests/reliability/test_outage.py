@@ -18,7 +18,7 @@ under 20 s once and 21.1-24.0 s four times (SQLite), 24.3-28.6 s (PostgreSQL), n
 (BENCHMARKS.md, seventh round). On the same machine after the eighth round (the spool
 keeps flat rows; PostgreSQL prepares the next batch while one is written and copies
 new runs straight into their tables; a down store is probed every second; SQLite
-keeps an 8 MiB page cache): SQLite 15.9-18.0 s, PostgreSQL 17.5-21.3 s. PostgreSQL's
+keeps an 8 MiB page cache): SQLite 15.9-18.0 s, PostgreSQL 17.5-21.7 s. PostgreSQL's
 drain is then bound by the server's own work per row (the writer thread waits on it
 85 % of the time once the load stops), so on a machine this slow or slower the 20 s
 bound can fail while nothing is lost: the failure message says which.
