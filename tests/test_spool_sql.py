@@ -57,6 +57,12 @@ def odd_records() -> list[CapturedRun]:
     return records
 
 
+def empty_tables(store: SqlStore) -> None:
+    with store.engine.begin() as conn:
+        for table in reversed(_tables.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
 def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path: Path) -> None:
     records = odd_records()
     direct = open_store(db_url)
@@ -68,26 +74,20 @@ def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path
     replayed = open_store(f"sqlite:///{other}") if db_url.startswith("sqlite") else None
     if replayed is None:  # PostgreSQL: empty the tables and write again from JSON
         replayed = open_store(db_url)
-        with replayed.engine.begin() as conn:
-            for table in reversed(_tables.metadata.sorted_tables):
-                conn.execute(table.delete())
+        empty_tables(replayed)
     # Today's spool lines are flat; an older version's were the plain JSON.
     flat = [read_record(flatten(r).to_json()) for r in records]
     assert all(isinstance(line, FlatRecord) for line in flat)
     replayed.write_batch(flat)
     assert table_rows(replayed) == expected
-    with replayed.engine.begin() as conn:
-        for table in reversed(_tables.metadata.sorted_tables):
-            conn.execute(table.delete())
+    empty_tables(replayed)
     plain = [read_record(r.model_dump_json()) for r in records]
     assert all(isinstance(line, SerializedRecord) for line in plain)
     replayed.write_batch(plain)
     assert table_rows(replayed) == expected
     # Prepared ahead (rows encoded, PostgreSQL's COPY data built apart from the
     # connection), as the writer does while the previous batch is being written.
-    with replayed.engine.begin() as conn:
-        for table in reversed(_tables.metadata.sorted_tables):
-            conn.execute(table.delete())
+    empty_tables(replayed)
     prepared = replayed.prepare_batch(flat)
     assert isinstance(prepared, PreparedBatch) and list(prepared) == flat
     assert bool(prepared.encoded.copy_data) == (replayed.dialect == "postgresql")

@@ -48,7 +48,10 @@ __all__ = [
     "read_record",
 ]
 
-#: Version of the flat layout, the first element of a flat record's JSON line.
+#: Version of the flat layout, the first element of a flat record's JSON line. A change
+#: of the fields below (the store checks them against its tables at import) must bump
+#: it and keep a reader for the previous layout: spools written before an upgrade are
+#: replayed after it.
 FLAT_FORM = 1
 
 RUN_FIELDS = (
