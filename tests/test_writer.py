@@ -741,3 +741,38 @@ def test_fresh_records_due_during_a_replay_are_taken_and_prepared_meanwhile(
     assert sorted(inner.rows) == sorted(r.id for r in spooled + fresh)
     assert max(inner.commits.values()) == 1 and stats.balanced() and stats.pending == 0
     assert any(name.startswith("ragtrail-read-ahead") for name in takers), set(takers)
+
+
+def test_live_traffic_alone_has_its_next_batch_taken_and_prepared_meanwhile(
+    tmp_path: Path, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No outage, no spool: while one fresh batch is written to a server, the next one
+    # is taken from the queue on the helper thread, so the writer thread only sends.
+    takers: list[str] = []
+    plain_take = Spiller.take
+
+    def take(self: Spiller) -> Any:
+        takers.append(threading.current_thread().name)
+        return plain_take(self)
+
+    monkeypatch.setattr(Spiller, "take", take)
+    inner = MemoryStore()
+    store = FaultyStore(inner)
+    store.waits_outside_python = True
+    store.slow_s = 0.02  # each batch takes a while
+    config = fast_config(tmp_path, max_queue_events=400, batch_max_events=10)
+    writer = make_writer(store, config)
+    records = []
+    for _ in range(60):  # live load while batches are written
+        batch = [make_record("live") for _ in range(5)]
+        store.slow.update(r.id for r in batch)
+        for record in batch:
+            assert writer.offer(record)
+        records.extend(batch)
+        time.sleep(0.004)
+    assert writer.flush(20)
+    stats = writer.stats()
+    assert stats.spooled == 0 and stats.dropped_total == 0 and stats.balanced()
+    assert inner.order == [r.id for r in records]  # still in offer order
+    assert max(inner.commits.values()) == 1
+    assert any(name.startswith("ragtrail-read-ahead") for name in takers), set(takers)

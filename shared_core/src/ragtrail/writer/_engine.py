@@ -156,7 +156,12 @@ class Engine:
         at the end if the spool already held (older) records, else in front.
         """
         self._probe_wait()
-        outcome = self._delivery.deliver(prepared or [entry.record for entry in batch])
+        written = self._prepare_next(None)
+        try:
+            outcome = self._delivery.deliver(prepared or [entry.record for entry in batch])
+        finally:
+            if written is not None:
+                written.set()
         self._ledger.settle_memory(batch[:outcome.done], stored=outcome.stored,
                                    dead=outcome.dead)
         rest = batch[outcome.done:]
@@ -177,17 +182,7 @@ class Engine:
         self._cached_read = None
         if batch is None:
             return
-        written: threading.Event | None = None
-        if not self._delivery.failing and self._source.waits_outside_python:
-            # Parse the next lines while the server works on these (the thread waiting
-            # on it leaves the interpreter free). Not for an in-process database such
-            # as SQLite, whose inserts hold the interpreter: measured slower there.
-            with contextlib.suppress(RuntimeError):  # at interpreter exit: no new threads
-                self._next_read = self._read_ahead.submit(self._read_next, spool, batch)
-                if self._taken is None:
-                    # Fresh records that fall due meanwhile go next, prepared meanwhile.
-                    written = threading.Event()
-                    self._taken = self._read_ahead.submit(self._take_prepared, written)
+        written = self._prepare_next(batch)
         readable = [i for i, record in enumerate(batch.records) if record is not None]
         try:
             outcome = self._delivery.deliver(
@@ -207,9 +202,35 @@ class Engine:
                                   corrupt=corrupt)
         self._ledger.sync_spool_bytes(spool.bytes)
 
-    def _read_next(self, spool: Spool, after: SpoolRead) -> SpoolRead | None:
-        """On the helper thread: the lines after ``after``, parsed and prepared by the
-        store (encoded rows, COPY data), so the writer thread only sends them."""
+    def _prepare_next(self, writing: SpoolRead | None) -> threading.Event | None:
+        """While a batch is written (``writing``, if it came from the spool), have the
+        helper thread prepare what goes next: the spooled lines that follow, and the
+        fresh records if they fall due meanwhile. Returns the event to set once the
+        batch is written (None if nothing was started).
+
+        Only for a store whose writes wait outside the interpreter (a server): the
+        writer thread then leaves it free. Not for an in-process database such as
+        SQLite, whose inserts hold the interpreter: measured slower there.
+        """
+        if self._delivery.failing or not self._source.waits_outside_python:
+            return None
+        spool = self._spiller.spool
+        written: threading.Event | None = None
+        with contextlib.suppress(RuntimeError):  # at interpreter exit: no new threads
+            # After a spooled batch: the lines that follow it. After a fresh one: the
+            # first unreplayed lines, unless a read ahead is waiting already.
+            if spool is not None and (writing is not None or (
+                    self._next_read is None and self._spiller.has_data)):
+                self._next_read = self._read_ahead.submit(self._read_next, spool, writing)
+            if self._taken is None:
+                written = threading.Event()
+                self._taken = self._read_ahead.submit(self._take_prepared, written)
+        return written
+
+    def _read_next(self, spool: Spool, after: SpoolRead | None) -> SpoolRead | None:
+        """On the helper thread: the lines after ``after`` (or the first unreplayed
+        ones), parsed and prepared by the store (encoded rows, COPY data), so the writer
+        thread only sends them."""
         batch = spool.read(self._config.batch_max_events, after=after)
         if batch is not None:
             batch.prepared = self._source.prepare([r for r in batch.records if r is not None])
