@@ -295,3 +295,63 @@ def test_an_older_revision_is_still_seen_through_alembic(db_url: str) -> None:
         open_store(db_url, auto_upgrade=False)
     open_store(db_url, auto_upgrade=True).close()
     assert _version_rows(db_url) == [head_revision()]
+
+
+def _index_sql(conn: sa.Connection, name: str) -> str:
+    if conn.dialect.name == "postgresql":
+        query = ("select indexdef from pg_indexes "
+                 "where schemaname = current_schema() and indexname = :n")
+    else:
+        query = "select sql from sqlite_master where type = 'index' and name = :n"
+    return str(conn.execute(sa.text(query), {"n": name}).scalar_one())
+
+
+def _collation(conn: sa.Connection, table: str, column: str) -> str | None:
+    found = conn.execute(sa.text(
+        "select collation_name from information_schema.columns "
+        "where table_schema = current_schema() and table_name = :t and column_name = :c"),
+        {"t": table, "c": column}).scalar_one()
+    return None if found is None else str(found)
+
+
+def test_revision_0003_keeps_rows_and_makes_keys_byte_ordered_and_context_indexes_partial(
+        db_url: str) -> None:
+    from ragtrail.query import traces
+    from test_store import record
+
+    with open_store(db_url) as store:
+        store.write_batch([record("r1", trace_id="r1")])
+    with _connect(db_url) as conn:
+        command.downgrade(_migrate._config(conn), "0002")
+    with _connect(db_url) as conn:
+        assert "NOT NULL" not in _index_sql(conn, "ix_runs_user_hash")
+        if conn.dialect.name == "postgresql":
+            assert _collation(conn, "runs", "path") is None  # the database's own
+    with open_store(db_url, auto_upgrade=True) as store:
+        assert [t.trace_id for t in traces(store.engine)] == ["r1"]  # kept
+        store.write_batch([record("r2", trace_id="r2")])  # the staging tables follow
+        assert {t.trace_id for t in traces(store.engine)} == {"r1", "r2"}
+    with _connect(db_url) as conn:
+        for index, column in (("ix_runs_user_hash", "user_hash"),
+                              ("ix_runs_session_id", "session_id"),
+                              ("ix_runs_app_name_started_at", "app_name"),
+                              ("ix_llm_calls_prompt_template_hash", "prompt_template_hash")):
+            assert re.search(rf"WHERE \(?{column} IS NOT NULL", _index_sql(conn, index))
+        if conn.dialect.name == "postgresql":
+            for table, column in (("runs", "id"), ("runs", "path"),
+                                  ("document_links", "content_hash"), ("llm_calls", "run_id")):
+                assert _collation(conn, table, column) == "C", (table, column)
+            assert _collation(conn, "runs", "name") is None  # free text keeps the database's
+
+
+def test_a_filter_on_a_context_value_can_use_its_partial_index(db_url: str) -> None:
+    # "column = value" implies "column IS NOT NULL": both planners know it.
+    with open_store(db_url) as store, store.engine.connect() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for column in ("user_hash", "session_id", "app_name"):
+            sql = f"SELECT id FROM runs WHERE {column} = 'x'"
+            explain = f"EXPLAIN {sql}" if postgres else f"EXPLAIN QUERY PLAN {sql}"
+            plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql(explain))
+            assert f"ix_runs_{column}" in plan, plan

