@@ -18,10 +18,13 @@ under 20 s once and 21.1-24.0 s four times (SQLite), 24.3-28.6 s (PostgreSQL), n
 (BENCHMARKS.md, seventh round). On the same machine after the eighth round (the spool
 keeps flat rows; PostgreSQL prepares the next batch while one is written and copies
 new runs straight into their tables; a down store is probed every second; SQLite
-keeps an 8 MiB page cache): SQLite 15.9-18.0 s, PostgreSQL 17.5-21.7 s. PostgreSQL's
-drain is then bound by the server's own work per row (the writer thread waits on it
-85 % of the time once the load stops), so on a machine this slow or slower the 20 s
-bound can fail while nothing is lost: the failure message says which.
+keeps an 8 MiB page cache): SQLite 15.9-18.0 s, PostgreSQL 17.5-21.7 s. On the next
+(slower) machine that code took 20.9 s (SQLite) and 26.7-32.5 s (PostgreSQL); after the
+ninth round (every PostgreSQL write prepares the next batch meanwhile, fresh or
+spooled; byte-order key columns and partial context indexes, schema 0003): SQLite
+15.1-17.4 s, PostgreSQL 15.7-17.6 s. PostgreSQL's drain is bound by the server's own
+work per row (the writer thread waits on it 95 % of its time), so on a machine slower
+still the 20 s bound can fail while nothing is lost: the failure message says which.
 """
 
 from __future__ import annotations
