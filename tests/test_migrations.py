@@ -316,8 +316,9 @@ def _collation(conn: sa.Connection, table: str, column: str) -> str | None:
 
 def test_revision_0003_keeps_rows_and_makes_keys_byte_ordered_and_context_indexes_partial(
         db_url: str) -> None:
-    from ragtrail.query import traces
     from test_store import record
+
+    from ragtrail.query import traces
 
     with open_store(db_url) as store:
         store.write_batch([record("r1", trace_id="r1")])
