@@ -96,6 +96,32 @@ def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path
     replayed.close()
 
 
+def test_a_batch_prepared_in_parts_hands_the_interpreter_over_and_stores_the_same(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer prepares the next batch on a helper thread while its own thread waits
+    # on the server; the helper hands the interpreter over between parts, so the
+    # writer thread is not kept waiting when the server answers. Writing never does.
+    from ragtrail.store import _store
+
+    handovers: list[str] = []
+    monkeypatch.setattr(_store, "_hand_over", lambda: handovers.append("x"))
+    records = [make_record("parts", approx=False) for _ in range(3 * _store._PREPARE_CHUNK + 5)]
+    store = open_store(db_url)
+    try:
+        store.write_batch(records)
+        assert handovers == []
+        expected = table_rows(store)
+        empty_tables(store)
+        prepared = store.prepare_batch(records)
+        assert isinstance(prepared, PreparedBatch)
+        assert len(handovers) >= 4  # four parts of records (and COPY rows on PostgreSQL)
+        assert len(prepared.encoded.rows["runs"]) == len(records)
+        store.write_batch(prepared)
+        assert table_rows(store) == expected
+    finally:
+        store.close()
+
+
 def test_json_none_is_sql_null(store: SqlStore) -> None:
     record = make_record("nulls")
     record.run.error = None

@@ -181,13 +181,15 @@ def flat_record(record: AnyRecord) -> FlatRecord:
     return flatten(record)
 
 
-def encode_batch(records: Sequence[AnyRecord], dialect: str) -> Encoded:
-    """The deduplicated rows of ``records`` for ``dialect`` ("sqlite" or "postgresql").
+def encode_batch(records: Sequence[AnyRecord], dialect: str, *,
+                 into: Encoded | None = None) -> Encoded:
+    """The deduplicated rows of ``records`` for ``dialect`` ("sqlite" or "postgresql"),
+    added to ``into`` if given (a batch encoded in parts).
 
     Raises :class:`EncodeError` when some record holds a value no backend can store.
     """
     adder = _DIALECTS["sqlite" if dialect == "sqlite" else "postgresql"]
-    out = Encoded()
+    out = Encoded() if into is None else into
     for record in records:
         try:
             adder.add(out, flat_record(record))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
@@ -32,6 +33,29 @@ from ._url import (
 __all__ = ["SqlStore", "open_store", "upgrade_database"]
 
 logger = logging.getLogger("ragtrail.store")
+
+#: ``prepare_batch`` runs on the writer's helper thread while the writer thread waits on
+#: the server. Between parts of this many records it hands the interpreter over, so
+#: the writer thread, back from a round trip, gets it at once instead of after up to
+#: CPython's switch interval (5 ms), which it would otherwise wait at every round trip
+#: of a batch. Measured (ingestion writer into PostgreSQL, three interleaved pairs):
+#: 7,538-8,599 runs/s without, 10,782-12,625 with parts of 20 (50: 9,511-11,524).
+_PREPARE_CHUNK = 20
+
+
+def _hand_over() -> None:
+    """Let a thread waiting for the interpreter lock take it now (sleep(0) releases it)."""
+    time.sleep(0)
+
+
+def _copy_text_handing_over(rows: list[Sequence[object]]) -> bytes:
+    """``copy_text(rows)``, handing the interpreter over between parts."""
+    step = 4 * _PREPARE_CHUNK  # rows are cheaper than records
+    parts = []
+    for start in range(0, len(rows), step):
+        parts.append(copy_text(rows[start:start + step]))
+        _hand_over()
+    return b"".join(parts)
 
 
 class PreparedBatch(list[AnyRecord]):
@@ -129,13 +153,16 @@ class SqlStore:
         Records that cannot be encoded come back as they are; ``write_batch`` then
         reports the error.
         """
+        encoded = Encoded()
         try:
-            encoded = encode_batch(records, self.dialect)
+            for start in range(0, len(records), _PREPARE_CHUNK):
+                encode_batch(records[start:start + _PREPARE_CHUNK], self.dialect, into=encoded)
+                _hand_over()
         except EncodeError:
             return records
         if self.dialect == "postgresql" and self._copy is not False:
-            encoded.copy_data = {table: copy_text(rows) for table, rows in encoded.tables()
-                                 if rows}
+            encoded.copy_data = {table: _copy_text_handing_over(rows)
+                                 for table, rows in encoded.tables() if rows}
         return PreparedBatch(records, encoded, self.dialect)
 
     def integrity_check(self) -> bool:
