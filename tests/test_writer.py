@@ -705,17 +705,23 @@ def test_a_batch_stored_in_part_is_resumed_not_skipped_by_the_read_ahead(
     assert stats.spool_events == 0 and stats.spool_bytes == 0
 
 
-def test_fresh_records_due_during_a_replay_are_taken_and_prepared_meanwhile(
-    tmp_path: Path, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    takers: list[str] = []
+@pytest.fixture
+def takers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the threads that took a batch of fresh records from the queue."""
+    names: list[str] = []
     plain_take = Spiller.take
 
     def take(self: Spiller) -> Any:
-        takers.append(threading.current_thread().name)
+        names.append(threading.current_thread().name)
         return plain_take(self)
 
     monkeypatch.setattr(Spiller, "take", take)
+    return names
+
+
+def test_fresh_records_due_during_a_replay_are_taken_and_prepared_meanwhile(
+    tmp_path: Path, make_writer: MakeWriter, takers: list[str]
+) -> None:
     inner, store = down_store()
     store.waits_outside_python = True
     store.slow, store.slow_s = set(), 0.02  # each replayed batch takes a while
@@ -744,18 +750,10 @@ def test_fresh_records_due_during_a_replay_are_taken_and_prepared_meanwhile(
 
 
 def test_live_traffic_alone_has_its_next_batch_taken_and_prepared_meanwhile(
-    tmp_path: Path, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, make_writer: MakeWriter, takers: list[str]
 ) -> None:
     # No outage, no spool: while one fresh batch is written to a server, the next one
     # is taken from the queue on the helper thread, so the writer thread only sends.
-    takers: list[str] = []
-    plain_take = Spiller.take
-
-    def take(self: Spiller) -> Any:
-        takers.append(threading.current_thread().name)
-        return plain_take(self)
-
-    monkeypatch.setattr(Spiller, "take", take)
     inner = MemoryStore()
     store = FaultyStore(inner)
     store.waits_outside_python = True
