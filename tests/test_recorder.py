@@ -213,6 +213,82 @@ def test_hiding_keeps_hashes_for_joins(sink: ListSink) -> None:
     assert record.run.redacted
 
 
+class _Unrepresentable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_hidden_payloads_hash_their_bounded_form_stably(sink: ListSink) -> None:
+    rec = Recorder(sink, config=CaptureConfig(hide_inputs=True, hide_outputs=True))
+    rec.start_run("a", kind="chain", name="x", inputs={"q": "what", "k": [1, 2]})
+    rec.end_run("a", outputs={"odd": _Unrepresentable()})
+    rec.start_run("b", kind="chain", name="x", inputs={"k": [1, 2], "q": "what"})
+    rec.end_run("b", outputs=None)
+    rec.start_run("c", kind="chain", name="x", inputs={"q": "what", "k": [1, 3]})
+    rec.end_run("c")
+    runs = {r.run.id: r.run for r in sink.records}
+    # Equal payloads join on their hash whatever their key order; different ones do not.
+    assert runs["a"].inputs == runs["b"].inputs
+    assert runs["a"].inputs["sha256"] != runs["c"].inputs["sha256"]
+    # A value whose repr raises is hidden like any other: the run keeps its status.
+    assert runs["a"].status is RunStatus.OK and runs["a"].outputs["__hidden__"] is True
+    assert rec.stats()["internal_errors"] == 0
+
+
+def test_a_huge_hidden_payload_is_hashed_within_the_limits(sink: ListSink) -> None:
+    import tracemalloc
+
+    rec = Recorder(sink, config=CaptureConfig(hide_inputs=True))
+    huge = ["x" * 1_000] * 200_000  # 200 MB as text, 1.6 MB as a list
+    tracemalloc.start()
+    try:
+        rec.start_run("h", kind="chain", name="x", inputs=huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    rec.end_run("h")
+    inputs = sink.records[0].run.inputs
+    assert inputs["__hidden__"] is True and inputs["truncated"] is True
+    assert peak < 20_000_000  # the payload's text is never built whole
+
+
+def test_hidden_inputs_leave_no_unredacted_conversion_for_shown_outputs(sink: ListSink) -> None:
+    class Note:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    unregister = register_converter(Note, lambda note: {"text": note.text})
+    try:
+        rec = Recorder(sink, config=CaptureConfig(hide_inputs=True))
+        note = Note("write to jane.doe@example.com")
+        rec.start_run("n", kind="chain", name="x", inputs=[note])
+        rec.end_run("n", outputs=[note])
+    finally:
+        unregister()
+    run = sink.records[0].run
+    assert "jane.doe@example.com" not in run.model_dump_json()
+    assert run.outputs[0]["text"] != note.text and run.redacted
+
+
+def test_a_payload_that_fails_to_convert_costs_the_field_not_the_run(
+        sink: ListSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtrail.capture import _safe_json
+
+    rec = Recorder(sink)
+
+    def broken(self: Any, value: Any, depth: int = 0) -> Any:
+        raise RuntimeError("converter bug")
+
+    monkeypatch.setattr(_safe_json.SafeJson, "convert", broken)
+    assert rec.start_run("p", kind="chain", name="x", inputs={"q": 1}) is True
+    monkeypatch.undo()
+    rec.end_run("p", outputs={"a": 1})
+    run = sink.records[0].run
+    assert run.status is RunStatus.OK and run.inputs is None and run.truncated
+    assert run.outputs == {"a": 1}
+    assert rec.stats()["internal_errors"] >= 1
+
+
 def test_secrets_in_framework_objects_are_never_stored(rec: Recorder, sink: ListSink) -> None:
     serialized = {"kwargs": {"model_name": "gpt-4o", "openai_api_key": "sk-live-123456789012345678",
                              "headers": {"Authorization": "Bearer abcdefghijk"}}}

@@ -8,6 +8,7 @@ caller: internal errors are logged (rate-limited) and counted.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -373,16 +374,21 @@ class Recorder:
             self._failed(where, exc)
 
     def _set_payload(self, run: OpenRun, attr: str, value: Any) -> None:
-        hide = self.config.hide_inputs if attr == "inputs" else self.config.hide_outputs
-        if hide:
-            setattr(run, attr, _hidden(value))
-            run.redacted = True
-            return
-        conv = self._conv()
-        setattr(run, attr, conv.convert(value))
-        run.truncated |= conv.truncated
-        run.redacted |= conv.redacted
-        run.size += conv.size
+        try:
+            hide = self.config.hide_inputs if attr == "inputs" else self.config.hide_outputs
+            if hide:
+                setattr(run, attr, _hidden(value, self._limits))
+                run.redacted = True
+                return
+            conv = self._conv()
+            setattr(run, attr, conv.convert(value))
+            run.truncated |= conv.truncated
+            run.redacted |= conv.redacted
+            run.size += conv.size
+        except Exception as exc:  # this payload is lost, not the run
+            setattr(run, attr, None)
+            run.truncated = True
+            self._failed(f"capture.{attr}", exc)
 
     def _start(
         self,
@@ -481,7 +487,7 @@ class Recorder:
             if value is None:
                 continue
             if key in _TEXT_FIELDS:
-                value = _hidden(value) if self._hides(key) else conv.convert(value)
+                value = _hidden(value, self._limits) if self._hides(key) else conv.convert(value)
             elif key == "provider_specific":
                 value = {**run.llm.get(key, {}), **conv.convert(dict(value))}
             elif isinstance(value, Mapping):
@@ -658,9 +664,24 @@ def _member(enum: type[_E], value: Any) -> _E:
     return value if type(value) is enum else enum(value)
 
 
-def _hidden(value: Any) -> dict[str, Any]:
-    text = value if isinstance(value, str) else repr(value)
-    return {"__hidden__": True, "sha256": content_hash(text)}
+def _hidden(value: Any, limits: Limits) -> dict[str, Any]:
+    """What is kept of a hidden payload: the hash of its text, or of its bounded form.
+
+    Not ``repr(value)``: a repr is built whole whatever its size (a long list of
+    documents, gigabytes), may raise, and carries memory addresses that differ from one
+    process to the next, so equal payloads would not join on their hash.
+    """
+    if isinstance(value, str):
+        return {"__hidden__": True, "sha256": content_hash(value)}
+    # No redaction and no shared cache: this conversion is hashed and thrown away, and a
+    # cached snapshot that skipped redaction must never be reused for stored data.
+    conv = SafeJson(limits, None)
+    text = json.dumps(conv.convert(value), sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"), default=str)
+    hidden: dict[str, Any] = {"__hidden__": True, "sha256": content_hash(text)}
+    if conv.truncated:
+        hidden["truncated"] = True  # the hash covers the payload up to the capture limits
+    return hidden
 
 
 def _score(value: Any) -> float | None:
