@@ -10,6 +10,8 @@ Two measurements per backend, on a fresh database each:
 
 * ``ceiling``: the bare driver inserting the same rows pre-serialized (see
   ``_ceiling.py``): what the database and driver allow on this machine.
+* ``ceiling_no_fsync`` (SQLite): the same with ``PRAGMA synchronous = OFF``, no fsync
+  at all: the most SQLite allows here without giving up its journal.
 
 Records are built before the clock starts (building them is the Recorder's cost,
 measured by the overhead benchmark).
@@ -106,7 +108,9 @@ def run(sizes: Sizes, work_dir: Path, *, pg_url: str | None) -> dict[str, Any]:
             say(f"ingest postgresql skipped: {reason}")
             continue
         result: dict[str, Any] = {}
-        for kind in ("store", "writer", "ceiling"):
+        kinds = ("store", "writer", "ceiling") + (("ceiling_no_fsync",) if backend == "sqlite"
+                                                  else ())
+        for kind in kinds:
             if backend == "sqlite":
                 url = targets["sqlite"](kind)
                 result[kind] = _measure(kind, url, recs)
@@ -114,7 +118,7 @@ def run(sizes: Sizes, work_dir: Path, *, pg_url: str | None) -> dict[str, Any]:
                 with pg_schema(pg_url) as url:  # type: ignore[arg-type]
                     result[kind] = _measure(kind, url, recs)
             missing = "" if result[kind].get("complete", True) else " INCOMPLETE: see results"
-            say(f"ingest {backend:10} {kind:7}: {result[kind]['runs_per_s']:9.0f} runs/s "
+            say(f"ingest {backend:10} {kind:16}: {result[kind]['runs_per_s']:9.0f} runs/s "
                 f"({result[kind]['runs']} runs in {result[kind]['seconds']:.2f} s){missing}")
         out[backend] = result
     return out
@@ -128,5 +132,6 @@ def _measure(kind: str, url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]
     from . import _ceiling
 
     if url.startswith("sqlite"):
-        return _ceiling.sqlite_ceiling(url, recs, BATCH)
+        synchronous = "OFF" if kind == "ceiling_no_fsync" else "NORMAL"
+        return _ceiling.sqlite_ceiling(url, recs, BATCH, synchronous=synchronous)
     return _ceiling.pg_ceiling(url, recs, BATCH)

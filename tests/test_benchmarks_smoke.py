@@ -63,6 +63,7 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     runs = bench["ingest"]["runs"]
     assert sqlite["writer"]["runs_in_database"] == sqlite["store"]["runs"] == runs
     assert sqlite["store"]["runs_per_s"] > 0
+    assert sqlite["ceiling_no_fsync"]["runs"] == sqlite["ceiling"]["runs"] == runs
     scale = bench["scale"]["sqlite"]
     assert scale["runs"] == bench["scale"]["runs"] and scale["lineage"]["n"] > 0
     assert scale["lineage"]["mean_result_size"] == RUNS_PER_TRACE
