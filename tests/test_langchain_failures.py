@@ -33,6 +33,31 @@ class RerankerDown(RuntimeError):
     """Raised by the failing reranker."""
 
 
+class Unprintable(RuntimeError):
+    """An application exception whose message cannot be built."""
+
+    def __str__(self) -> str:
+        raise ValueError("no message")
+
+
+def test_an_exception_that_cannot_be_printed_is_stored_with_its_type(trail: Trail) -> None:
+    def broken(inputs: Any) -> Any:
+        raise Unprintable()
+
+    rid = uuid.uuid4()
+    chain = RunnableLambda(lambda q: q, name="first") | RunnableLambda(broken, name="broken")
+    with pytest.raises(Unprintable):
+        chain.invoke(QUESTION, config={"callbacks": [RagtrailCallbackHandler(trail)],
+                                       "run_id": rid})
+    lineage = stored(trail, rid)
+    assert {r.name: r.status for r in lineage.runs} == {
+        lineage.root.name: RunStatus.ERROR, "first": RunStatus.OK, "broken": RunStatus.ERROR}
+    failed = next(r for r in lineage.runs if r.name == "broken")
+    assert failed.error is not None and failed.error.type == "Unprintable"
+    assert failed.error.message == "<unprintable Unprintable: str() raised ValueError>"
+    assert failed.error.stack and "broken" in failed.error.stack
+
+
 def test_error_is_stored_and_the_exception_propagates_unchanged(trail: Trail) -> None:
     raised: list[BaseException] = []
 

@@ -112,20 +112,32 @@ def _probes(text: str) -> tuple[str, ...]:
 
 
 def _error_of(error: BaseException | str, redactor: Redactor, limits: Limits) -> RunError:
+    conv = SafeJson(limits, redactor)
     if isinstance(error, BaseException):
-        conv = SafeJson(limits, redactor)
-        frames = traceback.extract_tb(error.__traceback__)[-3:]
-        stack = " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})"
-                            for f in reversed(frames)) or None
-        status = _http_status(error)
         return RunError(
             type=type(error).__name__,
-            message=conv.text(str(error)),
-            stack=stack,
-            http_status=status,
+            message=conv.text(_message(error)),
+            stack=_stack(error),
+            http_status=_http_status(error),
             retry_after_s=_retry_after(error),
         )
-    return RunError(type="Error", message=SafeJson(limits, redactor).text(str(error)))
+    return RunError(type="Error", message=conv.text(_message(error)))
+
+
+def _message(error: object) -> str:
+    # The application's exception must reach the store even when its __str__ raises:
+    # the run is then stored failed with this placeholder instead of staying open.
+    try:
+        return str(error)
+    except Exception as exc:
+        return f"<unprintable {type(error).__name__}: str() raised {type(exc).__name__}>"
+
+
+@guarded(default=None)
+def _stack(error: BaseException) -> str | None:
+    frames = traceback.extract_tb(error.__traceback__)[-3:]
+    return " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})"
+                       for f in reversed(frames)) or None
 
 
 @guarded(default=None)
