@@ -93,6 +93,31 @@ def test_anthropic_style_usage_headers_and_stop(trail: Trail) -> None:
                                               provider="anthropic", at=meta.request_timestamp)
 
 
+class GarbageUsageChat(FakeAnthropicChat):
+    """A provider reporting impossible counts and headers that are not a mapping."""
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        message = AIMessage(content="Done.", response_metadata={
+            "id": "msg_02", "stop_reason": "end_turn", "headers": "not a mapping"})
+        return ChatResult(generations=[ChatGeneration(message=message)], llm_output={
+            "usage": {"input_tokens": 12, "output_tokens": 2**70}})
+
+
+def test_impossible_provider_data_costs_those_fields_not_the_call(trail: Trail) -> None:
+    rid = uuid.uuid4()
+    GarbageUsageChat().invoke("hi", config={"callbacks": [RagtrailCallbackHandler(trail)],
+                                            "run_id": rid})
+    (call,) = stored(trail, rid).llm_calls  # stored, not dead-lettered by the database
+    meta = call.metadata
+    assert meta.token_usage is not None
+    assert (meta.token_usage.input_tokens, meta.token_usage.output_tokens) == (12, None)
+    assert meta.response_metadata is not None
+    assert (meta.response_metadata.finish_reason, meta.response_metadata.request_id) == (
+        "end_turn", "msg_02")
+    assert trail.stats()["writer"]["dead_lettered"] == 0
+
+
 def test_template_with_placeholder_and_tool_messages(trail: Trail) -> None:
     prompt = ChatPromptTemplate.from_messages([
         ("system", "You are terse."), MessagesPlaceholder("history"), ("human", "{question}")])

@@ -289,6 +289,40 @@ def test_a_payload_that_fails_to_convert_costs_the_field_not_the_run(
     assert rec.stats()["internal_errors"] >= 1
 
 
+def test_a_cost_beyond_what_can_be_stored_keeps_the_call_and_says_error(
+        sink: ListSink, tmp_path: Any) -> None:
+    from ragtrail.store import open_store
+
+    rec = Recorder(sink, pricer=FixedPricer())
+    rec.start_run("l", kind="llm", name="x")
+    rec.update_llm("l", {"provider_model": "m",
+                         "token_usage": {"input_tokens": 10**14, "output_tokens": 1}})
+    rec.end_run("l")
+    record = sink.records[0]
+    assert record.llm is not None and record.llm.token_usage is not None
+    assert record.llm.token_usage.input_tokens == 10**14  # the tokens are kept
+    cost = record.llm.cost_metrics
+    assert cost is not None and cost.price_status is PriceStatus.ERROR
+    assert cost.total_cost is None and cost.input_cost is None
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        store.write_batch([record])  # the database takes the record
+    finally:
+        store.close()
+
+
+def test_impossible_token_counts_lose_only_those_counts(sink: ListSink) -> None:
+    rec = Recorder(sink, pricer=FixedPricer())
+    rec.start_run("l", kind="llm", name="x")
+    rec.update_llm("l", {"provider_model": "m", "token_usage": {
+        "input_tokens": 10, "output_tokens": 2**70, "total_tokens": -1, "reasoning_tokens": 2}})
+    rec.end_run("l")
+    usage = sink.records[0].llm.token_usage  # type: ignore[union-attr]
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens,
+            usage.reasoning_tokens) == (10, None, None, 2)
+
+
 def test_secrets_in_framework_objects_are_never_stored(rec: Recorder, sink: ListSink) -> None:
     serialized = {"kwargs": {"model_name": "gpt-4o", "openai_api_key": "sk-live-123456789012345678",
                              "headers": {"Authorization": "Bearer abcdefghijk"}}}

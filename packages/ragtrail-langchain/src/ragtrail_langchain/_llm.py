@@ -258,7 +258,8 @@ def _response_info(generation: Generation | None) -> dict[str, Any]:
 @guarded(default=None)
 def response_metadata(info: Mapping[str, Any], llm_output: Mapping[str, Any]) -> dict[str, Any]:
     """Finish reason, exact model, request id and system fingerprint."""
-    headers = {str(k).lower(): v for k, v in (info.get("headers") or {}).items()}
+    raw = info.get("headers")
+    headers = {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, Mapping) else {}
     request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if headers.get(h)), None)
     values = {
         "finish_reason": info.get("finish_reason") or info.get("stop_reason")

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +24,7 @@ from .._log import RateLimitedLog, get_logger
 from ..guard import error_counter, guarded
 from ..redaction import Redactor
 from ..schemas import (
+    MAX_MONEY,
     AppContext,
     CapturedRun,
     DocStage,
@@ -33,6 +35,7 @@ from ..schemas import (
     LLMCostMetrics,
     LLMMetadata,
     LLMTokenUsage,
+    PriceStatus,
     Run,
     RunError,
     RunKind,
@@ -659,6 +662,7 @@ class Recorder:
         meta.performance_metrics = _performance(meta, run, duration_ms)
         if meta.cost_metrics is None or meta.cost_metrics.price_status is None:
             meta.cost_metrics = self._price(meta, run.started_at)
+        meta.cost_metrics = _storable_cost(meta.cost_metrics)
         return meta
 
     @guarded(default=None)
@@ -718,18 +722,52 @@ def _prompt_text(data: Mapping[str, Any]) -> str:
 
 
 def _build_llm(data: dict[str, Any]) -> LLMMetadata:
-    """Validate field by field: one bad value loses that field, not the record."""
+    """Validate field by field: one bad value loses that field, not the record.
+
+    Inside a group (token usage, request parameters, ...) too: a provider reporting
+    garbage for one count keeps the others.
+    """
     try:
         return LLMMetadata.model_validate(data)
     except Exception:
         kept: dict[str, Any] = {}
         for key, value in data.items():
-            try:
-                LLMMetadata.model_validate({key: value})
+            if _valid_llm({key: value}):
                 kept[key] = value
-            except Exception:
-                error_counter.add(f"llm_field.{key}")
+                continue
+            error_counter.add(f"llm_field.{key}")
+            if isinstance(value, Mapping):
+                group = {k: v for k, v in value.items() if _valid_llm({key: {k: v}})}
+                if group:
+                    kept[key] = group
         return LLMMetadata.model_validate(kept)
+
+
+def _valid_llm(data: dict[str, Any]) -> bool:
+    try:
+        LLMMetadata.model_validate(data)
+    except Exception:
+        return False
+    return True
+
+
+def _storable_cost(cost: LLMCostMetrics | None) -> LLMCostMetrics | None:
+    """The cost, or its status alone when an amount is beyond what can be stored.
+
+    An amount of ``MAX_MONEY`` or more (a garbage token count, a mistyped price
+    override) is no real price; storing it would make the database reject the whole
+    record, so the call keeps its tokens and says its price is in ``error``.
+    """
+    if cost is None:
+        return None
+    amounts = [value for value in cost.__dict__.values() if isinstance(value, Decimal)]
+    if all(amount.is_finite() and abs(amount) < MAX_MONEY for amount in amounts):
+        return cost
+    error_counter.add("recorder.cost_out_of_range")
+    _log.warning("cost_out_of_range", "ragtrail: a cost or price of %s or more was not "
+                 "stored (price status 'error')", MAX_MONEY)
+    return LLMCostMetrics(currency=cost.currency, price_source=cost.price_source,
+                          price_status=PriceStatus.ERROR)
 
 
 def _performance(meta: LLMMetadata, run: OpenRun, duration_ms: float) -> Any:

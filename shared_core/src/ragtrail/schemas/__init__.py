@@ -22,6 +22,8 @@ from .conventions import (
     RunStatus,
 )
 from .llm import (
+    MAX_MONEY,
+    MAX_TOKENS,
     LLMCallRecord,
     LLMCostMetrics,
     LLMMetadata,
@@ -39,6 +41,8 @@ from .run import Run, RunError
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
+    "MAX_MONEY",
+    "MAX_TOKENS",
     "AppContext",
     "CapturedRun",
     "DocStage",

@@ -17,6 +17,8 @@ from .conventions import CURRENT_SCHEMA_VERSION, PriceStatus
 
 __all__ = [
     "FLAT_FIELD_MAP",
+    "MAX_MONEY",
+    "MAX_TOKENS",
     "LLMCallRecord",
     "LLMCostMetrics",
     "LLMMetadata",
@@ -29,6 +31,16 @@ __all__ = [
 ]
 
 
+#: Largest token count one call can report: far beyond any real call, inside the
+#: database's 64-bit integers (and exact as a float). A provider reporting more has
+#: sent garbage, and that field is dropped at capture.
+MAX_TOKENS = 10**15
+#: Largest magnitude (exclusive) of one stored amount of money, cost or price: 1e8
+#: currency units keeps SQLite's scaled integer (1e18) inside int64, with room for
+#: sums of many calls. The Recorder stores no amounts for a call priced beyond it.
+MAX_MONEY = Decimal(10) ** 8
+
+
 class LLMTokenUsage(Model):
     """Tokens as the provider counted them.
 
@@ -38,16 +50,19 @@ class LLMTokenUsage(Model):
     ``reasoning_tokens`` are a part of ``output_tokens``.
     """
 
-    input_tokens: int | None = Field(None, ge=0, description="Prompt tokens, cached ones included.")
-    output_tokens: int | None = Field(
-        None, ge=0, description="Completion tokens, reasoning included."
-    )
-    total_tokens: int | None = Field(None, ge=0, description="input + output as reported.")
-    cache_read_tokens: int | None = Field(None, ge=0, description="Input tokens read from cache.")
+    input_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS,
+                                     description="Prompt tokens, cached ones included.")
+    output_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS,
+                                      description="Completion tokens, reasoning included.")
+    total_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS,
+                                     description="input + output as reported.")
+    cache_read_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS,
+                                          description="Input tokens read from cache.")
     cache_creation_tokens: int | None = Field(
-        None, ge=0, description="Input tokens written to the prompt cache."
+        None, ge=0, le=MAX_TOKENS, description="Input tokens written to the prompt cache."
     )
-    reasoning_tokens: int | None = Field(None, ge=0, description="Output tokens spent reasoning.")
+    reasoning_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS,
+                                         description="Output tokens spent reasoning.")
 
     def is_empty(self) -> bool:
         """True when the provider reported no token counts at all."""

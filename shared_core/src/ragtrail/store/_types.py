@@ -23,15 +23,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from ..schemas import MAX_MONEY
+
 __all__ = ["JSON_VALUE", "KEY", "MONEY_LIMIT", "MONEY_PLACES", "Money", "UtcDateTime", "utc_day"]
 
 #: Decimal places kept in cost columns: 1e-10 of a currency unit. The full-precision
 #: values also live in the LLM call's JSON metadata.
 MONEY_PLACES = 10
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
-#: Largest magnitude (exclusive) of one stored amount: 1e8 units keeps SQLite's
-#: scaled integer (1e18) inside int64, with room for sums of many calls.
-MONEY_LIMIT = Decimal(10) ** 8
+#: Largest magnitude (exclusive) of one stored amount (see ``MAX_MONEY``).
+MONEY_LIMIT = MAX_MONEY
 
 JSON_VALUE = sa.JSON().with_variant(JSONB(), "postgresql")
 
