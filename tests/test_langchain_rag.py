@@ -12,7 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 
 from lc_support import (
@@ -33,8 +35,10 @@ from lc_support import (
     usage_for,
 )
 from ragtrail import Trail
+from ragtrail.capture import CaptureConfig
 from ragtrail.pricing import Pricer
 from ragtrail.schemas import DocStage, LLMTokenUsage, RunKind, RunStatus, content_hash
+from ragtrail.writer import WriterConfig
 from ragtrail_langchain import RagtrailCallbackHandler
 
 trail = pytest.fixture(name="trail")(open_trail)
@@ -295,3 +299,30 @@ def test_provider_without_ls_params(trail: Trail, reports_provider: bool,
     cost = call.metadata.cost_metrics
     assert cost is not None and cost.total_cost is None
     assert str(cost.price_status) == "unknown_model"
+
+
+class FloodRetriever(BaseRetriever):
+    """Returns far more documents than any prompt holds."""
+
+    count: int = 1_000
+
+    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+        return [Document(page_content=f"chunk {i} " + "x" * 5_000, metadata={"i": i})
+                for i in range(self.count)]
+
+
+def test_a_retriever_flood_keeps_the_first_documents_and_the_run(sqlite_url: str) -> None:
+    # 1,000 documents of 5 KB would make a record larger than this writer's queue
+    # (refused as too large, the whole run lost); the cap keeps it storable.
+    with Trail(sqlite_url, capture=CaptureConfig(max_documents_per_stage=50),
+               writer=WriterConfig(max_queue_bytes=2 * 1024 * 1024)) as trail:
+        handler = RagtrailCallbackHandler(trail)
+        FloodRetriever().invoke("q", config={"callbacks": [handler]})
+        lineage = stored(trail, handler.last_trace_id)
+        assert trail.stats()["writer"]["dropped"] == {}
+    (run,) = lineage.runs
+    assert run.kind is RunKind.RETRIEVER and run.truncated
+    assert run.metadata["documents_cut"] == {"retrieved": 950}
+    assert [d.rank for d in lineage.documents] == list(range(50))
+    assert lineage.documents[0].content is not None
+    assert lineage.documents[0].content.startswith("chunk 0 ")

@@ -323,6 +323,28 @@ def test_impossible_token_counts_lose_only_those_counts(sink: ListSink) -> None:
             usage.reasoning_tokens) == (10, None, None, 2)
 
 
+def test_documents_beyond_the_cap_are_counted_not_stored(sink: ListSink) -> None:
+    assert CaptureConfig().max_documents_per_stage == 500
+    rec = Recorder(sink, config=CaptureConfig(max_documents_per_stage=3))
+    rec.start_run("r", kind="retriever", name="r")
+    rec.add_documents("r", [DocumentInput(f"doc {i}") for i in range(5)], stage=DocStage.RETRIEVED)
+    rec.add_documents("r", [DocumentInput("late")], stage=DocStage.RETRIEVED)
+    rec.add_documents("r", [DocumentInput("doc 4")], stage=DocStage.RERANKED)
+    rec.end_run("r")
+    record = sink.records[0]
+    retrieved = [link for link in record.links if link.stage is DocStage.RETRIEVED]
+    assert [link.rank for link in retrieved] == [0, 1, 2]
+    assert [link.content_hash for link in retrieved] == [content_hash(f"doc {i}") for i in range(3)]
+    assert len(record.documents) == 4  # three retrieved, one reranked
+    assert record.run.truncated
+    assert record.run.metadata["documents_cut"] == {"retrieved": 3}
+
+
+def test_the_document_cap_is_validated() -> None:
+    with pytest.raises(ConfigError, match="max_documents_per_stage"):
+        CaptureConfig(max_documents_per_stage=0)
+
+
 def test_secrets_in_framework_objects_are_never_stored(rec: Recorder, sink: ListSink) -> None:
     serialized = {"kwargs": {"model_name": "gpt-4o", "openai_api_key": "sk-live-123456789012345678",
                              "headers": {"Authorization": "Bearer abcdefghijk"}}}

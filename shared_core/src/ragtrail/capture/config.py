@@ -15,12 +15,17 @@ class CaptureConfig:
 
     Hidden inputs, outputs or document contents are replaced by a marker holding the
     content hash, so lineage and document joins still work.
+
+    ``max_documents_per_stage`` bounds the documents one run links at one stage
+    (retrieved, reranked, in prompt); the ones beyond it are not stored, the run is
+    marked ``truncated`` and its metadata ``documents_cut`` counts them per stage.
     """
 
     max_string_chars: int = 20_000
     max_list_items: int = 500
     max_depth: int = 24
     max_payload_chars: int = 400_000
+    max_documents_per_stage: int = 500
     hide_inputs: bool = False
     hide_outputs: bool = False
     hide_document_content: bool = False
@@ -30,7 +35,7 @@ class CaptureConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_string_chars", "max_list_items", "max_depth", "max_payload_chars",
-                     "max_open_runs"):
+                     "max_documents_per_stage", "max_open_runs"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"CaptureConfig.{name} must be a positive integer, got {value!r}")

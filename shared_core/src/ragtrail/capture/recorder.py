@@ -538,7 +538,12 @@ class Recorder:
     def _add_docs(self, run: OpenRun, documents: Iterable[DocumentInput], stage: DocStage) -> None:
         state = self._traces.get(run.trace_id)
         rank = sum(1 for link in run.links if link.stage is stage)
+        limit = self.config.max_documents_per_stage
+        cut = 0
         for doc in documents:
+            if rank >= limit:  # a retriever returning 20,000 documents: keep the first ones
+                cut += 1
+                continue
             text = doc.text if isinstance(doc.text, str) else str(doc.text)
             digest = doc.content_hash or content_hash(text)
             conv = self._conv()
@@ -558,6 +563,10 @@ class Recorder:
             run.size += conv.size + 200
             if state is not None and digest not in state.documents:
                 state.documents[digest] = (_probes(text), stored.document_id)
+        if cut:
+            run.truncated = True
+            cuts = run.metadata.setdefault("documents_cut", {})
+            cuts[stage.value] = cuts.get(stage.value, 0) + cut
 
     def _end(
         self, rid: str, outputs: Any, status: RunStatus, error: RunError | None
