@@ -165,3 +165,9 @@ def test_handler_accepts_a_bare_recorder() -> None:
     (record,) = sink.records
     assert (record.run.name, record.run.outputs, record.run.id) == (
         "double", 4, handler.last_trace_id)
+
+
+@pytest.mark.parametrize("wrong", ["sqlite:///ragtrail.db", object()])
+def test_a_handler_given_something_else_than_a_trail_says_so_at_once(wrong: object) -> None:
+    with pytest.raises(TypeError, match=r"expects a ragtrail\.Trail"):
+        RagtrailCallbackHandler(wrong)

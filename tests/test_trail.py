@@ -26,6 +26,15 @@ def test_bad_urls_give_one_clear_line(url: str, error: type[Exception], words: s
     assert words in message and "\n" not in message and "Traceback" not in message
 
 
+@pytest.mark.parametrize("option", ["capture", "redaction", "writer"])
+def test_a_config_of_the_wrong_type_is_refused_before_anything_opens(
+        option: str, tmp_path: Path) -> None:
+    path = tmp_path / "never.db"
+    with pytest.raises(ConfigError, match=f"Trail\\({option}=...\\) takes a"):
+        Trail(f"sqlite:///{path}", **{option: {"max_list_items": 10}})  # type: ignore[arg-type]
+    assert not path.exists()
+
+
 def test_default_url_is_env_then_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAGTRAIL_URL", raising=False)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from .capture import CaptureConfig, Recorder
+from .errors import ConfigError
 from .pricing import ModelPrice, Pricer
 from .query import (
     DocumentUsage,
@@ -71,6 +72,12 @@ class Trail:
         crashes and keeps the file consistent. ``sqlite_cache_mib``: SQLite's page cache
         per connection (default 8 MiB); more speeds up writes into a large database.
         """
+        for name, value, kind in (("capture", capture, CaptureConfig),
+                                  ("redaction", redaction, RedactionConfig),
+                                  ("writer", writer, WriterConfig)):
+            if value is not None and not isinstance(value, kind):
+                raise ConfigError(f"Trail({name}=...) takes a {kind.__name__} or None, "
+                                  f"got {type(value).__name__}")
         self._store: SqlStore = open_store(url, sqlite_synchronous=sqlite_synchronous,
                                            sqlite_cache_mib=sqlite_cache_mib)
         self.url = self._store.url

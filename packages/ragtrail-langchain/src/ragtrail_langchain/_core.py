@@ -49,6 +49,11 @@ class HandlerCore(BaseCallbackHandler):
         app_version: str | None = None,
     ) -> None:
         super().__init__()
+        if not (trail is None or isinstance(trail, Recorder)
+                or isinstance(getattr(trail, "recorder", None), Recorder)):
+            # Caught here: inside a callback the mistake would only lose every run.
+            raise TypeError("RagtrailCallbackHandler expects a ragtrail.Trail (or its "
+                            f".recorder) or None, got {type(trail).__name__}")
         self._trail = trail
         self._trail_lock = threading.Lock()
         self.user_id = user_id
