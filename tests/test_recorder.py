@@ -343,6 +343,24 @@ def test_documents_beyond_the_cap_are_counted_not_stored(sink: ListSink) -> None
     assert record.run.metadata["documents_cut"] == {"retrieved": 3}
 
 
+def test_the_same_text_twice_at_one_stage_is_linked_once_at_its_first_rank(
+        sink: ListSink) -> None:
+    rec = Recorder(sink)
+    rec.start_run("r", kind="retriever", name="r")
+    rec.add_documents("r", [DocumentInput("a"), DocumentInput("b"), DocumentInput("a", score=0.1),
+                            DocumentInput("c")], stage=DocStage.RETRIEVED)
+    rec.add_documents("r", [DocumentInput("b"), DocumentInput("d")], stage=DocStage.RETRIEVED)
+    rec.add_documents("r", [DocumentInput("a")], stage=DocStage.RERANKED)
+    rec.end_run("r")
+    links = sink.records[0].links
+    retrieved = [(link.content_hash, link.rank) for link in links
+                 if link.stage is DocStage.RETRIEVED]
+    assert retrieved == [(content_hash("a"), 0), (content_hash("b"), 1), (content_hash("c"), 3),
+                         (content_hash("d"), 5)]
+    assert [(link.content_hash, link.rank) for link in links
+            if link.stage is DocStage.RERANKED] == [(content_hash("a"), 0)]
+
+
 def test_the_document_cap_is_validated() -> None:
     with pytest.raises(ConfigError, match="max_documents_per_stage"):
         CaptureConfig(max_documents_per_stage=0)

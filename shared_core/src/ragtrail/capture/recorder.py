@@ -492,7 +492,8 @@ class Recorder:
 
     def _add_docs(self, run: OpenRun, documents: Iterable[DocumentInput], stage: DocStage) -> None:
         state = self._traces.get(run.trace_id)
-        rank = sum(1 for link in run.links if link.stage is stage)
+        linked = {link.content_hash: link.rank for link in run.links if link.stage is stage}
+        rank = max(linked.values(), default=-1) + 1
         limit = self.config.max_documents_per_stage
         cut = 0
         for doc in documents:
@@ -501,6 +502,12 @@ class Recorder:
                 continue
             text = doc.text if isinstance(doc.text, str) else str(doc.text)
             digest = doc.content_hash or content_hash(text)
+            if digest in linked:
+                # The same text twice at one stage (a chunk indexed twice) is one document,
+                # linked at its first rank; the store keeps one link per document and stage.
+                rank += 1
+                continue
+            linked[digest] = rank
             conv = self._conv()
             if digest not in run.documents:
                 run.documents[digest] = construct(Document, dict(
