@@ -80,11 +80,24 @@ def scale(data: dict[str, Any]) -> list[str]:
 
 
 def memory(data: dict[str, Any]) -> list[str]:
-    return [f"{data['invocations']:,} LangChain invocations with ragtrail (SQLite) after "
-            f"{data['warmup']:,} warm-up: RSS {data['rss_start_mib']:.1f} -> "
-            f"{data['rss_end_mib']:.1f} MiB, growth **{data['growth_mib']:+.1f} MiB** "
-            f"(peak {data['peak_mib']:.1f} MiB; {data['stored']:,} runs stored, dropped "
-            f"{data['dropped']})"]
+    summary = (f"{data['invocations']:,} LangChain invocations with ragtrail (SQLite) after "
+               f"{data['warmup']:,} warm-up: RSS {data['rss_start_mib']:.1f} -> "
+               f"{data['rss_end_mib']:.1f} MiB, growth **{data['growth_mib']:+.1f} MiB** "
+               f"(peak {data['peak_mib']:.1f} MiB; {data['stored']:,} runs stored, dropped "
+               f"{data['dropped']})")
+    return [summary, *_gc_lines(data.get("gc"))]
+
+
+def _gc_lines(data: dict[str, Any] | None) -> list[str]:
+    if not data:
+        return []
+    default, frozen = data["default"], data["frozen"]
+    return ["", f"Garbage collection over those invocations: "
+                f"{default['ms_per_invocation']:.3f} ms per invocation, of which full "
+                f"collections {default['full_ms_per_invocation']:.3f} ms (collections by "
+                f"generation {default['collections']}); over {frozen['invocations']:,} more "
+                f"after `gc.freeze()`: {frozen['ms_per_invocation']:.3f} ms, full "
+                f"{frozen['full_ms_per_invocation']:.3f} ms"]
 
 
 def instructions(data: dict[str, Any]) -> list[str]:

@@ -69,6 +69,10 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert scale["lineage"]["mean_result_size"] == RUNS_PER_TRACE
     assert scale["usage_model"]["mean_result_size"] >= 1
     assert bench["memory"]["invocations"] > 0 and bench["memory"]["flushed"]
+    gc_default, gc_frozen = bench["memory"]["gc"]["default"], bench["memory"]["gc"]["frozen"]
+    assert gc_default["invocations"] == bench["memory"]["invocations"]
+    assert set(gc_default["collections"]) == {"0", "1", "2"} and gc_frozen["invocations"] >= 1
+    assert gc_default["ms_per_invocation"] >= gc_default["full_ms_per_invocation"] >= 0
 
     rendered = render(results)  # the Markdown of BENCHMARKS.md's Results
     for section in ("### overhead", "### ingest", "### scale", "### memory", "### targets"):
