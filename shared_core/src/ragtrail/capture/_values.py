@@ -27,10 +27,19 @@ from ..schemas import (
 from ._safe_json import Limits, SafeJson
 from ._state import OpenRun
 
-__all__ = ["build_llm", "error_of", "hidden", "performance", "prompt_text", "score_of",
-           "storable_cost"]
+__all__ = [
+    "build_llm",
+    "capture_log",
+    "error_of",
+    "hidden",
+    "performance",
+    "prompt_text",
+    "score_of",
+    "storable_cost",
+]
 
-_log = RateLimitedLog(get_logger("capture"))
+#: The capture layer's rate-limited log (the Recorder writes to it too).
+capture_log = RateLimitedLog(get_logger("capture"))
 
 
 def error_of(error: BaseException | str, redactor: Redactor, limits: Limits) -> RunError:
@@ -166,7 +175,7 @@ def storable_cost(cost: LLMCostMetrics | None) -> LLMCostMetrics | None:
     if all(amount.is_finite() and abs(amount) < MAX_MONEY for amount in amounts):
         return cost
     error_counter.add("recorder.cost_out_of_range")
-    _log.warning("cost_out_of_range", "ragtrail: a cost or price of %s or more was not "
+    capture_log.warning("cost_out_of_range", "ragtrail: a cost or price of %s or more was not "
                  "stored (price status 'error')", MAX_MONEY)
     return LLMCostMetrics(currency=cost.currency, price_source=cost.price_source,
                           price_status=PriceStatus.ERROR)

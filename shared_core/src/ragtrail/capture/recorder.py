@@ -17,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
-from .._log import RateLimitedLog, get_logger
 from ..guard import error_counter, guarded
 from ..redaction import Redactor
 from ..schemas import (
@@ -50,13 +49,15 @@ from ._values import (
     score_of,
     storable_cost,
 )
+from ._values import (
+    capture_log as _log,
+)
 from .ambient import ambient_parents
 from .config import CaptureConfig
 
 __all__ = ["DocumentInput", "PricerLike", "Recorder"]
 
 _UNSET: Any = object()
-_log = RateLimitedLog(get_logger("capture"))
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
 _AGE_SCAN_EVERY = 256
 _PROBE_CHARS = 200

@@ -25,14 +25,12 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ..schemas import MAX_MONEY
 
-__all__ = ["JSON_VALUE", "KEY", "MONEY_LIMIT", "MONEY_PLACES", "Money", "UtcDateTime", "utc_day"]
+__all__ = ["JSON_VALUE", "KEY", "MONEY_PLACES", "Money", "UtcDateTime", "utc_day"]
 
 #: Decimal places kept in cost columns: 1e-10 of a currency unit. The full-precision
 #: values also live in the LLM call's JSON metadata.
 MONEY_PLACES = 10
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
-#: Largest magnitude (exclusive) of one stored amount (see ``MAX_MONEY``).
-MONEY_LIMIT = MAX_MONEY
 
 JSON_VALUE = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -75,13 +73,13 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 def quantize_money(value: Any) -> Decimal:
     """``value`` as a Decimal rounded to :data:`MONEY_PLACES` places.
 
-    Raises ValueError for values that are not finite or not below :data:`MONEY_LIMIT`.
+    Raises ValueError for values that are not finite or not below ``MAX_MONEY``.
     """
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
         raise ValueError(f"not a money amount: {value!r}") from exc
-    if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
+    if not amount.is_finite() or abs(amount) >= MAX_MONEY:
         raise ValueError(f"money amount out of range: {value!r}")
     return amount.quantize(_MONEY_QUANTUM)
 
