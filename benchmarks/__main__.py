@@ -18,7 +18,7 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "ingest", "scale", "memory", "instructions")
+NAMES = ("overhead", "offload", "ingest", "scale", "memory", "instructions")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -96,6 +96,10 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
         frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
         return _overhead.run(sizes, work, pg_url=pg_url, competitors=not args.no_competitors,
                              frameworks=frameworks)
+    if name == "offload":
+        from . import _offload
+
+        return _offload.run(sizes, work)
     if name == "ingest":
         from . import _ingest
 

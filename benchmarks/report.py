@@ -37,6 +37,18 @@ def overhead(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def offload(data: dict[str, Any]) -> list[str]:
+    lines = ["LangChain invoke; the capture's work moved to another process (prototype)", "",
+             "| configuration | median ms (x none) | p90 ms (x none) |", "| --- | --- | --- |"]
+    for name, entry in data["langchain_invoke"].items():
+        lines.append(f"| {name} | {entry['median_ms']:.2f} (x{entry['ratio_median']:.2f}) "
+                     f"| {entry['p90_ms']:.2f} (x{entry['ratio_p90']:.2f}) |")
+    stored = data["stored"]
+    lines += ["", f"Runs stored: offload_replay {stored['offload_replay']:,}, "
+              f"ragtrail_sqlite {stored['ragtrail_sqlite']:,}"]
+    return lines
+
+
 def ingest(data: dict[str, Any]) -> list[str]:
     lines = [f"{data['runs']:,} runs ({data['traces']:,} traces, {data['links']:,} document "
              f"links, {data['llm_calls']:,} LLM calls), batches of {data['batch']}", "",
@@ -168,7 +180,7 @@ def render(results: dict[str, Any]) -> str:
            f"{results.get('load_average', {}).get('start')}, at end "
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
-    for name, fn in (("overhead", overhead), ("instructions", instructions),
+    for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
                      ("ingest", ingest), ("scale", scale), ("memory", memory)):
         data = results["benchmarks"].get(name)
         if data:

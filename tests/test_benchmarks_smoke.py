@@ -24,7 +24,7 @@ from benchmarks import _instructions  # noqa: E402
 from benchmarks._data import RUNS_PER_TRACE, TraceFactory  # noqa: E402
 from benchmarks.report import instructions, render  # noqa: E402
 
-TIMED = ("overhead", "ingest", "scale", "memory")
+TIMED = ("overhead", "offload", "ingest", "scale", "memory")
 
 
 def _bench(tmp_path: Path, *args: str) -> dict:
@@ -46,7 +46,7 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     # The instructions benchmark runs under valgrind (minutes): tested on its own below.
     results = _bench(tmp_path, *(f"--only={name}" for name in TIMED))
     bench = results["benchmarks"]
-    assert set(bench) == {"overhead", "ingest", "scale", "memory"}
+    assert set(bench) == {"overhead", "offload", "ingest", "scale", "memory"}
     assert results["machine"]["cores"] and results["versions"]["ragtrail"]
     for framework in ("langchain", "llamaindex"):
         for workload in ("invoke", "stream", "batch8"):
@@ -59,6 +59,16 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
         assert floor["n"] == bench["overhead"]["langchain"][workload]["none"]["n"] > 0
     for name, stats in bench["overhead"]["ragtrail_stats"].items():
         assert stats["writer"]["stored"] > 0, name  # the measured runs were really stored
+    offload = bench["offload"]
+    assert set(offload["langchain_invoke"]) == {
+        "none", "none_second_core_busy", "handoff_only", "handoff_to_json", "offload_replay",
+        "ragtrail_sqlite"}
+    received = offload["events_received"]
+    # Every callback crossed the process boundary, and the replay stored what
+    # ragtrail in-process stored: the configurations did the same work.
+    assert received["handoff_only"] == received["handoff_to_json"] == received["offload_replay"]
+    assert received["offload_replay"] > 0
+    assert offload["stored"]["offload_replay"] == offload["stored"]["ragtrail_sqlite"] > 0
     sqlite = bench["ingest"]["sqlite"]
     runs = bench["ingest"]["runs"]
     assert sqlite["writer"]["runs_in_database"] == sqlite["store"]["runs"] == runs
@@ -75,7 +85,7 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert gc_default["ms_per_invocation"] >= gc_default["full_ms_per_invocation"] >= 0
 
     rendered = render(results)  # the Markdown of BENCHMARKS.md's Results
-    for section in ("### overhead", "### ingest", "### scale", "### memory", "### targets"):
+    for section in ("### overhead", "### offload", "### ingest", "### scale", "### memory", "### targets"):
         assert section in rendered, section
     assert "| langchain invoke, ragtrail on SQLite | <= x1.25 |" in rendered
 
