@@ -33,7 +33,7 @@ from .redaction import RedactionConfig, Redactor
 from .schemas import AppContext, Framework, RunKind
 from .sink import Sink, SyncSink
 from .store import SqlStore, open_store
-from .writer import BackgroundWriter, WriterConfig
+from .writer import BackgroundWriter, WriterConfig, forget_owner, track_owner
 
 __all__ = ["Trail"]
 
@@ -83,8 +83,10 @@ class Trail:
         self.url = self._store.url
         self.redactor = Redactor(redaction)
         self.sink: Sink
+        writer_config = writer or WriterConfig()
+        self._exit_timeout_s = writer_config.shutdown_timeout_s
         if background:
-            self.sink = BackgroundWriter(self._store, writer or WriterConfig(), name=self.url)
+            self.sink = BackgroundWriter(self._store, writer_config, name=self.url)
         else:
             self.sink = SyncSink(self._store)
         self._pricer = Pricer(overrides=prices)
@@ -97,6 +99,9 @@ class Trail:
         )
         self._closed = False
         self._lock = threading.Lock()
+        # At interpreter exit a Trail never closed is closed before its writer: its
+        # open runs are stored as abandoned, a SyncSink's buffer is written.
+        track_owner(self)
 
     # -- capture ---------------------------------------------------------------
 
@@ -146,11 +151,18 @@ class Trail:
             if self._closed:
                 return True
             self._closed = True
+        forget_owner(self)
         self.recorder.abandon_all()
         ok = self.sink.close(timeout_s)
         self._store.close()
         self._pricer.close()
         return ok
+
+    def _close_at_exit(self) -> None:
+        self.close(self._exit_timeout_s)
+
+    def _after_fork_in_child(self) -> None:
+        self.recorder.after_fork_in_child()
 
     def stats(self) -> dict[str, Any]:
         """Capture and writer counters: offered, stored, dropped by reason, errors, ..."""

@@ -318,6 +318,17 @@ class Recorder:
             self._end(run_id, _UNSET, RunStatus.ABANDONED, None)
         return len(ids)
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a fresh lock, and none of the parent's open runs.
+
+        The parent ends and stores the runs it had open; were the child to keep them, it
+        would store them again, as abandoned, when it exits.
+        """
+        self._lock = threading.RLock()
+        self._open = OrderedDict()
+        self._traces = {}
+        self._environment = None
+
     def stats(self) -> dict[str, Any]:
         """Counters: runs started, ended, offered, refused by the sink, abandoned, errors."""
         with self._lock:

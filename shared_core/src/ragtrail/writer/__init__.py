@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 
 from ._config import WriterConfig, default_spool_dir
+from ._lifecycle import forget_owner, track_owner
 from ._stats import DropReason, WriterStats
 from ._writer import BackgroundWriter
 
-__all__ = ["BackgroundWriter", "DropReason", "WriterConfig", "WriterStats", "default_spool_dir"]
+__all__ = ["BackgroundWriter", "DropReason", "WriterConfig", "WriterStats", "default_spool_dir",
+           "forget_owner", "track_owner"]
 
 logging.getLogger("ragtrail.writer").addHandler(logging.NullHandler())

@@ -1,4 +1,9 @@
-"""Process-level hooks: flush at interpreter exit, and a fresh writer after ``fork``."""
+"""Process-level hooks: flush at interpreter exit, and a fresh writer after ``fork``.
+
+Owners (a ``Trail``: what feeds writers) are closed at exit before the writers, so the
+runs they still hold open reach a writer that still takes them; after ``fork`` both
+are renewed in the child.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ import atexit
 import logging
 import os
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["forget", "track"]
+__all__ = ["forget", "forget_owner", "track", "track_owner"]
 
 logger = logging.getLogger("ragtrail.writer")
 
@@ -19,17 +24,47 @@ class _Managed(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
+class _Owner(Protocol):
+    def _close_at_exit(self) -> None: ...
+
+    def _after_fork_in_child(self) -> None: ...
+
+
 # Strong references: a writer that was never closed must still be flushed at exit.
 _live: dict[int, _Managed] = {}
+_owners: dict[int, _Owner] = {}
 _hooks_lock = threading.Lock()
 _hooks_installed = False
 
 
 def track(writer: _Managed) -> None:
     """Close ``writer`` at interpreter exit and renew it in forked children, until forgotten."""
+    _manage(_live, writer)
+
+
+def forget(writer: _Managed) -> None:
+    """Stop managing ``writer`` (it was closed)."""
+    _manage(_live, writer, keep=False)
+
+
+def track_owner(owner: _Owner) -> None:
+    """Call ``owner._close_at_exit()`` at exit, before any writer is closed, and
+    ``owner._after_fork_in_child()`` in forked children, until forgotten."""
+    _manage(_owners, owner)
+
+
+def forget_owner(owner: _Owner) -> None:
+    """Stop managing ``owner`` (it was closed)."""
+    _manage(_owners, owner, keep=False)
+
+
+def _manage(registry: dict[int, Any], item: object, *, keep: bool = True) -> None:
     global _hooks_installed
     with _hooks_lock:
-        _live[id(writer)] = writer
+        if not keep:
+            registry.pop(id(item), None)
+            return
+        registry[id(item)] = item
         if not _hooks_installed:
             atexit.register(_close_all_at_exit)
             if hasattr(os, "register_at_fork"):
@@ -38,18 +73,19 @@ def track(writer: _Managed) -> None:
             _hooks_installed = True
 
 
-def forget(writer: _Managed) -> None:
-    """Stop managing ``writer`` (it was closed)."""
-    with _hooks_lock:
-        _live.pop(id(writer), None)
+def _each(items: list[Any], action: str, what: str) -> None:
+    # Never fail the interpreter's exit or a fork because of us.
+    for item in items:
+        try:
+            getattr(item, action)()
+        except Exception as exc:
+            logger.error("%s failed: %s", what, exc)
 
 
 def _close_all_at_exit() -> None:
-    for writer in list(_live.values()):
-        try:
-            writer.close()  # each within its own shutdown_timeout_s
-        except Exception as exc:  # never fail the interpreter's exit
-            logger.error("closing a writer at exit failed: %s", exc)
+    _each(list(_owners.values()), "_close_at_exit", "closing a trail at exit")
+    # Each writer within its own shutdown_timeout_s.
+    _each(list(_live.values()), "close", "closing a writer at exit")
 
 
 def _renew_in_child() -> None:
@@ -57,11 +93,8 @@ def _renew_in_child() -> None:
     # at fork time, so it is replaced rather than acquired.
     global _hooks_lock
     _hooks_lock = threading.Lock()
-    for writer in list(_live.values()):
-        try:
-            writer._after_fork_in_child()
-        except Exception as exc:  # a fork must not fail because of us
-            logger.error("renewing a writer after fork failed: %s", exc)
+    _each(list(_live.values()), "_after_fork_in_child", "renewing a writer after fork")
+    _each(list(_owners.values()), "_after_fork_in_child", "renewing a trail after fork")
 
 
 class _Token:
