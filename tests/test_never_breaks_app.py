@@ -165,6 +165,11 @@ def test_queue_full_behind_a_stuck_store(baseline: dict[str, str], sqlite_url: s
 def test_extractors_raising_lose_fields_not_records(baseline: dict[str, str],
                                                     sqlite_url: str) -> None:
     before = error_counter.total()
+    _hostile_fields_lost_records_kept(baseline, sqlite_url)
+    assert error_counter.total() > before  # each lost field was counted
+
+
+def _hostile_fields_lost_records_kept(baseline: dict[str, str], sqlite_url: str) -> None:
     with Trail(sqlite_url) as trail:
         assert run_both(trail, hostile=True) == baseline
         assert trail.flush(10)
@@ -178,4 +183,15 @@ def test_extractors_raising_lose_fields_not_records(baseline: dict[str, str],
             call = lineage.llm_calls[0].metadata
             assert call.output_text  # the text still arrived
             assert call.response_metadata is None or call.response_metadata.finish_reason is None
-    assert error_counter.total() > before  # each lost field was counted
+
+
+def test_an_error_while_reporting_an_error_stays_inside(baseline: dict[str, str],
+                                                        sqlite_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Near the recursion limit, counting or logging a failed extractor fails too
+    # (RecursionError again): that second error must not reach the application either.
+    def no_stack_left(where: str) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(error_counter, "add", no_stack_left)
+    _hostile_fields_lost_records_kept(baseline, sqlite_url)

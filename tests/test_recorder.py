@@ -292,6 +292,27 @@ def test_a_payload_that_fails_to_convert_costs_the_field_not_the_run(
     assert error_counter.total() == errors_before + 1
 
 
+def test_a_failure_to_report_a_failure_still_costs_only_the_field(
+        sink: ListSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Near the recursion limit counting the error fails as well: still one field lost.
+    from ragtrail.capture import _safe_json
+
+    def broken(self: Any, value: Any, depth: int = 0) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    def no_stack_left(where: str) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    rec = Recorder(sink)
+    monkeypatch.setattr(_safe_json.SafeJson, "convert", broken)
+    monkeypatch.setattr(error_counter, "add", no_stack_left)
+    assert rec.start_run("p", kind="chain", name="x", inputs={"q": 1}) is True
+    monkeypatch.undo()
+    rec.end_run("p", outputs={"a": 1})
+    run = sink.records[0].run
+    assert run.status is RunStatus.OK and run.inputs is None and run.outputs == {"a": 1}
+
+
 def test_a_cost_beyond_what_can_be_stored_keeps_the_call_and_says_error(
         sink: ListSink, tmp_path: Any) -> None:
     from ragtrail.store import open_store

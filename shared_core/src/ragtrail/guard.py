@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from ._log import RateLimitedLog, get_logger
 
-__all__ = ["ErrorCounter", "error_counter", "guarded"]
+__all__ = ["ErrorCounter", "error_counter", "guarded", "report_failure"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -47,6 +47,19 @@ class ErrorCounter:
 error_counter = ErrorCounter()
 
 
+def report_failure(where: str, message: str, *args: object) -> None:
+    """Count one internal error at ``where`` and log ``message`` (rate-limited per place).
+
+    Never raises: near the recursion limit even reporting fails (RecursionError again),
+    and the application must not see that either.
+    """
+    try:
+        error_counter.add(where)
+        _log.warning(where, message, *args)
+    except Exception:
+        pass  # nothing left to report with
+
+
 @overload
 def guarded(func: Callable[P, T]) -> Callable[P, T | None]: ...
 @overload
@@ -64,8 +77,8 @@ def guarded(func: Callable[..., Any] | None = None, *, default: Any = None) -> A
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                error_counter.add(where)
-                _log.warning(where, "ragtrail: %s failed: %s: %s", where, type(exc).__name__, exc)
+                report_failure(where, "ragtrail: %s failed: %s: %s", where, type(exc).__name__,
+                               exc)
                 return default
 
         return inner

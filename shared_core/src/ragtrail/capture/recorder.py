@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
-from ..guard import error_counter, guarded
+from ..guard import error_counter, guarded, report_failure
 from ..redaction import Redactor
 from ..schemas import (
     AppContext,
@@ -48,9 +48,6 @@ from ._values import (
     prompt_text,
     score_of,
     storable_cost,
-)
-from ._values import (
-    capture_log as _log,
 )
 from .ambient import ambient_parents
 from .config import CaptureConfig
@@ -340,8 +337,8 @@ class Recorder:
     # -- internals -------------------------------------------------------------
 
     def _failed(self, where: str, exc: Exception) -> None:
-        error_counter.add(f"recorder.{where}")
-        _log.warning(where, "ragtrail: Recorder.%s failed: %s: %s", where, type(exc).__name__, exc)
+        report_failure(f"recorder.{where}", "ragtrail: Recorder.%s failed: %s: %s", where,
+                       type(exc).__name__, exc)
 
     def _conv(self) -> SafeJson:
         return SafeJson(self._limits, self.redactor, self._converted)
