@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -171,3 +172,47 @@ def test_handler_accepts_a_bare_recorder() -> None:
 def test_a_handler_given_something_else_than_a_trail_says_so_at_once(wrong: object) -> None:
     with pytest.raises(TypeError, match=r"expects a ragtrail\.Trail"):
         RagtrailCallbackHandler(wrong)
+
+
+def test_a_default_database_that_fails_is_tried_once_and_never_breaks_the_app() -> None:
+    # A server that takes connections and drops them: each attempt to open the default
+    # Trail is one connection (one connect timeout, were the server silent instead).
+    attempts = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            attempts.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{server.getsockname()[1]}/test"
+    code = ("import logging, sys\n"
+            "logging.basicConfig()\n"
+            f"sys.path.insert(0, {str(TESTS_DIR)!r})\n"
+            "from lc_support import build_rag_chain\n"
+            "chain = build_rag_chain()\n"
+            "for _ in range(3):\n"
+            "    print(chain.invoke('What does VACUUM do in SQLite?'))\n")
+    try:
+        env = {**os.environ, "RAGTRAIL_TRACING": "true", "RAGTRAIL_URL": url}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["The context answers: What does VACUUM do in SQLite?"] * 3
+    # One attempt (libpq may open a second connection without SSL), not one per callback.
+    assert 1 <= len(attempts) <= 2, len(attempts)
+    assert done.stderr.count("the default ragtrail Trail could not be opened") == 1
