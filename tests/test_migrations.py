@@ -356,3 +356,20 @@ def test_a_filter_on_a_context_value_can_use_its_partial_index(db_url: str) -> N
             explain = f"EXPLAIN {sql}" if postgres else f"EXPLAIN QUERY PLAN {sql}"
             plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql(explain))
             assert f"ix_runs_{column}" in plan, plan
+
+
+def test_revision_0004_drops_the_path_index_and_keeps_rows(db_url: str) -> None:
+    from test_store import record
+
+    from ragtrail.query import traces
+
+    with open_store(db_url) as store:
+        store.write_batch([record("p1", trace_id="p1")])
+    with _connect(db_url) as conn:
+        command.downgrade(_migrate._config(conn), "0003")
+    with _connect(db_url) as conn:
+        assert "path" in _index_sql(conn, "ix_runs_path")
+    with open_store(db_url, auto_upgrade=True) as store:
+        assert [t.trace_id for t in traces(store.engine)] == ["p1"]
+    with _connect(db_url) as conn, pytest.raises(sa.exc.NoResultFound):
+        _index_sql(conn, "ix_runs_path")

@@ -414,6 +414,9 @@ def _driver_error(kind: type[sa.exc.DBAPIError], orig: Exception) -> sa.exc.DBAP
         # Raised by the driver itself, outside SQLAlchemy (PostgreSQL's COPY path):
         (psycopg.errors.NumericValueOutOfRange("bigint out of range"), False),
         (psycopg.errors.NotNullViolation("null value"), False),
+        (psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum"), False),
+        (_driver_error(sa.exc.OperationalError,
+                       psycopg.errors.ProgramLimitExceeded("index row size")), False),
         (psycopg.errors.SerializationFailure("could not serialize"), True),
         (psycopg.errors.AdminShutdown("terminating connection"), True),
         (psycopg.OperationalError("server closed the connection"), True),
@@ -503,3 +506,24 @@ def test_postgres_compresses_large_values_with_lz4(pg_url: str, copy: bool) -> N
         assert lineage(store.engine, "big").runs[0].inputs == big.run.inputs
     finally:
         store.close()
+
+
+def test_a_run_nested_a_hundred_levels_deep_is_stored(db_url: str) -> None:
+    # Its path grows by the start time and id per level and hardly compresses (random
+    # ids): PostgreSQL's btree, when runs.path was indexed, refused entries over 2,704
+    # bytes after compression, and lost such runs (LlamaIndex refining over many
+    # chunks nests that deep).
+    import secrets
+
+    from ragtrail import Trail
+
+    with Trail(db_url, background=False) as trail:
+        ids = [secrets.token_urlsafe(48) for _ in range(100)]
+        for parent, run_id in zip([None, *ids[:-1]], ids, strict=True):
+            trail.recorder.start_run(run_id, kind="chain", name="step", parent_id=parent)
+        for run_id in reversed(ids):
+            trail.recorder.end_run(run_id, outputs={"ok": True})
+        assert trail.flush(30), trail.stats()
+        runs = trail.lineage(ids[-1]).runs
+    assert len(runs) == 100 and len(runs[-1].path) > 8_000
+    assert [r.id for r in runs] == ids

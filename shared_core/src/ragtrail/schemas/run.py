@@ -31,7 +31,7 @@ class Run(UtcModel):
     parent_id: str | None = Field(None, description="Parent run id; None for a root.")
     path: str = Field(
         description="Sortable lineage path (start time + id per level, dot-separated): "
-        "a subtree is one range query on it."
+        "a subtree is one range query on it within its trace."
     )
     kind: RunKind = RunKind.CHAIN
     name: str = ""

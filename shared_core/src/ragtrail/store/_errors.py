@@ -23,9 +23,11 @@ __all__ = ["SchemaTooOldError", "classify_write_error", "one_line_reason"]
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 # undefined_table, undefined_column, lock_not_available, object_in_use
 _TRANSIENT_SQLSTATES = {"42P01", "42703", "55P03", "55006"}
-# data exception, integrity violation, syntax error or access rule violation: the
-# same data fails the same way (the transient codes above are checked first).
-_DATA_STATE_CLASSES = ("22", "23", "42")
+# data exception, integrity violation, program limit exceeded (a value too large for
+# an index, too many parameters), syntax error or access rule violation: the same data
+# fails the same way, and splitting the batch isolates it (the transient codes above
+# are checked first).
+_DATA_STATE_CLASSES = ("22", "23", "42", "54")
 # Python-side failures while binding a value: the same data fails the same way.
 _DATA_EXCEPTIONS = (ValueError, TypeError, OverflowError, ArithmeticError, UnicodeError)
 
@@ -64,6 +66,8 @@ def is_transient(exc: BaseException) -> bool:
     state = _sqlstate(exc)
     if state is not None and _transient_state(state):
         return True
+    if state is not None and state.startswith(_DATA_STATE_CLASSES):
+        return False  # whatever the driver's exception class (54000 is "operational")
     if isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError)):
         return False
     # ProgrammingError, NotSupportedError: the statement itself is refused. (A missing

@@ -72,7 +72,6 @@ runs = sa.Table(
         postgresql_where=sa.text("parent_id IS NOT NULL"),
         sqlite_where=sa.text("parent_id IS NOT NULL"),
     ),
-    sa.Index(None, "path"),
     sa.Index(None, "started_at"),
     # Context columns are empty in apps that set no app name, user or session: their
     # indexes hold only the runs that have one (a filter on a value implies NOT NULL).
