@@ -216,3 +216,16 @@ def test_construct_builds_exactly_what_model_construct_builds(
 
     monkeypatch.setattr(_base, "_FAST", False)  # another pydantic: model_construct itself
     assert _base.construct(Run, dict(cases[0][1])) == Run.model_construct(**cases[0][1])
+
+
+@given(st.text(max_size=600), st.text(max_size=600))
+def test_bounded_keys_are_short_stable_and_keep_values_apart(a: str, b: str) -> None:
+    from ragtrail.schemas import MAX_KEY_CHARS, bounded_key
+
+    for value in (a, b, a * 5):
+        key = bounded_key(value)
+        assert len(key) <= MAX_KEY_CHARS and len(key.encode("utf-8", "surrogatepass")) < 2_704
+        assert key == bounded_key(value)  # the same value, the same key
+        assert (key == value) == (len(value) <= MAX_KEY_CHARS)
+    if a != b:
+        assert bounded_key(a) != bounded_key(b)

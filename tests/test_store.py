@@ -527,3 +527,40 @@ def test_a_run_nested_a_hundred_levels_deep_is_stored(db_url: str) -> None:
         runs = trail.lineage(ids[-1]).runs
     assert len(runs) == 100 and len(runs[-1].path) > 8_000
     assert [r.id for r in runs] == ids
+
+
+def test_keys_too_long_for_an_index_are_stored_bounded_and_found_by_their_full_value(
+        db_url: str) -> None:
+    # A session token, a URL as document id, an application name: over PostgreSQL's
+    # 2,704-byte index entry they made the database refuse the whole run.
+    import secrets
+
+    from ragtrail import Trail
+    from ragtrail.capture import DocumentInput
+    from ragtrail.schemas import MAX_KEY_CHARS, LLMMetadata
+
+    def long(tag: str) -> str:
+        return tag + secrets.token_urlsafe(3_000)
+
+    session, app, doc_id, run_id, model = (long("s"), long("a"), long("https://kb/"),
+                                           long("run-"), long("model-"))
+    with Trail(db_url, background=False, app_name=app) as trail:
+        rec = trail.recorder
+        rec.start_run(run_id, kind="chain", name="ask", session_id=session)
+        rec.start_run("llm-1", kind="llm", name="chat", parent_id=run_id)
+        rec.add_documents("llm-1", [DocumentInput("WAL text", document_id=doc_id)],
+                          stage=DocStage.IN_PROMPT)
+        rec.update_llm("llm-1", LLMMetadata(provider="openai", provider_model=model))
+        rec.end_run("llm-1", outputs="answer")
+        rec.end_run(run_id, outputs="answer")
+        assert trail.flush(30), trail.stats()
+        lineage_ = trail.lineage(run_id)  # found by the full id
+        stored_run = lineage_.runs[0]
+        assert len(stored_run.id) <= MAX_KEY_CHARS and stored_run.id.startswith("run-")
+        assert len(stored_run.session_id or "") <= MAX_KEY_CHARS
+        assert [t.trace_id for t in trail.traces(session_id=session, app_name=app,
+                                                 model=model)] == [stored_run.id]
+        assert [u.trace_id for u in trail.answers_using(doc_id)] == [stored_run.id]
+        # Distinct long values stay distinct; the same value maps to the same key.
+        other = long("s")
+        assert trail.traces(session_id=other) == []

@@ -34,6 +34,7 @@ from ..schemas import (
     RunError,
     RunKind,
     RunStatus,
+    bounded_key,
     content_hash,
 )
 from ..schemas._base import construct
@@ -520,7 +521,8 @@ class Recorder:
             conv = self._conv()
             if digest not in run.documents:
                 run.documents[digest] = construct(Document, dict(
-                    document_id=str(doc.document_id) if doc.document_id else digest,
+                    document_id=bounded_key(str(doc.document_id)) if doc.document_id
+                    else digest,
                     content_hash=digest,
                     content=None if self.config.hide_document_content else conv.text(text),
                     metadata=conv.convert(dict(doc.metadata)) if doc.metadata else {},
@@ -593,17 +595,21 @@ class Recorder:
         # model_construct): on the application's thread validation was most of the cost
         # of building a record.
         app = run.app
+        # Keys the store indexes are bounded (see ragtrail.schemas.keys): a long session
+        # token must not make the database refuse the record.
+        run_id, trace_id = bounded_key(run.id), bounded_key(run.trace_id)
+        parent_id = None if run.parent_id is None else bounded_key(run.parent_id)
         record_run = construct(Run, {
-            "id": run.id, "trace_id": run.trace_id, "parent_id": run.parent_id,
+            "id": run_id, "trace_id": trace_id, "parent_id": parent_id,
             "path": run.path, "kind": run.kind, "name": run.name,
             "framework": _member(Framework, run.framework),
             "started_at": run.started_at, "ended_at": ended_at, "duration_ms": duration_ms,
             "status": _member(RunStatus, status), "error": error, "inputs": run.inputs,
             "outputs": run.outputs, "tags": run.tags, "metadata": run.metadata,
             "truncated": run.truncated, "redacted": run.redacted, "retries": run.retries,
-            "events": run.events, "app_name": app.app_name, "app_version": app.app_version,
-            "user_hash": app.user_hash, "session_id": app.session_id,
-            "request_type": app.request_type,
+            "events": run.events, "app_name": _key(app.app_name),
+            "app_version": _key(app.app_version), "user_hash": app.user_hash,
+            "session_id": _key(app.session_id), "request_type": _key(app.request_type),
             "environment": dict(environment) if environment is not None else None,
         })
         llm = None
@@ -611,7 +617,7 @@ class Recorder:
             llm = self._llm_record(run, ended_at, duration_ms, template)
         links = [
             construct(DocumentLink, {
-                "run_id": run.id, "trace_id": run.trace_id, "content_hash": link.content_hash,
+                "run_id": run_id, "trace_id": trace_id, "content_hash": link.content_hash,
                 "document_id": link.document_id, "stage": _member(DocStage, link.stage),
                 "rank": link.rank, "score": link.score, "input_rank": link.input_rank})
             for link in run.links
@@ -637,6 +643,7 @@ class Recorder:
         meta = build_llm(data)
         if meta.provider_model is None and meta.request_parameters is not None:
             meta.provider_model = meta.request_parameters.model
+        meta.provider, meta.provider_model = _key(meta.provider), _key(meta.provider_model)
         meta.request_timestamp = meta.request_timestamp or run.started_at
         meta.response_timestamp = meta.response_timestamp or ended_at
         meta.performance_metrics = performance(meta, run, duration_ms)
@@ -653,6 +660,10 @@ class Recorder:
 
 
 _E = TypeVar("_E", bound=Enum)
+
+
+def _key(value: str | None) -> str | None:
+    return None if value is None else bounded_key(value)
 
 
 def _member(enum: type[_E], value: Any) -> _E:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
-from ..schemas import DocStage
+from ..schemas import DocStage, bounded_key
 from ..store import _tables
 from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, chunks
 from ._models import DocumentUsage
@@ -96,6 +96,7 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                               or limit < 1):
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
+    document = bounded_key(document)  # a long id is stored bounded
     with engine.connect() as conn:
         if limit is None:
             rows = conn.execute(links_statement(document)).all()

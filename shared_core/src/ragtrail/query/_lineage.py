@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import NotFoundError
-from ..schemas import LLMCallRecord, Run
+from ..schemas import LLMCallRecord, Run, bounded_key
 from ..store import _tables
 from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, llm_call_from_row, run_from_row, sum_cost
 from ._models import DocumentUse, Lineage, RunNode
@@ -22,14 +22,15 @@ _docs = _tables.documents
 
 
 def _trace_of(conn: Connection, run_id: str) -> str:
+    key = bounded_key(run_id)  # as the Recorder stored it
     trace_id = conn.execute(
-        sa.select(_runs.c.trace_id).where(_runs.c.id == run_id)
+        sa.select(_runs.c.trace_id).where(_runs.c.id == key)
     ).scalar_one_or_none()
     if trace_id is not None:
         return str(trace_id)
     # The id of a trace whose root is not stored yet still names the trace.
-    if conn.execute(sa.select(_runs.c.id).where(_runs.c.trace_id == run_id).limit(1)).first():
-        return run_id
+    if conn.execute(sa.select(_runs.c.id).where(_runs.c.trace_id == key).limit(1)).first():
+        return key
     raise NotFoundError(f"no run or trace with id {run_id!r} is stored")
 
 

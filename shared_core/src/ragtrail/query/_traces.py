@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
-from ..schemas import RunStatus
+from ..schemas import RunStatus, bounded_key
 from ..store import _tables
 from ._common import QUESTION_KEYS, as_text, chunks, excerpt, sum_cost, time_filters
 from ._models import TraceSummary
@@ -42,7 +42,7 @@ def _conditions(
         (_runs.c.session_id, session_id),
     ):
         if value is not None:
-            conditions.append(column == value)
+            conditions.append(column == bounded_key(value))  # stored bounded when long
     if status is not None:
         try:
             conditions.append(_runs.c.status == RunStatus(status).value)
@@ -52,7 +52,8 @@ def _conditions(
     if model is not None:
         conditions.append(
             sa.exists().where(
-                _calls.c.trace_id == _runs.c.trace_id, _calls.c.provider_model == model
+                _calls.c.trace_id == _runs.c.trace_id,
+                _calls.c.provider_model == bounded_key(model),
             )
         )
     return conditions

@@ -21,6 +21,7 @@ from .conventions import (
     RunKind,
     RunStatus,
 )
+from .keys import MAX_KEY_CHARS, bounded_key
 from .llm import (
     MAX_MONEY,
     MAX_TOKENS,
@@ -41,6 +42,7 @@ from .run import Run, RunError
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
+    "MAX_KEY_CHARS",
     "MAX_MONEY",
     "MAX_TOKENS",
     "AppContext",
@@ -68,6 +70,7 @@ __all__ = [
     "SchemaError",
     "SchemaRegistry",
     "UnknownSchemaVersion",
+    "bounded_key",
     "content_hash",
     "json_schema",
     "registry",
