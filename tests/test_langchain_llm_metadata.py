@@ -180,3 +180,27 @@ def test_reset_durations_are_absolute_utc() -> None:
     assert info == {"requests_reset_at": now + timedelta(minutes=6),
                     "tokens_reset_at": now + timedelta(milliseconds=20)}
     assert rate_limit_info({"content-type": "application/json"}, now) is None
+
+
+def test_a_model_that_names_only_the_answering_model_is_grouped_under_it(trail: Trail) -> None:
+    # A wrapper that exposes no model parameter (LangChain's own fake, many custom
+    # chat models): the response's model name becomes the call's model, so usage by
+    # model does not lump it under "unknown"; an unknown provider stays unpriced.
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+
+    answer = AIMessage(content="", response_metadata={"model_name": "gpt-4o-mini",
+                                                      "finish_reason": "tool_calls"},
+                       tool_calls=[{"name": "lookup", "args": {"term": "wal"}, "id": "c1"}],
+                       usage_metadata={"input_tokens": 10, "output_tokens": 5,
+                                       "total_tokens": 15})
+    rid = uuid.uuid4()
+    FakeMessagesListChatModel(responses=[answer]).invoke(
+        "what is wal?", config={"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    (call,) = stored(trail, rid).llm_calls
+    assert call.metadata.provider_model == "gpt-4o-mini"
+    assert call.metadata.response_metadata is not None
+    assert call.metadata.response_metadata.finish_reason == "tool_calls"
+    assert call.metadata.cost_metrics is not None
+    assert call.metadata.cost_metrics.price_status == "unknown_model"
+    rows = trail.usage(group_by="model")
+    assert [(row.group["model"], row.calls) for row in rows] == [("gpt-4o-mini", 1)]

@@ -643,6 +643,9 @@ class Recorder:
         meta = build_llm(data)
         if meta.provider_model is None and meta.request_parameters is not None:
             meta.provider_model = meta.request_parameters.model
+        if meta.provider_model is None and meta.response_metadata is not None:
+            # A model that does not say what was asked for still says what answered.
+            meta.provider_model = meta.response_metadata.model_version
         meta.provider, meta.provider_model = _key(meta.provider), _key(meta.provider_model)
         meta.request_timestamp = meta.request_timestamp or run.started_at
         meta.response_timestamp = meta.response_timestamp or ended_at
