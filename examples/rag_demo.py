@@ -16,9 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import langchain_rag
 import llamaindex_rag
 
+from ragtrail.store import upgrade_database
+
 
 def main(db_url: str | None = None) -> list[str]:
     """Run both examples; return their trace ids."""
+    # A ./ragtrail.db left by an earlier ragtrail is migrated first: a Trail refuses a
+    # database at an older schema revision rather than change it unasked
+    # (an application runs `ragtrail db upgrade URL` once, when it upgrades ragtrail).
+    upgrade_database(db_url)
     print("=" * 30, "LangChain: LCEL RAG chain", "=" * 30)
     lc_trace = langchain_rag.main(db_url)
     print()

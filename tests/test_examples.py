@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -29,6 +30,24 @@ def test_demo_runs_both_frameworks(sqlite_url: str, capsys: pytest.CaptureFixtur
         assert trail.lineage(lc).answer and trail.lineage(li).answer
         assert {d.stage.value for d in trail.lineage(li).documents} == {
             "retrieved", "reranked", "in_prompt"}
+
+
+def test_demo_runs_on_a_database_left_by_an_earlier_ragtrail(
+        sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from alembic import command
+
+    from ragtrail.store import _migrate, head_revision, upgrade_database
+
+    upgrade_database(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        command.downgrade(_migrate._config(conn), "0003")  # a ./ragtrail.db from before
+    rag_demo.main(sqlite_url)
+    with engine.connect() as conn:
+        version = conn.execute(sa.text(f"select * from {_migrate.VERSION_TABLE}")).scalar()
+    engine.dispose()
+    assert version == head_revision()
+    assert "LlamaIndex" in capsys.readouterr().out
 
 
 def test_cross_framework_is_one_trace(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
