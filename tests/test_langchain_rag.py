@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
@@ -326,3 +327,29 @@ def test_a_retriever_flood_keeps_the_first_documents_and_the_run(sqlite_url: str
     assert [d.rank for d in lineage.documents] == list(range(50))
     assert lineage.documents[0].content is not None
     assert lineage.documents[0].content.startswith("chunk 0 ")
+
+
+SECRETS = ("sk-proj-AbCdEf0123456789AbCdEf0123456789", "jane.doe@example.com",
+           "AKIAIOSFODNN7EXAMPLE", "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+           "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+           "plain-secret-value-123")
+
+
+def test_secrets_in_the_question_and_metadata_reach_no_stored_column(db_url: str) -> None:
+    # Through every step (inputs, outputs, prompt messages, template variables, the
+    # LLM call's metadata, run metadata): nothing of a credential is stored.
+    question = ("what is wal? key " + SECRETS[0] + ", mail " + SECRETS[1] + ", aws "
+                + SECRETS[2] + ", gh " + SECRETS[3] + ", jwt " + SECRETS[4])
+    with Trail(db_url) as trail:
+        build_rag_chain().invoke(question, config={
+            "callbacks": [RagtrailCallbackHandler(trail, user_id=SECRETS[1])],
+            "metadata": {"note": SECRETS[0], "api_key": SECRETS[5]}})
+        assert trail.flush(10)
+        with trail.store.engine.connect() as conn:
+            dumped = [str(value)
+                      for table in ("runs", "llm_calls", "documents", "document_links")
+                      for row in conn.execute(sa.text(f"select * from {table}"))
+                      for value in row]
+    assert len(dumped) > 100  # the trace was stored
+    leaks = {secret[:10] for secret in SECRETS for value in dumped if secret in value}
+    assert leaks == set()

@@ -20,6 +20,18 @@ from ragtrail.redaction import BUILTIN_RULES, RedactionConfig, Redactor, is_secr
         ("openai_key", "key=sk-proj-AbCdEfGhIjKlMnOpQrStUv123", "key=[API_KEY]"),
         ("openai_key", "sk-AbCdEfGhIjKlMnOpQrStUvWx", "[API_KEY]"),
         ("anthropic_key", "x sk-ant-api03-AbCdEfGhIjKlMnOpQrSt y", "x [API_KEY] y"),
+        ("aws_access_key", "aws AKIAIOSFODNN7EXAMPLE here", "aws [AWS_KEY] here"),
+        ("github_token", "gh ghp_abcdefghijklmnopqrstuvwxyz0123456789 x", "gh [TOKEN] x"),
+        ("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "[TOKEN]"),
+        ("google_api_key", "k=AIzaSyA-1234567890abcdefghijklmnopqrstu", "k=[API_KEY]"),
+        ("stripe_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "[API_KEY]"),
+        ("slack_token", "xoxb-123456789012-abcdefABCDEF", "[TOKEN]"),
+        ("huggingface_token", "hf_abcdefghijklmnopqrstuvwxyzABCDEF", "[TOKEN]"),
+        ("jwt", "t eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N x",
+         "t [JWT] x"),
+        ("private_key", "a\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow1\n-----END RSA PRIVATE KEY-----\nb",
+         "a\n[PRIVATE_KEY]\nb"),
+        ("private_key", "cut -----BEGIN PRIVATE KEY-----\nMIIEvQ", "cut [PRIVATE_KEY]"),
     ],
 )
 def test_each_builtin_rule(rule: str, text: str, expected: str) -> None:
@@ -35,6 +47,8 @@ def test_each_builtin_rule(rule: str, text: str, expected: str) -> None:
         "pi is 3.14159265358979",
         "id 1234567890123 is not a card (fails Luhn)",
         "version 1.4.0 of sk-learn",
+        "the hf_hub module, ghp_ prefixes, eyJ alone and a BEGIN PUBLIC KEY block",
+        "ASIAN cuisine and AKIA without sixteen more capitals",
     ],
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:

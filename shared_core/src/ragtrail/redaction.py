@@ -51,6 +51,12 @@ def _card(match: re.Match[str]) -> str:
 
 #: name -> (pattern, replacement). Order matters: keys before generic tokens.
 BUILTIN_RULES: dict[str, tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = {
+    # A whole PEM block (to the end of the text when cut before its END line).
+    "private_key": (
+        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?"
+                   r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|$)", re.DOTALL),
+        "[PRIVATE_KEY]",
+    ),
     "anthropic_key": (re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}"), "[API_KEY]"),
     "openai_key": (re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"), "[API_KEY]"),
     "bearer_token": (
@@ -58,6 +64,19 @@ BUILTIN_RULES: dict[str, tuple[re.Pattern[str], str | Callable[[re.Match[str]], 
         lambda m: f"{m.group(1)} [TOKEN]",
     ),
     "email": (re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), "[EMAIL]"),
+    # Credentials with a documented, distinctive shape: nothing else looks like them.
+    "aws_access_key": (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "[AWS_KEY]"),
+    "github_token": (
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"), "[TOKEN]"
+    ),
+    "google_api_key": (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"), "[API_KEY]"),
+    "stripe_key": (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), "[API_KEY]"),
+    "slack_token": (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), "[TOKEN]"),
+    "huggingface_token": (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), "[TOKEN]"),
+    "jwt": (
+        re.compile(r"\beyJ[A-Za-z0-9_\-]{6,}\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}"),
+        "[JWT]",
+    ),
     # Neither rule matches inside a word or a hyphen-joined token (a UUID,
     # "req-8225-4250-9576-x"): its digit groups can look like a phone or card number.
     "card_number": (re.compile(r"(?<!\w)(?<!\w-)(?:\d[ \-]?){12,18}\d(?!\w|-\w)"), _card),
@@ -74,7 +93,14 @@ _DIGIT = re.compile(r"\d")
 _BEARER = re.compile(r"(?i)bearer")
 #: Matches wherever any built-in rule could: text without a match (most questions,
 #: documents and names) costs one scan instead of one per rule.
-_ANY_TRIGGER = re.compile(r"sk-|@|(?i:bearer)|\d")
+_TOKEN_TRIGGER = r"AKIA|ASIA|gh[pousr]_|github_pat_|AIza|_live_|_test_|xox|hf_|eyJ|PRIVATE KEY"
+_ANY_TRIGGER = re.compile(rf"sk-|@|(?i:bearer)|\d|{_TOKEN_TRIGGER}")
+_TOKENS = re.compile(_TOKEN_TRIGGER)
+
+#: Credential shapes with distinctive prefixes: one search for all their prefixes
+#: decides whether any of them runs (they run first, in BUILTIN_RULES order).
+_TOKEN_RULES = frozenset({"private_key", "aws_access_key", "github_token", "google_api_key",
+                          "stripe_key", "slack_token", "huggingface_token", "jwt"})
 
 #: name -> a cheap test that is true whenever the rule's pattern can match, so the
 #: patterns themselves only run where they may change the text.
@@ -150,11 +176,10 @@ class Redactor:
 
     def __init__(self, config: RedactionConfig | None = None) -> None:
         self.config = config or RedactionConfig()
-        self._builtins = [
-            (*BUILTIN_RULES[name], _MAY_MATCH[name])
-            for name in BUILTIN_RULES
-            if name in self.config.builtin_rules
-        ]
+        chosen = [name for name in BUILTIN_RULES if name in self.config.builtin_rules]
+        self._token_rules = [BUILTIN_RULES[name] for name in chosen if name in _TOKEN_RULES]
+        self._builtins = [(*BUILTIN_RULES[name], _MAY_MATCH[name])
+                          for name in chosen if name not in _TOKEN_RULES]
         secret = self.config.user_hash_secret or os.environ.get("RAGTRAIL_USER_HASH_SECRET")
         if isinstance(secret, str):
             secret = secret.encode()
@@ -188,7 +213,11 @@ class Redactor:
 
     def _redact(self, text: str) -> tuple[str, bool]:
         out = text
-        builtins = self._builtins if _ANY_TRIGGER.search(text) is not None else ()
+        triggered = _ANY_TRIGGER.search(text) is not None
+        builtins = self._builtins if triggered else ()
+        if triggered and self._token_rules and _TOKENS.search(out) is not None:
+            for pattern, replacement in self._token_rules:
+                out = pattern.sub(replacement, out)
         for pattern, replacement, may_match in builtins:
             if may_match(out):
                 out = pattern.sub(replacement, out)
