@@ -353,3 +353,20 @@ def test_secrets_in_the_question_and_metadata_reach_no_stored_column(db_url: str
     assert len(dumped) > 100  # the trace was stored
     leaks = {secret[:10] for secret in SECRETS for value in dumped if secret in value}
     assert leaks == set()
+
+
+def test_run_metadata_overrides_the_handlers_user_and_session_per_invocation(
+        sqlite_url: str) -> None:
+    with Trail(sqlite_url) as trail:
+        handler = RagtrailCallbackHandler(trail, user_id="u-default", session_id="s-default")
+        chain = build_rag_chain()
+        rids = [uuid.uuid4(), uuid.uuid4()]
+        chain.invoke(QUESTION, config={"callbacks": [handler], "run_id": rids[0]})
+        chain.invoke(QUESTION, config={"callbacks": [handler], "run_id": rids[1],
+                                       "metadata": {"user_id": "u-7", "session_id": "s-9",
+                                                    "app_name": "other-app"}})
+        roots = [stored(trail, rid).run(str(rid)) for rid in rids]
+        hashes = [trail.redactor.hash_user(u) for u in ("u-default", "u-7")]
+    assert [(r.user_hash, r.session_id, r.app_name) for r in roots] == [
+        (hashes[0], "s-default", None), (hashes[1], "s-9", "other-app")]
+    assert "u-7" not in str(roots[1].metadata)
