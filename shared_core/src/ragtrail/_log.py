@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
+
+from ._forksafe import fork_safe_lock
 
 __all__ = ["RateLimitedLog", "get_logger"]
 
@@ -24,7 +25,7 @@ class RateLimitedLog:
         self._interval_s = interval_s
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
 
     def warning(self, key: str, msg: str, *args: object, exc_info: bool = False) -> bool:
         """Log ``msg`` unless ``key`` was logged within the interval. True if logged."""

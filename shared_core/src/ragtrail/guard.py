@@ -6,10 +6,10 @@ Adapters wrap every small function that reads framework data with this decorator
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+from ._forksafe import fork_safe_lock
 from ._log import RateLimitedLog, get_logger
 
 __all__ = ["ErrorCounter", "error_counter", "guarded", "report_failure"]
@@ -25,7 +25,7 @@ class ErrorCounter:
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
 
     def add(self, where: str) -> None:
         """Count one error at ``where``."""

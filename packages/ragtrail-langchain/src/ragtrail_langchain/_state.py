@@ -8,11 +8,11 @@ documents seen on the way (to recognise reranking).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from ragtrail.capture import fork_safe_lock
 from ragtrail.schemas import RunKind
 
 from ._documents import DocList
@@ -47,7 +47,7 @@ class RunTable:
     """Thread-safe map of open run ids to :class:`RunState`, bounded in size."""
 
     def __init__(self, max_runs: int = 20_000) -> None:
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._runs: OrderedDict[str, RunState] = OrderedDict()
         self._cut: dict[str, RunState] = {}
         self._max_runs = max_runs

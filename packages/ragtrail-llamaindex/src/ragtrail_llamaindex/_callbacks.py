@@ -9,14 +9,13 @@ payloads here, with the event id as run id and the callback trace stack as linea
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
-from ragtrail.capture import Recorder, guarded
+from ragtrail.capture import Recorder, fork_safe_lock, guarded
 from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._extract import NodeRef, document_inputs, message_dicts, node_refs, plain, query_text
@@ -62,7 +61,7 @@ class LegacyCallbacks:
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
         self._open: dict[str, _Event] = {}
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self.last_trace_id: str | None = None
 
     @guarded

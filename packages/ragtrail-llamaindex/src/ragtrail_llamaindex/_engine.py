@@ -19,7 +19,7 @@ from typing import Any
 
 from llama_index.core.instrumentation.span import active_span_id
 
-from ragtrail.capture import Recorder, guarded
+from ragtrail.capture import Recorder, fork_safe_lock, guarded
 from ragtrail.schemas import DocStage, Framework, MetaKey, RunKind, RunStatus
 
 from ._extract import (
@@ -90,7 +90,7 @@ class Engine:
         self.recorder = recorder
         self.instrumented = False
         self.last_trace_id: str | None = None
-        self._lock = threading.RLock()
+        self._lock = fork_safe_lock(self, factory=threading.RLock)
         self._spans: dict[str, _Span] = {}
         self._rerank_events: dict[str, _Run] = {}
 

@@ -5,6 +5,7 @@ Imports no framework, no SQLAlchemy and no writer or store (import-linter enforc
 
 from __future__ import annotations
 
+from .._forksafe import fork_safe_lock
 from ..guard import guarded
 from .ambient import ambient_parents, register_parent_provider
 from .config import CaptureConfig
@@ -18,6 +19,7 @@ __all__ = [
     "PricerLike",
     "Recorder",
     "ambient_parents",
+    "fork_safe_lock",
     "guarded",
     "register_converter",
     "register_parent_provider",

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
+from .._forksafe import fork_safe_lock
 from ..guard import error_counter, guarded, report_failure
 from ..redaction import Redactor
 from ..schemas import (
@@ -147,7 +148,7 @@ class Recorder:
         # Conversions of framework objects met again in later steps' payloads; only
         # when redaction is a pure function of the text (see ConvertedCache).
         self._converted = ConvertedCache() if self.redactor.pure else None
-        self._lock = threading.RLock()
+        self._lock = fork_safe_lock(self, factory=threading.RLock)
         self._open: OrderedDict[str, OpenRun] = OrderedDict()
         self._traces: dict[str, TraceState] = {}
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (trace, path)
@@ -317,12 +318,12 @@ class Recorder:
         return len(ids)
 
     def after_fork_in_child(self) -> None:
-        """In a forked child: a fresh lock, and none of the parent's open runs.
+        """In a forked child: none of the parent's open runs (the lock is renewed by
+        :func:`fork_safe_lock`).
 
         The parent ends and stores the runs it had open; were the child to keep them, it
         would store them again, as abandoned, when it exits.
         """
-        self._lock = threading.RLock()
         self._open = OrderedDict()
         self._traces = {}
         self._environment = None

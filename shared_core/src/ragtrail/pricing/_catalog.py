@@ -8,7 +8,6 @@ genai-prices' own background updater.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -17,6 +16,7 @@ import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, TieredPrices
 
+from .._forksafe import fork_safe_lock
 from ._buckets import Rates
 
 __all__ = ["GenaiCatalog"]
@@ -47,7 +47,7 @@ class GenaiCatalog:
     """
 
     def __init__(self, *, allow_remote_update: bool = False) -> None:
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._snapshot: object | None = None
         self._matches: dict[tuple[str | None, str], _Match | None] = {}
         self._updater: genai_prices.UpdatePrices | None = None
