@@ -113,7 +113,6 @@ class Offload:
         methods: dict[str, Any] = {name: forward(name) for name in _CALLBACKS}
         self.handler = type("OffloadHandler", (BaseCallbackHandler,),
                             {**methods, "run_inline": True})()
-        self.sent = 0
 
     def _feed(self) -> None:
         while True:
