@@ -78,8 +78,9 @@ def _llamaindex_query(trail: Trail) -> str:
     return handler.last_trace_id
 
 
-def run(*args: str, ok: bool = True) -> Any:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def run(*args: str, ok: bool = True, columns: int | None = None) -> Any:
+    env = {"COLUMNS": str(columns)} if columns is not None else None
+    result = CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, result.output
     return result
@@ -94,8 +95,8 @@ def test_traces_lists_newest_first_with_filters(db: DB) -> None:
     assert [r["trace_id"] for r in rows] == [db.llamaindex, db.failed, db.second, db.first]
     assert rows[3]["app_name"] == "cli-app" and rows[3]["total_tokens"] > 0
     assert rows[1]["status"] == "error"
-    text = run("traces", "--db", db.url).stdout
-    assert "cli-app" in text and "How do readers" in text and db.first[:8] in text
+    text = run("traces", "--db", db.url, columns=200).stdout
+    assert "cli-app" in text and "How do readers" in text and db.first in text
     assert [r["trace_id"] for r in as_json("traces", "--db", db.url, "--status", "error")] == [
         db.failed]
     assert len(as_json("traces", "--db", db.url, "--user", "u-42")) == 3
@@ -109,13 +110,13 @@ def test_show_prints_the_tree(db: DB) -> None:
     text = run("show", db.first, "--db", db.url).stdout
     for expected in ("chain RunnableSequence", "retriever", "reranker rerank", "prompt",
                      "llm FakeOpenAIChat", "parser StrOutputParser", "model=gpt-4o-mini",
-                     "[retrieved #0]", "[reranked #0]", "[in_prompt #0]"):
+                     "[retrieved #1]", "[reranked #1]", "[in_prompt #1]"):
         assert expected in text, expected
     failed = run("show", db.failed, "--db", db.url).stdout
     assert "error" in failed and "ConnectionError" in failed
     li = run("show", db.llamaindex, "--db", db.url).stdout
     for expected in ("chain RetrieverQueryEngine.query", "retriever VectorIndexRetriever.retrieve",
-                     "reranker", "llm OfflineLLM.complete", "[in_prompt #0]"):
+                     "reranker", "llm OfflineLLM.complete", "[in_prompt #1]"):
         assert expected in li, expected
 
 

@@ -6,6 +6,7 @@ Capture never raises into application code; these are for construction and queri
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousIdError",
     "ConfigError",
     "NotFoundError",
     "RagtrailError",
@@ -32,3 +33,11 @@ class SchemaTooNewError(RagtrailError):
 
 class NotFoundError(RagtrailError, LookupError):
     """A run, trace or document id that the store does not hold."""
+
+
+class AmbiguousIdError(RagtrailError, LookupError):
+    """An id prefix that several stored ids start with; ``candidates`` lists some."""
+
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates

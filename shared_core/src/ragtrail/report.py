@@ -2,6 +2,12 @@
 
 Used by the ``ragtrail`` CLI and the examples. Each function returns a rich
 renderable; :func:`to_text` turns one into plain text (no colour codes).
+
+Views fit the width they are rendered at (the terminal's, ``COLUMNS``): tables drop
+their least important columns and shorten cells rather than wrap. Ids are never
+wrapped or shortened, so they can be copied whole; a line grows past the width only
+when an id alone does not fit. Ranks are shown 1-based (``#1`` is the top document);
+the stored records and the Python API keep their 0-based ``rank``.
 """
 
 from __future__ import annotations
@@ -9,10 +15,15 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -25,6 +36,7 @@ __all__ = [
     "documents_table",
     "format_cost",
     "format_ms",
+    "id_line",
     "lineage_view",
     "replay_spec",
     "to_text",
@@ -61,8 +73,158 @@ def to_text(renderable: RenderableType, width: int = 110) -> str:
     """Render to plain text (no colour), e.g. for files, tests and pipes."""
     buffer = io.StringIO()
     Console(file=buffer, width=width, no_color=True, color_system=None,
-            force_terminal=False, highlight=False).print(renderable)
+            force_terminal=False, highlight=False).print(renderable, crop=False)
     return buffer.getvalue()
+
+
+def shown_rank(rank: int | None) -> str:
+    """A stored 0-based rank as people read it: 1-based, ``-`` when there is none."""
+    return "-" if rank is None else str(rank + 1)
+
+
+# -- ids and fitted tables --------------------------------------------------------------
+
+
+class IdLine:
+    """``label`` then an id, on one line that is never wrapped or cut (copyable)."""
+
+    def __init__(self, label: str, value: str, style: str = "bold") -> None:
+        self.label, self.value, self.style = label, value, style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Segment(self.label, console.get_style(self.style))
+        yield Segment(self.value)
+        yield Segment.line()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = cell_len(self.label) + cell_len(self.value)
+        return Measurement(width, width)
+
+
+def id_line(label: str, value: str) -> IdLine:
+    """A line ``label value`` whose id is never wrapped (see :class:`IdLine`)."""
+    return IdLine(label, value)
+
+
+@dataclass
+class _Column:
+    header: str
+    cells: list[str]
+    #: 0: always shown; otherwise dropped first when the width is short, highest first.
+    drop: int = 0
+    #: An id: shown whole, never wrapped or cut.
+    is_id: bool = False
+    #: Narrowest useful width (cells are cut with an ellipsis down to it).
+    least: int = 6
+    justify: str = "left"
+    style: str = ""
+    #: Free text (a question, an answer): widened last, after every other column.
+    flex: bool = False
+    width: int = field(default=0, init=False)
+
+    @property
+    def natural(self) -> int:
+        return max([cell_len(self.header), *(cell_len(c) for c in self.cells)])
+
+    @property
+    def minimum(self) -> int:
+        return self.natural if self.is_id else min(self.natural, self.least)
+
+
+#: Width between two columns of a fitted table (collapsed padding and a rule).
+_GAP = 2
+
+
+class FitTable:
+    """A table laid out for the width it is rendered at.
+
+    Columns keep their natural width while they fit; otherwise cells are cut with an
+    ellipsis down to each column's least width, then the least important columns are
+    left out. Id columns are never cut.
+    """
+
+    def __init__(self, title: str | None, columns: list[_Column],
+                 row_styles: Sequence[str] | None = None) -> None:
+        self.title, self.columns, self.row_styles = title, columns, row_styles
+
+    def layout(self, width: int) -> list[_Column]:
+        """The columns shown at ``width``, each with its ``width`` set."""
+        shown = list(self.columns)
+
+        def needed(cols: list[_Column]) -> int:
+            return sum(c.minimum for c in cols) + _GAP * (len(cols) - 1)
+
+        while needed(shown) > width and any(c.drop for c in shown):
+            shown.remove(max((c for c in shown if c.drop), key=lambda c: c.drop))
+        spare = width - needed(shown)
+        for col in shown:
+            col.width = col.minimum
+        # Spare width goes to the most important columns first, up to their natural
+        # width; free-text columns then share what is left.
+        for col in sorted((c for c in shown if not c.flex), key=lambda c: c.drop):
+            grow = max(0, min(spare, col.natural - col.width))
+            col.width += grow
+            spare -= grow
+        flexible = [c for c in shown if c.flex]
+        while spare > 0 and any(c.width < c.natural for c in flexible):
+            for col in flexible:
+                if spare > 0 and col.width < col.natural:
+                    col.width += 1
+                    spare -= 1
+        return shown
+
+    def table(self, width: int) -> tuple[Table, int]:
+        """The rich Table for ``width``, and the width it takes."""
+        table = Table(title=self.title, title_justify="left", box=box.SIMPLE_HEAD,
+                      show_edge=False, pad_edge=False, collapse_padding=True)
+        shown = self.layout(width)
+        for col in shown:
+            table.add_column(col.header, width=col.width, no_wrap=True,
+                             overflow="ignore" if col.is_id else "ellipsis",
+                             justify=col.justify,  # type: ignore[arg-type]
+                             style=col.style or None)
+        index = [self.columns.index(col) for col in shown]
+        for row in range(len(self.columns[0].cells) if self.columns else 0):
+            style = self.row_styles[row] if self.row_styles else None
+            table.add_row(*[self.columns[i].cells[row] for i in index], style=style)
+        return table, sum(col.width for col in shown) + _GAP * (len(shown) - 1)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        ids = [c for c in self.columns if c.is_id]
+        if len(ids) == 1 and len(self.columns) > 1 and ids[0].natural > width // 2:
+            yield from self._stacked(console, options, ids[0])
+            return
+        table, used = self.table(width)
+        # Only an id wider than the screen makes the table wider than it.
+        yield from console.render(table, options.update_width(max(width, used)))
+
+    def _stacked(self, console: Console, options: ConsoleOptions,
+                 id_column: _Column) -> RenderResult:
+        """Ids too wide to share a line: each row's id on a line of its own, above it."""
+        rest = FitTable(self.title, [c for c in self.columns if c is not id_column],
+                        self.row_styles)
+        table, used = rest.table(options.max_width)
+        lines = console.render_lines(table, options.update_width(max(options.max_width, used)),
+                                     pad=False)
+        rows = len(id_column.cells)
+        head, body = lines[:len(lines) - rows], lines[len(lines) - rows:]
+        style = console.get_style("bold")
+        for number, line in enumerate(head):
+            if number == len(head) - 2:  # above the column headers: the ids' header
+                yield Segment(id_column.header, style)
+                yield Segment.line()
+            yield from line
+            yield Segment.line()
+        for value, line in zip(id_column.cells, body, strict=True):
+            yield Segment(value, style)
+            yield Segment.line()
+            yield from line
+            yield Segment.line()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        natural = sum(c.natural for c in self.columns) + _GAP * (len(self.columns) - 1)
+        return Measurement(min(natural, options.max_width), natural)
 
 
 # -- trees -------------------------------------------------------------------------
@@ -90,27 +252,27 @@ def _run_label(run: Run, llm: LLMMetadata | None) -> Text:
     return label
 
 
-def trace_tree(lineage: Lineage) -> Tree:
+def trace_tree(lineage: Lineage) -> Group:
     """The trace as a tree: kind, name, duration, status; LLM calls; documents per run."""
     llm = _llm_by_run(lineage)
     docs: dict[str, list[Any]] = {}
     for use in lineage.documents:
         docs.setdefault(use.run_id, []).append(use)
-    tree = Tree(Text(f"trace {lineage.trace_id}", style="bold"))
+    tree = Tree("", hide_root=True)
 
     def add(node: RunNode, parent: Tree) -> None:
         branch = parent.add(_run_label(node.run, llm.get(node.run.id)))
         for use in docs.get(node.run.id, []):
             score = "-" if use.score is None else f"{use.score:.3f}"
             source = use.metadata.get("source") or use.document_id
-            branch.add(Text(f"[{use.stage.value} #{use.rank}] score={score} {_short(source, 50)}"
-                            f"  {_short(use.content, 60)}", style="dim"))
+            branch.add(Text(f"[{use.stage.value} #{shown_rank(use.rank)}] score={score} "
+                            f"{_short(source, 50)}  {_short(use.content, 60)}", style="dim"))
         for child in node.children:
             add(child, branch)
 
     for root in lineage.roots or ([lineage.tree] if lineage.tree else []):
         add(root, tree)
-    return tree
+    return Group(id_line("trace ", lineage.trace_id), tree)
 
 
 # -- lineage -------------------------------------------------------------------------
@@ -123,23 +285,25 @@ def _main_llm_call(lineage: Lineage) -> LLMCallRecord | None:
 def lineage_view(lineage: Lineage) -> Group:
     """What produced this answer: question, documents by stage, prompt, model, cost, answer."""
     parts: list[RenderableType] = [
-        Text.assemble(("Trace ", "bold"), lineage.trace_id),
+        id_line("Trace ", lineage.trace_id),
         Text.assemble(("Question: ", "bold"), _short(lineage.question, 300)),
     ]
     for stage in DocStage:
         uses = lineage.documents_at(stage)
         if not uses:
             continue
-        table = Table(title=f"Documents {stage.value}", title_justify="left", expand=False)
-        for col in ("rank", "score", "input rank", "document", "source", "content"):
-            table.add_column(col)
-        for use in uses:
-            table.add_row(str(use.rank), "-" if use.score is None else f"{use.score:.4f}",
-                          "-" if use.input_rank is None else str(use.input_rank),
-                          _short(use.document_id, 24), _short(use.metadata.get("source"), 24),
-                          _short(use.content, 60))
-        parts.append(table)
+        parts.append(FitTable(f"Documents {stage.value}", [
+            _Column("rank", [shown_rank(u.rank) for u in uses], justify="right", least=4),
+            _Column("score", ["-" if u.score is None else f"{u.score:.4f}" for u in uses],
+                    drop=3, least=6),
+            _Column("input rank", [shown_rank(u.input_rank) for u in uses], drop=4, least=10),
+            _Column("document", [u.document_id or "-" for u in uses], is_id=True),
+            _Column("source", [_short(u.metadata.get("source"), 40) for u in uses], drop=2),
+            _Column("content", [_short(u.content, 60) for u in uses], drop=1, least=10,
+                    flex=True),
+        ]))
     for call in lineage.llm_calls:
+        parts.append(id_line("LLM call ", call.run_id))
         parts.append(_llm_table(call))
     parts.append(Text.assemble(("Total: ", "bold"), f"{lineage.total_tokens} tokens, ",
                                format_cost(lineage.total_cost, lineage.unpriced_calls)))
@@ -149,9 +313,9 @@ def lineage_view(lineage: Lineage) -> Group:
 
 def _llm_table(call: LLMCallRecord) -> Table:
     meta = call.metadata
-    table = Table(title=f"LLM call {call.run_id}", title_justify="left", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table = Table(show_header=False, box=box.SIMPLE, show_edge=False, pad_edge=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
     params = meta.request_parameters.dump() if meta.request_parameters else {}
     usage = meta.token_usage
     cost = meta.cost_metrics
@@ -182,49 +346,71 @@ def _llm_table(call: LLMCallRecord) -> Table:
 # -- tables ----------------------------------------------------------------------------
 
 
-def traces_table(rows: Sequence[TraceSummary]) -> Table:
-    """Recent traces: time, app, root name, status, duration, tokens, cost, question."""
-    table = Table(title="Traces")
-    for col in ("started (UTC)", "trace", "app", "name", "status", "duration", "tokens", "cost",
-                "question"):
-        table.add_column(col, overflow="fold" if col == "trace" else "ellipsis")
-    for row in rows:
-        table.add_row(row.started_at.strftime("%Y-%m-%d %H:%M:%S"), row.trace_id,
-                      row.app_name or "-", row.name, row.status.value, format_ms(row.duration_ms),
-                      str(row.total_tokens), format_cost(row.total_cost, row.unpriced_calls),
-                      _short(row.question, 40))
-    return table
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
-def documents_table(rows: Sequence[DocumentUsage]) -> Table:
-    """Answers that used a document, with the stage it reached."""
-    table = Table(title="Answers using the document")
-    for col in ("started (UTC)", "trace", "stage", "rank", "score", "question", "answer"):
-        table.add_column(col, overflow="fold" if col == "trace" else "ellipsis")
-    for row in rows:
-        table.add_row(row.started_at.strftime("%Y-%m-%d %H:%M:%S") if row.started_at else "-",
-                      row.trace_id, row.stage.value, str(row.rank),
-                      "-" if row.score is None else f"{row.score:.4f}",
-                      _short(row.question, 40), _short(row.answer, 40))
-    return table
+def traces_table(rows: Sequence[TraceSummary]) -> FitTable:
+    """Recent traces: trace id, time, status, cost, question, name, app, duration, tokens."""
+    return FitTable("Traces", [
+        _Column("trace", [r.trace_id for r in rows], is_id=True),
+        _Column("started (UTC)", [_when(r.started_at) for r in rows], drop=3, least=10),
+        _Column("status", [r.status.value for r in rows], least=6),
+        _Column("cost", [format_cost(r.total_cost, r.unpriced_calls) for r in rows],
+                drop=4, justify="right", least=9),
+        _Column("question", [_short(r.question, 60) for r in rows], drop=1, least=12,
+                flex=True),
+        _Column("name", [r.name for r in rows], drop=5, least=8, flex=True),
+        _Column("app", [r.app_name or "-" for r in rows], drop=6, flex=True),
+        _Column("duration", [format_ms(r.duration_ms) for r in rows], drop=7,
+                justify="right", least=8),
+        _Column("tokens", [str(r.total_tokens) for r in rows], drop=2, justify="right"),
+    ])
 
 
-def usage_table(rows: Sequence[UsageRow], group_by: Sequence[str]) -> Table:
+def documents_table(rows: Sequence[DocumentUsage]) -> FitTable:
+    """Answers that used a document, with the stage it reached and its 1-based rank."""
+    return FitTable("Answers using the document", [
+        _Column("trace", [r.trace_id for r in rows], is_id=True),
+        _Column("started (UTC)", [_when(r.started_at) for r in rows], drop=4, least=10),
+        _Column("stage", [r.stage.value for r in rows], least=9),
+        _Column("rank", [shown_rank(r.rank) for r in rows], justify="right", least=4),
+        _Column("score", ["-" if r.score is None else f"{r.score:.4f}" for r in rows],
+                drop=3, justify="right"),
+        _Column("question", [_short(r.question, 60) for r in rows], drop=1, least=10,
+                flex=True),
+        _Column("answer", [_short(r.answer, 60) for r in rows], drop=2, least=10, flex=True),
+    ])
+
+
+def group_label(key: str, row: UsageRow) -> str:
+    """How a usage group's value is shown: a template by its name (or first line) and a
+    short hash; anything else as it is."""
+    value = row.group.get(key)
+    if value is None:
+        return "-"
+    if key == "template":
+        name = row.template_name
+        return f"{_short(name, 48)} ({str(value)[:12]})" if name else str(value)[:12]
+    return str(value)
+
+
+def usage_table(rows: Sequence[UsageRow], group_by: Sequence[str]) -> FitTable:
     """Tokens and cost per group; unpriced calls in their own column, never as $0."""
-    table = Table(title=f"Usage by {', '.join(group_by)}")
-    for key in group_by:
-        table.add_column(key)
-    for col in ("calls", "input", "output", "total", "cache read", "reasoning", "cost",
-                "unpriced calls"):
-        table.add_column(col, justify="right")
-    for row in rows:
-        table.add_row(*[str(row.group.get(k) if row.group.get(k) is not None else "-")
-                        for k in group_by],
-                      str(row.calls), str(row.input_tokens), str(row.output_tokens),
-                      str(row.total_tokens), str(row.cache_read_tokens),
-                      str(row.reasoning_tokens), format_cost(row.total_cost),
-                      str(row.unpriced_calls))
-    return table
+    groups = [_Column(key, [group_label(key, r) for r in rows], least=12) for key in group_by]
+    numbers = [
+        ("calls", [str(r.calls) for r in rows], 0),
+        ("input", [str(r.input_tokens) for r in rows], 4),
+        ("output", [str(r.output_tokens) for r in rows], 5),
+        ("total", [str(r.total_tokens) for r in rows], 0),
+        ("cache read", [str(r.cache_read_tokens) for r in rows], 6),
+        ("reasoning", [str(r.reasoning_tokens) for r in rows], 7),
+        ("cost", [format_cost(r.total_cost) for r in rows], 0),
+        ("unpriced calls", [str(r.unpriced_calls) for r in rows], 0),
+    ]
+    return FitTable(f"Usage by {', '.join(group_by)}", groups + [
+        _Column(name, cells, drop=drop, justify="right", least=max(5, *map(len, cells or [""])))
+        for name, cells, drop in numbers])
 
 
 # -- diff and replay -------------------------------------------------------------------
@@ -259,19 +445,16 @@ def diff_rows(a: Lineage, b: Lineage) -> list[dict[str, Any]]:
     return [{"field": key, "a": fa[key], "b": fb[key], "same": fa[key] == fb[key]} for key in fa]
 
 
-def diff_table(rows: Iterable[dict[str, Any]], a_id: str, b_id: str) -> Table:
-    """The rows of :func:`diff_rows` as a table, differences marked."""
-    table = Table(title="Diff")
-    table.add_column("")
-    table.add_column("field", style="bold")
-    table.add_column(f"A {a_id[:12]}")
-    table.add_column(f"B {b_id[:12]}")
-    for row in rows:
-        mark = " " if row["same"] else "≠"
-        style = "" if row["same"] else "yellow"
-        table.add_row(mark, row["field"], _short(_plain(row["a"]), 60),
-                      _short(_plain(row["b"]), 60), style=style)
-    return table
+def diff_table(rows: Iterable[dict[str, Any]], a_id: str, b_id: str) -> Group:
+    """The rows of :func:`diff_rows` as a table, differences marked, under the two ids."""
+    rows = list(rows)
+    table = FitTable(None, [
+        _Column("", [" " if r["same"] else "≠" for r in rows], least=1),
+        _Column("field", [r["field"] for r in rows], style="bold", least=10),
+        _Column("A", [_short(_plain(r["a"]), 60) for r in rows], least=10, flex=True),
+        _Column("B", [_short(_plain(r["b"]), 60) for r in rows], least=10, flex=True),
+    ], row_styles=["" if r["same"] else "yellow" for r in rows])
+    return Group(id_line("A ", a_id), id_line("B ", b_id), table)
 
 
 def _plain(value: Any) -> str:

@@ -3,6 +3,7 @@
     trail = Trail()                                   # $RAGTRAIL_URL, else ./ragtrail.db
     trail = Trail("sqlite:///runs.db", app_name="support-bot", app_version="1.4.0")
     trail = Trail("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    trail = Trail.open_readonly("sqlite:///runs.db")  # queries only; never writes
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from os import PathLike
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .capture import CaptureConfig, Recorder
 from .errors import ConfigError
-from .pricing import ModelPrice, Pricer
 from .query import (
     DocumentUsage,
     Lineage,
@@ -26,14 +25,21 @@ from .query import (
     UsageRow,
     answers_using,
     lineage,
+    resolve_id,
     traces,
     usage,
 )
 from .redaction import RedactionConfig, Redactor
-from .schemas import AppContext, Framework, RunKind
-from .sink import Sink, SyncSink
+from .schemas import Framework, RunKind
+from .sink import Sink
 from .store import SqlStore, open_store
-from .writer import BackgroundWriter, WriterConfig, forget_owner, track_owner
+
+if TYPE_CHECKING:
+    # Capture's modules (recorder, writer, prices) load when a Trail captures: a Trail
+    # opened read-only, as the CLI opens one, never needs them.
+    from .capture import CaptureConfig, Recorder
+    from .pricing import ModelPrice, Pricer
+    from .writer import WriterConfig
 
 __all__ = ["Trail"]
 
@@ -72,6 +78,12 @@ class Trail:
         crashes and keeps the file consistent. ``sqlite_cache_mib``: SQLite's page cache
         per connection (default 8 MiB); more speeds up writes into a large database.
         """
+        from .capture import CaptureConfig, Recorder
+        from .pricing import Pricer
+        from .schemas import AppContext
+        from .sink import SyncSink
+        from .writer import BackgroundWriter, WriterConfig, track_owner
+
         for name, value, kind in (("capture", capture, CaptureConfig),
                                   ("redaction", redaction, RedactionConfig),
                                   ("writer", writer, WriterConfig)):
@@ -89,12 +101,14 @@ class Trail:
             self.sink = BackgroundWriter(self._store, writer_config, name=self.url)
         else:
             self.sink = SyncSink(self._store)
-        self._pricer = Pricer(overrides=prices)
-        self.recorder = Recorder(
+        pricer = Pricer(overrides=prices)
+        self._pricer: Pricer | None = pricer
+        self._readonly = False
+        self._recorder: Recorder | None = Recorder(
             self.sink,
             config=capture,
             redactor=self.redactor,
-            pricer=self._pricer,
+            pricer=pricer,
             app=AppContext(app_name=app_name, app_version=app_version, request_type=request_type),
         )
         self._closed = False
@@ -102,6 +116,51 @@ class Trail:
         # At interpreter exit a Trail never closed is closed before its writer: its
         # open runs are stored as abandoned, a SyncSink's buffer is written.
         track_owner(self)
+
+    @classmethod
+    def open_readonly(cls, url: str | None = None, *,
+                      redaction: RedactionConfig | None = None) -> Trail:
+        """Open the ragtrail database at ``url`` for queries only.
+
+        Nothing is ever created, migrated or written: a SQLite file is opened read-only
+        (a missing file is an error, not a new database), a PostgreSQL session is
+        read-only. A database without ragtrail's tables (another application's, an
+        empty file, an empty schema) or at another schema revision raises one clear
+        :class:`~ragtrail.errors.RagtrailError`. The query methods (:meth:`traces`,
+        :meth:`lineage`, :meth:`resolve_id`, :meth:`answers_using`, :meth:`usage`)
+        work as on any Trail; capture (:attr:`recorder`, :meth:`run`, the framework
+        adapters) raises :class:`~ragtrail.errors.ConfigError`. ``redaction`` only
+        matters for its ``user_hash_secret``, which ``traces(user_id=...)`` matches by.
+        The ``ragtrail`` command line opens its read commands this way.
+        """
+        if redaction is not None and not isinstance(redaction, RedactionConfig):
+            raise ConfigError(f"Trail.open_readonly(redaction=...) takes a RedactionConfig "
+                              f"or None, got {type(redaction).__name__}")
+        trail = cls.__new__(cls)
+        trail._store = open_store(url, readonly=True)
+        trail.url = trail._store.url
+        trail.redactor = Redactor(redaction)
+        trail.sink = _ReadOnlySink()
+        trail._exit_timeout_s = 0.0
+        trail._pricer = None
+        trail._recorder = None
+        trail._readonly = True
+        trail._closed = False
+        trail._lock = threading.Lock()
+        return trail
+
+    @property
+    def readonly(self) -> bool:
+        """True for a Trail from :meth:`open_readonly`: it queries and never writes."""
+        return self._readonly
+
+    @property
+    def recorder(self) -> Recorder:
+        """The :class:`~ragtrail.capture.Recorder` the framework adapters feed."""
+        if self._recorder is None:
+            raise ConfigError(f"{self!r} was opened read-only (Trail.open_readonly): it "
+                              "cannot capture; use Trail(url) to record runs")
+        return self._recorder
 
     # -- capture ---------------------------------------------------------------
 
@@ -151,24 +210,33 @@ class Trail:
             if self._closed:
                 return True
             self._closed = True
+        if self._recorder is None:  # read-only: no writer, nothing to flush
+            self._store.close()
+            return True
+        from .writer import forget_owner
+
         forget_owner(self)
-        self.recorder.abandon_all()
+        self._recorder.abandon_all()
         ok = self.sink.close(timeout_s)
         self._store.close()
-        self._pricer.close()
+        if self._pricer is not None:
+            self._pricer.close()
         return ok
 
     def _close_at_exit(self) -> None:
         self.close(self._exit_timeout_s)
 
     def _after_fork_in_child(self) -> None:
-        self.recorder.after_fork_in_child()
+        if self._recorder is not None:
+            self._recorder.after_fork_in_child()
 
     def stats(self) -> dict[str, Any]:
         """Capture and writer counters: offered, stored, dropped by reason, errors, ..."""
+        if self._recorder is None:
+            return {"readonly": True}
         writer_stats: Any = self.sink.stats()
         as_dict = getattr(writer_stats, "as_dict", None)
-        return {"capture": self.recorder.stats(),
+        return {"capture": self._recorder.stats(),
                 "writer": as_dict() if callable(as_dict) else dict(writer_stats)}
 
     @property
@@ -181,6 +249,15 @@ class Trail:
     def lineage(self, run_id: str | uuid.UUID) -> Lineage:
         """The whole trace holding ``run_id``: runs, LLM calls, documents by stage."""
         return lineage(self._store.engine, str(run_id))
+
+    def resolve_id(self, id_or_prefix: str | uuid.UUID) -> str:
+        """The stored run or trace id that ``id_or_prefix`` names, as git resolves hashes:
+        an exact id first, else the one id starting with it (at least 4 characters).
+
+        Raises :class:`~ragtrail.errors.NotFoundError` when nothing matches and
+        :class:`~ragtrail.errors.AmbiguousIdError` (listing candidates) when several do.
+        """
+        return resolve_id(self._store.engine, str(id_or_prefix))
 
     def traces(
         self,
@@ -231,6 +308,22 @@ class Trail:
 
     def __repr__(self) -> str:
         return f"Trail({self.url!r})"
+
+
+class _ReadOnlySink:
+    """The sink of a read-only Trail: there is nothing to write and nowhere to."""
+
+    def offer(self, record: Any) -> bool:
+        return False
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {}
 
 
 class ManualRun:

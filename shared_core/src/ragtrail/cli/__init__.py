@@ -1,23 +1,59 @@
 """The ``ragtrail`` command line.
 
-Every command takes ``--db URL`` (default: ``$RAGTRAIL_URL``, else ``./ragtrail.db``),
-has ``--help``, exits 0 on success and prints a one-line error with a non-zero status
-for a bad id, a bad URL or a missing database.
+Every command takes ``--db URL`` (default: ``$RAGTRAIL_URL``, else ``./ragtrail.db``)
+and ``--json``, has ``--help``, exits 0 on success and prints a one-line error with a
+non-zero status for a bad id, a bad URL or a missing database.
+
+Commands are loaded when they are run (or listed by ``--help``), from the table
+:data:`COMMANDS`: adding one is a module with a click command and a line there. A
+command module imports only click at module level; SQLAlchemy, rich, pydantic and
+the rest load inside the command, so ``ragtrail --help`` starts in a blink.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from ..errors import RagtrailError
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
+
+#: Command name -> "module:attribute" of its click command (module relative to this one).
+COMMANDS: dict[str, str] = {
+    "traces": "._commands:traces",
+    "show": "._commands:show",
+    "lineage": "._commands:lineage",
+    "documents": "._commands:documents",
+    "usage": "._commands:usage",
+    "diff": "._commands:diff",
+    "replay": "._commands:replay",
+    "export": "._io:export_cmd",
+    "import": "._io:import_cmd",
+    "purge": "._io:purge",
+    "schema": "._admin:schema",
+    "db": "._admin:db",
+}
 
 
 class _Group(click.Group):
-    """Turns ragtrail's own errors into one line on stderr and exit status 1."""
+    """Loads its commands on demand; turns ragtrail's own errors into one line on
+    stderr and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name, __name__), attribute)
+        if not isinstance(command, click.Command):  # pragma: no cover - a wrong table entry
+            raise TypeError(f"{target} is not a click command")
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -30,43 +66,11 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="ragtrail", prog_name="ragtrail")
 def cli() -> None:
-    """Inspect what ragtrail captured: traces, lineage, documents, usage."""
+    """Inspect what ragtrail captured: traces, lineage, documents, usage.
 
-
-@cli.command()
-def schema() -> None:
-    """Print the JSON Schema of the stored records."""
-    from ..schemas import json_schema_text
-
-    click.echo(json_schema_text())
-
-
-@cli.group()
-def db() -> None:
-    """Database maintenance."""
-
-
-@db.command("upgrade")
-@click.argument("url", required=False)
-@click.option("--db", "db_url", help="Database URL (same as the argument).")
-def db_upgrade(url: str | None, db_url: str | None) -> None:
-    """Migrate the database at URL to this ragtrail's schema revision."""
-    from ..store import upgrade_database
-
-    revision = upgrade_database(url or db_url)
-    click.echo(f"database is at schema revision {revision}")
-
-
-def _register() -> None:
-    from ._commands import diff, documents, lineage, replay, show, traces, usage
-    from ._io import export_cmd, import_cmd, purge
-
-    for command in (traces, show, lineage, documents, usage, diff, replay, export_cmd,
-                    import_cmd, purge):
-        cli.add_command(command)
-
-
-_register()
+    Read commands open the database read-only and never change it. Ids may be given
+    whole or as a unique prefix (at least 4 characters), as git takes hashes.
+    """
 
 
 def main(argv: list[str] | None = None) -> int:

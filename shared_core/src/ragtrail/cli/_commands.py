@@ -1,4 +1,8 @@
-"""Read commands: traces, show, lineage, documents, usage, diff, replay."""
+"""Read commands: traces, show, lineage, documents, usage, diff, replay.
+
+Each opens the database read-only (:meth:`ragtrail.Trail.open_readonly`) and takes
+ids whole or as a unique prefix.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,9 @@ from typing import Any
 
 import click
 
-from .. import report
-from ..errors import NotFoundError
-from ..query import GROUP_KEYS
-from ._common import db_option, emit, json_option, open_trail, parse_when
+from ._common import db_option, emit, emit_json, json_option, open_trail, parse_when, resolve
 
+#: --by choice -> the query's group key (see ragtrail.query.GROUP_KEYS).
 _BY_ALIASES = {"app": "app_name", "template": "template", "user": "user", "session": "session",
                "model": "model", "provider": "provider", "day": "day", "app_name": "app_name"}
 
@@ -29,7 +31,9 @@ _BY_ALIASES = {"app": "app_name", "template": "template", "user": "user", "sessi
 def traces(db: str | None, as_json: bool, limit: int, since: str | None, until: str | None,
            app_name: str | None, user_id: str | None, session_id: str | None,
            status: str | None, model: str | None) -> None:
-    """List recent traces, newest first."""
+    """List recent traces, newest first (ids whole: copy one into `show`)."""
+    from .. import report
+
     with open_trail(db) as trail:
         rows = trail.traces(limit=limit, since=parse_when(since, "--since"),
                             until=parse_when(until, "--until"), app_name=app_name,
@@ -42,9 +46,11 @@ def traces(db: str | None, as_json: bool, limit: int, since: str | None, until: 
 @db_option
 @json_option
 def show(run_id: str, db: str | None, as_json: bool) -> None:
-    """Print the trace holding RUN_ID as a tree, with LLM calls and documents."""
+    """Print the trace holding RUN_ID (or a unique prefix) as a tree."""
+    from .. import report
+
     with open_trail(db) as trail:
-        lineage = trail.lineage(run_id)
+        lineage = trail.lineage(resolve(trail, run_id))
     emit(lineage, as_json, lambda: report.trace_tree(lineage))
 
 
@@ -54,8 +60,10 @@ def show(run_id: str, db: str | None, as_json: bool) -> None:
 @json_option
 def lineage(run_id: str, db: str | None, as_json: bool) -> None:
     """What produced this answer: documents by stage, prompt, model, tokens, cost."""
+    from .. import report
+
     with open_trail(db) as trail:
-        found = trail.lineage(run_id)
+        found = trail.lineage(resolve(trail, run_id))
     emit(found, as_json, lambda: report.lineage_view(found))
 
 
@@ -67,6 +75,9 @@ def lineage(run_id: str, db: str | None, as_json: bool) -> None:
               help="Only the newest N answers (default: all).")
 def documents(document: str, db: str | None, as_json: bool, limit: int | None) -> None:
     """List the answers that used DOCUMENT (a document id or content hash), newest first."""
+    from .. import report
+    from ..errors import NotFoundError
+
     with open_trail(db) as trail:
         rows = trail.answers_using(document, limit=limit)
     if not rows and not as_json:
@@ -86,10 +97,9 @@ def documents(document: str, db: str | None, as_json: bool, limit: int | None) -
 def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
           until: str | None) -> None:
     """Tokens and cost, grouped; calls with no known price are counted apart."""
-    keys = [_BY_ALIASES[b] for b in by]
-    unknown = [k for k in keys if k not in GROUP_KEYS]
-    if unknown:  # pragma: no cover - the Choice above prevents it
-        raise click.BadParameter(f"unknown group {unknown}")
+    from .. import report
+
+    keys = list(dict.fromkeys(_BY_ALIASES[b] for b in by))
     with open_trail(db) as trail:
         rows = trail.usage(keys, since=parse_when(since, "--since"),
                            until=parse_when(until, "--until"))
@@ -103,8 +113,11 @@ def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
 @json_option
 def diff(trace_a: str, trace_b: str, db: str | None, as_json: bool) -> None:
     """Compare two traces: model, parameters, template, documents, tokens, cost, answer."""
+    from .. import report
+
     with open_trail(db) as trail:
-        a, b = trail.lineage(trace_a), trail.lineage(trace_b)
+        a = trail.lineage(resolve(trail, trace_a))
+        b = trail.lineage(resolve(trail, trace_b))
     rows = report.diff_rows(a, b)
     emit(rows, as_json, lambda: report.diff_table(rows, a.trace_id, b.trace_id))
 
@@ -112,14 +125,21 @@ def diff(trace_a: str, trace_b: str, db: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("run_id")
 @db_option
-def replay(run_id: str, db: str | None) -> None:
-    """Print, as JSON, what is needed to re-issue the LLM call(s) of RUN_ID exactly."""
-    import json
+@json_option
+def replay(run_id: str, db: str | None, as_json: bool) -> None:
+    """Print, as JSON, what is needed to re-issue the LLM call(s) of RUN_ID exactly.
+
+    The output is JSON with or without --json: one object for one call, a list for
+    several (RUN_ID an LLM run selects that call; a trace id, every call of it).
+    """
+    from .. import report
+    from ..errors import NotFoundError
 
     with open_trail(db) as trail:
-        found = trail.lineage(run_id)
-    calls = [c for c in found.llm_calls if c.run_id == run_id] or found.llm_calls
+        full = resolve(trail, run_id)
+        found = trail.lineage(full)
+    calls = [c for c in found.llm_calls if c.run_id == full] or found.llm_calls
     if not calls:
         raise NotFoundError(f"trace {found.trace_id} has no LLM call to replay")
     specs: Any = [report.replay_spec(c) for c in calls]
-    click.echo(json.dumps(specs[0] if len(specs) == 1 else specs, indent=2, default=str))
+    emit_json(specs[0] if len(specs) == 1 else specs)

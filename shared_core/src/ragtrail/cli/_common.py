@@ -1,22 +1,26 @@
-"""Options, output and database opening shared by the commands."""
+"""Options, output and database opening shared by the commands.
+
+Only click and the standard library are imported here at module level: anything
+heavier (SQLAlchemy through the Trail, rich for tables) loads when a command runs.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import BaseModel
-from rich.console import Console, RenderableType
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import ConfigError
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..trail import Trail
 
 db_option = click.option(
     "--db", "db", envvar="RAGTRAIL_URL", default=None, metavar="URL",
@@ -24,32 +28,56 @@ db_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
+#: Width used when neither COLUMNS nor a terminal says one.
+FALLBACK_WIDTH = 140
 
-def open_trail(db: str | None) -> Any:
-    """A read-mostly Trail on ``db``; a missing SQLite file is an error, not a new database."""
-    from ..store import normalise_url
+
+def open_trail(db: str | None) -> Trail:
+    """The Trail of a read command: opened read-only, so nothing is ever created or
+    changed; a missing file or a database without ragtrail's tables is an error."""
     from ..trail import Trail
 
-    url = normalise_url(db)
-    match = re.match(r"^sqlite\+?\w*:///(.+)$", url)
-    if match and match.group(1) != ":memory:" and not Path(match.group(1)).exists():
-        raise NotFoundError(f"no ragtrail database at {match.group(1)} (give --db URL)")
-    return Trail(url, background=False)
+    return Trail.open_readonly(db)
+
+
+def open_trail_for_write(db: str | None) -> Trail:
+    """A Trail that may create the database and its tables (``import``)."""
+    from ..trail import Trail
+
+    return Trail(db, background=False)
+
+
+def resolve(trail: Trail, given: str) -> str:
+    """The full run or trace id for an id or a unique prefix of one."""
+    return trail.resolve_id(given)
+
+
+def output_width() -> int:
+    """``COLUMNS``, else the terminal's width, else :data:`FALLBACK_WIDTH`."""
+    return shutil.get_terminal_size((FALLBACK_WIDTH, 24)).columns
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as one JSON document."""
+    click.echo(json.dumps(_jsonable(value), indent=2, default=str))
 
 
 def emit(value: Any, as_json: bool, renderable: Callable[[], RenderableType]) -> None:
-    """Print ``value`` as JSON, or the rich view (plain text when not a terminal)."""
+    """Print ``value`` as JSON, or the rich view fitted to the output width (plain
+    text, no colour, when not a terminal)."""
     if as_json:
-        click.echo(json.dumps(_jsonable(value), indent=2, default=str))
+        emit_json(value)
         return
-    console = Console(highlight=False, soft_wrap=False,
-                      width=None if sys.stdout.isatty() else 140)
-    console.print(renderable())
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False, width=output_width())
+    console.print(renderable(), crop=False)
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):

@@ -6,20 +6,32 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError
-from ..query import Lineage
-from ..schemas import CapturedRun, Document, DocumentLink, SchemaError, registry
-from ._common import db_option, open_trail, parse_age, parse_when
+from ._common import (
+    db_option,
+    emit_json,
+    json_option,
+    open_trail,
+    open_trail_for_write,
+    parse_age,
+    parse_when,
+    resolve,
+)
+
+if TYPE_CHECKING:
+    from ..query import Lineage
+    from ..schemas import CapturedRun
 
 _EXPORT_BATCH = 500
 
 
 def records_of(lineage: Lineage) -> Iterator[CapturedRun]:
     """The stored records of a trace, one per run, as they were written."""
+    from ..schemas import CapturedRun, Document, DocumentLink
+
     llm = {call.run_id: call.metadata for call in lineage.llm_calls}
     uses: dict[str, list[Any]] = {}
     for use in lineage.documents:
@@ -42,15 +54,19 @@ def records_of(lineage: Lineage) -> Iterator[CapturedRun]:
 @click.command("export")
 @click.argument("trace_ids", nargs=-1)
 @db_option
+@json_option
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
 @click.option("--since", help="Only traces started since (ISO date/time or duration ago).")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default stdout).")
-def export_cmd(trace_ids: tuple[str, ...], db: str | None, fmt: str, since: str | None,
-               output: IO[str]) -> None:
-    """Write traces as JSON lines (one stored record per line) for `ragtrail import`."""
+def export_cmd(trace_ids: tuple[str, ...], db: str | None, as_json: bool, fmt: str,
+               since: str | None, output: IO[str]) -> None:
+    """Write traces as JSON lines (one stored record per line) for `ragtrail import`.
+
+    The output is JSON lines with or without --json; the count goes to stderr.
+    """
     count = 0
     with open_trail(db) as trail:
-        ids = list(trace_ids) or [
+        ids = [resolve(trail, given) for given in trace_ids] or [
             t.trace_id for t in trail.traces(limit=10**9, since=parse_when(since, "--since"))]
         for trace_id in ids:
             for record in records_of(trail.lineage(trace_id)):
@@ -62,8 +78,15 @@ def export_cmd(trace_ids: tuple[str, ...], db: str | None, fmt: str, since: str 
 @click.command("import")
 @click.argument("source", type=click.File("r"), default="-")
 @db_option
-def import_cmd(source: IO[str], db: str | None) -> None:
-    """Read JSON lines written by `ragtrail export` (any known schema version) into --db."""
+@json_option
+def import_cmd(source: IO[str], db: str | None, as_json: bool) -> None:
+    """Read JSON lines written by `ragtrail export` (any known schema version) into --db.
+
+    Creates the database and its tables when they do not exist yet.
+    """
+    from ..errors import ConfigError
+    from ..schemas import SchemaError, registry
+
     batch: list[CapturedRun] = []
     count = 0
     with open_trail_for_write(db) as trail:
@@ -81,26 +104,31 @@ def import_cmd(source: IO[str], db: str | None) -> None:
         if batch:
             trail.store.write_batch(batch)
             count += len(batch)
-    click.echo(f"imported {count} records", err=True)
-
-
-def open_trail_for_write(db: str | None) -> Any:
-    """A Trail that may create the database (import target)."""
-    from ..trail import Trail
-
-    return Trail(db, background=False)
+        url = trail.url
+    if as_json:
+        emit_json({"imported": count, "database": url})
+    else:
+        click.echo(f"imported {count} records", err=True)
 
 
 @click.command()
 @db_option
+@json_option
 @click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge(db: str | None, older_than: str, yes: bool) -> None:
+def purge(db: str | None, as_json: bool, older_than: str, yes: bool) -> None:
     """Delete traces whose root started more than --older-than ago (retention)."""
+    from ..store import open_store
+
     cutoff = datetime.now(timezone.utc) - parse_age(older_than)
+    with open_trail(db):  # an existing ragtrail database, or one clear error
+        pass
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete every trace started before {cutoff:%Y-%m-%d %H:%M} UTC?",
                       abort=True)
-    with open_trail(db) as trail:
-        removed = trail.store.purge(before=cutoff)
-    click.echo(f"deleted {removed} traces started before {cutoff.isoformat()}")
+    with open_store(db, auto_upgrade=False) as store:
+        removed = store.purge(before=cutoff)
+    if as_json:
+        emit_json({"deleted_traces": removed, "before": cutoff.isoformat()})
+    else:
+        click.echo(f"deleted {removed} traces started before {cutoff.isoformat()}")

@@ -7,6 +7,7 @@ the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from ._documents import answers_using
+from ._ids import MIN_PREFIX, resolve_id
 from ._lineage import lineage
 from ._models import DocumentUsage, DocumentUse, Lineage, RunNode, TraceSummary, UsageRow
 from ._traces import traces
@@ -14,6 +15,7 @@ from ._usage import GROUP_KEYS, usage
 
 __all__ = [
     "GROUP_KEYS",
+    "MIN_PREFIX",
     "DocumentUsage",
     "DocumentUse",
     "Lineage",
@@ -22,6 +24,7 @@ __all__ = [
     "UsageRow",
     "answers_using",
     "lineage",
+    "resolve_id",
     "traces",
     "usage",
 ]

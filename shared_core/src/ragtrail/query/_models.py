@@ -136,3 +136,6 @@ class UsageRow(_Result):
     total_cost: Decimal | None = Field(None, description="Priced calls only; None if none.")
     priced_calls: int = 0
     unpriced_calls: int = Field(0, description="Calls with no known price: not in total_cost.")
+    template_name: str | None = Field(
+        None, description="Grouped by template: the name the framework gave the template, "
+                          "else its first line (``group['template']`` is its hash).")

@@ -34,6 +34,7 @@ __all__ = [
     "VERSION_TABLE",
     "SchemaState",
     "autogenerate_filter",
+    "check_readable",
     "ensure_schema",
     "head_revision",
     "inspect_schema",
@@ -206,6 +207,27 @@ def ensure_schema(engine: Engine, shown: str, auto_upgrade: bool | None) -> Sche
             f"cannot open database at {shown}: {one_line_reason(exc)}"
         ) from None
     return SchemaState(SchemaStatus.CURRENT, state.head, state.head)
+
+
+def check_readable(engine: Engine, shown: str) -> None:
+    """Check, without changing anything, that the database holds ragtrail's tables at
+    this code's revision; otherwise raise one clear :class:`RagtrailError`."""
+    try:
+        with engine.connect() as conn:
+            state = inspect_schema(conn)
+            conn.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        logger.debug("opening %s failed", shown, exc_info=True)
+        raise StoreUnavailableError(
+            f"cannot read database at {shown}: {one_line_reason(exc)}"
+        ) from None
+    _refuse(state, shown)
+    if state.status is SchemaStatus.EMPTY:
+        raise StoreUnavailableError(
+            f"no ragtrail database at {shown}: it has no ragtrail tables "
+            "(another application's database, or nothing was captured into it yet)")
+    if state.status is SchemaStatus.OLDER:
+        raise _too_old(state, shown)
 
 
 def _too_old(state: SchemaState, shown: str) -> SchemaTooOldError:

@@ -11,14 +11,14 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from ..errors import StoreUnavailableError
+from ..errors import ConfigError, StoreUnavailableError
 from ..schemas.flat import AnyRecord
 from ..sink import PermanentStoreError, TransientStoreError
 from . import _tables
 from ._bulk import can_stage, copy_text, insert_encoded
 from ._checkpoint import WalCheckpointer
 from ._errors import classify_write_error, one_line_reason
-from ._migrate import ensure_schema, inspect_schema, migrate
+from ._migrate import check_readable, ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
 from ._rows import Encoded, EncodeError, encode_batch
 from ._url import (
@@ -78,22 +78,28 @@ class SqlStore:
     #: The writer may hand back spooled records as JSON data (no model validation).
     accepts_serialized_records = True
 
-    def __init__(self, engine: Engine, url: URL) -> None:
+    def __init__(self, engine: Engine, url: URL, *, readonly: bool = False) -> None:
         self._engine = engine
         self._url = url
+        self._readonly = readonly
         self._closed = False
         # PostgreSQL: COPY through temporary staging tables when the user may create
         # them (decided at the first write), else executemany.
         self._copy: bool | None = None
         # SQLite file: WAL checkpoints run on their own thread, not inside our commits.
         self._checkpointer: WalCheckpointer | None = None
-        if engine.dialect.name == "sqlite" and not is_memory_sqlite(url):
+        if engine.dialect.name == "sqlite" and not is_memory_sqlite(url) and not readonly:
             self._checkpointer = WalCheckpointer(engine)
 
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for the :mod:`ragtrail.query` functions."""
         return self._engine
+
+    @property
+    def readonly(self) -> bool:
+        """True when opened with ``open_store(..., readonly=True)``: nothing is written."""
+        return self._readonly
 
     @property
     def url(self) -> str:
@@ -126,6 +132,8 @@ class SqlStore:
         """
         if self._closed:
             raise TransientStoreError("store is closed")
+        if self._readonly:
+            raise PermanentStoreError(f"{self.url} was opened read-only")
         if not records:
             return
         if isinstance(records, PreparedBatch) and records.dialect == self.dialect:
@@ -191,6 +199,8 @@ class SqlStore:
 
         Returns the number of traces deleted; documents no other trace uses go too.
         """
+        if self._readonly:
+            raise ConfigError(f"{self.url} was opened read-only; purge needs open_store(url)")
         return purge_before(self._engine, before)
 
     def revision(self) -> str | None:
@@ -224,11 +234,12 @@ class SqlStore:
         return f"SqlStore({self.url!r})"
 
 
-def _engine_for(url: str | None, config: EngineConfig) -> tuple[Engine, URL]:
+def _engine_for(url: str | None, config: EngineConfig,
+                readonly: bool = False) -> tuple[Engine, URL]:
     parsed = parse_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() == "sqlite" and not readonly:
         prepare_sqlite_file(parsed)
-    return create_store_engine(parsed, config), parsed
+    return create_store_engine(parsed, config, readonly=readonly), parsed
 
 
 def open_store(
@@ -239,6 +250,7 @@ def open_store(
     connect_timeout_s: float = 10.0,
     sqlite_synchronous: str = "NORMAL",
     sqlite_cache_mib: int = 8,
+    readonly: bool = False,
 ) -> SqlStore:
     """Open (and if it is empty, create) the ragtrail database at ``url``.
 
@@ -255,17 +267,28 @@ def open_store(
     ``sqlite_synchronous`` (SQLite only): NORMAL, or FULL to survive OS crashes too.
     ``sqlite_cache_mib`` (SQLite only): page cache per connection; more makes inserts
     into a large database faster, at that much memory per connection.
+
+    ``readonly=True`` opens an existing ragtrail database for reading and never
+    creates, migrates or writes anything: a SQLite file is opened with ``mode=ro``
+    (a missing file is an error, not a new database), a PostgreSQL session is
+    ``default_transaction_read_only``; a database without ragtrail's tables, or at
+    another revision, raises one clear error. ``auto_upgrade`` must then be None.
     """
+    if readonly and auto_upgrade:
+        raise ConfigError("open_store(readonly=True) cannot upgrade the schema")
     config = EngineConfig(busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s,
                           sqlite_synchronous=sqlite_synchronous,
                           sqlite_cache_mib=sqlite_cache_mib)
-    engine, parsed = _engine_for(url, config)
+    engine, parsed = _engine_for(url, config, readonly)
     try:
-        ensure_schema(engine, display_url(parsed), auto_upgrade)
+        if readonly:
+            check_readable(engine, display_url(parsed))
+        else:
+            ensure_schema(engine, display_url(parsed), auto_upgrade)
     except BaseException:
         engine.dispose()
         raise
-    return SqlStore(engine, parsed)
+    return SqlStore(engine, parsed, readonly=readonly)
 
 
 def upgrade_database(url: str | None = None, *, connect_timeout_s: float = 10.0) -> str:

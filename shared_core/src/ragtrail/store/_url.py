@@ -11,13 +11,14 @@ import contextlib
 import logging
 import os
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..errors import ConfigError, StoreUnavailableError
@@ -32,6 +33,7 @@ __all__ = [
     "display_url",
     "normalise_url",
     "parse_url",
+    "readonly_sqlite_path",
 ]
 
 logger = logging.getLogger("ragtrail.store")
@@ -165,19 +167,47 @@ def prepare_sqlite_file(url: URL) -> None:
     os.close(fd)
 
 
-def create_store_engine(url: URL, config: EngineConfig) -> Engine:
-    """An Engine for ``url`` with ragtrail's connection settings (does not connect)."""
+def readonly_sqlite_path(url: URL) -> Path:
+    """The existing SQLite file ``url`` names, for opening read-only.
+
+    Raises :class:`StoreUnavailableError` when there is no such file: reading never
+    creates one (an in-memory database has nothing to read either).
+    """
+    if is_memory_sqlite(url) or url.database is None:
+        raise StoreUnavailableError(
+            f"{display_url(url)} is a new, empty in-memory database: nothing to read")
+    path = Path(url.database).expanduser()
+    if not path.is_file():
+        raise StoreUnavailableError(f"no ragtrail database at {path}: no such file")
+    return path
+
+
+def create_store_engine(url: URL, config: EngineConfig, *, readonly: bool = False) -> Engine:
+    """An Engine for ``url`` with ragtrail's connection settings (does not connect).
+
+    ``readonly``: every connection refuses to write (SQLite opened with ``mode=ro``,
+    PostgreSQL sessions with ``default_transaction_read_only``).
+    """
     if url.get_backend_name() == "sqlite":
+        if readonly:
+            return _sqlite_readonly_engine(url, config)
         return _sqlite_engine(url, config)
+    connect_args: dict[str, Any] = {
+        "connect_timeout": max(1, round(config.connect_timeout_s)),
+        "application_name": "ragtrail",
+    }
+    if readonly:
+        # Added to the URL's own options (a search_path, say), which connect_args
+        # would otherwise replace.
+        given = url.query.get("options") or ""
+        given = " ".join(given) if isinstance(given, tuple) else given
+        connect_args["options"] = f"{given} -c default_transaction_read_only=on".strip()
     try:
         engine = sa.create_engine(
             url,
             json_serializer=json_serializer,
             pool_pre_ping=True,
-            connect_args={
-                "connect_timeout": max(1, round(config.connect_timeout_s)),
-                "application_name": "ragtrail",
-            },
+            connect_args=connect_args,
         )
     except (ImportError, sa.exc.NoSuchModuleError):
         raise ConfigError(
@@ -260,6 +290,36 @@ def _sqlite_engine(url: URL, config: EngineConfig) -> Engine:
             cursor.execute(f"PRAGMA cache_size = {-1024 * config.sqlite_cache_mib}")  # KiB
             if not memory:  # SqlStore checkpoints on its own thread; this is the backstop
                 cursor.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def _sqlite_readonly_engine(url: URL, config: EngineConfig) -> Engine:
+    """Connections that open the existing file with ``mode=ro``: SQLite itself refuses
+    every write, no file is created, the journal mode is left as the file has it."""
+    database = url.database or ""
+    if database.startswith("file:"):  # already a URI: SQLite applies its own options
+        target = database + ("&" if "?" in database else "?") + "mode=ro"
+    else:
+        path = readonly_sqlite_path(url).resolve()
+        target = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    timeout_s = config.busy_timeout_ms / 1000.0
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(target, uri=True, timeout=timeout_s, check_same_thread=False)
+
+    engine = sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=QueuePool,
+                              json_serializer=json_serializer)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+            cursor.execute("PRAGMA query_only = ON")
+            cursor.execute(f"PRAGMA cache_size = {-1024 * config.sqlite_cache_mib}")  # KiB
         finally:
             cursor.close()
 

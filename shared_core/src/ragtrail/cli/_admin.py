@@ -1,0 +1,41 @@
+"""Schema and database maintenance: ``schema``, ``db upgrade``."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import emit_json, json_option
+
+
+@click.command()
+@json_option
+def schema(as_json: bool) -> None:
+    """Print the JSON Schema of the stored records (JSON with or without --json)."""
+    from ..schemas import json_schema_text
+
+    click.echo(json_schema_text())
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.argument("url", required=False)
+@click.option("--db", "db_url", help="Database URL (same as the argument).")
+@json_option
+def db_upgrade(url: str | None, db_url: str | None, as_json: bool) -> None:
+    """Create or migrate the ragtrail schema at URL to this ragtrail's revision."""
+    from ..store import upgrade_database
+    from ..store._url import display_url, parse_url
+
+    target = url or db_url
+    revision = upgrade_database(target)
+    if as_json:
+        emit_json({"database": display_url(parse_url(target)), "revision": revision})
+    else:
+        click.echo(f"database is at schema revision {revision}")
+
+
+__all__ = ["db", "schema"]
