@@ -39,7 +39,8 @@ def main(db_url: str | None = None) -> dict[str, object]:
         lineage = trail.lineage(trace_ids[0])
         print(f"Q: {lineage.question}\nA: {lineage.answer}")
         for use in lineage.documents_at("in_prompt"):
-            print(f"  in prompt #{use.rank}: {use.document_id} ({use.content_hash[:12]}…)")
+            # Stored ranks start at 0; people count from 1 (as the CLI shows them).
+            print(f"  in prompt #{use.rank + 1}: {use.document_id} ({use.content_hash[:12]}…)")
         call = lineage.llm_calls[0].metadata
         temperature = call.request_parameters.temperature if call.request_parameters else "-"
         print(f"  model {call.provider}/{call.provider_model}, temperature {temperature}, "
@@ -49,7 +50,8 @@ def main(db_url: str | None = None) -> dict[str, object]:
         users = trail.answers_using(document)
         print(f"Answers that used {document}:")
         for row in users:
-            print(f"  {row.trace_id}  reached {row.stage.value} (rank {row.rank})  {row.question}")
+            print(f"  {row.trace_id}  reached {row.stage.value} (rank {row.rank + 1})  "
+                  f"{row.question}")
 
         mine = trail.traces(user_id="alice", app_name="lineage-demo", limit=10)
         print(f"alice has {len(mine)} traces in lineage-demo")

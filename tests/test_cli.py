@@ -6,6 +6,7 @@ Each command's output is checked, not only its exit status.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -284,3 +285,165 @@ def test_console_script_is_installed(db: DB) -> None:
 
 def test_content_hash_lookup_matches_schema() -> None:
     assert len(content_hash("x")) == 64
+
+
+# -- --json on every command (issue 20, point 5) -------------------------------------------
+
+
+def _leaf_commands() -> dict[str, Any]:
+    """Every runnable command, by its full name ("db upgrade"), loaded as `ragtrail` does."""
+    import click
+
+    found: dict[str, Any] = {}
+    ctx = click.Context(cli)
+
+    def walk(group: Any, prefix: str) -> None:
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            if isinstance(command, click.Group):
+                walk(command, f"{prefix}{name} ")
+            else:
+                found[f"{prefix}{name}"] = command
+
+    walk(cli, "")
+    return found
+
+
+def test_every_command_takes_json() -> None:
+    commands = _leaf_commands()
+    assert {"traces", "show", "lineage", "documents", "usage", "diff", "replay", "export",
+            "import", "purge", "schema", "db upgrade"} <= set(commands)
+    for name, command in commands.items():
+        assert any("--json" in p.opts for p in command.params), name
+
+
+def test_every_command_prints_json_that_parses(db: DB, tmp_path: Path) -> None:
+    lineage = as_json("lineage", db.first, "--db", db.url)
+    document = lineage["documents"][0]["document_id"]
+    single = [
+        ["traces"], ["show", db.first], ["lineage", db.first], ["documents", document],
+        ["usage", "--by", "template"], ["diff", db.first, db.second], ["replay", db.second],
+        ["replay", db.first], ["schema"],
+    ]
+    for command in single:
+        args = [*command, "--db", db.url] if command != ["schema"] else command
+        json.loads(run(*args, "--json").stdout)  # one JSON document
+    exported = run("export", db.first, db.second, "--db", db.url, "--json").stdout
+    records = [json.loads(line) for line in exported.splitlines()]  # JSON lines
+    assert {r["run"]["trace_id"] for r in records} == {db.first, db.second}
+    source = tmp_path / "two.jsonl"
+    source.write_text(exported)
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    imported = json.loads(run("import", str(source), "--db", target, "--json").stdout)
+    assert imported == {"imported": len(records), "database": target.replace(
+        "sqlite:", "sqlite+pysqlite:")}
+    upgraded = json.loads(run("db", "upgrade", target, "--json").stdout)
+    assert upgraded["revision"] and upgraded["database"] == imported["database"]
+    purged = json.loads(run("purge", "--older-than", "1d", "--yes", "--db", target,
+                            "--json").stdout)
+    assert purged["deleted_traces"] == 0 and purged["before"]
+    assert {t["trace_id"] for t in as_json("traces", "--db", target)} == {db.first, db.second}
+
+
+# -- ids a person can copy (issue 20, point 6) ---------------------------------------------
+
+
+def _ids(db: DB) -> list[str]:
+    return [db.first, db.second, db.failed, db.llamaindex]
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_views_fit_the_terminal_and_never_break_an_id(db: DB, columns: int) -> None:
+    ids = _ids(db)
+    document = as_json("lineage", db.llamaindex, "--db", db.url)["documents"][0]
+    outputs = {
+        "traces": run("traces", "--db", db.url, columns=columns).stdout,
+        "show": run("show", db.llamaindex, "--db", db.url, columns=columns).stdout,
+        "lineage": run("lineage", db.llamaindex, "--db", db.url, columns=columns).stdout,
+        "documents": run("documents", document["document_id"], "--db", db.url,
+                         columns=columns).stdout,
+        "usage": run("usage", "--by", "template", "--by", "model", "--db", db.url,
+                     columns=columns).stdout,
+        "diff": run("diff", db.first, db.llamaindex, "--db", db.url, columns=columns).stdout,
+    }
+    known = {document["document_id"], *ids}
+    for trace_id in ids:  # and the ids of their runs (an LLM call is shown by its run id)
+        known.update(r["id"] for r in as_json("lineage", trace_id, "--db", db.url)["runs"])
+    for name, text in outputs.items():
+        for line in text.splitlines():
+            if len(line.rstrip()) > columns:  # only a whole id may make a line wider
+                words = line.split()
+                assert words[-1] in known, (name, line)
+                assert len(" ".join(words[:-1])) <= 10, (name, line)
+    for trace_id in ids:
+        assert trace_id in outputs["traces"], trace_id  # whole, on one line
+    assert db.llamaindex in outputs["show"] and db.llamaindex in outputs["lineage"]
+    assert db.first in outputs["diff"] and db.llamaindex in outputs["diff"]
+    assert document["document_id"] in outputs["lineage"]
+    if columns == 200:  # wide enough: every column shown
+        for header in ("started (UTC)", "status", "cost", "question", "name", "app",
+                       "duration", "tokens"):
+            assert header in outputs["traces"], header
+
+
+def test_an_id_copied_from_the_table_works_in_every_command(db: DB) -> None:
+    table = run("traces", "--db", db.url, columns=80).stdout
+    copied = next(word for line in table.splitlines() for word in line.split()
+                  if word.startswith(db.first[:8]))
+    assert copied == db.first
+    assert as_json("show", copied, "--db", db.url)["trace_id"] == db.first
+
+
+def test_unique_prefixes_are_accepted_and_ambiguous_ones_listed(db: DB) -> None:
+    prefix = db.second[:10]
+    assert as_json("show", prefix, "--db", db.url)["trace_id"] == db.second
+    assert as_json("lineage", prefix, "--db", db.url)["trace_id"] == db.second
+    assert json.loads(run("replay", prefix, "--db", db.url).stdout)["parameters"]["seed"] == 99
+    rows = as_json("diff", db.first[:10], prefix, "--db", db.url)
+    assert not next(r for r in rows if r["field"] == "parameters")["same"]
+    exported = run("export", prefix, "--db", db.url).stdout
+    assert {json.loads(line)["run"]["trace_id"] for line in exported.splitlines()} == {
+        db.second}
+    # Runs of one trace have LangChain's time-ordered (v7) ids: they share a prefix.
+    run_ids = sorted(r["id"] for r in as_json("lineage", db.first, "--db", db.url)["runs"]
+                     if r["id"] != db.first)
+    common = os.path.commonprefix(run_ids[:2])  # noqa: RUF071 - characters, not paths
+    assert len(common) >= 4
+    ambiguous = run("show", common, "--db", db.url, ok=False)
+    assert ambiguous.exit_code == 1 and "is ambiguous" in ambiguous.stderr
+    assert run_ids[0] in ambiguous.stderr and run_ids[1] in ambiguous.stderr
+    assert ambiguous.stderr.count("\n") == 1
+    missing = run("lineage", "ffffffff-no", "--db", db.url, ok=False)
+    assert missing.exit_code == 1 and "no run or trace" in missing.stderr
+    short = run("show", db.first[:3], "--db", db.url, ok=False)
+    assert short.exit_code == 1 and "at least 4 characters" in short.stderr
+
+
+# -- start-up: heavy libraries load only when needed (issue 20, point 9) ---------------------
+
+HEAVY = ("sqlalchemy", "alembic", "psycopg", "rich", "pydantic", "genai_prices")
+
+
+def _modules_after(*args: str) -> set[str]:
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from ragtrail.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main({list(args)!r})\n"
+        "print(json.dumps([code, sorted({m.split('.')[0] for m in sys.modules})]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    code_, modules = json.loads(done.stdout.splitlines()[-1])
+    assert code_ == 0, done.stderr
+    return set(modules) & set(HEAVY)
+
+
+def test_help_imports_no_database_or_rendering_library(db: DB) -> None:
+    assert _modules_after("--help") == set()
+    assert _modules_after("traces", "--help") == set()
+    assert _modules_after("db", "upgrade", "--help") == set()
+    # Reading a SQLite database needs SQLAlchemy, never Alembic, psycopg or prices.
+    assert _modules_after("traces", "--db", db.url) == {"sqlalchemy", "rich", "pydantic"}
+    assert _modules_after("lineage", db.first, "--db", db.url, "--json") == {
+        "sqlalchemy", "pydantic"}

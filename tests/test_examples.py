@@ -65,10 +65,47 @@ def test_cross_framework_is_one_trace(sqlite_url: str, capsys: pytest.CaptureFix
     assert "retriever" in capsys.readouterr().out
 
 
-def test_lineage_queries_example(sqlite_url: str) -> None:
+def test_lineage_queries_example(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     found = lineage_queries.main(sqlite_url)
     assert found["trace_ids"][0] in found["answers_using"]
     assert found["alice"] == 2
+    out = capsys.readouterr().out
+    assert "in prompt #1:" in out and "#0" not in out and "(rank 0)" not in out
+
+
+def test_ranks_are_one_based_in_the_demo_and_the_cli(
+        sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """One convention for people: the demo, `ragtrail show`/`lineage`/`documents` count
+    from 1; the stored records, the Python API and --json keep rank 0 for the first."""
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    from ragtrail.cli import cli
+
+    lc, _ = rag_demo.main(sqlite_url)
+    demo = capsys.readouterr().out
+    top = re.search(r"retrieved:\n  #(\d+) (\S+)", demo)
+    assert top is not None and top.group(1) == "1"
+    with Trail(sqlite_url, background=False) as trail:
+        first = trail.lineage(lc).documents_at("retrieved")[0]
+    assert first.rank == 0 and first.document_id == top.group(2)  # the API: 0-based
+
+    def cli_out(*args: str) -> str:
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, [*args, "--db", sqlite_url])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert "[retrieved #1] score=" in cli_out("show", lc)
+    assert "#0]" not in cli_out("show", lc)
+    lineage_rows = [line.split() for line in cli_out("lineage", lc).splitlines()]
+    assert ["1", f"{first.score:.4f}", "-", first.document_id] == lineage_rows[
+        next(i for i, row in enumerate(lineage_rows) if row[:2] == ["rank", "score"]) + 2][:4]
+    documents = cli_out("documents", first.document_id)
+    assert re.search(rf"{lc}\s+\S+ \S+\s+in_prompt\s+1\s", documents)  # the furthest stage
+    as_json = json.loads(cli_out("documents", first.document_id, "--json"))
+    assert [(r["stage"], r["rank"]) for r in as_json if r["trace_id"] == lc] == [("in_prompt", 0)]
 
 
 def test_cost_report_prices_known_and_override_and_counts_unknown(sqlite_url: str) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -89,12 +90,13 @@ def _synopsis_lines() -> list[list[str]]:
 def test_every_command_in_the_synopsis_exists_with_its_options() -> None:
     lines = _synopsis_lines()
     assert len(lines) >= 10
+    ctx = click.Context(cli)
     for words in lines:
         path = [w for w in words if re.fullmatch(r"[a-z]+", w)][:2]
         command: Any = cli
         for name in path:
-            if isinstance(command, type(cli)) and name in getattr(command, "commands", {}):
-                command = command.commands[name]
+            if isinstance(command, click.Group) and name in command.list_commands(ctx):
+                command = command.get_command(ctx, name)
         assert command is not cli, words
         result = CliRunner().invoke(cli, [*[p for p in path if p in _names()], "--help"])
         assert result.exit_code == 0, (words, result.output)
@@ -103,9 +105,12 @@ def test_every_command_in_the_synopsis_exists_with_its_options() -> None:
 
 
 def _names() -> set[str]:
-    names = set(cli.commands)
-    for command in cli.commands.values():
-        names.update(getattr(command, "commands", {}))
+    ctx = click.Context(cli)
+    names = set(cli.list_commands(ctx))
+    for name in list(names):
+        command = cli.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            names.update(command.list_commands(ctx))
     return names
 
 

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from ._facts import diff_rows, replay_spec
 from .query import DocumentUsage, Lineage, RunNode, TraceSummary, UsageRow
 from .schemas import DocStage, LLMCallRecord, LLMMetadata, Run, RunStatus
 
@@ -278,10 +279,6 @@ def trace_tree(lineage: Lineage) -> Group:
 # -- lineage -------------------------------------------------------------------------
 
 
-def _main_llm_call(lineage: Lineage) -> LLMCallRecord | None:
-    return lineage.llm_calls[-1] if lineage.llm_calls else None
-
-
 def lineage_view(lineage: Lineage) -> Group:
     """What produced this answer: question, documents by stage, prompt, model, cost, answer."""
     parts: list[RenderableType] = [
@@ -416,35 +413,6 @@ def usage_table(rows: Sequence[UsageRow], group_by: Sequence[str]) -> FitTable:
 # -- diff and replay -------------------------------------------------------------------
 
 
-def _facts(lineage: Lineage) -> dict[str, Any]:
-    call = _main_llm_call(lineage)
-    meta = call.metadata if call else LLMMetadata()
-    retrieved = [u.document_id for u in lineage.documents_at(DocStage.RETRIEVED)]
-    in_prompt = [u.document_id for u in lineage.documents_at(DocStage.IN_PROMPT)]
-    root = lineage.root
-    return {
-        "model": meta.provider_model,
-        "model version": meta.response_metadata.model_version if meta.response_metadata else None,
-        "parameters": meta.request_parameters.dump() if meta.request_parameters else None,
-        "prompt template hash": meta.prompt_template_hash,
-        "prompt template": meta.prompt_template,
-        "documents retrieved (in order)": retrieved,
-        "retrieval scores": [u.score for u in lineage.documents_at(DocStage.RETRIEVED)],
-        "documents in prompt": in_prompt,
-        "tokens": lineage.total_tokens,
-        "cost": lineage.total_cost,
-        "latency": root.duration_ms if root else None,
-        "question": lineage.question,
-        "answer": lineage.answer,
-    }
-
-
-def diff_rows(a: Lineage, b: Lineage) -> list[dict[str, Any]]:
-    """Field-by-field comparison of two traces: ``{field, a, b, same}`` per row."""
-    fa, fb = _facts(a), _facts(b)
-    return [{"field": key, "a": fa[key], "b": fb[key], "same": fa[key] == fb[key]} for key in fa]
-
-
 def diff_table(rows: Iterable[dict[str, Any]], a_id: str, b_id: str) -> Group:
     """The rows of :func:`diff_rows` as a table, differences marked, under the two ids."""
     rows = list(rows)
@@ -463,25 +431,3 @@ def _plain(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
-
-
-def replay_spec(call: LLMCallRecord) -> dict[str, Any]:
-    """What is needed to re-issue an LLM call exactly: provider, model, parameters, prompt."""
-    meta = call.metadata
-    params = meta.request_parameters.dump() if meta.request_parameters else {}
-    params.pop("model", None)
-    spec: dict[str, Any] = {
-        "run_id": call.run_id,
-        "provider": meta.provider,
-        "model": meta.provider_model or (meta.request_parameters.model
-                                         if meta.request_parameters else None),
-        "parameters": params,
-    }
-    if meta.messages is not None:
-        spec["messages"] = meta.messages
-    if meta.prompt_text is not None:
-        spec["prompt"] = meta.prompt_text
-    if meta.prompt_template is not None:
-        spec["prompt_template"] = meta.prompt_template
-        spec["prompt_variables"] = meta.prompt_variables
-    return spec

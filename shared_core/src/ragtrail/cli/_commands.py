@@ -6,11 +6,20 @@ ids whole or as a unique prefix.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import click
 
 from ._common import db_option, emit, emit_json, json_option, open_trail, parse_when, resolve
+
+
+def _report() -> ModuleType:
+    """The rendering module (rich), loaded only when a view is printed, not for --json."""
+    from .. import report
+
+    return report
+
 
 #: --by choice -> the query's group key (see ragtrail.query.GROUP_KEYS).
 _BY_ALIASES = {"app": "app_name", "template": "template", "user": "user", "session": "session",
@@ -32,13 +41,11 @@ def traces(db: str | None, as_json: bool, limit: int, since: str | None, until: 
            app_name: str | None, user_id: str | None, session_id: str | None,
            status: str | None, model: str | None) -> None:
     """List recent traces, newest first (ids whole: copy one into `show`)."""
-    from .. import report
-
     with open_trail(db) as trail:
         rows = trail.traces(limit=limit, since=parse_when(since, "--since"),
                             until=parse_when(until, "--until"), app_name=app_name,
                             user_id=user_id, session_id=session_id, status=status, model=model)
-    emit(rows, as_json, lambda: report.traces_table(rows))
+    emit(rows, as_json, lambda: _report().traces_table(rows))
 
 
 @click.command()
@@ -47,11 +54,9 @@ def traces(db: str | None, as_json: bool, limit: int, since: str | None, until: 
 @json_option
 def show(run_id: str, db: str | None, as_json: bool) -> None:
     """Print the trace holding RUN_ID (or a unique prefix) as a tree."""
-    from .. import report
-
     with open_trail(db) as trail:
         lineage = trail.lineage(resolve(trail, run_id))
-    emit(lineage, as_json, lambda: report.trace_tree(lineage))
+    emit(lineage, as_json, lambda: _report().trace_tree(lineage))
 
 
 @click.command()
@@ -60,11 +65,9 @@ def show(run_id: str, db: str | None, as_json: bool) -> None:
 @json_option
 def lineage(run_id: str, db: str | None, as_json: bool) -> None:
     """What produced this answer: documents by stage, prompt, model, tokens, cost."""
-    from .. import report
-
     with open_trail(db) as trail:
         found = trail.lineage(resolve(trail, run_id))
-    emit(found, as_json, lambda: report.lineage_view(found))
+    emit(found, as_json, lambda: _report().lineage_view(found))
 
 
 @click.command()
@@ -75,14 +78,13 @@ def lineage(run_id: str, db: str | None, as_json: bool) -> None:
               help="Only the newest N answers (default: all).")
 def documents(document: str, db: str | None, as_json: bool, limit: int | None) -> None:
     """List the answers that used DOCUMENT (a document id or content hash), newest first."""
-    from .. import report
     from ..errors import NotFoundError
 
     with open_trail(db) as trail:
         rows = trail.answers_using(document, limit=limit)
     if not rows and not as_json:
         raise NotFoundError(f"no stored answer used document {document!r}")
-    emit(rows, as_json, lambda: report.documents_table(rows))
+    emit(rows, as_json, lambda: _report().documents_table(rows))
 
 
 @click.command()
@@ -97,13 +99,11 @@ def documents(document: str, db: str | None, as_json: bool, limit: int | None) -
 def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
           until: str | None) -> None:
     """Tokens and cost, grouped; calls with no known price are counted apart."""
-    from .. import report
-
     keys = list(dict.fromkeys(_BY_ALIASES[b] for b in by))
     with open_trail(db) as trail:
         rows = trail.usage(keys, since=parse_when(since, "--since"),
                            until=parse_when(until, "--until"))
-    emit(rows, as_json, lambda: report.usage_table(rows, keys))
+    emit(rows, as_json, lambda: _report().usage_table(rows, keys))
 
 
 @click.command()
@@ -113,13 +113,13 @@ def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
 @json_option
 def diff(trace_a: str, trace_b: str, db: str | None, as_json: bool) -> None:
     """Compare two traces: model, parameters, template, documents, tokens, cost, answer."""
-    from .. import report
+    from .._facts import diff_rows
 
     with open_trail(db) as trail:
         a = trail.lineage(resolve(trail, trace_a))
         b = trail.lineage(resolve(trail, trace_b))
-    rows = report.diff_rows(a, b)
-    emit(rows, as_json, lambda: report.diff_table(rows, a.trace_id, b.trace_id))
+    rows = diff_rows(a, b)
+    emit(rows, as_json, lambda: _report().diff_table(rows, a.trace_id, b.trace_id))
 
 
 @click.command()
@@ -132,7 +132,7 @@ def replay(run_id: str, db: str | None, as_json: bool) -> None:
     The output is JSON with or without --json: one object for one call, a list for
     several (RUN_ID an LLM run selects that call; a trace id, every call of it).
     """
-    from .. import report
+    from .._facts import replay_spec
     from ..errors import NotFoundError
 
     with open_trail(db) as trail:
@@ -141,5 +141,5 @@ def replay(run_id: str, db: str | None, as_json: bool) -> None:
     calls = [c for c in found.llm_calls if c.run_id == full] or found.llm_calls
     if not calls:
         raise NotFoundError(f"trace {found.trace_id} has no LLM call to replay")
-    specs: Any = [report.replay_spec(c) for c in calls]
+    specs: Any = [replay_spec(c) for c in calls]
     emit_json(specs[0] if len(specs) == 1 else specs)
