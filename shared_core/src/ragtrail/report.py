@@ -388,7 +388,7 @@ def group_label(key: str, row: UsageRow) -> str:
         return "-"
     if key == "template":
         name = row.template_name
-        return f"{_short(name, 48)} ({str(value)[:12]})" if name else str(value)[:12]
+        return f"{_short(name, 60)} ({str(value)[:12]})" if name else str(value)[:12]
     return str(value)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ragtrail.capture import guarded
 
-__all__ = ["template_text"]
+__all__ = ["template_name", "template_text"]
 
 _ROLES = {
     "SystemMessagePromptTemplate": "system",
@@ -65,3 +65,18 @@ def template_text(serialized: Mapping[str, Any] | None) -> str | None:
         return None
     lines = [_message_line(m) for m in messages if isinstance(m, Mapping)]
     return "\n".join(line for line in lines if line) or None
+
+
+@guarded(default=None)
+def template_name(serialized: Mapping[str, Any] | None, run_name: str | None,
+                  metadata: Mapping[str, Any] | None) -> str | None:
+    """The name a prompt was given: its own (``name=`` or ``run_name``, when it is not just
+    its class's name), else its LangChain Hub repo (``owner/repo``, which ``hub.pull``
+    puts in the prompt's metadata); None when it has neither."""
+    if run_name and run_name != _class_name(serialized or {}) and run_name != "Unnamed":
+        return run_name
+    repo = (metadata or {}).get("lc_hub_repo")
+    if isinstance(repo, str) and repo:
+        owner = (metadata or {}).get("lc_hub_owner")
+        return f"{owner}/{repo}" if isinstance(owner, str) and owner else repo
+    return None

@@ -14,7 +14,7 @@ from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
 from ._documents import DocList, doc_list, docs_in, reranking
 from ._names import INFERRED_RERANKER_NAME, KIND_KEY, RERANKER_MARK, RUN_TYPE_KINDS
-from ._prompt import template_text
+from ._prompt import template_name, template_text
 from ._state import RunState
 
 __all__ = ["StepCallbacks"]
@@ -54,7 +54,8 @@ class StepCallbacks(HandlerCore):
             if template:
                 variables = inputs if isinstance(inputs, Mapping) else {"input": inputs}
                 self.recorder.note_prompt_template(
-                    state.key, template, plain(variables, self.recorder.config.max_list_items)
+                    state.key, template, plain(variables, self.recorder.config.max_list_items),
+                    name=template_name(serialized, kwargs.get("name"), metadata),
                 )
         elif not deferred:
             state.input_docs = docs_in(inputs)

@@ -140,8 +140,21 @@ def template_of(instance: Any, arguments: Mapping[str, Any]) -> dict[str, Any] |
     variables = dict(getattr(prompt, "kwargs", None) or {})
     variables.update({k: v for k, v in arguments.items()
                       if k not in ("prompt", "output_cls", "llm_kwargs")})
-    return {"prompt_template": text, "prompt_template_hash": content_hash(text),
-            "prompt_variables": {k: plain(v) for k, v in variables.items()}}
+    found = {"prompt_template": text, "prompt_template_hash": content_hash(text),
+             "prompt_variables": {k: plain(v) for k, v in variables.items()}}
+    name = _prompt_type(prompt)
+    if name is not None:
+        found["prompt_template_name"] = name
+    return found
+
+
+def _prompt_type(prompt: Any) -> str | None:
+    """LlamaIndex's name for a prompt: its ``prompt_type`` (``text_qa``, ``refine``, ...);
+    None for ``custom``, the type of every template a user writes."""
+    metadata = getattr(prompt, "metadata", None)
+    kind = metadata.get("prompt_type") if isinstance(metadata, Mapping) else None
+    value = getattr(kind, "value", kind)
+    return value if isinstance(value, str) and value and value != "custom" else None
 
 
 def rerank_plan(inputs: Sequence[NodeRef], outputs: Sequence[NodeRef]) -> list[int] | None:

@@ -58,4 +58,5 @@ class TraceState:
     open_runs: int = 0
     # content_hash -> (probe texts to find the document in a prompt, document_id)
     documents: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
-    template: tuple[str, dict[str, Any] | None, str] | None = None
+    #: (text, variables, hash, name) of the last template a prompt step rendered.
+    template: tuple[str, dict[str, Any] | None, str, str | None] | None = None

@@ -238,16 +238,21 @@ class Recorder:
         self._update(run_id, "add_documents", lambda run: self._add_docs(run, documents, stage))
 
     def note_prompt_template(
-        self, run_id: object, template: str, variables: Mapping[str, Any] | None = None
+        self, run_id: object, template: str, variables: Mapping[str, Any] | None = None,
+        *, name: str | None = None,
     ) -> None:
-        """Remember the template a prompt step rendered; LLM calls later in the trace get it."""
+        """Remember the template a prompt step rendered; LLM calls later in the trace get it.
+
+        ``name``: the template's name where the framework gives one.
+        """
 
         def apply(run: OpenRun) -> None:
             state = self._traces.get(run.trace_id)
             if state is not None:
                 conv = self._conv()
                 values = conv.convert(dict(variables)) if variables is not None else None
-                state.template = (conv.text(template), values, content_hash(template))
+                shown = conv.text(name) if isinstance(name, str) and name else None
+                state.template = (conv.text(template), values, content_hash(template), shown)
 
         self._update(run_id, "note_prompt_template", apply)
 
@@ -582,7 +587,7 @@ class Recorder:
         end_ns: int,
         status: RunStatus,
         error: RunError | None,
-        template: tuple[str, dict[str, Any] | None, str] | None,
+        template: tuple[str, dict[str, Any] | None, str, str | None] | None,
     ) -> CapturedRun:
         duration_ms = max(end_ns - run.start_ns, 0) / 1e6
         ended_at = run.started_at + timedelta(milliseconds=duration_ms)
@@ -634,11 +639,13 @@ class Recorder:
         run: OpenRun,
         ended_at: datetime,
         duration_ms: float,
-        template: tuple[str, dict[str, Any] | None, str] | None,
+        template: tuple[str, dict[str, Any] | None, str, str | None] | None,
     ) -> LLMMetadata:
         data = dict(run.llm)
         if template is not None and "prompt_template" not in data:
-            data["prompt_template"], variables, data["prompt_template_hash"] = template
+            data["prompt_template"], variables, data["prompt_template_hash"], name = template
+            if name is not None:
+                data["prompt_template_name"] = name
             if variables is not None and "prompt_variables" not in data:
                 data["prompt_variables"] = variables
         meta = build_llm(data)

@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
 from ..store import _tables
 from ..store._types import utc_day
-from ._common import time_filters
+from ._common import excerpt, time_filters
 from ._models import UsageRow
 
 __all__ = ["GROUP_KEYS", "usage"]
@@ -93,9 +93,48 @@ def usage(
     )
     with engine.connect() as conn:
         rows = [_row(keys, row) for row in conn.execute(stmt) if row.calls]
+        if "template" in keys:
+            names = _template_names(conn, {r.group["template"] for r in rows} - {None})
+            for row in rows:
+                row.template_name = names.get(row.group["template"])
     # Sorted here, not in SQL: NULL placement and collation differ between backends.
     rows.sort(key=lambda row: [(value is None, value or "") for value in row.group.values()])
     return rows
+
+
+#: Characters of a template's first line used as its name.
+TEMPLATE_LINE_CHARS = 80
+
+
+def template_label(metadata: Any) -> str | None:
+    """A template's name from an LLM call's stored metadata: the name the framework gave
+    it, else the first non-blank line of its text (at most :data:`TEMPLATE_LINE_CHARS`)."""
+    if not isinstance(metadata, dict):
+        return None
+    name = metadata.get("prompt_template_name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    text = metadata.get("prompt_template")
+    if not isinstance(text, str):
+        return None
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return excerpt(line, TEMPLATE_LINE_CHARS) or None
+
+
+def _template_names(conn: Connection, hashes: set[str]) -> dict[str, str]:
+    """Name of each template hash, from its newest call (one indexed lookup per hash)."""
+    names: dict[str, str] = {}
+    for template_hash in sorted(hashes):
+        metadata = conn.execute(
+            sa.select(_calls.c.metadata)
+            .where(_calls.c.prompt_template_hash == template_hash)
+            .order_by(_calls.c.started_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        label = template_label(metadata)
+        if label is not None:
+            names[template_hash] = label
+    return names
 
 
 def _row(keys: list[str], row: Any) -> UsageRow:

@@ -165,6 +165,10 @@ class LLMMetadata(UtcModel):
     prompt_text: str | None = Field(None, description="Prompt text sent to a completion model.")
     output_text: str | None = Field(None, description="Text the model produced.")
     prompt_template: str | None = Field(None, description="Template the prompt was rendered from.")
+    prompt_template_name: str | None = Field(
+        None, description="The template's name where the framework gives one: a LangChain "
+                          "prompt's own name or its LangChain Hub repo, a LlamaIndex prompt's "
+                          "type (text_qa, refine, ...).")
     prompt_variables: dict[str, Any] | None = None
     prompt_template_hash: str | None = Field(
         None, description="sha256 of the template text: stable across runs."
