@@ -140,8 +140,9 @@ def template_of(instance: Any, arguments: Mapping[str, Any]) -> dict[str, Any] |
     variables = dict(getattr(prompt, "kwargs", None) or {})
     variables.update({k: v for k, v in arguments.items()
                       if k not in ("prompt", "output_cls", "llm_kwargs")})
-    found = {"prompt_template": text, "prompt_template_hash": content_hash(text),
-             "prompt_variables": {k: plain(v) for k, v in variables.items()}}
+    found: dict[str, Any] = {
+        "prompt_template": text, "prompt_template_hash": content_hash(text),
+        "prompt_variables": {k: plain(v) for k, v in variables.items()}}
     name = _prompt_type(prompt)
     if name is not None:
         found["prompt_template_name"] = name
