@@ -130,6 +130,20 @@ def instructions(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def startup(data: dict[str, Any]) -> list[str]:
+    lines = [f"`ragtrail` processes, {data['runs']} runs each, interleaved; demo database "
+             f"from {data['database']}", "",
+             "| command | bytecode cached (median, p90) | PYTHONDONTWRITEBYTECODE=1, nothing "
+             "cached (median, p90) |", "| --- | --- | --- |"]
+    for name, label in (("help", "ragtrail --help"), ("traces", "ragtrail traces"),
+                        ("python_floor", "python -c pass (floor)")):
+        cells = [f"{data[setup][name]['median_ms'] / 1000:.3f} s, "
+                 f"{data[setup][name]['p90_ms'] / 1000:.3f} s"
+                 for setup in ("cached", "no_bytecode_cache")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _ratio(results: dict[str, Any], framework: str, workload: str) -> str:
     entry = results["benchmarks"].get("overhead", {}).get(framework, {}).get(workload, {})
     rt = entry.get("ragtrail_sqlite")
@@ -166,6 +180,12 @@ def targets(results: dict[str, Any]) -> list[str]:
         if key in scale:
             rows.append((f"{key} over everything (SQLite)", "<= 1 s",
                          f"{scale[key]['p50_ms']:.0f} ms"))
+    start = bench.get("startup")
+    if start:
+        for name, label in (("help", "`ragtrail --help`"), ("traces", "`ragtrail traces`")):
+            rows.append((f"{label} start-up, bytecode cached", f"<= {start['targets_s'][name]} s",
+                         f"{start['cached'][name]['median_ms'] / 1000:.3f} s (without bytecode "
+                         f"cache: {start['no_bytecode_cache'][name]['median_ms'] / 1000:.3f} s)"))
     memory = bench.get("memory")
     if memory:
         rows.append((f"memory growth over {memory['invocations']:,} invocations", "<= 20 MB",
@@ -181,7 +201,8 @@ def render(results: dict[str, Any]) -> str:
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
     for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
-                     ("ingest", ingest), ("scale", scale), ("memory", memory)):
+                     ("ingest", ingest), ("scale", scale), ("memory", memory),
+                     ("startup", startup)):
         data = results["benchmarks"].get(name)
         if data:
             out += [f"### {name}", "", *fn(data), ""]

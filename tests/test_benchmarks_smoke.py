@@ -164,3 +164,18 @@ def test_instructions_are_counted_under_callgrind(tmp_path: Path) -> None:
     # One invocation of the LCEL chain is millions of instructions; the imports before
     # the instrumentation was switched on (hundreds of millions) are not counted.
     assert 1_000_000 < counted < 100_000_000
+
+
+def test_the_startup_benchmark_times_the_cli_with_and_without_bytecode(tmp_path: Path) -> None:
+    results = _bench(tmp_path, "--only", "startup")
+    startup = results["benchmarks"]["startup"]
+    assert startup["targets_s"] == {"help": 0.25, "traces": 0.5}
+    for setup in ("cached", "no_bytecode_cache"):
+        for name in ("python_floor", "help", "traces"):
+            assert startup[setup][name]["n"] == startup["runs"] >= 1
+            assert startup[setup][name]["median_ms"] > 0
+    assert startup["no_bytecode_cache"]["pyc_written"] == 0
+    rendered = render(results)
+    assert "### startup" in rendered
+    assert "| `ragtrail --help` start-up, bytecode cached | <= 0.25 s |" in rendered
+    assert "| `ragtrail traces` start-up, bytecode cached | <= 0.5 s |" in rendered
