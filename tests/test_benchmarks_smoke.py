@@ -174,6 +174,7 @@ def test_the_startup_benchmark_times_the_cli_with_and_without_bytecode(tmp_path:
         for name in ("python_floor", "help", "traces"):
             assert startup[setup][name]["n"] == startup["runs"] >= 1
             assert startup[setup][name]["median_ms"] > 0
+            assert startup[setup][name]["cpu_median_ms"] > 0
     assert startup["no_bytecode_cache"]["pyc_written"] == 0
     rendered = render(results)
     assert "### startup" in rendered

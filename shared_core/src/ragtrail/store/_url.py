@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import QueuePool, StaticPool
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..errors import ConfigError, StoreUnavailableError
 from ._checkpoint import AUTOCHECKPOINT_PAGES
@@ -255,6 +254,8 @@ def _enable_wal(cursor: sqlite3.Cursor, within_s: float) -> None:
     """
     if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
         return
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
     for attempt in Retrying(
         retry=retry_if_exception(_is_locked),
         wait=wait_random(0.005, 0.05),
