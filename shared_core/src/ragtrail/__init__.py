@@ -3,6 +3,7 @@
     from ragtrail import Trail
     trail = Trail()                       # SQLite file ./ragtrail.db, or $RAGTRAIL_URL
     lineage = trail.lineage(run_id)       # which documents, prompt, model, tokens, cost?
+    reader = Trail.open_readonly()        # queries only: never creates or changes anything
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AmbiguousIdError,
     ConfigError,
     NotFoundError,
     RagtrailError,
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from .trail import Trail
 
 __all__ = [
+    "AmbiguousIdError",
     "ConfigError",
     "NotFoundError",
     "RagtrailError",
