@@ -5,8 +5,9 @@ The real client libraries (``langchain-openai``, ``langchain-anthropic``, LlamaI
 those clients really report. It answers the way the real services do:
 
 - ``POST /v1/chat/completions``: usage with ``prompt_tokens_details.cached_tokens`` and
-  ``completion_tokens_details.reasoning_tokens``, ``id``, ``model`` (a dated version of
-  the model asked for), ``system_fingerprint``, ``finish_reason``; streamed as
+  ``.cache_write_tokens`` and ``completion_tokens_details.reasoning_tokens``, ``id``,
+  ``model`` (a dated version of the model asked for), ``system_fingerprint``,
+  ``service_tier`` (the one asked for, else ``default``), ``finish_reason``; streamed as
   server-sent events ending with the usage chunk when ``stream_options.include_usage``;
   headers ``x-request-id`` and ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``;
 - ``POST /v1/messages``: usage as the API reports it today: ``cache_read_input_tokens``
@@ -62,9 +63,11 @@ MODEL_VERSIONS = {OPENAI_MODEL: "gpt-4o-mini-2024-07-18",
 SYSTEM_FINGERPRINT = "fp_44709d6fcb"
 ANSWER = "WAL lets readers proceed while one writer appends to the log."
 
-# OpenAI: cached tokens are a part of prompt_tokens, reasoning a part of completion_tokens.
+# OpenAI: cached and cache-written tokens are a part of prompt_tokens, reasoning a part of
+# completion_tokens.
 OPENAI_USAGE = {"prompt_tokens": 1200, "completion_tokens": 40, "total_tokens": 1240,
-                "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 128,
+                                          "audio_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 8, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0,
                                               "rejected_prediction_tokens": 0}}
@@ -307,6 +310,12 @@ def _model(body: dict[str, Any]) -> str:
     return MODEL_VERSIONS.get(asked, asked)
 
 
+def _tier(body: dict[str, Any]) -> str:
+    """The service tier an OpenAI answer names: the one asked for, else ``default``."""
+    asked = body.get("service_tier")
+    return "default" if asked in (None, "auto") else str(asked)
+
+
 def _error_body(api: str, status: int) -> dict[str, Any]:
     kind = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}.get(
         status, "invalid_request_error")
@@ -321,7 +330,7 @@ def _openai_completion(received: Received) -> dict[str, Any]:
     return {
         "id": received.response_id, "object": "chat.completion", "created": int(time.time()),
         "model": _model(received.body), "system_fingerprint": SYSTEM_FINGERPRINT,
-        "service_tier": "default",
+        "service_tier": _tier(received.body),
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                      "message": {"role": "assistant", "content": ANSWER, "refusal": None}}],
         "usage": OPENAI_USAGE,
@@ -331,7 +340,7 @@ def _openai_completion(received: Received) -> dict[str, Any]:
 def _openai_events(received: Received) -> Iterator[str]:
     base = {"id": received.response_id, "object": "chat.completion.chunk",
             "created": int(time.time()), "model": _model(received.body),
-            "system_fingerprint": SYSTEM_FINGERPRINT, "service_tier": "default"}
+            "system_fingerprint": SYSTEM_FINGERPRINT, "service_tier": _tier(received.body)}
     include_usage = bool((received.body.get("stream_options") or {}).get("include_usage"))
     extra = {"usage": None} if include_usage else {}
 
@@ -466,7 +475,8 @@ def sent_parameters(body: dict[str, Any]) -> dict[str, Any]:
 #: (OpenAI already counts them in; Anthropic's 100 uncached + 1000 read + 200 written).
 EXPECTED_USAGE = {
     "openai": LLMTokenUsage(input_tokens=1200, output_tokens=40, total_tokens=1240,
-                            cache_read_tokens=1024, reasoning_tokens=8),
+                            cache_read_tokens=1024, cache_creation_tokens=128,
+                            reasoning_tokens=8),
     "anthropic": LLMTokenUsage(input_tokens=1300, output_tokens=50, total_tokens=1350,
                                cache_read_tokens=1000, cache_creation_tokens=200,
                                reasoning_tokens=12),

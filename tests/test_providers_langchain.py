@@ -169,13 +169,15 @@ async def test_every_field_async(client: str, mode: str, provider: ProviderServe
 
 M = Decimal("0.000001")  # prices are per million tokens
 # Hand-computed from the public price lists, bucket by bucket:
-# gpt-4o-mini $0.15 input, $0.075 cached input, $0.60 output (reasoning included);
+# gpt-4o-mini $0.15 input (cache writes too), $0.075 cached input, $0.60 output
+# (reasoning included);
 # claude-3-5-haiku $0.80 input, $0.08 cache read, $1.00 cache write (5 minutes),
 # $1.60 cache write kept 1 hour, $4.00 output.
 BY_HAND = {
-    "openai": {"input_cost": (1200 - 1024) * Decimal("0.15") * M,
+    "openai": {"input_cost": (1200 - 1024 - 128) * Decimal("0.15") * M,
                "cache_read_cost": 1024 * Decimal("0.075") * M,
-               "cache_write_cost": Decimal(0),
+               # gpt-4o-mini has no cache-write price: writes are billed as input.
+               "cache_write_cost": 128 * Decimal("0.15") * M,
                "output_cost": 40 * Decimal("0.60") * M,
                "total_cost": Decimal("0.0001272")},
     "anthropic": {"input_cost": 100 * Decimal("0.80") * M,
@@ -373,7 +375,9 @@ class ChatInHouse(BaseChatModel):
                             "output_tokens": usage["completion_tokens"],
                             "total_tokens": usage["total_tokens"],
                             "input_token_details": {
-                                "cache_read": usage["prompt_tokens_details"]["cached_tokens"]},
+                                "cache_read": usage["prompt_tokens_details"]["cached_tokens"],
+                                "cache_creation": usage["prompt_tokens_details"][
+                                    "cache_write_tokens"]},
                             "output_token_details": {
                                 "reasoning": usage["completion_tokens_details"][
                                     "reasoning_tokens"]}},
@@ -420,3 +424,16 @@ def test_own_chat_model_naming_an_unknown_model_is_not_guessed(provider: Provide
     assert meta.cost_metrics is not None
     assert (meta.cost_metrics.price_status, meta.cost_metrics.total_cost) == (
         PriceStatus.UNKNOWN_MODEL, None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_service_tier_usage_details(mode: str, provider: ProviderServer,
+                                           trail: Trail) -> None:
+    """On the priority and flex tiers langchain-openai prefixes its usage details with the
+    tier ("priority_cache_read"); the cached, written and reasoning tokens are kept."""
+    rid = uuid.uuid4()
+    model = chat_model("openai", provider, service_tier="priority")
+    call(model, mode, {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    assert provider.last().body["service_tier"] == "priority"
+    meta = only_llm(stored(trail, rid))
+    assert meta.token_usage == EXPECTED_USAGE["openai"]

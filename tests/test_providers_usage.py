@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 from anthropic.types import CacheCreation, OutputTokensDetails, Usage
+from openai.types import CompletionUsage
+from openai.types.responses import ResponseUsage
 
-from provider_server import ANTHROPIC_CACHE_TTL, ANTHROPIC_USAGE, EXPECTED_USAGE
+from provider_server import ANTHROPIC_CACHE_TTL, ANTHROPIC_USAGE, EXPECTED_USAGE, OPENAI_USAGE
 from ragtrail.pricing import Pricer
 from ragtrail.providers import (
     PROVIDER_FROM_CLASS,
@@ -19,6 +21,7 @@ from ragtrail.providers import (
     anthropic_usage,
     cache_creation_tokens,
     cache_write_1h_tokens,
+    openai_usage,
     resolve_provider,
 )
 from ragtrail.schemas import LLMMetadata, LLMTokenUsage
@@ -65,6 +68,21 @@ def test_cache_creation_tokens(reported: object, by_ttl: object,
 def test_no_input_or_output_is_no_usage() -> None:
     assert anthropic_usage({"cache_read_input_tokens": 5}) is None
     assert anthropic_usage(None) is None
+    assert openai_usage({"total_tokens": 5}) is None
+
+
+def test_openai_usage_chat_completions_and_responses_api() -> None:
+    expected = EXPECTED_USAGE["openai"].model_dump(exclude_none=True)
+    responses = {"input_tokens": 1200, "output_tokens": 40, "total_tokens": 1240,
+                 "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 128},
+                 "output_tokens_details": {"reasoning_tokens": 8}}
+    flat = {"prompt_tokens": 1200, "completion_tokens": 40, "total_tokens": 1240,
+            "cached_tokens": 1024, "cache_write_tokens": 128, "reasoning_tokens": 8}
+    for raw in (OPENAI_USAGE, CompletionUsage.model_validate(OPENAI_USAGE), responses,
+                ResponseUsage.model_validate(responses), flat):
+        found = openai_usage(raw)
+        assert found is not None
+        assert (found.token_usage, found.provider_specific()) == (expected, None)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,13 @@ sum of the TTL buckets when the plain count is 0 or missing) and keeps the split
 call's provider specifics under :data:`CACHE_CREATION`, where the pricer reads the
 one-hour part (:func:`cache_write_1h_tokens`) to bill it at its own rate.
 
+**OpenAI usage.** Chat Completions report ``prompt_tokens`` / ``completion_tokens``
+with ``prompt_tokens_details.{cached_tokens, cache_write_tokens}`` and
+``completion_tokens_details.reasoning_tokens``; the Responses API the same as
+``input_tokens`` / ``output_tokens`` with ``input_tokens_details`` /
+``output_tokens_details``. Cached and written tokens are a part of the input there, as
+in ragtrail (:func:`openai_usage`).
+
 **Provider inference.** When the client does not say who serves the model (a chat
 model class of the user's own, ``OpenAILike``), :func:`resolve_provider` asks the
 pricer's model matching (genai-prices) and, when it knows the model, stores its
@@ -39,6 +46,7 @@ __all__ = [
     "cache_creation_tokens",
     "cache_write_1h_tokens",
     "field_of",
+    "openai_usage",
     "resolve_provider",
 ]
 
@@ -144,6 +152,35 @@ def anthropic_usage(usage: Any) -> ProviderUsage | None:
         "reasoning_tokens": thinking,
     }
     return ProviderUsage({k: v for k, v in values.items() if v is not None}, split)
+
+
+def openai_usage(usage: Any) -> ProviderUsage | None:
+    """OpenAI usage (Chat Completions or Responses API; a mapping or the SDK's object)
+    in ragtrail's terms: the same counts, since OpenAI already counts cached and written
+    tokens in the input and reasoning in the output. The nested details may also be
+    given flat, under their own names. None when ``usage`` holds neither input nor
+    output tokens.
+    """
+    inputs, outputs = field_of(usage, "prompt_tokens"), field_of(usage, "completion_tokens")
+    in_details, out_details = "prompt_tokens_details", "completion_tokens_details"
+    if inputs is None and outputs is None:  # the Responses API
+        inputs, outputs = field_of(usage, "input_tokens"), field_of(usage, "output_tokens")
+        in_details, out_details = "input_tokens_details", "output_tokens_details"
+    if _count(inputs) is None and _count(outputs) is None:
+        return None
+    details = field_of(usage, in_details)
+    details = usage if details is None else details
+    reasoning = field_of(usage, out_details)
+    values = {
+        "input_tokens": _count(inputs),
+        "output_tokens": _count(outputs),
+        "total_tokens": _count(field_of(usage, "total_tokens")),
+        "cache_read_tokens": _count(field_of(details, "cached_tokens")),
+        "cache_creation_tokens": _count(field_of(details, "cache_write_tokens")),
+        "reasoning_tokens": _count(field_of(usage if reasoning is None else reasoning,
+                                            "reasoning_tokens")),
+    }
+    return ProviderUsage({k: v for k, v in values.items() if v is not None})
 
 
 def cache_write_1h_tokens(provider_specific: Mapping[str, Any] | None) -> int | None:

@@ -28,7 +28,12 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
 
 from ragtrail.capture import guarded
-from ragtrail.providers import CACHE_CREATION, anthropic_usage, cache_creation_tokens
+from ragtrail.providers import (
+    CACHE_CREATION,
+    anthropic_usage,
+    cache_creation_tokens,
+    openai_usage,
+)
 from ragtrail.schemas import (
     LLMRequestParameters,
     LLMResponseMetadata,
@@ -198,35 +203,22 @@ def _first_generation(response: LLMResult) -> Generation | None:
     return None
 
 
-# token usage field -> where LangChain's usage_metadata / OpenAI's usage keep it
-# (cache writes apart: see _usage_from_message)
-_LC_USAGE = {
-    "input_tokens": ("input_tokens",),
-    "output_tokens": ("output_tokens",),
-    "total_tokens": ("total_tokens",),
-    "cache_read_tokens": ("input_token_details", "cache_read"),
-    "reasoning_tokens": ("output_token_details", "reasoning"),
-}
-_OPENAI_USAGE = {
-    "input_tokens": ("prompt_tokens",),
-    "output_tokens": ("completion_tokens",),
-    "total_tokens": ("total_tokens",),
-    "cache_read_tokens": ("prompt_tokens_details", "cached_tokens"),
-    "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens"),
-}
-
-
-def _pick(source: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field, path in paths.items():
-        value: Any = source
-        for key in path:
-            value = value.get(key) if isinstance(value, Mapping) else None
-        out[field] = value
-    return out
-
+#: langchain-openai prefixes the usage details of these service tiers with the tier's
+#: name ("priority_cache_read", "flex_reasoning").
+_SERVICE_TIERS = ("priority", "flex")
 
 _Usage = tuple[dict[str, Any], dict[str, Any] | None]  # usage fields, provider specifics
+
+
+def _detail(details: Any, key: str) -> Any:
+    """A usage detail of LangChain's ``input/output_token_details``, also when
+    langchain-openai prefixed it with the call's service tier."""
+    if not isinstance(details, Mapping):
+        return None
+    for name in (key, *(f"{tier}_{key}" for tier in _SERVICE_TIERS)):
+        if details.get(name) is not None:
+            return details[name]
+    return None
 
 
 @guarded(default=None)
@@ -235,23 +227,24 @@ def _usage_from_message(generation: Generation | None) -> _Usage | None:
     usage = getattr(message, "usage_metadata", None)
     if not usage:
         return None
-    fields = _pick(usage, _LC_USAGE)
+    inputs, outputs = usage.get("input_token_details"), usage.get("output_token_details")
     # langchain-anthropic reports Anthropic's cache writes by TTL beside cache_creation: 0.
-    details = usage.get("input_token_details")
-    written, by_ttl = cache_creation_tokens(_get_key(details, "cache_creation"), details)
-    fields["cache_creation_tokens"] = written
+    written, by_ttl = cache_creation_tokens(_detail(inputs, "cache_creation"), inputs)
+    fields = {"input_tokens": usage.get("input_tokens"),
+              "output_tokens": usage.get("output_tokens"),
+              "total_tokens": usage.get("total_tokens"),
+              "cache_read_tokens": _detail(inputs, "cache_read"),
+              "cache_creation_tokens": written,
+              "reasoning_tokens": _detail(outputs, "reasoning")}
     return fields, {CACHE_CREATION: by_ttl} if by_ttl else None
-
-
-def _get_key(source: Any, key: str) -> Any:
-    return source.get(key) if isinstance(source, Mapping) else None
 
 
 @guarded(default=None)
 def _usage_from_mapping(usage: Mapping[str, Any]) -> _Usage | None:
     """OpenAI-style (prompt/completion) or Anthropic-style (input/output, cache apart)."""
     if "prompt_tokens" in usage or "completion_tokens" in usage:
-        return _pick(usage, _OPENAI_USAGE), None
+        found = openai_usage(usage)
+        return (dict(found.token_usage), None) if found is not None else None
     found = anthropic_usage(usage)
     if found is None:
         return None

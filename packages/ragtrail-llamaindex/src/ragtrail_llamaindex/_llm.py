@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ragtrail.capture import guarded
-from ragtrail.providers import CACHE_TTL_KEYS, anthropic_usage, field_of
+from ragtrail.providers import CACHE_TTL_KEYS, anthropic_usage, field_of, openai_usage
 
 from ._extract import message_dicts
 
@@ -65,6 +65,8 @@ _USAGE_KEYS = (
 _DETAIL_KEYS = (
     ("prompt_tokens_details", "cached_tokens", "cached_tokens"),
     ("input_tokens_details", "cached_tokens", "cached_tokens"),
+    ("prompt_tokens_details", "cache_write_tokens", "cache_write_tokens"),  # OpenAI
+    ("input_tokens_details", "cache_write_tokens", "cache_write_tokens"),
     ("completion_tokens_details", "reasoning_tokens", "reasoning_tokens"),
     ("output_tokens_details", "reasoning_tokens", "reasoning_tokens"),
     ("output_tokens_details", "thinking_tokens", "thinking_tokens"),  # Anthropic
@@ -211,12 +213,19 @@ def _sum(*values: int | None) -> int | None:
     return sum(present) if present else None
 
 
-def _chat_completions(f: Mapping[str, int]) -> dict[str, int | None] | None:
-    if f.get("prompt_tokens") is None and f.get("completion_tokens") is None:
+#: Counts only OpenAI's usage has: the Responses API's input/output tokens are told from
+#: Anthropic's by these (Anthropic reports no total and cache counts of its own).
+_OPENAI_ONLY = frozenset({"prompt_tokens", "completion_tokens", "cached_tokens",
+                          "cache_write_tokens", "total_tokens"})
+
+
+def _openai(f: Mapping[str, int]) -> dict[str, int | None] | None:
+    """Chat Completions or the Responses API: cached and written tokens are a part of
+    the input already, as ragtrail counts."""
+    if not _OPENAI_ONLY & f.keys():
         return None
-    return {"input_tokens": f.get("prompt_tokens"), "output_tokens": f.get("completion_tokens"),
-            "total_tokens": f.get("total_tokens"), "cache_read_tokens": f.get("cached_tokens"),
-            "reasoning_tokens": f.get("reasoning_tokens")}
+    found = openai_usage(f)
+    return dict(found.token_usage) if found is not None else None
 
 
 def _gemini(f: Mapping[str, int]) -> dict[str, int | None] | None:
@@ -236,24 +245,13 @@ def _ollama(f: Mapping[str, int]) -> dict[str, int | None] | None:
     return {"input_tokens": f.get("prompt_eval_count"), "output_tokens": f.get("eval_count")}
 
 
-def _responses_api(f: Mapping[str, int]) -> dict[str, int | None] | None:
-    if f.get("input_tokens") is None and f.get("output_tokens") is None:
-        return None
-    if "cached_tokens" not in f and "total_tokens" not in f:
-        return None  # Anthropic's shape (below)
-    # OpenAI Responses API: input_tokens already includes the cached ones.
-    return {"input_tokens": f.get("input_tokens"), "output_tokens": f.get("output_tokens"),
-            "total_tokens": f.get("total_tokens"), "cache_read_tokens": f.get("cached_tokens"),
-            "reasoning_tokens": f.get("reasoning_tokens")}
-
-
 def token_usage(fields: Mapping[str, int]) -> tuple[dict[str, int], dict[str, Any] | None] | None:
     """Flat raw counts -> ragtrail ``LLMTokenUsage`` fields and what the provider
     specifics keep of them (Anthropic's cache writes by TTL), or None when none."""
     if not fields or not any(fields.values()):
         return None
     specific = None
-    for shape in (_chat_completions, _gemini, _ollama, _responses_api):
+    for shape in (_gemini, _ollama, _openai):
         usage = shape(fields)
         if usage is not None:
             break
