@@ -2,10 +2,12 @@
 
 Where each value comes from, first found wins:
 
-- provider: ``ls_provider`` in run metadata, unless it is only LangChain's default made
-  from the class name; else ``response_metadata["model_provider"]``; else none is known
-  and the core infers one from the model name (see :mod:`ragtrail.providers`), keeping
-  the class-name guess (``ChatAcme`` -> ``acme``) as ``provider_from_class``;
+- provider: ``ls_provider`` in run metadata, unless the model class is the user's own
+  and it is only LangChain's default made from the class name; else
+  ``response_metadata["model_provider"]``; else, for a class of the user's own, the core
+  infers one from the model name (see :mod:`ragtrail.providers`), keeping the class-name
+  guess (``ChatAcme`` -> ``acme``) as ``provider_from_class``; for an integration's
+  class, that guess;
 - model: ``ls_model_name``, then the invocation params' ``model``/``model_name``;
 - request parameters: invocation params, then ``ls_temperature``/``ls_max_tokens``/``ls_stop``,
   then the model's constructor arguments in ``serialized["kwargs"]`` (``ChatAnthropic``
@@ -48,6 +50,7 @@ __all__ = [
     "class_default_providers",
     "class_provider",
     "constructor_kwargs",
+    "from_langchain_package",
     "llm_end_metadata",
     "llm_start_metadata",
     "output_text",
@@ -124,6 +127,14 @@ def class_default_providers(serialized: Mapping[str, Any] | None) -> frozenset[s
     name = str(ids[-1]) if ids else ""
     guesses = {class_provider(serialized), name.removesuffix("LLM").lower()}
     return frozenset(g for g in guesses if g)
+
+
+@guarded(default=True)
+def from_langchain_package(serialized: Mapping[str, Any] | None) -> bool:
+    """Whether the model class comes from LangChain or one of its integration packages
+    (``langchain_core``'s fakes, ``langchain_ollama``, ...), not from the user's code."""
+    ids = (serialized or {}).get("id") or ()
+    return bool(ids) and str(ids[0]).split(".")[0].startswith("langchain")
 
 
 @guarded(default=_NO_KWARGS)

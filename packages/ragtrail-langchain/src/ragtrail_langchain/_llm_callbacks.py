@@ -19,6 +19,7 @@ from ._llm import (
     class_default_providers,
     class_provider,
     constructor_kwargs,
+    from_langchain_package,
     llm_end_metadata,
     llm_start_metadata,
     output_text,
@@ -84,11 +85,14 @@ class LLMCallbacks(HandlerCore):
             meta = llm_start_metadata(metadata or {}, kwargs.get("invocation_params"),
                                       constructed=constructor_kwargs(serialized), **sent)
             reported = meta.get("provider")
-            if reported is None or reported in class_default_providers(serialized):
-                # Only LangChain's default from the class name: no provider is known yet.
+            own_class = not from_langchain_package(serialized)
+            if reported is None or (own_class and reported in class_default_providers(serialized)):
+                # None, or only LangChain's default from the class name of a model class
+                # of the user's own: no provider is known yet.
                 meta.pop("provider", None)
                 state.provider_unknown = True
                 state.provider_guess = reported or class_provider(serialized)
+                state.provider_inferable = own_class
             self.recorder.update_llm(state.key, meta)
 
     @guarded
@@ -118,15 +122,18 @@ class LLMCallbacks(HandlerCore):
     @staticmethod
     def _unknown_provider(state: RunState, reported: str | None) -> dict[str, Any]:
         """For a model that named no provider at its start: the one its response
-        names, else its class-name guess for the core to use when the model name
-        implies none (see ragtrail.providers.resolve_provider)."""
+        names, else its class-name guess. For a class of the user's own the guess is
+        only a fallback: the core first infers the provider from the model name (see
+        ragtrail.providers.resolve_provider); an integration's class name is its word."""
         if not state.provider_unknown:
             return {}
         if reported:
             return {"provider": reported}
-        if state.provider_guess:
+        if not state.provider_guess:
+            return {}
+        if state.provider_inferable:
             return {"provider_specific": {PROVIDER_FROM_CLASS: state.provider_guess}}
-        return {}
+        return {"provider": state.provider_guess}
 
     @guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

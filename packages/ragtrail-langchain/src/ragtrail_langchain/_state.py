@@ -36,6 +36,7 @@ class RunState:
     first_token: bool = False
     provider_unknown: bool = False  # the model reported no provider of its own
     provider_guess: str | None = None  # then: the one its class name suggests
+    provider_inferable: bool = False  # a class of the user's own: infer from the model
     input_docs: DocList | None = None
     child_docs: DocList | None = None  # output of the only child retriever
     child_retrievers: int = 0
