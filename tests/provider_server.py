@@ -5,13 +5,18 @@ The real client libraries (``langchain-openai``, ``langchain-anthropic``, LlamaI
 those clients really report. It answers the way the real services do:
 
 - ``POST /v1/chat/completions``: usage with ``prompt_tokens_details.cached_tokens`` and
-  ``completion_tokens_details.reasoning_tokens``, ``id``, ``model`` (a dated version of
-  the model asked for), ``system_fingerprint``, ``finish_reason``; streamed as
+  ``.cache_write_tokens`` and ``completion_tokens_details.reasoning_tokens``, ``id``,
+  ``model`` (a dated version of the model asked for), ``system_fingerprint``,
+  ``service_tier`` (the one asked for, else ``default``), ``finish_reason``; streamed as
   server-sent events ending with the usage chunk when ``stream_options.include_usage``;
   headers ``x-request-id`` and ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``;
-- ``POST /v1/messages``: usage with ``cache_read_input_tokens`` and
-  ``cache_creation_input_tokens`` (not included in ``input_tokens``, as Anthropic counts),
-  ``stop_reason``; streamed as ``message_start`` .. ``message_delta`` (cumulative usage)
+- ``POST /v1/messages``: usage as the API reports it today: ``cache_read_input_tokens``
+  and ``cache_creation_input_tokens`` (not included in ``input_tokens``, as Anthropic
+  counts), the cache writes split by time to live in ``cache_creation``
+  (``ephemeral_5m_input_tokens``, ``ephemeral_1h_input_tokens``),
+  ``output_tokens_details.thinking_tokens``, ``service_tier``; ``stop_reason``; streamed
+  as ``message_start`` (the message with that whole usage) .. ``message_delta``
+  (cumulative usage in the API's ``MessageDeltaUsage`` shape, which has no TTL split)
   .. ``message_stop``; headers ``request-id`` and ``anthropic-ratelimit-*``.
 
 Every request is recorded (:attr:`ProviderServer.requests`) with the ids the server
@@ -38,9 +43,11 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import genai_prices
 import pytest
 
 from ragtrail import Trail
@@ -56,16 +63,26 @@ MODEL_VERSIONS = {OPENAI_MODEL: "gpt-4o-mini-2024-07-18",
 SYSTEM_FINGERPRINT = "fp_44709d6fcb"
 ANSWER = "WAL lets readers proceed while one writer appends to the log."
 
-# OpenAI: cached tokens are a part of prompt_tokens, reasoning a part of completion_tokens.
+# OpenAI: cached and cache-written tokens are a part of prompt_tokens, reasoning a part of
+# completion_tokens.
 OPENAI_USAGE = {"prompt_tokens": 1200, "completion_tokens": 40, "total_tokens": 1240,
-                "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 128,
+                                          "audio_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 8, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0,
                                               "rejected_prediction_tokens": 0}}
-# Anthropic: input_tokens is only the uncached part; thinking is a part of output_tokens.
+# Anthropic: input_tokens is only the uncached part; thinking is a part of output_tokens;
+# the 200 cache writes are 150 kept for 5 minutes and 50 kept for an hour.
+ANTHROPIC_CACHE_TTL = {"ephemeral_5m_input_tokens": 150, "ephemeral_1h_input_tokens": 50}
 ANTHROPIC_USAGE = {"input_tokens": 100, "cache_read_input_tokens": 1000,
-                   "cache_creation_input_tokens": 200, "output_tokens": 50,
-                   "output_tokens_details": {"thinking_tokens": 12}}
+                   "cache_creation_input_tokens": 200, "cache_creation": ANTHROPIC_CACHE_TTL,
+                   "output_tokens": 50, "output_tokens_details": {"thinking_tokens": 12},
+                   "server_tool_use": None, "service_tier": "standard"}
+#: What a stream's message_delta repeats of it (cumulative): the API's MessageDeltaUsage
+#: carries the counts but not the TTL split, which only message_start has.
+ANTHROPIC_DELTA_USAGE = {k: ANTHROPIC_USAGE[k] for k in (
+    "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens",
+    "output_tokens_details", "server_tool_use")}
 
 OPENAI_RATE_HEADERS = {
     "x-ratelimit-limit-requests": "10000",
@@ -293,6 +310,12 @@ def _model(body: dict[str, Any]) -> str:
     return MODEL_VERSIONS.get(asked, asked)
 
 
+def _tier(body: dict[str, Any]) -> str:
+    """The service tier an OpenAI answer names: the one asked for, else ``default``."""
+    asked = body.get("service_tier")
+    return "default" if asked in (None, "auto") else str(asked)
+
+
 def _error_body(api: str, status: int) -> dict[str, Any]:
     kind = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}.get(
         status, "invalid_request_error")
@@ -307,7 +330,7 @@ def _openai_completion(received: Received) -> dict[str, Any]:
     return {
         "id": received.response_id, "object": "chat.completion", "created": int(time.time()),
         "model": _model(received.body), "system_fingerprint": SYSTEM_FINGERPRINT,
-        "service_tier": "default",
+        "service_tier": _tier(received.body),
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                      "message": {"role": "assistant", "content": ANSWER, "refusal": None}}],
         "usage": OPENAI_USAGE,
@@ -317,7 +340,7 @@ def _openai_completion(received: Received) -> dict[str, Any]:
 def _openai_events(received: Received) -> Iterator[str]:
     base = {"id": received.response_id, "object": "chat.completion.chunk",
             "created": int(time.time()), "model": _model(received.body),
-            "system_fingerprint": SYSTEM_FINGERPRINT, "service_tier": "default"}
+            "system_fingerprint": SYSTEM_FINGERPRINT, "service_tier": _tier(received.body)}
     include_usage = bool((received.body.get("stream_options") or {}).get("include_usage"))
     extra = {"usage": None} if include_usage else {}
 
@@ -357,9 +380,9 @@ def _anthropic_events(received: Received) -> Iterator[str]:
         yield _sse("content_block_delta",
                    {"index": 0, "delta": {"type": "text_delta", "text": word}})
     yield _sse("content_block_stop", {"index": 0})
-    # The API now repeats the whole (cumulative) usage in message_delta.
+    # The API now repeats the (cumulative) counts in message_delta, without the TTL split.
     yield _sse("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                 "usage": ANTHROPIC_USAGE})
+                                 "usage": ANTHROPIC_DELTA_USAGE})
     yield _sse("message_stop", {})
 
 
@@ -452,20 +475,49 @@ def sent_parameters(body: dict[str, Any]) -> dict[str, Any]:
 #: (OpenAI already counts them in; Anthropic's 100 uncached + 1000 read + 200 written).
 EXPECTED_USAGE = {
     "openai": LLMTokenUsage(input_tokens=1200, output_tokens=40, total_tokens=1240,
-                            cache_read_tokens=1024, reasoning_tokens=8),
+                            cache_read_tokens=1024, cache_creation_tokens=128,
+                            reasoning_tokens=8),
     "anthropic": LLMTokenUsage(input_tokens=1300, output_tokens=50, total_tokens=1350,
                                cache_read_tokens=1000, cache_creation_tokens=200,
                                reasoning_tokens=12),
 }
 
 
-def assert_priced(meta: LLMMetadata, api: str, provider: str | None) -> None:
-    """The stored cost is ragtrail's price of the expected usage, bucket by bucket."""
+#: What ragtrail keeps in the provider specifics of an Anthropic call whose client passes
+#: the TTL split on.
+EXPECTED_CACHE_CREATION = dict(ANTHROPIC_CACHE_TTL)
+
+
+def assert_priced(meta: LLMMetadata, api: str, provider: str | None, *,
+                  ttl_split: bool = False) -> None:
+    """The stored cost is ragtrail's price of the expected usage, bucket by bucket.
+
+    ``ttl_split``: the client passed Anthropic's cache writes by TTL on, so the one-hour
+    writes are priced at their own rate, and the total is genai-prices' own price of
+    what the server sent. Without it (streams) every write is priced at the 5-minute
+    rate: the split never reached ragtrail.
+    """
     model = OPENAI_MODEL if api == "openai" else ANTHROPIC_MODEL
+    one_hour = ANTHROPIC_CACHE_TTL["ephemeral_1h_input_tokens"] if ttl_split else None
     expected = Pricer().cost(EXPECTED_USAGE[api], model=model, provider=provider,
-                             at=meta.request_timestamp)
+                             at=meta.request_timestamp, cache_write_1h_tokens=one_hour)
     assert expected.price_status is PriceStatus.PRICED
     assert meta.cost_metrics == expected
+    specific = meta.provider_specific or {}
+    assert specific.get("cache_creation") == (EXPECTED_CACHE_CREATION if ttl_split else None)
+    if ttl_split or api == "openai":
+        assert expected.total_cost == genai_prices_total(api, meta.request_timestamp)
+
+
+def genai_prices_total(api: str, at: datetime | None) -> Decimal:
+    """genai-prices' own price of the usage the server sends, read by its own extractor
+    from the raw answer (for Anthropic: the 1h cache writes at their own rate)."""
+    answer = {"model": OPENAI_MODEL if api == "openai" else ANTHROPIC_MODEL,
+              "usage": OPENAI_USAGE if api == "openai" else ANTHROPIC_USAGE}
+    extracted = genai_prices.extract_usage(answer, provider_id=api,
+                                           api_flavor="chat" if api == "openai" else "default")
+    price = extracted.calc_price(genai_request_timestamp=at)
+    return price.total_price
 
 
 def only_llm(lineage: Lineage) -> LLMMetadata:

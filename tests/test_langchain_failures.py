@@ -159,7 +159,12 @@ def test_on_retry_is_counted_and_llm_output_usage_is_the_fallback(trail: Trail) 
     (call,) = lineage.llm_calls
     meta = call.metadata
     assert meta.prompt_text == "Say done" and meta.output_text == "done"
-    assert meta.provider == "flakycompletion"
+    # A class of the user's own: its provider is inferred from the model it names.
+    assert meta.provider == "openai"
+    assert meta.provider_specific is not None
+    assert meta.provider_specific["provider_inferred"] == {"model": "gpt-3.5-turbo-instruct",
+                                                           "by": "genai-prices"}
+    assert meta.provider_specific["provider_from_class"] == "flakycompletion"
     assert meta.token_usage is not None
     assert (meta.token_usage.input_tokens, meta.token_usage.output_tokens,
             meta.token_usage.total_tokens, meta.token_usage.cache_read_tokens) == (12, 3, 15, 4)

@@ -46,12 +46,15 @@ def test_openai_shaped_usage_with_cached_and_reasoning_tokens(sqlite_url: str) -
     assert response.system_fingerprint == "fp_test"
     assert response.model_version == "gpt-4o-mini-2024-07-18"
     assert meta.provider_model == "gpt-4o-mini"
-    assert meta.provider is None  # a class outside llama_index.llms.<provider>
+    # A class outside llama_index.llms.<provider>: inferred from the model name, flagged.
+    assert meta.provider == "openai"
     params = meta.request_parameters
     assert (params.model, params.temperature, params.max_tokens) == ("gpt-4o-mini", 0.7, 64)
     assert params.stop_sequences == ["\n\n"]
     assert meta.prompt_text == "What is WAL?" and meta.output_text == llm.answer
-    assert meta.provider_specific == {"llm_class": "UsageLLM", "response_id": "chatcmpl-1"}
+    assert meta.provider_specific == {
+        "llm_class": "UsageLLM", "response_id": "chatcmpl-1",
+        "provider_inferred": {"model": "gpt-4o-mini", "by": "genai-prices"}}
     cost = meta.cost_metrics
     assert cost.price_status is PriceStatus.PRICED
     # gpt-4o-mini: 176 uncached input at 0.15/M, 1024 cached at 0.075/M, 40 output at 0.6/M.
@@ -93,7 +96,8 @@ def test_anthropic_stream_usage_is_gathered_from_its_events(sqlite_url: str) -> 
 @pytest.mark.parametrize(("module", "provider"), [
     ("llama_index.llms.anthropic.base", "anthropic"),
     ("llama_index.llms.azure_openai.base", "azure"),
-    ("llama_index.llms.openai_like.base", None),  # serves any vendor's models
+    # Serves any vendor's models: the provider is inferred from the model name.
+    ("llama_index.llms.openai_like.base", "anthropic"),
 ])
 def test_provider_comes_from_the_integration_package(sqlite_url: str, module: str,
                                                      provider: str | None) -> None:
@@ -104,6 +108,7 @@ def test_provider_comes_from_the_integration_package(sqlite_url: str, module: st
     _, meta = _only_call(trail, handler.last_trace_id)
     assert meta.provider == provider
     assert meta.provider_specific["llm_class"] == "Integration"
+    assert ("provider_inferred" in meta.provider_specific) is module.endswith("openai_like.base")
     trail.close()
 
 

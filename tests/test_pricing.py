@@ -164,6 +164,93 @@ def test_anthropic_sonnet_cache_read_and_write(pricer: Pricer) -> None:
     )
 
 
+# --- Cache writes kept for one hour (Anthropic's TTL split) ----------------------------
+
+#: Claude on Bedrock: genai-prices has its cache-write price but no 1h one.
+BEDROCK_SONNET = "global.anthropic.claude-sonnet-4-20250514-v1:0"
+
+
+def test_one_hour_cache_writes_at_their_own_rate(pricer: Pricer) -> None:
+    # claude-sonnet-4-5: input $3, cache read $0.3, cache write $3.75 (5 minutes),
+    # $6 (1 hour), output $15 per MTok.
+    u = usage(input_tokens=10_000, cache_read_tokens=2_000, cache_creation_tokens=3_000,
+              output_tokens=500)
+    m = pricer.cost(u, model="claude-sonnet-4-5", provider="anthropic", at=AT,
+                    cache_write_1h_tokens=1_000)
+    assert bucket_costs(m) == expected(
+        input="0.015",  # 5_000 * 3 / 1e6
+        cache_read="0.0006",  # 2_000 * 0.3 / 1e6
+        cache_write="0.0135",  # 2_000 * 3.75 / 1e6 + 1_000 * 6 / 1e6
+        output="0.0075",  # 500 * 15 / 1e6
+        total="0.0366",
+    )
+    assert (m.cache_write_price_per_1k, m.cache_write_1h_price_per_1k) == (
+        Decimal("0.00375"), Decimal("0.006"))
+    assert m.price_source == GENAI
+    # Without the split every write is billed at the 5-minute rate, and no 1h price shown.
+    plain = pricer.cost(u, model="claude-sonnet-4-5", provider="anthropic", at=AT)
+    assert (plain.cache_write_cost, plain.cache_write_1h_price_per_1k) == (
+        Decimal("0.01125"), None)
+
+
+def test_one_hour_writes_without_a_price_of_their_own_say_which_rate(pricer: Pricer) -> None:
+    # Bedrock's sonnet 4: input $3, cache read $0.3, cache write $3.75, output $15 per
+    # MTok, no 1h price: the 1h writes are billed at $3.75 (as genai-prices does), and
+    # the cost says so.
+    u = usage(input_tokens=10_000, cache_read_tokens=2_000, cache_creation_tokens=3_000,
+              output_tokens=500)
+    m = pricer.cost(u, model=BEDROCK_SONNET, provider="aws", at=AT, cache_write_1h_tokens=1_000)
+    assert bucket_costs(m) == expected(input="0.015", cache_read="0.0006",
+                                       cache_write="0.01125", output="0.0075", total="0.03435")
+    assert m.cache_write_1h_price_per_1k == m.cache_write_price_per_1k == Decimal("0.00375")
+    assert m.price_source == f"{GENAI}; no 1h cache-write price: 1h writes at the cache-write rate"
+
+
+def test_one_hour_writes_in_price_overrides() -> None:
+    u = usage(input_tokens=1_000, cache_creation_tokens=600, output_tokens=10)
+    priced = Pricer(overrides={
+        "own": {"input": 1, "output": 2, "cache_write": 3, "cache_write_1h": 5},
+        "plain": {"input": 1, "output": 2, "cache_write": 3},
+    })
+    own = priced.cost(u, model="own", at=AT, cache_write_1h_tokens=200)
+    # 400 * 1 + 400 * 3 + 200 * 5 + 10 * 2 = 2_620 per million
+    assert (own.total_cost, own.cache_write_1h_price_per_1k, own.price_source) == (
+        Decimal("0.00262"), Decimal("0.005"), "override")
+    plain = priced.cost(u, model="plain", at=AT, cache_write_1h_tokens=200)
+    assert plain.total_cost == Decimal("0.00222")  # the 200 at the cache-write rate, 3
+    assert plain.price_source == "override; no 1h cache-write price: 1h writes at the cache-write rate"
+
+
+def test_more_one_hour_writes_than_writes_is_an_error(pricer: Pricer) -> None:
+    u = usage(input_tokens=1_000, cache_creation_tokens=100, output_tokens=10)
+    m = pricer.cost(u, model="claude-sonnet-4-5", provider="anthropic", at=AT,
+                    cache_write_1h_tokens=101)
+    assert m.price_status is PriceStatus.ERROR
+    assert_all_costs_none(m)
+
+
+# --- Provider inferred from the model name -------------------------------------------
+
+
+@pytest.mark.parametrize(("model", "provider"), [
+    ("gpt-4o-mini", "openai"),
+    ("gpt-4o-mini-2024-07-18", "openai"),
+    ("claude-3-5-haiku-20241022", "anthropic"),
+    ("gemini-2.0-flash", "google"),
+    ("acme-1", None),  # unknown to genai-prices: never a guess
+    ("llama3.1", None),  # served by anyone: genai-prices names no provider
+    ("", None),
+    (None, None),
+])
+def test_infer_provider_uses_genai_prices_matching(pricer: Pricer, model: str | None,
+                                                   provider: str | None) -> None:
+    assert pricer.infer_provider(model) == provider
+    if provider is not None:
+        assert model is not None
+        found, _ = data_snapshot.get_snapshot().find_provider_model(model, None, None, None)
+        assert found.id == provider
+
+
 # --- Reasoning priced apart, provider matching --------------------------------------
 
 
@@ -566,22 +653,27 @@ ORACLE_MODELS = [
     ("claude-3-5-sonnet-latest", "anthropic"),
     ("sonar-deep-research", "perplexity"),
     ("gemini-1.5-pro", None),
+    ("claude-sonnet-4-5", "anthropic"),  # tiered, with a 1h cache-write price
+    (BEDROCK_SONNET, "aws"),  # a cache-write price, none for 1h writes
 ]
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(valid_usages(), st.sampled_from(ORACLE_MODELS))
+@given(valid_usages(), st.sampled_from(ORACLE_MODELS), st.floats(0, 1))
 def test_total_matches_genai_prices_own_calculation(
-    pricer: Pricer, u: LLMTokenUsage, model_provider: tuple[str, str | None]
+    pricer: Pricer, u: LLMTokenUsage, model_provider: tuple[str, str | None], share_1h: float
 ) -> None:
-    # genai-prices' Usage also counts cached tokens inside input_tokens and reasoning
-    # inside output_tokens; its total must equal the sum of our buckets exactly.
+    # genai-prices' Usage also counts cached tokens inside input_tokens, reasoning inside
+    # output_tokens and 1h cache writes inside cache writes; its total must equal the sum
+    # of our buckets exactly.
     model, provider = model_provider
+    one_hour = int((u.cache_creation_tokens or 0) * share_1h)
     theirs = calc_price(
         Usage(
             input_tokens=u.input_tokens,
             cache_read_tokens=u.cache_read_tokens,
             cache_write_tokens=u.cache_creation_tokens,
+            cache_write_1h_tokens=one_hour,
             output_tokens=u.output_tokens,
             output_reasoning_tokens=u.reasoning_tokens,
         ),
@@ -589,7 +681,8 @@ def test_total_matches_genai_prices_own_calculation(
         provider_id=provider,
         genai_request_timestamp=AT,
     )
-    assert pricer.cost(u, model=model, provider=provider, at=AT).total_cost == theirs.total_price
+    ours = pricer.cost(u, model=model, provider=provider, at=AT, cache_write_1h_tokens=one_hour)
+    assert ours.total_cost == theirs.total_price
 
 
 ANY_COUNT = st.one_of(

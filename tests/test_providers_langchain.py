@@ -12,15 +12,22 @@ from decimal import Decimal
 from typing import Any
 
 import anthropic
+import genai_prices
+import httpx
 import openai
 import pytest
+from genai_prices import data_snapshot
 from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 
 from provider_server import (
     ANSWER,
+    ANTHROPIC_CACHE_TTL,
     ANTHROPIC_MODEL,
+    ANTHROPIC_USAGE,
     EXPECTED_USAGE,
     MODEL_VERSIONS,
     OPENAI_MODEL,
@@ -29,6 +36,7 @@ from provider_server import (
     Received,
     assert_http_error,
     assert_priced,
+    genai_prices_total,
     module_trail,
     only_llm,
     reset_bounds,
@@ -38,7 +46,7 @@ from provider_server import (
 )
 from ragtrail import Trail
 from ragtrail.query import Lineage
-from ragtrail.schemas import RunKind, RunStatus
+from ragtrail.schemas import LLMMetadata, PriceStatus, RunKind, RunStatus
 from ragtrail_langchain import RagtrailCallbackHandler
 
 provider = pytest.fixture(name="provider")(serve_provider)
@@ -106,7 +114,9 @@ def check_call(client: str, mode: str, answer: str, lineage: Lineage,
     assert received.streamed is (mode == "stream")
     # Tokens: exact, cached ones counted once.
     assert meta.token_usage == EXPECTED_USAGE[client]
-    assert_priced(meta, client, client)
+    # Anthropic's cache writes by TTL: langchain-anthropic passes them on from a whole
+    # message, not from a stream's message_delta (the API sends none there).
+    assert_priced(meta, client, client, ttl_split=client == "anthropic" and mode == "invoke")
     # Parameters: each one stored is the one the server received, and only those.
     assert meta.request_parameters is not None
     assert meta.request_parameters.model_dump() == sent_parameters(received.body)
@@ -159,19 +169,22 @@ async def test_every_field_async(client: str, mode: str, provider: ProviderServe
 
 M = Decimal("0.000001")  # prices are per million tokens
 # Hand-computed from the public price lists, bucket by bucket:
-# gpt-4o-mini $0.15 input, $0.075 cached input, $0.60 output (reasoning included);
-# claude-3-5-haiku $0.80 input, $0.08 cache read, $1.00 cache write, $4.00 output.
+# gpt-4o-mini $0.15 input (cache writes too), $0.075 cached input, $0.60 output
+# (reasoning included);
+# claude-3-5-haiku $0.80 input, $0.08 cache read, $1.00 cache write (5 minutes),
+# $1.60 cache write kept 1 hour, $4.00 output.
 BY_HAND = {
-    "openai": {"input_cost": (1200 - 1024) * Decimal("0.15") * M,
+    "openai": {"input_cost": (1200 - 1024 - 128) * Decimal("0.15") * M,
                "cache_read_cost": 1024 * Decimal("0.075") * M,
-               "cache_write_cost": Decimal(0),
+               # gpt-4o-mini has no cache-write price: writes are billed as input.
+               "cache_write_cost": 128 * Decimal("0.15") * M,
                "output_cost": 40 * Decimal("0.60") * M,
                "total_cost": Decimal("0.0001272")},
     "anthropic": {"input_cost": 100 * Decimal("0.80") * M,
                   "cache_read_cost": 1000 * Decimal("0.08") * M,
-                  "cache_write_cost": 200 * Decimal("1.00") * M,
+                  "cache_write_cost": (150 * Decimal("1.00") + 50 * Decimal("1.60")) * M,
                   "output_cost": 50 * Decimal("4.00") * M,
-                  "total_cost": Decimal("0.00056")},
+                  "total_cost": Decimal("0.00059")},
 }
 
 
@@ -302,3 +315,125 @@ def test_sdk_retries_are_below_callbacks(provider: ProviderServer,
     assert [(r.status, r.retries) for r in lineage.runs] == [(RunStatus.OK, 0)]
     assert [r.status for r in provider.requests] == [429, 200]
     assert provider.requests[1].headers.get("x-stainless-retry-count") == "1"
+
+
+# -- Anthropic cache writes by time to live (issue 20, point 3) ----------------------------
+
+
+def test_anthropic_cache_writes_keep_their_ttl_split(provider: ProviderServer,
+                                                     trail: Trail) -> None:
+    """langchain-anthropic reports ``cache_creation: 0`` beside the TTL buckets; ragtrail
+    stores the true count, keeps the split and prices the 1h writes at their own rate."""
+    rid = uuid.uuid4()
+    message = chat_model("anthropic", provider).invoke(
+        QUESTION, config={"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    # What the client itself reports (the shape that lost the writes).
+    details = dict((message.usage_metadata or {}).get("input_token_details") or {})
+    assert details == {"cache_read": 1000, "cache_creation": 0, **ANTHROPIC_CACHE_TTL}
+    meta = only_llm(stored(trail, rid))
+    usage, cost = meta.token_usage, meta.cost_metrics
+    assert usage is not None and cost is not None
+    assert usage.cache_creation_tokens == ANTHROPIC_USAGE["cache_creation_input_tokens"] == 200
+    assert meta.provider_specific is not None
+    assert meta.provider_specific["cache_creation"] == ANTHROPIC_CACHE_TTL
+    # 150 writes at $1.00/MTok (5 minutes), 50 at $1.60/MTok (1 hour): genai-prices' rates.
+    prices = data_snapshot.get_snapshot().find_provider_model(
+        ANTHROPIC_MODEL, None, "anthropic", None)[1].get_prices(meta.request_timestamp)
+    assert cost.cache_write_cost == (150 * prices.cache_write_mtok
+                                     + 50 * prices.cache_write_1h_mtok) / 1_000_000
+    assert cost.cache_write_1h_price_per_1k == prices.cache_write_1h_mtok / 1000
+    assert cost.price_source == f"genai-prices {genai_prices.__version__}"
+    assert cost.total_cost == genai_prices_total("anthropic", meta.request_timestamp)
+
+
+# -- a chat model class of the user's own (issue 20, point 4) ------------------------------
+
+
+class ChatInHouse(BaseChatModel):
+    """A chat model written by the user, calling an OpenAI-compatible endpoint itself.
+
+    It does not override ``_get_ls_params``, so LangChain names its provider after the
+    class (``inhouse``); its responses name the model that answered.
+    """
+
+    model_name: str
+    base_url: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "in-house"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        body = {"model": self.model_name,
+                "messages": [{"role": "user", "content": str(m.content)} for m in messages]}
+        answer = httpx.post(f"{self.base_url}/chat/completions", json=body, timeout=10).json()
+        usage = answer["usage"]
+        message = AIMessage(
+            content=answer["choices"][0]["message"]["content"],
+            usage_metadata={"input_tokens": usage["prompt_tokens"],
+                            "output_tokens": usage["completion_tokens"],
+                            "total_tokens": usage["total_tokens"],
+                            "input_token_details": {
+                                "cache_read": usage["prompt_tokens_details"]["cached_tokens"],
+                                "cache_creation": usage["prompt_tokens_details"][
+                                    "cache_write_tokens"]},
+                            "output_token_details": {
+                                "reasoning": usage["completion_tokens_details"][
+                                    "reasoning_tokens"]}},
+            response_metadata={"model_name": answer["model"],
+                               "finish_reason": answer["choices"][0]["finish_reason"]})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def provenance(meta: LLMMetadata) -> dict[str, Any]:
+    """Where the stored provider came from, as the provider specifics say."""
+    specific = meta.provider_specific or {}
+    return {k: specific[k] for k in ("provider_inferred", "provider_from_class")
+            if k in specific}
+
+
+def test_own_chat_model_naming_a_known_model_is_priced(provider: ProviderServer,
+                                                       trail: Trail) -> None:
+    rid = uuid.uuid4()
+    model = ChatInHouse(model_name=OPENAI_MODEL, base_url=provider.openai_url)
+    assert model._get_ls_params()["ls_provider"] == "inhouse"  # LangChain's class-name guess
+    assert model.invoke(QUESTION, config={"callbacks": [RagtrailCallbackHandler(trail)],
+                                          "run_id": rid}).content == ANSWER
+    meta = only_llm(stored(trail, rid))
+    assert provider.last().body["model"] == meta.provider_model == OPENAI_MODEL
+    assert meta.provider == "openai"
+    assert provenance(meta) == {
+        "provider_inferred": {"model": OPENAI_MODEL, "by": "genai-prices"},
+        "provider_from_class": "inhouse"}
+    assert meta.token_usage == EXPECTED_USAGE["openai"]
+    assert_priced(meta, "openai", "openai")  # == genai-prices' price of the server's usage
+    rows = trail.usage(["provider"], since=meta.request_timestamp)
+    assert ("openai", 1) in [(row.group["provider"], row.calls) for row in rows]
+
+
+def test_own_chat_model_naming_an_unknown_model_is_not_guessed(provider: ProviderServer,
+                                                               trail: Trail) -> None:
+    rid = uuid.uuid4()
+    ChatInHouse(model_name="acme-1", base_url=provider.openai_url).invoke(
+        QUESTION, config={"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    meta = only_llm(stored(trail, rid))
+    assert (meta.provider, meta.provider_model) == ("inhouse", "acme-1")
+    assert provenance(meta) == {"provider_from_class": "inhouse"}  # no provider_inferred
+    assert meta.token_usage == EXPECTED_USAGE["openai"]
+    assert meta.cost_metrics is not None
+    assert (meta.cost_metrics.price_status, meta.cost_metrics.total_cost) == (
+        PriceStatus.UNKNOWN_MODEL, None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_service_tier_usage_details(mode: str, provider: ProviderServer,
+                                           trail: Trail) -> None:
+    """On the priority and flex tiers langchain-openai prefixes its usage details with the
+    tier ("priority_cache_read"); the cached, written and reasoning tokens are kept."""
+    rid = uuid.uuid4()
+    model = chat_model("openai", provider, service_tier="priority")
+    call(model, mode, {"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    assert provider.last().body["service_tier"] == "priority"
+    meta = only_llm(stored(trail, rid))
+    assert meta.token_usage == EXPECTED_USAGE["openai"]

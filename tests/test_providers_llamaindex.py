@@ -9,17 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    CompletionResponse,
+    CompletionResponseGen,
+    LLMMetadata,
+)
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.llms import LLM
+from llama_index.core.llms import LLM, CustomLLM
+from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.llms.anthropic import Anthropic
 from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
 
 from provider_server import (
     ANSWER,
+    ANTHROPIC_CACHE_TTL,
     ANTHROPIC_MODEL,
     EXPECTED_USAGE,
     MODEL_VERSIONS,
@@ -29,6 +37,7 @@ from provider_server import (
     Received,
     assert_http_error,
     assert_priced,
+    genai_prices_total,
     module_trail,
     only_llm,
     sent_parameters,
@@ -36,7 +45,7 @@ from provider_server import (
 )
 from ragtrail import Trail
 from ragtrail.query import Lineage
-from ragtrail.schemas import RunStatus
+from ragtrail.schemas import PriceStatus, RunStatus
 from ragtrail_llamaindex import RagtrailHandler
 
 provider = pytest.fixture(name="provider")(serve_provider)
@@ -46,8 +55,10 @@ QUESTION = "What does WAL change for readers?"
 CLIENTS = ("openai", "openai_like", "anthropic")
 MODES = ("chat", "stream_chat", "complete", "stream_complete")
 API = {"openai": "openai", "openai_like": "openai", "anthropic": "anthropic"}
-# OpenAILike serves any vendor's models: no provider, priced by model name only.
-PROVIDER = {"openai": "openai", "openai_like": None, "anthropic": "anthropic"}
+# OpenAILike serves any vendor's models: the client names no provider, so it is inferred
+# from the model name (genai-prices knows gpt-4o-mini as OpenAI's), and flagged.
+PROVIDER = {"openai": "openai", "openai_like": "openai", "anthropic": "anthropic"}
+INFERRED = {"openai_like": {"model": OPENAI_MODEL, "by": "genai-prices"}}
 MODEL = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL}
 FINISH = {"openai": "stop", "anthropic": "end_turn"}
 
@@ -123,9 +134,12 @@ def check_call(client: str, mode: str, answer: str, lineage: Lineage,
     assert (run.status, run.framework.value) == (RunStatus.OK, "llamaindex")
     meta = only_llm(lineage)
     assert (meta.provider, meta.provider_model) == (PROVIDER[client], MODEL[api])
+    assert (meta.provider_specific or {}).get("provider_inferred") == INFERRED.get(client)
     assert received.streamed is streamed
     assert meta.token_usage == EXPECTED_USAGE[api]
-    assert_priced(meta, api, PROVIDER[client])
+    # The TTL split of Anthropic's cache writes is in a whole message's usage; a stream's
+    # message_delta has none (and the client never hands message_start on).
+    assert_priced(meta, api, PROVIDER[client], ttl_split=api == "anthropic" and not streamed)
     assert meta.request_parameters is not None
     assert meta.request_parameters.model_dump() == sent_parameters(received.body)
     response = meta.response_metadata
@@ -192,6 +206,7 @@ async def test_http_error_async(client: str, provider: ProviderServer,
 def check_error(lineage: Lineage, client: str, status: int, retry_after_s: float | None) -> None:
     meta = assert_http_error(lineage, status, retry_after_s, MODEL[API[client]])
     assert meta.provider == PROVIDER[client]
+    assert (meta.provider_specific or {}).get("provider_inferred") == INFERRED.get(client)
     assert meta.cost_metrics is not None and meta.cost_metrics.total_cost is None
 
 
@@ -205,3 +220,85 @@ def test_malformed_body(client: str, provider: ProviderServer,
     run = stored(trail, handler).runs[0]
     assert run.status is RunStatus.ERROR and run.error is not None
     assert (run.error.type, run.error.http_status) == ("JSONDecodeError", None)
+
+
+# -- Anthropic cache writes by time to live (issue 20, point 3) ----------------------------
+
+
+def test_anthropic_cache_writes_keep_their_ttl_split(provider: ProviderServer,
+                                                     trail: Trail) -> None:
+    handler = RagtrailHandler(trail)
+    response = make_llm("anthropic", provider, handler).chat(
+        [ChatMessage(role="user", content=QUESTION)])
+    # What the client hands on: the API's usage object, split by TTL.
+    raw_usage = response.raw["usage"]
+    assert raw_usage.cache_creation.model_dump() == ANTHROPIC_CACHE_TTL
+    meta = only_llm(stored(trail, handler))
+    assert meta.token_usage is not None and meta.cost_metrics is not None
+    assert meta.token_usage.cache_creation_tokens == raw_usage.cache_creation_input_tokens == 200
+    assert (meta.provider_specific or {})["cache_creation"] == ANTHROPIC_CACHE_TTL
+    assert meta.cost_metrics.total_cost == genai_prices_total("anthropic",
+                                                              meta.request_timestamp)
+
+
+# -- an LLM class of the user's own (issue 20, point 4) ------------------------------------
+
+
+class InHouseLLM(CustomLLM):
+    """A LlamaIndex LLM written by the user, calling an OpenAI-compatible endpoint itself."""
+
+    model: str
+    base_url: str
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name=self.model, is_chat_model=False)
+
+    def _post(self, prompt: str) -> dict[str, Any]:
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
+        answer: dict[str, Any] = httpx.post(f"{self.base_url}/chat/completions", json=body,
+                                            timeout=10).json()
+        return answer
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        answer = self._post(prompt)
+        return CompletionResponse(text=answer["choices"][0]["message"]["content"], raw=answer)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False,
+                        **kwargs: Any) -> CompletionResponseGen:
+        answer = self._post(prompt)
+        yield CompletionResponse(text=answer["choices"][0]["message"]["content"],
+                                 delta=answer["choices"][0]["message"]["content"], raw=answer)
+
+
+def test_own_llm_naming_a_known_model_is_priced(provider: ProviderServer,
+                                                trail: Trail) -> None:
+    handler = RagtrailHandler(trail)
+    llm = InHouseLLM(model=OPENAI_MODEL, base_url=provider.openai_url,
+                     callback_manager=CallbackManager([handler]))
+    assert llm.complete(QUESTION).text == ANSWER
+    meta = only_llm(stored(trail, handler))
+    assert provider.last().body["model"] == meta.provider_model == OPENAI_MODEL
+    assert meta.provider == "openai"
+    assert meta.provider_specific is not None
+    assert meta.provider_specific["provider_inferred"] == {"model": OPENAI_MODEL,
+                                                           "by": "genai-prices"}
+    assert meta.provider_specific["llm_class"] == "InHouseLLM"
+    assert meta.token_usage == EXPECTED_USAGE["openai"]
+    assert_priced(meta, "openai", "openai")  # == genai-prices' price of the server's usage
+
+
+def test_own_llm_naming_an_unknown_model_is_not_guessed(provider: ProviderServer,
+                                                        trail: Trail) -> None:
+    handler = RagtrailHandler(trail)
+    InHouseLLM(model="acme-1", base_url=provider.openai_url,
+               callback_manager=CallbackManager([handler])).complete(QUESTION)
+    meta = only_llm(stored(trail, handler))
+    assert (meta.provider, meta.provider_model) == (None, "acme-1")
+    assert "provider_inferred" not in (meta.provider_specific or {})
+    assert meta.token_usage == EXPECTED_USAGE["openai"]
+    assert meta.cost_metrics is not None
+    assert (meta.cost_metrics.price_status, meta.cost_metrics.total_cost) == (
+        PriceStatus.UNKNOWN_MODEL, None)

@@ -40,7 +40,8 @@ class FixedPricer:
     """Prices every call at $1 per 1k input and $2 per 1k output tokens."""
 
     def cost(self, usage: LLMTokenUsage | None, *, model: str | None, provider: str | None = None,
-             at: datetime | None = None) -> LLMCostMetrics:
+             at: datetime | None = None,
+             cache_write_1h_tokens: int | None = None) -> LLMCostMetrics:
         if usage is None or usage.is_empty():
             return LLMCostMetrics(price_status=PriceStatus.NO_USAGE)
         cost = Decimal(usage.input_tokens or 0) / 1000 + Decimal(usage.output_tokens or 0) * 2 / 1000

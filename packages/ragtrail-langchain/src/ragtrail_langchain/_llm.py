@@ -2,14 +2,19 @@
 
 Where each value comes from, first found wins:
 
-- provider: ``ls_provider`` in run metadata, else ``response_metadata["model_provider"]``,
-  else the serialized class name (``ChatOpenAI`` -> ``openai``);
+- provider: ``ls_provider`` in run metadata, unless the model class is the user's own
+  and it is only LangChain's default made from the class name; else
+  ``response_metadata["model_provider"]``; else, for a class of the user's own, the core
+  infers one from the model name (see :mod:`ragtrail.providers`), keeping the class-name
+  guess (``ChatAcme`` -> ``acme``) as ``provider_from_class``; for an integration's
+  class, that guess;
 - model: ``ls_model_name``, then the invocation params' ``model``/``model_name``;
 - request parameters: invocation params, then ``ls_temperature``/``ls_max_tokens``/``ls_stop``,
   then the model's constructor arguments in ``serialized["kwargs"]`` (``ChatAnthropic``
   sends its ``stop_sequences`` but reports them nowhere else);
 - token usage: ``AIMessage.usage_metadata`` (with ``input_token_details`` and
-  ``output_token_details``), then ``llm_output["token_usage"]`` / ``["usage"]``;
+  ``output_token_details``; Anthropic's cache writes by TTL are summed and their split
+  kept), then ``llm_output["token_usage"]`` / ``["usage"]``;
 - response metadata: the message's ``response_metadata`` over ``generation_info``, then
   ``llm_output``; rate limits from their ``headers`` when the model exposes them.
 """
@@ -25,6 +30,12 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
 
 from ragtrail.capture import guarded
+from ragtrail.providers import (
+    CACHE_CREATION,
+    anthropic_usage,
+    cache_creation_tokens,
+    openai_usage,
+)
 from ragtrail.schemas import (
     LLMRequestParameters,
     LLMResponseMetadata,
@@ -36,8 +47,10 @@ from ._names import LS_MODEL_NAME, LS_PROVIDER
 from ._ratelimit import rate_limit_info
 
 __all__ = [
+    "class_default_providers",
     "class_provider",
     "constructor_kwargs",
+    "from_langchain_package",
     "llm_end_metadata",
     "llm_start_metadata",
     "output_text",
@@ -100,6 +113,28 @@ def class_provider(serialized: Mapping[str, Any] | None) -> str | None:
     elif name.endswith("Chat"):
         name = name[:-4]
     return name.lower() or None
+
+
+@guarded(default=frozenset())
+def class_default_providers(serialized: Mapping[str, Any] | None) -> frozenset[str]:
+    """The ``ls_provider`` values langchain-core makes up from the class name alone
+    (chat models: ``ChatAcme`` / ``AcmeChat`` -> ``acme``; LLMs: ``AcmeLLM`` -> ``acme``).
+
+    A model reporting one of these did not say who serves it: a class of the user's
+    own that does not override ``_get_ls_params``.
+    """
+    ids = (serialized or {}).get("id") or ()
+    name = str(ids[-1]) if ids else ""
+    guesses = {class_provider(serialized), name.removesuffix("LLM").lower()}
+    return frozenset(g for g in guesses if g)
+
+
+@guarded(default=True)
+def from_langchain_package(serialized: Mapping[str, Any] | None) -> bool:
+    """Whether the model class comes from LangChain or one of its integration packages
+    (``langchain_core``'s fakes, ``langchain_ollama``, ...), not from the user's code."""
+    ids = (serialized or {}).get("id") or ()
+    return bool(ids) and str(ids[0]).split(".")[0].startswith("langchain")
 
 
 @guarded(default=_NO_KWARGS)
@@ -179,72 +214,72 @@ def _first_generation(response: LLMResult) -> Generation | None:
     return None
 
 
-# token usage field -> where LangChain's usage_metadata / OpenAI's usage keep it
-_LC_USAGE = {
-    "input_tokens": ("input_tokens",),
-    "output_tokens": ("output_tokens",),
-    "total_tokens": ("total_tokens",),
-    "cache_read_tokens": ("input_token_details", "cache_read"),
-    "cache_creation_tokens": ("input_token_details", "cache_creation"),
-    "reasoning_tokens": ("output_token_details", "reasoning"),
-}
-_OPENAI_USAGE = {
-    "input_tokens": ("prompt_tokens",),
-    "output_tokens": ("completion_tokens",),
-    "total_tokens": ("total_tokens",),
-    "cache_read_tokens": ("prompt_tokens_details", "cached_tokens"),
-    "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens"),
-}
+#: langchain-openai prefixes the usage details of these service tiers with the tier's
+#: name ("priority_cache_read", "flex_reasoning").
+_SERVICE_TIERS = ("priority", "flex")
+
+_Usage = tuple[dict[str, Any], dict[str, Any] | None]  # usage fields, provider specifics
 
 
-def _pick(source: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field, path in paths.items():
-        value: Any = source
-        for key in path:
-            value = value.get(key) if isinstance(value, Mapping) else None
-        out[field] = value
-    return out
+def _detail(details: Any, key: str) -> Any:
+    """A usage detail of LangChain's ``input/output_token_details``, also when
+    langchain-openai prefixed it with the call's service tier."""
+    if not isinstance(details, Mapping):
+        return None
+    for name in (key, *(f"{tier}_{key}" for tier in _SERVICE_TIERS)):
+        if details.get(name) is not None:
+            return details[name]
+    return None
 
 
 @guarded(default=None)
-def _usage_from_message(generation: Generation | None) -> dict[str, Any] | None:
+def _usage_from_message(generation: Generation | None) -> _Usage | None:
     message = generation.message if isinstance(generation, ChatGeneration) else None
     usage = getattr(message, "usage_metadata", None)
-    return _pick(usage, _LC_USAGE) if usage else None
+    if not usage:
+        return None
+    inputs, outputs = usage.get("input_token_details"), usage.get("output_token_details")
+    # langchain-anthropic reports Anthropic's cache writes by TTL beside cache_creation: 0.
+    written, by_ttl = cache_creation_tokens(_detail(inputs, "cache_creation"), inputs)
+    fields = {"input_tokens": usage.get("input_tokens"),
+              "output_tokens": usage.get("output_tokens"),
+              "total_tokens": usage.get("total_tokens"),
+              "cache_read_tokens": _detail(inputs, "cache_read"),
+              "cache_creation_tokens": written,
+              "reasoning_tokens": _detail(outputs, "reasoning")}
+    return fields, {CACHE_CREATION: by_ttl} if by_ttl else None
 
 
 @guarded(default=None)
-def _usage_from_mapping(usage: Mapping[str, Any]) -> dict[str, Any] | None:
+def _usage_from_mapping(usage: Mapping[str, Any]) -> _Usage | None:
     """OpenAI-style (prompt/completion) or Anthropic-style (input/output, cache apart)."""
     if "prompt_tokens" in usage or "completion_tokens" in usage:
-        return _pick(usage, _OPENAI_USAGE)
-    if "input_tokens" not in usage and "output_tokens" not in usage:
+        found = openai_usage(usage)
+        return (dict(found.token_usage), None) if found is not None else None
+    found = anthropic_usage(usage)
+    if found is None:
         return None
-    read = usage.get("cache_read_input_tokens")
-    created = usage.get("cache_creation_input_tokens")
-    inputs = usage.get("input_tokens")
-    if isinstance(inputs, int) and (read or created):
-        # Anthropic counts cached input apart; ragtrail's input_tokens includes it.
-        inputs += int(read or 0) + int(created or 0)
-    outputs = usage.get("output_tokens")
-    total = usage.get("total_tokens")
-    if total is None and isinstance(inputs, int) and isinstance(outputs, int):
-        total = inputs + outputs
-    return {"input_tokens": inputs, "output_tokens": outputs, "total_tokens": total,
-            "cache_read_tokens": read, "cache_creation_tokens": created}
+    fields: dict[str, Any] = dict(found.token_usage)
+    if usage.get("total_tokens") is not None:
+        fields["total_tokens"] = usage["total_tokens"]
+    return fields, found.provider_specific()
 
 
 def token_usage(
     generation: Generation | None, info: Mapping[str, Any], llm_output: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """Usage from the message, else from ``llm_output`` or the response metadata."""
-    usage = _usage_from_message(generation)
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
+    """Usage from the message, else from ``llm_output`` or the response metadata, and
+    what the provider specifics keep of it (Anthropic's cache writes by TTL)."""
+    found = _usage_from_message(generation)
     for source in (llm_output, info):
         for key in ("token_usage", "usage"):
-            if usage is None and isinstance(source.get(key), Mapping):
-                usage = _usage_from_mapping(source[key])
-    return _valid_fields(LLMTokenUsage, usage) or None if usage else None
+            if found is None and isinstance(source.get(key), Mapping):
+                found = _usage_from_mapping(source[key])
+    if found is None:
+        return None
+    usage, specific = found
+    valid = _valid_fields(LLMTokenUsage, usage) if usage else None
+    return valid or None, specific
 
 
 @guarded(default={})
@@ -287,15 +322,18 @@ def llm_end_metadata(response: LLMResult, now: datetime) -> dict[str, Any]:
     generation = _first_generation(response)
     info = _response_info(generation)
     llm_output = response.llm_output or {}
+    usage, specific = token_usage(generation, info, llm_output) or (None, None)
     out: dict[str, Any] = {
-        "token_usage": token_usage(generation, info, llm_output),
+        "token_usage": usage,
         "response_metadata": response_metadata(info, llm_output) or None,
         "output_text": output_text(response),
     }
     headers = info.get("headers")
     if isinstance(headers, Mapping):
         out["rate_limit_info"] = rate_limit_info(headers, now)
+    specific = dict(specific or {})
     provider = info.get("model_provider")
     if isinstance(provider, str) and provider:
-        out["provider_specific"] = {"model_provider": provider}
+        specific["model_provider"] = provider
+    out["provider_specific"] = specific or None
     return {k: v for k, v in out.items() if v is not None}

@@ -10,17 +10,21 @@ from uuid import UUID
 from langchain_core.outputs import LLMResult
 
 from ragtrail.capture import guarded
+from ragtrail.providers import PROVIDER_FROM_CLASS
 from ragtrail.schemas import RunKind
 
 from ._convert import plain, run_name
 from ._core import HandlerCore
 from ._llm import (
+    class_default_providers,
     class_provider,
     constructor_kwargs,
+    from_langchain_package,
     llm_end_metadata,
     llm_start_metadata,
     output_text,
 )
+from ._state import RunState
 
 __all__ = ["LLMCallbacks"]
 
@@ -80,8 +84,15 @@ class LLMCallbacks(HandlerCore):
         if state is not None:
             meta = llm_start_metadata(metadata or {}, kwargs.get("invocation_params"),
                                       constructed=constructor_kwargs(serialized), **sent)
-            if "provider" not in meta:
-                state.provider_guess = class_provider(serialized)
+            reported = meta.get("provider")
+            own_class = not from_langchain_package(serialized)
+            if reported is None or (own_class and reported in class_default_providers(serialized)):
+                # None, or only LangChain's default from the class name of a model class
+                # of the user's own: no provider is known yet.
+                meta.pop("provider", None)
+                state.provider_unknown = True
+                state.provider_guess = reported or class_provider(serialized)
+                state.provider_inferable = own_class
             self.recorder.update_llm(state.key, meta)
 
     @guarded
@@ -103,11 +114,26 @@ class LLMCallbacks(HandlerCore):
         if state is None:
             return
         meta = llm_end_metadata(response, datetime.now(timezone.utc))
-        if state.provider_guess is not None:
-            reported = (meta.get("provider_specific") or {}).get("model_provider")
-            meta["provider"] = reported or state.provider_guess
+        reported = (meta.get("provider_specific") or {}).get("model_provider")
+        meta.update(self._unknown_provider(state, reported))
         self.recorder.update_llm(state.key, meta)
         self._end(state, response)
+
+    @staticmethod
+    def _unknown_provider(state: RunState, reported: str | None) -> dict[str, Any]:
+        """For a model that named no provider at its start: the one its response
+        names, else its class-name guess. For a class of the user's own the guess is
+        only a fallback: the core first infers the provider from the model name (see
+        ragtrail.providers.resolve_provider); an integration's class name is its word."""
+        if not state.provider_unknown:
+            return {}
+        if reported:
+            return {"provider": reported}
+        if not state.provider_guess:
+            return {}
+        if state.provider_inferable:
+            return {"provider_specific": {PROVIDER_FROM_CLASS: state.provider_guess}}
+        return {"provider": state.provider_guess}
 
     @guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -117,7 +143,7 @@ class LLMCallbacks(HandlerCore):
             return
         response = kwargs.get("response")
         text = output_text(response) if isinstance(response, LLMResult) else None
-        meta = {"output_text": text, "provider": state.provider_guess}
+        meta = {"output_text": text, **self._unknown_provider(state, None)}
         if any(meta.values()):
             self.recorder.update_llm(state.key, {k: v for k, v in meta.items() if v})
         self._end(state, error=error)

@@ -34,7 +34,9 @@ class RunState:
     seen: dict[str, int] = field(default_factory=dict)
     children: set[str] = field(default_factory=set)
     first_token: bool = False
-    provider_guess: str | None = None  # from the model class, when it reports no provider
+    provider_unknown: bool = False  # the model reported no provider of its own
+    provider_guess: str | None = None  # then: the one its class name suggests
+    provider_inferable: bool = False  # a class of the user's own: infer from the model
     input_docs: DocList | None = None
     child_docs: DocList | None = None  # output of the only child retriever
     child_retrievers: int = 0

@@ -1,9 +1,14 @@
 """LLM call metadata from LlamaIndex LLM objects and their responses.
 
 Token semantics follow ragtrail's schema: ``input_tokens`` includes cached input
-(Anthropic reports cache reads and writes apart, so they are added in) and reasoning
-tokens are part of ``output_tokens``. A response that reports no usage leaves
+(Anthropic reports cache reads and writes apart, so they are added in, by the core's
+rule in :mod:`ragtrail.providers`, which also keeps the cache writes' TTL split) and
+reasoning tokens are part of ``output_tokens``. A response that reports no usage leaves
 ``token_usage`` unset, never zeros: LlamaIndex's MockLLM is priced ``no_usage``.
+
+The provider comes from the integration package the LLM class lives in. Classes that
+serve any vendor's models (``OpenAILike``, ``LiteLLM``) and the user's own LLM classes
+name none: the core then infers it from the model name (``provider_inferred``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ragtrail.capture import guarded
+from ragtrail.providers import CACHE_TTL_KEYS, anthropic_usage, field_of, openai_usage
 
 from ._extract import message_dicts
 
@@ -26,8 +32,9 @@ __all__ = [
 ]
 
 #: ``llama_index.llms.<package>`` -> provider id ragtrail's pricing knows. Packages
-#: that serve any vendor's models (openai_like, litellm) have no provider: a model
-#: they serve must not be priced at one cloud's rate.
+#: that serve any vendor's models (openai_like, litellm) have no provider of their own:
+#: the core infers one from the model name, and says so, only when genai-prices
+#: knows the model.
 _PROVIDERS: dict[str, str | None] = {
     "azure_openai": "azure",
     "azure_inference": "azure",
@@ -58,9 +65,12 @@ _USAGE_KEYS = (
 _DETAIL_KEYS = (
     ("prompt_tokens_details", "cached_tokens", "cached_tokens"),
     ("input_tokens_details", "cached_tokens", "cached_tokens"),
+    ("prompt_tokens_details", "cache_write_tokens", "cache_write_tokens"),  # OpenAI
+    ("input_tokens_details", "cache_write_tokens", "cache_write_tokens"),
     ("completion_tokens_details", "reasoning_tokens", "reasoning_tokens"),
     ("output_tokens_details", "reasoning_tokens", "reasoning_tokens"),
     ("output_tokens_details", "thinking_tokens", "thinking_tokens"),  # Anthropic
+    *(("cache_creation", key, key) for key in CACHE_TTL_KEYS),  # Anthropic, by TTL
 )
 
 
@@ -68,11 +78,7 @@ _DETAIL_KEYS = (
 def _get(obj: Any, key: str) -> Any:
     # The one reader of provider objects: whatever reading them raises costs this
     # value only (counted and logged by the guard), never the rest of the record.
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    return field_of(obj, key)
 
 
 def _int(value: Any) -> int | None:
@@ -207,12 +213,19 @@ def _sum(*values: int | None) -> int | None:
     return sum(present) if present else None
 
 
-def _chat_completions(f: Mapping[str, int]) -> dict[str, int | None] | None:
-    if f.get("prompt_tokens") is None and f.get("completion_tokens") is None:
+#: Counts only OpenAI's usage has: the Responses API's input/output tokens are told from
+#: Anthropic's by these (Anthropic reports no total and cache counts of its own).
+_OPENAI_ONLY = frozenset({"prompt_tokens", "completion_tokens", "cached_tokens",
+                          "cache_write_tokens", "total_tokens"})
+
+
+def _openai(f: Mapping[str, int]) -> dict[str, int | None] | None:
+    """Chat Completions or the Responses API: cached and written tokens are a part of
+    the input already, as ragtrail counts."""
+    if not _OPENAI_ONLY & f.keys():
         return None
-    return {"input_tokens": f.get("prompt_tokens"), "output_tokens": f.get("completion_tokens"),
-            "total_tokens": f.get("total_tokens"), "cache_read_tokens": f.get("cached_tokens"),
-            "reasoning_tokens": f.get("reasoning_tokens")}
+    found = openai_usage(f)
+    return dict(found.token_usage) if found is not None else None
 
 
 def _gemini(f: Mapping[str, int]) -> dict[str, int | None] | None:
@@ -232,36 +245,27 @@ def _ollama(f: Mapping[str, int]) -> dict[str, int | None] | None:
     return {"input_tokens": f.get("prompt_eval_count"), "output_tokens": f.get("eval_count")}
 
 
-def _input_output(f: Mapping[str, int]) -> dict[str, int | None] | None:
-    if f.get("input_tokens") is None and f.get("output_tokens") is None:
-        return None
-    if "cached_tokens" in f or "total_tokens" in f:
-        # OpenAI Responses API: input_tokens already includes the cached ones.
-        return {"input_tokens": f.get("input_tokens"), "output_tokens": f.get("output_tokens"),
-                "total_tokens": f.get("total_tokens"), "cache_read_tokens": f.get("cached_tokens"),
-                "reasoning_tokens": f.get("reasoning_tokens")}
-    # Anthropic: input_tokens excludes cache reads and writes; ours includes them.
-    read, write = f.get("cache_read_input_tokens"), f.get("cache_creation_input_tokens")
-    base = f.get("input_tokens")
-    return {"input_tokens": _sum(base, read, write) if base is not None else None,
-            "output_tokens": f.get("output_tokens"), "cache_read_tokens": read,
-            "cache_creation_tokens": write, "reasoning_tokens": f.get("thinking_tokens")}
-
-
-def token_usage(fields: Mapping[str, int]) -> dict[str, int] | None:
-    """Flat raw counts -> ragtrail ``LLMTokenUsage`` fields, or None when none."""
+def token_usage(fields: Mapping[str, int]) -> tuple[dict[str, int], dict[str, Any] | None] | None:
+    """Flat raw counts -> ragtrail ``LLMTokenUsage`` fields and what the provider
+    specifics keep of them (Anthropic's cache writes by TTL), or None when none."""
     if not fields or not any(fields.values()):
         return None
-    for shape in (_chat_completions, _gemini, _ollama, _input_output):
+    specific = None
+    for shape in (_gemini, _ollama, _openai):
         usage = shape(fields)
         if usage is not None:
             break
     else:
-        return None
+        # Anthropic: input_tokens excludes cache reads and writes; ours includes them.
+        found = anthropic_usage(fields)
+        if found is None:
+            return None
+        usage, specific = dict(found.token_usage), found.provider_specific()
     inp, out = usage.get("input_tokens"), usage.get("output_tokens")
     if usage.get("total_tokens") is None and inp is not None and out is not None:
         usage["total_tokens"] = inp + out
-    return {k: v for k, v in usage.items() if v is not None} or None
+    kept = {k: v for k, v in usage.items() if v is not None}
+    return (kept, specific) if kept else None
 
 
 def _first(items: Any) -> Any:
@@ -322,12 +326,15 @@ def llm_response(
     fields = dict(stream_usage or {})
     merge_usage_fields(fields, usage_fields(response))
     raw = _get(response, "raw")
+    usage, specific = token_usage(fields) or (None, None)
     meta: dict[str, Any] = {
         "output_text": output_text(response),
-        "token_usage": token_usage(fields),
+        "token_usage": usage,
         "response_metadata": {**(stream_meta or {}), **response_metadata(response)} or None,
     }
+    specific = dict(specific or {})
     response_id = _get(raw, "id")
     if response_id is not None:
-        meta["provider_specific"] = {"response_id": str(response_id)}
+        specific["response_id"] = str(response_id)
+    meta["provider_specific"] = specific or None
     return {k: v for k, v in meta.items() if v}

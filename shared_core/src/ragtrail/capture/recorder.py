@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from .._forksafe import fork_safe_lock
 from ..guard import error_counter, guarded, report_failure
+from ..providers import cache_write_1h_tokens, resolve_provider
 from ..redaction import Redactor
 from ..schemas import (
     AppContext,
@@ -74,8 +75,14 @@ class PricerLike(Protocol):
         model: str | None,
         provider: str | None = None,
         at: datetime | None = None,
+        cache_write_1h_tokens: int | None = None,
     ) -> LLMCostMetrics:
-        """Cost of one call."""
+        """Cost of one call (``cache_write_1h_tokens``: see :meth:`Pricer.cost`).
+
+        A pricer may also have ``infer_provider(model) -> str | None`` (see
+        :meth:`ragtrail.pricing.Pricer.infer_provider`): calls whose client named no
+        provider then get the one their model name implies.
+        """
 
 
 @dataclass(frozen=True)
@@ -654,6 +661,7 @@ class Recorder:
         if meta.provider_model is None and meta.response_metadata is not None:
             # A model that does not say what was asked for still says what answered.
             meta.provider_model = meta.response_metadata.model_version
+        self._resolve_provider(meta)
         meta.provider, meta.provider_model = _key(meta.provider), _key(meta.provider_model)
         meta.request_timestamp = meta.request_timestamp or run.started_at
         meta.response_timestamp = meta.response_timestamp or ended_at
@@ -664,9 +672,14 @@ class Recorder:
         return meta
 
     @guarded(default=None)
+    def _resolve_provider(self, meta: LLMMetadata) -> None:
+        resolve_provider(meta, getattr(self.pricer, "infer_provider", None))
+
+    @guarded(default=None)
     def _price(self, meta: LLMMetadata, at: datetime) -> LLMCostMetrics | None:
         return self.pricer.cost(
-            meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at
+            meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at,
+            cache_write_1h_tokens=cache_write_1h_tokens(meta.provider_specific),
         )
 
 

@@ -3,7 +3,9 @@
 Our usage convention (see :class:`~ragtrail.schemas.LLMTokenUsage`): ``input_tokens``
 includes ``cache_read_tokens`` and ``cache_creation_tokens``, and ``reasoning_tokens``
 are part of ``output_tokens``. Each token is priced in exactly one bucket, so a cached
-or reasoning token is never billed twice.
+or reasoning token is never billed twice. Cache writes kept for one hour (Anthropic's
+``ttl: "1h"``) are a part of ``cache_creation_tokens``, priced at their own rate where
+the price data has one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from decimal import Decimal
 from ragtrail.schemas import LLMCostMetrics, LLMTokenUsage, PriceStatus
 
 __all__ = [
+    "NO_1H_PRICE_NOTE",
     "Buckets",
     "Rates",
     "UsageError",
@@ -44,6 +47,8 @@ class Rates:
     reasoning: Decimal | None
     currency: str
     source: str
+    #: Cache writes kept for one hour; None where the data has no price of its own.
+    cache_write_1h: Decimal | None = None
 
     @property
     def cache_read_or_input(self) -> Decimal | None:
@@ -55,6 +60,11 @@ class Rates:
         """Rate for cache writes: without a cache price they are billed as input."""
         return self.input if self.cache_write is None else self.cache_write
 
+    @property
+    def cache_write_1h_or_write(self) -> Decimal | None:
+        """Rate for one-hour cache writes: the cache-write rate when none of their own."""
+        return self.cache_write_or_input if self.cache_write_1h is None else self.cache_write_1h
+
 
 @dataclass(frozen=True)
 class Buckets:
@@ -62,9 +72,10 @@ class Buckets:
 
     uncached_input: int
     cache_read: int
-    cache_write: int
+    cache_write: int  # one-hour writes included
     output: int  # reasoning included
     reasoning: int
+    cache_write_1h: int = 0  # the part of cache_write kept for one hour
 
 
 def has_usage(usage: LLMTokenUsage | None) -> bool:
@@ -72,13 +83,18 @@ def has_usage(usage: LLMTokenUsage | None) -> bool:
     return usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None)
 
 
-def split_usage(usage: LLMTokenUsage) -> Buckets:
-    """Split reported usage into disjoint buckets, or raise :class:`UsageError`."""
+def split_usage(usage: LLMTokenUsage, cache_write_1h: int | None = None) -> Buckets:
+    """Split reported usage into disjoint buckets, or raise :class:`UsageError`.
+
+    ``cache_write_1h`` is the part of ``cache_creation_tokens`` written with a one-hour
+    time to live (from the call's provider specifics; None when not reported).
+    """
     input_tokens = _count(usage, "input_tokens")
     cache_read = _count(usage, "cache_read_tokens")
     cache_write = _count(usage, "cache_creation_tokens")
     output = _count(usage, "output_tokens")
     reasoning = _count(usage, "reasoning_tokens")
+    write_1h = _checked("cache_write_1h_tokens", cache_write_1h)
     if cache_read + cache_write > input_tokens:
         # Usually a provider's raw counts (Anthropic reports input without cached
         # tokens) that were not normalised to our convention; pricing them would be wrong.
@@ -91,12 +107,20 @@ def split_usage(usage: LLMTokenUsage) -> Buckets:
             f"reasoning_tokens ({reasoning}) exceed output_tokens ({output}), "
             "which must include them"
         )
+    if write_1h > cache_write:
+        raise UsageError(
+            f"one-hour cache writes ({write_1h}) exceed cache_creation_tokens "
+            f"({cache_write}), which must include them"
+        )
     uncached = input_tokens - cache_read - cache_write
-    return Buckets(uncached, cache_read, cache_write, output, reasoning)
+    return Buckets(uncached, cache_read, cache_write, output, reasoning, write_1h)
 
 
 def _count(usage: LLMTokenUsage, name: str) -> int:
-    value: object = getattr(usage, name)
+    return _checked(name, getattr(usage, name))
+
+
+def _checked(name: str, value: object) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -118,6 +142,11 @@ def prices_only(rates: Rates, status: PriceStatus) -> LLMCostMetrics:
     return LLMCostMetrics.model_validate({**_price_fields(rates), "price_status": status})
 
 
+#: Added to the price source when one-hour cache writes were priced at the cache-write
+#: rate because the price data has no one-hour price for the model.
+NO_1H_PRICE_NOTE = "no 1h cache-write price: 1h writes at the cache-write rate"
+
+
 def cost_metrics(buckets: Buckets, rates: Rates) -> LLMCostMetrics:
     """Cost per bucket under ``rates``, and their total.
 
@@ -129,8 +158,14 @@ def cost_metrics(buckets: Buckets, rates: Rates) -> LLMCostMetrics:
     except _MissingRate:
         return prices_only(rates, PriceStatus.UNKNOWN_MODEL)
     total = sum((c for c in costs.values() if c is not None), _ZERO)
+    fields = _price_fields(rates)
+    if buckets.cache_write_1h:
+        # Say which rate the one-hour writes were billed at, and why when it is not theirs.
+        fields["cache_write_1h_price_per_1k"] = _per_1k(rates.cache_write_1h_or_write)
+        if rates.cache_write_1h is None:
+            fields["price_source"] = f"{rates.source}; {NO_1H_PRICE_NOTE}"
     return LLMCostMetrics.model_validate(
-        {**_price_fields(rates), **costs, "total_cost": total, "price_status": PriceStatus.PRICED}
+        {**fields, **costs, "total_cost": total, "price_status": PriceStatus.PRICED}
     )
 
 
@@ -145,7 +180,9 @@ def _bucket_costs(buckets: Buckets, rates: Rates) -> dict[str, Decimal | None]:
     return {
         "input_cost": _cost(buckets.uncached_input, rates.input),
         "cache_read_cost": _cost(buckets.cache_read, rates.cache_read_or_input),
-        "cache_write_cost": _cost(buckets.cache_write, rates.cache_write_or_input),
+        "cache_write_cost": _cost(buckets.cache_write - buckets.cache_write_1h,
+                                  rates.cache_write_or_input)
+        + _cost(buckets.cache_write_1h, rates.cache_write_1h_or_write),
         "output_cost": _cost(output_tokens, rates.output),
         "reasoning_cost": reasoning_cost,
     }

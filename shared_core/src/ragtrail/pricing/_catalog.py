@@ -29,12 +29,14 @@ _CURRENCY = "USD"  # genai-prices data is in US dollars
 # genai-prices price keys for our buckets (per million tokens).
 _INPUT, _OUTPUT = "input_mtok", "output_mtok"
 _CACHE_READ, _CACHE_WRITE = "cache_read_mtok", "cache_write_mtok"
+_CACHE_WRITE_1H = "cache_write_1h_mtok"  # Anthropic's one-hour cache writes
 _REASONING = "output_reasoning_mtok"
 
 
 class _Match(NamedTuple):
     model: ModelInfo
     source: str
+    provider: str  # genai-prices' provider id
 
 
 class GenaiCatalog:
@@ -77,7 +79,14 @@ class GenaiCatalog:
             reasoning=_rate(prices, _REASONING, input_tokens),
             currency=_CURRENCY,
             source=match.source,
+            cache_write_1h=_rate(prices, _CACHE_WRITE_1H, input_tokens),
         )
+
+    def provider_of(self, model: str) -> str | None:
+        """The provider genai-prices' own matching finds for ``model`` across every
+        provider it knows, or None when it does not know the model."""
+        match = self._match(model, None)
+        return None if match is None else match.provider
 
     def close(self) -> None:
         """Stop the remote updater, if this catalog started one."""
@@ -117,7 +126,7 @@ def _load_bundled_data() -> None:
 
 def _find(snapshot: data_snapshot.DataSnapshot, model: str, provider: str | None) -> _Match | None:
     try:
-        _, info = snapshot.find_provider_model(model, None, provider, None)
+        found, info = snapshot.find_provider_model(model, None, provider, None)
     except LookupError:
         # Unknown provider or model. We do not retry without the provider: a model
         # served by "ollama" must not be priced at some cloud provider's rate.
@@ -125,7 +134,7 @@ def _find(snapshot: data_snapshot.DataSnapshot, model: str, provider: str | None
     source = f"genai-prices {genai_prices.__version__}"
     if snapshot.from_auto_update:
         source += " (remote update)"
-    return _Match(info, source)
+    return _Match(info, source, found.id)
 
 
 def _rate(prices: Any, key: str, input_tokens: int) -> Decimal | None:

@@ -28,7 +28,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = ["ModelPrice", "OverrideSource", "load_price_overrides", "override_key"]
 
 _MAPPING_SOURCE = "price overrides"
-_TOKEN_PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "reasoning")
+_TOKEN_PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h",
+                     "reasoning")
 _REQUIRED_KEYS = ("input", "output")
 
 
@@ -39,8 +40,9 @@ class ModelPrice:
     ``input`` and ``output`` are required (write ``0`` for a free local model: its cost
     is then exactly zero, never unknown). ``cache_read`` and ``cache_write`` default to
     the input price, as the provider bills cached tokens at the full rate when it has no
-    cache price. ``reasoning`` is set only where reasoning tokens are billed apart from
-    output; otherwise they are priced as the output tokens they are part of.
+    cache price; ``cache_write_1h`` (cache writes kept for one hour) defaults to the
+    cache-write price. ``reasoning`` is set only where reasoning tokens are billed apart
+    from output; otherwise they are priced as the output tokens they are part of.
 
     Values may be given as ``Decimal``, ``int``, ``str`` or ``float`` (converted through
     its shortest repr, so ``0.1`` stays ``Decimal("0.1")``).
@@ -52,6 +54,7 @@ class ModelPrice:
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None
     currency: str = "USD"
+    cache_write_1h: Decimal | None = None
 
     def __post_init__(self) -> None:
         for name in _TOKEN_PRICE_KEYS:
@@ -80,7 +83,8 @@ def load_price_overrides(source: OverrideSource) -> dict[str, ModelPrice]:
     Keys are a model name (``"my-llama"``) or ``"provider/model"``
     (``"openai/ft:gpt-4o-mini:acme"``); values are a :class:`ModelPrice` or a table with
     the keys ``input``, ``output`` (required), ``cache_read``, ``cache_write``,
-    ``reasoning`` (per million tokens) and ``currency`` (default ``USD``). Example TOML::
+    ``cache_write_1h``, ``reasoning`` (per million tokens) and ``currency`` (default
+    ``USD``). Example TOML::
 
         ["my-local-llama"]
         input = 0

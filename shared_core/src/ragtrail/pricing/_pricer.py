@@ -64,6 +64,7 @@ class Pricer:
         model: str | None,
         provider: str | None = None,
         at: datetime | None = None,
+        cache_write_1h_tokens: int | None = None,
     ) -> LLMCostMetrics:
         """What a call cost. Never raises.
 
@@ -75,6 +76,10 @@ class Pricer:
                 ``bedrock``, ``google_genai``, ...). When given, only that provider's
                 prices are used; an unknown provider gives ``unknown_model``.
             at: When the call was made (naive = UTC); picks dated prices. Default: now.
+            cache_write_1h_tokens: The part of ``usage.cache_creation_tokens`` written
+                with a one-hour time to live (Anthropic reports the split). They are
+                priced at the model's one-hour cache-write rate; where the price data has
+                none, at its cache-write rate, and ``price_source`` says so.
 
         Returns:
             Costs per bucket and the prices used, with ``price_status``: ``priced``;
@@ -82,10 +87,27 @@ class Pricer:
             known); ``error`` (inconsistent usage or an unexpected failure, logged).
         """
         try:
-            return self._cost(usage, model, provider, at)
+            return self._cost(usage, model, provider, at, cache_write_1h_tokens)
         except Exception:  # never raise into the caller's LLM run
             self._warn("unexpected", "pricing %r failed unexpectedly", model, exc_info=True)
             return status_only(PriceStatus.ERROR)
+
+    def infer_provider(self, model: str | None) -> str | None:
+        """The provider of ``model`` by genai-prices' own model matching, or None.
+
+        For a call whose client does not say who serves it (a chat model class of the
+        user's own, ``OpenAILike``): genai-prices resolves well-known model names
+        across the providers it knows (``gpt-4o-mini`` -> ``openai``). A model it does
+        not know gives None, never a guess. Never raises.
+        """
+        name = (model or "").strip()
+        if not name:
+            return None
+        try:
+            return self._catalog.provider_of(name)
+        except Exception:  # never raise into the caller's LLM run
+            self._warn("infer", "inferring the provider of %r failed", name, exc_info=True)
+            return None
 
     def close(self) -> None:
         """Stop the remote price updater, if one was started. Idempotent."""
@@ -108,6 +130,7 @@ class Pricer:
         model: str | None,
         provider: str | None,
         at: datetime | None,
+        cache_write_1h: int | None = None,
     ) -> LLMCostMetrics:
         model_name = (model or "").strip()
         provider_name = (provider or "").strip() or None
@@ -123,7 +146,7 @@ class Pricer:
         if usage is None or no_usage:
             return prices_only(rates, PriceStatus.NO_USAGE)
         try:
-            buckets = split_usage(usage)
+            buckets = split_usage(usage, cache_write_1h)
         except UsageError as exc:
             self._warn(f"usage:{model_name}", "cannot price %r: %s", model_name, exc)
             return prices_only(rates, PriceStatus.ERROR)
@@ -142,6 +165,7 @@ class Pricer:
                 reasoning=price.reasoning,
                 currency=price.currency,
                 source=OVERRIDE_SOURCE,
+                cache_write_1h=price.cache_write_1h,
             )
         return self._catalog.rates(model, provider, at, input_tokens)
 

@@ -93,6 +93,12 @@ class LLMCostMetrics(Model):
     cache_write_price_per_1k: Decimal | None = Field(
         None, description="Price of 1,000 cache writes."
     )
+    cache_write_1h_price_per_1k: Decimal | None = Field(
+        None,
+        description="Price of 1,000 cache writes kept for one hour (Anthropic's 1h TTL), "
+        "set when the call made any. The cache-write price when the price data has none "
+        "of its own (price_source then says so).",
+    )
     currency: str | None = Field(None, description="ISO currency code, e.g. USD.")
     price_source: str | None = Field(
         None, description="Where the prices came from: 'genai-prices <version>' or 'override'."
@@ -244,6 +250,7 @@ class LLMMetadataFlat(UtcModel):
     output_price_per_1k: Decimal | None = None
     cache_read_price_per_1k: Decimal | None = None
     cache_write_price_per_1k: Decimal | None = None
+    cache_write_1h_price_per_1k: Decimal | None = None
     currency: str | None = None
     price_source: str | None = None
     price_status: PriceStatus | None = None
