@@ -7,8 +7,10 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DefaultUserHashKeyWarning",
     "NotFoundError",
     "RagtrailError",
+    "RagtrailWarning",
     "SchemaTooNewError",
     "StoreUnavailableError",
 ]
@@ -32,3 +34,13 @@ class SchemaTooNewError(RagtrailError):
 
 class NotFoundError(RagtrailError, LookupError):
     """A run, trace or document id that the store does not hold."""
+
+
+class RagtrailWarning(UserWarning):
+    """Base of the warnings ragtrail issues (filter them with ``warnings`` as usual)."""
+
+
+class DefaultUserHashKeyWarning(RagtrailWarning):
+    """User ids are hashed with ragtrail's public default key: anyone can recompute the
+    hash of a guessed id. Set ``RedactionConfig(user_hash_secret=...)`` or
+    ``RAGTRAIL_USER_HASH_SECRET``. Issued once per process."""

@@ -35,10 +35,18 @@ def cli() -> None:
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of the stored records."""
-    from ..schemas import json_schema_text
+    """Print the JSON Schema of the stored records.
 
-    click.echo(json_schema_text())
+    Its ``user_hash_key`` says whether user ids are hashed with your key
+    ($RAGTRAIL_USER_HASH_SECRET: "configured") or ragtrail's public one ("default").
+    """
+    import json
+
+    from ..redaction import user_hash_key_kind
+    from ..schemas import json_schema
+
+    document = {**json_schema(), "user_hash_key": user_hash_key_kind()}
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 @cli.group()
