@@ -90,7 +90,8 @@ def offer_all(writer: BackgroundWriter, count: int, prefix: str = "run") -> list
     return records
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Wait for what must happen; the timeout is a hang guard, never a pass criterion."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -619,7 +620,7 @@ def test_full_spool_refuses_with_its_own_reason(tmp_path: Path, make_writer: Mak
                          spool_max_bytes=size * 30, spool_segment_max_bytes=size * 8)
     writer = make_writer(store, config)
     results = []
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a hang guard
     # Keep offering until the queue is full while the spool is full too.
     while not writer.stats().dropped.get(DropReason.SPOOL_FULL.value):
         assert time.monotonic() < deadline, writer.stats()

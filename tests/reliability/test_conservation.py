@@ -116,7 +116,7 @@ class Run:
 def replay_leftovers(store: FaultyStore, config: WriterConfig) -> WriterStats:
     """A second writer on the same spool directory stores what the first left there."""
     writer = BackgroundWriter(store, config)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a hang guard: the asserts below judge
     while writer.stats().recovered == 0 or writer.stats().pending:
         if time.monotonic() > deadline:
             break
