@@ -37,16 +37,19 @@ chain = build_rag_chain()
 ids = [str(uuid.uuid4()) for _ in range({n})]
 answers = [chain.invoke("What does VACUUM do in SQLite?",
                         config={{"callbacks": [handler], "run_id": rid}}) for rid in ids]
-closed = trail.close()
-print(json.dumps({{"ids": ids, "answers": answers, "closed": closed,
-                  "writer": trail.stats()["writer"]}}))
+if {close}:
+    closed = trail.close()
+    print(json.dumps({{"ids": ids, "answers": answers, "closed": closed,
+                      "writer": trail.stats()["writer"]}}))
+else:  # left to the exit hook, which writes under -W error too
+    print(json.dumps({{"ids": ids, "answers": answers}}))
 """
 
 
 @pytest.mark.parametrize("how", ["-W error", "PYTHONWARNINGS=error"])
 def test_every_run_is_stored_when_warnings_are_errors(db_url: str, tmp_path: Path,
                                                       how: str) -> None:
-    code = _CHILD.format(tests=str(TESTS), url=db_url, n=INVOCATIONS)
+    code = _CHILD.format(tests=str(TESTS), url=db_url, n=INVOCATIONS, close=True)
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     argv = [sys.executable]
     if how.startswith("-W"):
@@ -62,8 +65,22 @@ def test_every_run_is_stored_when_warnings_are_errors(db_url: str, tmp_path: Pat
     assert result["answers"] == ["The context answers: What does VACUUM do in SQLite?"] * 5
     assert writer["stored"] == writer["offered"] == 12 * INVOCATIONS, writer
     assert (writer["dead_lettered"], writer["dropped_total"], writer["pending"]) == (0, 0, 0)
-    with Trail(db_url) as reader:
-        for rid in result["ids"]:
+    _assert_stored(db_url, result["ids"])
+
+
+def test_the_exit_hook_stores_every_run_when_warnings_are_errors(sqlite_url: str,
+                                                                 tmp_path: Path) -> None:
+    code = _CHILD.format(tests=str(TESTS), url=sqlite_url, n=INVOCATIONS, close=False)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
+    _assert_stored(sqlite_url, json.loads(done.stdout.splitlines()[-1])["ids"])
+
+
+def _assert_stored(url: str, ids: list[str]) -> None:
+    with Trail(url) as reader:
+        for rid in ids:
             lineage = reader.lineage(rid)
             assert len(lineage.runs) == 12 and len(lineage.llm_calls) == 1
 
