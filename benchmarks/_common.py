@@ -31,6 +31,9 @@ class Sizes:
     overhead_rounds: int = 12
     overhead_block: int = 30
     ingest_runs: int = 60_000
+    drain_backlog: int = 60_000
+    drain_rate: int = 2_000
+    drain_fresh_s: int = 10
     scale_traces: int = 100_000
     scale_samples: int = 200
     memory_invocations: int = 20_000
@@ -40,7 +43,8 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(overhead_rounds=2, overhead_block=2, ingest_runs=300, scale_traces=60,
+        return cls(overhead_rounds=2, overhead_block=2, ingest_runs=300, drain_backlog=300,
+                   drain_rate=300, drain_fresh_s=1, scale_traces=60,
                    scale_samples=5, memory_invocations=30, memory_warmup=5,
                    instruction_invocations=1, startup_runs=1)
 

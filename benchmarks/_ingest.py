@@ -12,6 +12,8 @@ Two measurements per backend, on a fresh database each:
   ``_ceiling.py``): what the database and driver allow on this machine.
 * ``ceiling_no_fsync`` (SQLite): the same with ``PRAGMA synchronous = OFF``, no fsync
   at all: the most SQLite allows here without giving up its journal.
+* ``drain``: the backlog an outage leaves on the spool, drained while fresh records
+  keep coming, and ``offer``'s latency while the store is down (``_drain.py``).
 
 Records are built before the clock starts (building them is the Recorder's cost,
 measured by the overhead benchmark).
@@ -120,8 +122,35 @@ def run(sizes: Sizes, work_dir: Path, *, pg_url: str | None) -> dict[str, Any]:
             missing = "" if result[kind].get("complete", True) else " INCOMPLETE: see results"
             say(f"ingest {backend:10} {kind:16}: {result[kind]['runs_per_s']:9.0f} runs/s "
                 f"({result[kind]['runs']} runs in {result[kind]['seconds']:.2f} s){missing}")
+        result["drain"] = _drain_of(backend, sizes, work_dir, targets["sqlite"], pg_url)
         out[backend] = result
     return out
+
+
+def _drain_of(backend: str, sizes: Sizes, work_dir: Path, sqlite_url: Any,
+              pg_url: str | None) -> dict[str, Any]:
+    from . import _drain
+
+    fresh_runs = sizes.drain_rate * sizes.drain_fresh_s
+    traces = max(1, (sizes.drain_backlog + fresh_runs) // RUNS_PER_TRACE)
+    recs = records(traces)
+    backlog, fresh = recs[:sizes.drain_backlog], recs[sizes.drain_backlog:]
+    spool = work_dir / f"drain-spool-{backend}"
+    if backend == "sqlite":
+        result = _drain.run(sqlite_url("drain"), backlog, fresh, rate_per_s=sizes.drain_rate,
+                            spool_dir=spool)
+    else:
+        with pg_schema(pg_url) as url:  # type: ignore[arg-type]
+            result = _drain.run(url, backlog, fresh, rate_per_s=sizes.drain_rate,
+                                spool_dir=spool)
+    drain = result["drain_s"]
+    say(f"ingest {backend:10} drain           : {drain:.1f} s for {result['backlog']} waiting "
+        f"({result['spooled_at_recovery']} on the spool) + {result['fresh_per_s']}/s fresh "
+        f"(target <= {result['target_drain_s']:.0f} s), "
+        f"all stored after {result['all_stored_s']:.1f} s; offer p99 while down "
+        f"{result['offer_while_down_p99_us']:.1f} us"
+        + ("" if result["complete"] else " INCOMPLETE: see results"))
+    return result
 
 
 def _measure(kind: str, url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]:

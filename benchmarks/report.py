@@ -169,6 +169,16 @@ def targets(results: dict[str, Any]) -> list[str]:
                          f"ceiling {entry['ceiling']['runs_per_s']:,.0f}"
                          + (f", without fsync {_rate(entry['ceiling_no_fsync'])}"
                             if "ceiling_no_fsync" in entry else "")))
+        drain = entry.get("drain")
+        if drain:
+            rows.append((f"backlog drain after an outage ({backend}: {drain['backlog']:,} "
+                         f"waiting, {drain['fresh_per_s']:,}/s fresh)",
+                         f"<= {drain['target_drain_s']:.0f} s",
+                         f"{drain['drain_s']:.1f} s (all stored after "
+                         f"{drain['all_stored_s']:.1f} s)"))
+            rows.append((f"offer while the store is down ({backend})",
+                         f"p99 <= {drain['target_offer_p99_us']:.0f} us",
+                         f"p99 {drain['offer_while_down_p99_us']:.1f} us"))
     scale = bench.get("scale", {}).get("sqlite", {})
     for key, goal in (("lineage", "p50 <= 5 ms"), ("answers_using_id", "p50 <= 5 ms"),
                       ("answers_using_hash", "p50 <= 5 ms")):

@@ -71,6 +71,10 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert offload["stored"]["offload_replay"] == offload["stored"]["ragtrail_sqlite"] > 0
     sqlite = bench["ingest"]["sqlite"]
     runs = bench["ingest"]["runs"]
+    drain = sqlite["drain"]  # the outage backlog's drain time is a figure, reported here
+    assert drain["complete"] and drain["runs_in_database"] == drain["backlog"] + drain["fresh"]
+    assert drain["drain_s"] >= 0 and drain["target_drain_s"] == 20
+    assert drain["offer_while_down_p99_us"] > 0
     assert sqlite["writer"]["runs_in_database"] == sqlite["store"]["runs"] == runs
     assert sqlite["store"]["runs_per_s"] > 0
     assert sqlite["ceiling_no_fsync"]["runs"] == sqlite["ceiling"]["runs"] == runs
@@ -180,3 +184,18 @@ def test_the_startup_benchmark_times_the_cli_with_and_without_bytecode(tmp_path:
     assert "### startup" in rendered
     assert "| `ragtrail --help` start-up, bytecode cached | <= 0.25 s |" in rendered
     assert "| `ragtrail traces` start-up, bytecode cached | <= 0.5 s |" in rendered
+
+
+def test_the_drain_benchmark_replays_a_spooled_backlog(tmp_path: Path) -> None:
+    from benchmarks import _drain
+    from benchmarks._data import records
+    from ragtrail.writer import WriterConfig
+
+    recs = records(30)
+    config = WriterConfig(spool_dir=tmp_path / "spool", max_queue_events=40, batch_max_events=10)
+    result = _drain.run(f"sqlite:///{tmp_path / 'drain.db'}", recs[:200], recs[200:],
+                        rate_per_s=200, spool_dir=tmp_path / "spool", config=config)
+    assert result["spooled_at_recovery"] > 0  # the backlog waited on the disk
+    assert result["complete"] and result["runs_in_database"] == len(recs) == 300
+    assert result["stored"] == 300 and result["dropped"] == {}
+    assert 0 <= result["drain_s"] <= result["all_stored_s"]

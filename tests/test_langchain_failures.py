@@ -199,7 +199,7 @@ def test_sync_stream_closed_early_is_cancelled(trail: Trail) -> None:
     _assert_cancelled(trail, rid)
 
 
-async def _until_closed(trail: Trail, deadline_s: float = 5.0) -> None:
+async def _until_closed(trail: Trail, deadline_s: float = 30.0) -> None:  # hang guard
     """Let the event loop finalize abandoned generators (and the handler's sweep run)."""
     end = time.monotonic() + deadline_s
     while trail.recorder.stats()["open_runs"] and time.monotonic() < end:

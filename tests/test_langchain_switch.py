@@ -216,3 +216,44 @@ def test_a_default_database_that_fails_is_tried_once_and_never_breaks_the_app() 
     # One attempt (libpq may open a second connection without SSL), not one per callback.
     assert 1 <= len(attempts) <= 2, len(attempts)
     assert done.stderr.count("the default ragtrail Trail could not be opened") == 1
+
+
+_FAILING_DEFAULT = """
+import logging, sys
+sys.path.insert(0, {tests!r})
+{logging_setup}
+from lc_support import build_rag_chain
+from ragtrail_langchain import RagtrailCallbackHandler
+chain = build_rag_chain()
+for i in range(12):
+    # The environment's handler, and handlers made per request without a trail.
+    config = {{"callbacks": [RagtrailCallbackHandler()]}} if i % 2 else {{}}
+    print(chain.invoke("What does VACUUM do in SQLite?", config=config))
+"""
+
+
+@pytest.mark.parametrize("logging_setup", [
+    "", "logging.basicConfig()", "logging.basicConfig(filename={log!r})"],
+    ids=["logging-not-configured", "logging-to-stderr", "logging-to-a-file"])
+def test_a_default_trail_that_cannot_open_says_so_once_on_stderr(
+        tmp_path: Path, logging_setup: str) -> None:
+    log = tmp_path / "app.log"
+    code = _FAILING_DEFAULT.format(tests=str(TESTS_DIR),
+                                   logging_setup=logging_setup.format(log=str(log)))
+    url = f"sqlite:///{tmp_path / 'missing-directory' / 'ragtrail.db'}"
+    env = {**os.environ, "RAGTRAIL_TRACING": "true", "RAGTRAIL_URL": url}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    # The application's output is its own; stderr has one line saying what failed.
+    assert done.stdout.splitlines() == ["The context answers: What does VACUUM do in SQLite?"] * 12
+    (line,) = [text for text in done.stderr.splitlines() if "could not be opened" in text]
+    if not logging_setup:
+        assert done.stderr.splitlines() == [line]
+    # Through the application's handler when it writes to stderr, else written directly.
+    assert line.startswith("ERROR:ragtrail.langchain:the default ragtrail Trail could not"
+                           if logging_setup == "logging.basicConfig()" else
+                           "ragtrail: error: the default ragtrail Trail could not be opened")
+    assert "missing-directory does not exist" in line and "capture is off" in line
+    if "filename" in logging_setup:  # the application's log has it too
+        assert "the default ragtrail Trail could not be opened" in log.read_text()

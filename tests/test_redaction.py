@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from ragtrail import Trail
 from ragtrail.errors import ConfigError
 from ragtrail.redaction import BUILTIN_RULES, RedactionConfig, Redactor, is_secret_key
 
@@ -118,3 +128,90 @@ def test_random_uuids_are_never_redacted() -> None:
     for _ in range(20_000):
         text = f"run {uuid.uuid4()} done"
         assert redactor.redact(text) == (text, False), text
+
+
+# --- the user-hash key: which kind is in use, and a warning for the public default ----------
+
+_HASH_CHILD = """
+import hashlib, hmac, json, sys, uuid
+sys.path.insert(0, {tests!r})
+from lc_support import build_rag_chain
+from ragtrail import Trail
+from ragtrail_langchain import RagtrailCallbackHandler
+
+trail = Trail({url!r})
+chain = build_rag_chain()
+ids = [str(uuid.uuid4()) for _ in range(4)]
+for rid in ids:
+    print(chain.invoke("What does VACUUM do in SQLite?", config={{
+        "callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid,
+        "metadata": {{"user_id": "u-7"}}}}))
+stats = trail.stats()
+trail.close()
+print(json.dumps({{"ids": ids, "key": stats["user_hash_key"]}}))
+"""
+
+
+def _run_hash_child(tmp_path: Path, *flags: str, secret: str | None = None
+                    ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], str]:
+    url = f"sqlite:///{tmp_path / 'hash.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "RAGTRAIL_USER_HASH_SECRET"}
+    if secret is not None:
+        env["RAGTRAIL_USER_HASH_SECRET"] = secret
+    code = _HASH_CHILD.format(tests=str(Path(__file__).parent), url=url)
+    done = subprocess.run([sys.executable, *flags, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:4] == ["The context answers: What does VACUUM do in SQLite?"] * 4
+    return done, json.loads(done.stdout.splitlines()[-1]), url
+
+
+def _stored_user_hashes(url: str, ids: list[str]) -> set[str | None]:
+    with Trail(url) as reader:
+        return {run.user_hash for rid in ids for run in reader.lineage(rid).runs}
+
+
+def test_the_default_key_is_warned_about_once_and_the_hash_is_stored(tmp_path: Path) -> None:
+    done, out, url = _run_hash_child(tmp_path)
+    lines = [line for line in done.stderr.splitlines() if "DefaultUserHashKeyWarning" in line]
+    assert len(lines) == 1 and "RAGTRAIL_USER_HASH_SECRET" in lines[0]
+    assert out["key"] == "default"
+    expected = hmac.new(b"ragtrail-default-user-hash-key", b"u-7", hashlib.sha256).hexdigest()
+    assert _stored_user_hashes(url, out["ids"]) == {expected}
+
+
+def test_with_warnings_as_errors_the_default_key_warning_is_one_stderr_line(
+        tmp_path: Path) -> None:
+    # Under -W error the warning would be an exception: capture goes on, the user hash
+    # is stored, and the warning becomes one line on stderr (logging not configured).
+    done, out, url = _run_hash_child(tmp_path, "-W", "error")
+    assert done.stderr.splitlines() == [
+        "ragtrail: warning: user ids are hashed with ragtrail's public default key, so anyone "
+        "can recompute the hash of a guessed id: set RAGTRAIL_USER_HASH_SECRET or "
+        "RedactionConfig(user_hash_secret=...)"]
+    assert len(_stored_user_hashes(url, out["ids"])) == 1
+
+
+def test_a_configured_key_is_not_warned_about(tmp_path: Path) -> None:
+    done, out, url = _run_hash_child(tmp_path, "-W", "error", secret="s3cret-key")
+    assert done.stderr == "" and out["key"] == "configured"
+    expected = hmac.new(b"s3cret-key", b"u-7", hashlib.sha256).hexdigest()
+    assert _stored_user_hashes(url, out["ids"]) == {expected}
+
+
+def test_stats_and_schema_say_which_key_kind_never_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAGTRAIL_USER_HASH_SECRET", raising=False)
+    url = f"sqlite:///{tmp_path / 'kind.db'}"
+    with Trail(url) as trail:
+        assert trail.stats()["user_hash_key"] == "default"
+    with Trail(url, redaction=RedactionConfig(user_hash_secret="mine")) as trail:
+        stats = trail.stats()
+    assert stats["user_hash_key"] == "configured" and "mine" not in json.dumps(stats)
+    for secret, kind in ((None, "default"), ("env-secret", "configured")):
+        env = {k: v for k, v in os.environ.items() if k != "RAGTRAIL_USER_HASH_SECRET"}
+        if secret:
+            env["RAGTRAIL_USER_HASH_SECRET"] = secret
+        out = subprocess.run([sys.executable, "-m", "ragtrail", "schema"], env=env,
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+        assert json.loads(out)["user_hash_key"] == kind and "env-secret" not in out

@@ -23,7 +23,7 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive()]
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> bool:  # hang guard
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ragtrail.schemas import CapturedRun
 from ragtrail.sink import PermanentStoreError, Store, TransientStoreError
@@ -44,6 +44,8 @@ class FaultyStore:
     ``down``: every write raises TransientStoreError before touching the store.
     ``ambiguous``: the next N writes commit, then raise TransientStoreError.
     ``poison``: ids the store rejects with PermanentStoreError (whole batch fails).
+    ``unexpected``: the next N writes raise ``unexpected_error`` (by default a
+    RuntimeError: neither of the store's two documented errors) before writing.
     ``slow``: ids whose batches take ``slow_s`` longer.
     ``hang``: writes block until the event is set (a hung database).
     ``close_inner``: whether close() closes the wrapped store.
@@ -53,7 +55,11 @@ class FaultyStore:
         self.inner = inner
         self.down = False
         self.ambiguous = 0
+        self.ambiguous_ids: set[str] = set()  # committed, then reported as failed
         self.poison: set[str] = set()
+        self.unexpected = 0
+        self.unexpected_error: Callable[[], Exception] = lambda: RuntimeError(
+            "injected: unexpected failure")
         self.slow: set[str] = set()
         self.slow_s = 0.0
         self.hang = threading.Event()
@@ -77,6 +83,11 @@ class FaultyStore:
         self.hang.wait()
         if self.down:
             raise TransientStoreError("injected: store down")
+        with self._lock:
+            unexpected = self.unexpected > 0
+            self.unexpected -= unexpected
+        if unexpected:
+            raise self.unexpected_error()
         if any(r.id in self.slow for r in records):
             time.sleep(self.slow_s)
         bad = [r.id for r in records if r.id in self.poison]
@@ -86,6 +97,7 @@ class FaultyStore:
         with self._lock:
             if self.ambiguous > 0:
                 self.ambiguous -= 1
+                self.ambiguous_ids.update(r.id for r in records)
                 raise TransientStoreError("injected: connection lost after commit")
 
     def close(self) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousIdError",
     "ConfigError",
+    "DefaultUserHashKeyWarning",
     "NotFoundError",
     "RagtrailError",
+    "RagtrailWarning",
     "SchemaTooNewError",
     "StoreUnavailableError",
 ]
@@ -41,3 +43,13 @@ class AmbiguousIdError(RagtrailError, LookupError):
     def __init__(self, message: str, candidates: list[str]) -> None:
         super().__init__(message)
         self.candidates = candidates
+
+
+class RagtrailWarning(UserWarning):
+    """Base of the warnings ragtrail issues (filter them with ``warnings`` as usual)."""
+
+
+class DefaultUserHashKeyWarning(RagtrailWarning):
+    """User ids are hashed with ragtrail's public default key: anyone can recompute the
+    hash of a guessed id. Set ``RedactionConfig(user_hash_secret=...)`` or
+    ``RAGTRAIL_USER_HASH_SECRET``. Issued once per process."""

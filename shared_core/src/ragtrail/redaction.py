@@ -8,14 +8,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import os
 import re
+import threading
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
-from ._log import RateLimitedLog, get_logger
-from .errors import ConfigError
+from ._log import RateLimitedLog, get_logger, report_to_stderr
+from .errors import ConfigError, DefaultUserHashKeyWarning
 
 __all__ = [
     "BUILTIN_RULES",
@@ -23,6 +26,7 @@ __all__ = [
     "Redactor",
     "Rule",
     "is_secret_key",
+    "user_hash_key_kind",
 ]
 
 _log = RateLimitedLog(get_logger("redaction"))
@@ -165,6 +169,33 @@ def _compile(rule: Rule) -> Callable[[str], str]:
 
 
 _DEFAULT_SECRET = b"ragtrail-default-user-hash-key"
+_SECRET_ENV = "RAGTRAIL_USER_HASH_SECRET"
+_DEFAULT_KEY_MESSAGE = (
+    "user ids are hashed with ragtrail's public default key, so anyone can recompute the "
+    "hash of a guessed id: set RAGTRAIL_USER_HASH_SECRET or "
+    "RedactionConfig(user_hash_secret=...)")
+_default_key_warned = threading.Lock()  # taken once: the first hash with the default key
+
+
+def user_hash_key_kind(config: RedactionConfig | None = None) -> str:
+    """``"configured"`` when user ids are hashed with a key of the user's (``config``'s
+    ``user_hash_secret``, else ``$RAGTRAIL_USER_HASH_SECRET``), ``"default"`` with
+    ragtrail's public one. Never the key itself."""
+    secret = (config.user_hash_secret if config is not None else None) or os.environ.get(
+        _SECRET_ENV)
+    return "configured" if secret else "default"
+
+
+def _warn_default_key() -> None:
+    """Once per process: a :class:`DefaultUserHashKeyWarning`. Where warnings are errors
+    (``-W error``) it becomes one line on stderr instead: capture never raises, and the
+    user hash is stored all the same."""
+    if not _default_key_warned.acquire(blocking=False):
+        return
+    try:
+        warnings.warn(_DEFAULT_KEY_MESSAGE, DefaultUserHashKeyWarning, stacklevel=3)
+    except Exception:  # the warning was made an error
+        report_to_stderr(get_logger("redaction"), logging.WARNING, _DEFAULT_KEY_MESSAGE)
 #: Redaction results kept for reuse: at most this many texts of at most this length
 #: (a few MB at worst).
 _CACHE_ENTRIES = 1024
@@ -180,10 +211,12 @@ class Redactor:
         self._token_rules = [BUILTIN_RULES[name] for name in chosen if name in _TOKEN_RULES]
         self._builtins = [(*BUILTIN_RULES[name], _MAY_MATCH[name])
                           for name in chosen if name not in _TOKEN_RULES]
-        secret = self.config.user_hash_secret or os.environ.get("RAGTRAIL_USER_HASH_SECRET")
+        secret = self.config.user_hash_secret or os.environ.get(_SECRET_ENV)
         if isinstance(secret, str):
             secret = secret.encode()
         self._secret = secret or _DEFAULT_SECRET
+        #: ``"configured"`` or ``"default"`` (see :func:`user_hash_key_kind`).
+        self.user_hash_key = user_hash_key_kind(self.config)
         self._cache: dict[str, tuple[str, bool]] = {}
 
     @property
@@ -229,7 +262,13 @@ class Redactor:
         return out, out != text
 
     def hash_user(self, user_id: object) -> str:
-        """Keyed hash (HMAC-SHA256, hex) of a user id: stable, not reversible without the key."""
+        """Keyed hash (HMAC-SHA256, hex) of a user id: stable, not reversible without the key.
+
+        With the default key, the first call in the process issues a
+        :class:`~ragtrail.errors.DefaultUserHashKeyWarning`.
+        """
+        if self._secret is _DEFAULT_SECRET:
+            _warn_default_key()
         return hmac.new(self._secret, str(user_id).encode(), hashlib.sha256).hexdigest()
 
     def redact_all(self, texts: Iterable[str]) -> list[str]:

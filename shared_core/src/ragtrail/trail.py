@@ -231,13 +231,18 @@ class Trail:
             self._recorder.after_fork_in_child()
 
     def stats(self) -> dict[str, Any]:
-        """Capture and writer counters: offered, stored, dropped by reason, errors, ..."""
+        """Capture and writer counters: offered, stored, dropped by reason, errors, ...
+
+        ``user_hash_key`` says whether user ids are hashed with a key of yours
+        (``"configured"``) or ragtrail's public default one (``"default"``); never the key.
+        """
         if self._recorder is None:
-            return {"readonly": True}
+            return {"readonly": True, "user_hash_key": self.redactor.user_hash_key}
         writer_stats: Any = self.sink.stats()
         as_dict = getattr(writer_stats, "as_dict", None)
         return {"capture": self._recorder.stats(),
-                "writer": as_dict() if callable(as_dict) else dict(writer_stats)}
+                "writer": as_dict() if callable(as_dict) else dict(writer_stats),
+                "user_hash_key": self.redactor.user_hash_key}
 
     @property
     def store(self) -> SqlStore:

@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import register_configure_hook
 
-from ragtrail.capture import guarded, register_parent_provider
+from ragtrail.capture import guarded, register_parent_provider, report_to_stderr
 from ragtrail.errors import StoreUnavailableError
 
 from ._handler import RagtrailCallbackHandler
@@ -40,8 +40,9 @@ def default_trail() -> Any:
 
     Shared by every handler created without a trail, so handlers made per request
     (one per user or session) feed one Recorder and one writer. Opened once: when that
-    fails (logged as an error), later calls raise ``StoreUnavailableError`` without
-    trying again, and those handlers record nothing in this process.
+    fails (said once on stderr, and logged as an error), later calls raise
+    ``StoreUnavailableError`` without trying again, and those handlers record nothing
+    in this process.
     """
     global _default, _default_failed
     with _lock:
@@ -50,16 +51,18 @@ def default_trail() -> Any:
                 # Tried once: a database that does not answer would otherwise cost
                 # every later callback its connect timeout.
                 raise StoreUnavailableError("the default ragtrail Trail is unavailable "
-                                            "(the reason was logged once, as an error)")
+                                            "(the reason was said once, on stderr)")
             from ragtrail import Trail
 
             try:
                 _default = Trail()
             except Exception as exc:
                 _default_failed = True
-                _logger.error("the default ragtrail Trail could not be opened (%s); runs of "
-                              "handlers without a trail are not recorded in this process: "
-                              "fix RAGTRAIL_URL or give RagtrailCallbackHandler a Trail", exc)
+                # Once per process, on stderr even where logging is not configured.
+                report_to_stderr(_logger, logging.ERROR, "the default ragtrail Trail could "
+                                 "not be opened (%s); capture is off for handlers without a "
+                                 "trail in this process: fix RAGTRAIL_URL or give "
+                                 "RagtrailCallbackHandler a Trail", exc)
                 raise
         return _default
 

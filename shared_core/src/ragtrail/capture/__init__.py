@@ -6,6 +6,7 @@ Imports no framework, no SQLAlchemy and no writer or store (import-linter enforc
 from __future__ import annotations
 
 from .._forksafe import fork_safe_lock
+from .._log import report_to_stderr
 from ..guard import guarded
 from .ambient import ambient_parents, register_parent_provider
 from .config import CaptureConfig
@@ -23,4 +24,5 @@ __all__ = [
     "guarded",
     "register_converter",
     "register_parent_provider",
+    "report_to_stderr",
 ]

@@ -10,10 +10,18 @@ from ._common import emit_json, json_option
 @click.command()
 @json_option
 def schema(as_json: bool) -> None:
-    """Print the JSON Schema of the stored records (JSON with or without --json)."""
-    from ..schemas import json_schema_text
+    """Print the JSON Schema of the stored records (JSON with or without --json).
 
-    click.echo(json_schema_text())
+    Its ``user_hash_key`` says whether user ids are hashed with your key
+    ($RAGTRAIL_USER_HASH_SECRET: "configured") or ragtrail's public one ("default").
+    """
+    import json
+
+    from ..redaction import user_hash_key_kind
+    from ..schemas import json_schema
+
+    document = {**json_schema(), "user_hash_key": user_hash_key_kind()}
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 @click.group()

@@ -42,7 +42,8 @@ class WriterConfig:
     - ``retry_max_attempts`` with exponential backoff and jitter from
       ``retry_initial_backoff_s`` up to ``retry_max_backoff_s`` for transient errors;
       after that the batch waits on the spool and the store is probed every
-      ``retry_max_backoff_s``.
+      ``retry_max_backoff_s``. Any other exception from a write gets the same retries,
+      then the spool, then the same retries again, and only then the dead-letter file.
     - ``shutdown_timeout_s``: default deadline of ``close()`` and of the exit hook.
     - ``drop_log_interval_s``: at most one drop warning per interval.
     - ``dead_letter_path`` (default ``dead-letter.jsonl`` in the spool directory), at

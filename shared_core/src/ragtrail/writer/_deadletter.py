@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._log import SafeLogger
 from ..schemas.flat import AnyRecord, FlatRecord
 from ..schemas.record import SerializedRecord
 
 __all__ = ["DeadLetterFile"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 
 class DeadLetterFile:

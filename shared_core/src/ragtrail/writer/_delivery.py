@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
+from .._log import SafeLogger
 from ..schemas.flat import AnyRecord, FlatRecord
 from ..schemas.record import CapturedRun, SerializedRecord
 from ..sink import PermanentStoreError, Store, TransientStoreError
@@ -17,9 +18,9 @@ from ._deadletter import DeadLetterFile
 from ._ledger import Ledger
 from ._ratelimit import RateLimitedLog
 
-__all__ = ["Delivery", "Outcome", "StoreSource"]
+__all__ = ["Delivery", "Outcome", "StoreSource", "UnexpectedError"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 
 class StoreSource:
@@ -112,7 +113,14 @@ class Outcome:
     done: int
     stored: int
     dead: int
-    error: TransientStoreError | None = None  # why the rest was not written
+    error: Exception | None = None  # why the rest was not written
+
+
+class UnexpectedError(Exception):
+    """Something other than the store's two documented errors failed a write: a bug in a
+    store, a warning an application turned into an error, ... Neither transient nor
+    permanent for sure, so it gets both treatments in turn: retries, the spool, and
+    only then the dead-letter file (see :meth:`Delivery.deliver`)."""
 
 
 class Delivery:
@@ -128,22 +136,38 @@ class Delivery:
         self._give_up = give_up
         self._dead_letters = dead_letters
         self._log = log
+        # Exponential backoff plus jitter, in the names every tenacity in the pinned
+        # range knows (``wait_exponential_jitter(initial=...)`` warns from 9.2 on).
+        self._wait = (wait_exponential(multiplier=config.retry_initial_backoff_s,
+                                       max=config.retry_max_backoff_s)
+                      + wait_random(0, config.retry_initial_backoff_s))
         self.store_down = False  # retries ran out; until the next success, probe once a while
         self._failing = False  # the last attempt failed transiently
 
-    def deliver(self, records: Sequence[AnyRecord]) -> Outcome:
-        """Write ``records`` in order; stop at the first part whose retries run out."""
+    def deliver(self, records: Sequence[AnyRecord], *, last_chance: bool = False) -> Outcome:
+        """Write ``records`` in order; stop at the first part whose retries run out.
+
+        A transient error stops the batch (the rest waits on the spool); a permanent one
+        halves the batch until the record at fault is alone, and dead-letters it. Any
+        other exception is retried like a transient one; once its retries run out the
+        batch stops too (it goes to the spool), unless this is its ``last_chance`` (it
+        comes from the spool, or could not be spooled): then it is treated as permanent.
+        Never raises.
+        """
         ranges = [(0, len(records))]  # a stack: the next range to write is on top
         stored = dead = 0
         while ranges:
             lo, hi = ranges.pop()
+            whole = hi - lo == len(records)
             try:
                 # The whole batch as given (it may come prepared by the store), else a part.
-                self._write(records if hi - lo == len(records) else records[lo:hi])
+                self._write(records if whole else records[lo:hi], retry_unexpected=whole)
             except TransientStoreError as exc:
                 self._mark_down(exc)
                 return Outcome(lo, stored, dead, exc)
-            except PermanentStoreError as exc:
+            except (PermanentStoreError, UnexpectedError) as exc:
+                if isinstance(exc, UnexpectedError) and whole and not last_chance:
+                    return Outcome(lo, stored, dead, exc)  # retried; next: the spool
                 if hi - lo == 1:
                     self._dead_letter(records[lo], exc)
                     dead += 1
@@ -155,22 +179,25 @@ class Delivery:
                 self._mark_up()
         return Outcome(len(records), stored, dead)
 
-    def _write(self, records: Sequence[AnyRecord]) -> None:
+    def _write(self, records: Sequence[AnyRecord], *, retry_unexpected: bool) -> None:
+        """One write with retries; raises the store's error or an :class:`UnexpectedError`."""
         attempts = 1 if self.store_down else self._config.retry_max_attempts
-        retrying = Retrying(
-            stop=_Stop(attempts, self._give_up),
-            wait=wait_exponential_jitter(initial=self._config.retry_initial_backoff_s,
-                                         max=self._config.retry_max_backoff_s,
-                                         jitter=self._config.retry_initial_backoff_s),
-            retry=retry_if_exception_type(TransientStoreError),
-            sleep=self._pause,
-            reraise=True,
-        )
-        retrying(self._write_once, records)
+        retried = (TransientStoreError, UnexpectedError) if retry_unexpected else (
+            TransientStoreError,)
+        try:
+            retrying = Retrying(stop=_Stop(attempts, self._give_up), wait=self._wait,
+                                retry=retry_if_exception_type(retried), sleep=self._pause,
+                                reraise=True)
+            retrying(self._write_once, records)
+        except (TransientStoreError, PermanentStoreError, UnexpectedError):
+            raise
+        except Exception as exc:  # the retry machinery itself failed
+            self._ledger.note_error(exc)
+            raise UnexpectedError(f"{type(exc).__name__}: {exc}") from exc
 
     @property
     def failing(self) -> bool:
-        """True from a transient failure until the next successful write."""
+        """True from a failed write until the next successful one."""
         return self._failing or self.store_down
 
     def _write_once(self, records: Sequence[AnyRecord]) -> None:
@@ -188,16 +215,16 @@ class Delivery:
             self._failing = False  # the store answered: it is up
             self._ledger.note_error(exc)
             raise
-        except Exception as exc:  # a store bug must not stop the writer
-            # Not retried: a deterministic failure would block every later record.
-            # The records stay readable in the dead-letter file.
-            self._ledger.note_error(exc)
-            self._log.log(logging.ERROR, "unexpected", "the store raised %s, expected a "
-                          "TransientStoreError or PermanentStoreError; treating it as permanent",
-                          type(exc).__name__, exc_info=exc)
-            raise PermanentStoreError(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # a store bug, a warning made an error, ...
+            self._failing = True
+            self._ledger.note_retry(exc)
+            self._log.log(logging.ERROR, "unexpected", "writing to the store raised %s: %s "
+                          "(expected a TransientStoreError or PermanentStoreError); retried, "
+                          "then spooled, then dead-lettered", type(exc).__name__, exc,
+                          exc_info=exc)
+            raise UnexpectedError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _dead_letter(self, record: AnyRecord, error: PermanentStoreError) -> None:
+    def _dead_letter(self, record: AnyRecord, error: Exception) -> None:
         self._log.log(logging.WARNING, "dead-letter", "the store rejected record %s (%s); kept "
                       "in %s", record.id, error, self._dead_letters.path)
         self._dead_letters.write(record, error)

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from .._log import SafeLogger
 from ..schemas.flat import AnyRecord
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
-from ._delivery import Delivery, StoreSource
+from ._delivery import Delivery, Outcome, StoreSource
 from ._ledger import Entry, Ledger
 from ._ratelimit import DropLog, RateLimitedLog
 from ._spiller import Spiller
@@ -29,7 +30,7 @@ from ._spool import Spool, SpoolRead
 
 __all__ = ["Engine"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 _PAUSE_SLICE_S = 0.25  # longest sleep between two looks at the queue while paused
 _ORPHAN_SCAN_INTERVAL_S = 60.0  # how often an idle writer looks for dead writers' spools
@@ -103,9 +104,9 @@ class Engine:
         if self._closing() and self._delivery.store_down:
             self._spiller.spill(everything=True)  # safe on disk for the next writer
         interval_s = self._config.flush_interval_s
-        if self._carry:
+        if self._carry:  # failed before and could not be spooled: its last chance
             batch, self._carry = self._carry, []
-            self._deliver_memory(batch, behind_spool=False)
+            self._deliver_memory(batch, behind_spool=False, last_chance=True)
         elif self._taken is not None:
             self._deliver_taken()
         elif self._spiller.has_data and (self._delivery.failing
@@ -151,25 +152,32 @@ class Engine:
     # --- delivering ------------------------------------------------------------------------
 
     def _deliver_memory(self, batch: list[Entry], *, behind_spool: bool,
-                        prepared: Sequence[AnyRecord] | None = None) -> None:
+                        prepared: Sequence[AnyRecord] | None = None,
+                        last_chance: bool = False) -> None:
         """Write a batch from memory; what its retries could not write goes to the spool:
-        at the end if the spool already held (older) records, else in front.
+        at the end if the spool already held (older) records, else in front. The batch
+        has left the queue: whatever fails here, every record of it is stored,
+        dead-lettered, spooled or kept for the next step, never lost.
         """
-        self._probe_wait()
-        written = self._prepare_next(None)
         try:
-            outcome = self._delivery.deliver(prepared or [entry.record for entry in batch])
-        finally:
-            if written is not None:
-                written.set()
+            self._probe_wait()
+            outcome = self._deliver(prepared or [entry.record for entry in batch], None,
+                                    last_chance=last_chance)
+        except Exception as exc:  # a bug around the delivery: keep the whole batch
+            self._ledger.note_error(exc)
+            outcome = Outcome(0, 0, 0, exc)
         self._ledger.settle_memory(batch[:outcome.done], stored=outcome.stored,
                                    dead=outcome.dead)
         rest = batch[outcome.done:]
         if not rest:
             return
-        if behind_spool:
-            self._carry = self._spiller.append(rest)
-        elif not self._spiller.prepend(rest):
+        try:
+            if behind_spool:
+                self._carry = self._spiller.append(rest)
+            elif not self._spiller.prepend(rest):
+                self._carry = rest
+        except Exception as exc:  # the spool failed oddly: the records wait in memory
+            self._ledger.note_error(exc)
             self._carry = rest
 
     def _deliver_spool(self) -> None:
@@ -182,14 +190,10 @@ class Engine:
         self._cached_read = None
         if batch is None:
             return
-        written = self._prepare_next(batch)
         readable = [i for i, record in enumerate(batch.records) if record is not None]
-        try:
-            outcome = self._delivery.deliver(
-                batch.prepared or [r for r in batch.records if r is not None])
-        finally:
-            if written is not None:
-                written.set()
+        # Spooled records had their retries: an unexpected error now dead-letters them.
+        outcome = self._deliver(batch.prepared or [r for r in batch.records if r is not None],
+                                batch, last_chance=True)
         lines = len(batch.records) if outcome.done == len(readable) else readable[outcome.done]
         if lines == 0:
             self._cached_read = batch  # nothing consumed: reuse the parsed batch next time
@@ -201,6 +205,16 @@ class Engine:
         self._ledger.settle_spool(seqs, stored=outcome.stored, dead=outcome.dead,
                                   corrupt=corrupt)
         self._ledger.sync_spool_bytes(spool.bytes)
+
+    def _deliver(self, records: Sequence[AnyRecord], writing: SpoolRead | None, *,
+                 last_chance: bool) -> Outcome:
+        """Deliver ``records`` while the helper thread prepares what goes next."""
+        written = self._prepare_next(writing)
+        try:
+            return self._delivery.deliver(records, last_chance=last_chance)
+        finally:
+            if written is not None:
+                written.set()
 
     def _prepare_next(self, writing: SpoolRead | None) -> threading.Event | None:
         """While a batch is written (``writing``, if it came from the spool), have the

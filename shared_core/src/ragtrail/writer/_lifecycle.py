@@ -8,14 +8,15 @@ are renewed in the child.
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import threading
 from typing import Any, Protocol
 
+from .._log import SafeLogger
+
 __all__ = ["forget", "forget_owner", "track", "track_owner"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 
 class _Managed(Protocol):

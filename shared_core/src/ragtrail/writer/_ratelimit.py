@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
 
+from .._log import SafeLogger
 from ._ledger import Ledger
 
 __all__ = ["DropLog", "RateLimitedLog"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 
 class RateLimitedLog:
     """Logs each ``key`` at most once per ``interval_s`` (used by the writer thread only)."""
 
-    def __init__(self, logger: logging.Logger, interval_s: float) -> None:
+    def __init__(self, logger: SafeLogger, interval_s: float) -> None:
         self._logger = logger
         self._interval_s = interval_s
         self._last: dict[str, float] = {}
@@ -36,7 +36,7 @@ class RateLimitedLog:
             message += " (%d similar messages held back)"
             args = (*args, held)
         self._last[key] = now
-        self._logger.log(level, message, *args, exc_info=exc_info)
+        self._logger.log(level, message, *args, exc_info=exc_info, stacklevel=2)
         return True
 
 

@@ -17,6 +17,7 @@ import math
 import threading
 import time
 
+from .._log import SafeLogger
 from ..schemas.flat import flatten
 from ..schemas.record import CapturedRun
 from ._config import WriterConfig
@@ -27,7 +28,7 @@ from ._stats import DropReason
 
 __all__ = ["Spiller"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 _SPOOL_RETRY_S = 60.0  # after a disk error, how long the spool is left alone
 # The spill thread also looks at the queue this often without a wake-up (a store call
@@ -120,7 +121,7 @@ class Spiller:
             return False
         try:
             done = self.spool.prepend(lines)
-        except OSError as exc:
+        except Exception as exc:  # a full disk, or anything odd: the batch stays in memory
             self._failed(exc)
             return False
         if done:
@@ -156,7 +157,7 @@ class Spiller:
             return 0
         try:
             accepted = self.spool.append(lines)
-        except OSError as exc:
+        except Exception as exc:  # a full disk, or anything odd: the batch stays in memory
             self._failed(exc)
             return 0
         self._ledger.settle_spilled(batch[:accepted])
@@ -167,7 +168,7 @@ class Spiller:
         """True when there is a spool and no recent disk error."""
         return self.spool is not None and time.monotonic() >= self._retry_at
 
-    def _failed(self, error: OSError) -> None:
+    def _failed(self, error: Exception) -> None:
         """Disk trouble: records wait in memory (and may be refused) until a retry later."""
         self._log.log(logging.ERROR, "spool", "spool at %s failed (%s); records wait in memory "
                       "only for the next %.0f s", self.spool.root if self.spool else "?",

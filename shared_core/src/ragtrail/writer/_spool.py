@@ -18,15 +18,16 @@ written unbuffered so a forked child holds no copy of unwritten bytes.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
+import shutil
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._log import SafeLogger
 from ..schemas.flat import AnyRecord, read_record
 
 try:  # POSIX only; without it orphaned spools of dead processes are not adopted.
@@ -36,7 +37,7 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ["Spool", "SpoolRead"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 _LOCK_NAME = "lock"
 _SUFFIX = ".jsonl"
@@ -326,6 +327,8 @@ class Spool:
                 self._seal(segment)
                 if segment.offset >= segment.size:
                     self._drop_segment(segment)
+                elif segment.offset > 0:
+                    _drop_replayed_lines(segment)
             owners = list(self._adopted.values()) + ([self._own] if self._own else [])
             for owner in owners:
                 if owner.segments <= 0:
@@ -363,6 +366,24 @@ class Spool:
         self._adopted.pop(owner.path.name, None)
         if owner is self._own:
             self._own = None
+
+
+def _drop_replayed_lines(segment: _Segment) -> None:
+    """Rewrite a partly replayed segment to the lines not yet stored or dead-lettered,
+    so the next writer does not replay those again (the new file replaces the old in
+    one rename; were it to fail, the next writer replays the whole segment, as before).
+    """
+    tmp = segment.path.with_name(f"{_TMP_PREFIX}{segment.path.stem}.part")
+    try:
+        with open(segment.path, "rb") as source, open(tmp, "wb") as target:
+            source.seek(segment.offset)
+            shutil.copyfileobj(source, target)
+        os.replace(tmp, segment.path)
+    except OSError as exc:
+        logger.warning("cannot trim the replayed lines off spool segment %s: %s",
+                       segment.path, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _parse(line: bytes, *, own: bool) -> tuple[int | None, AnyRecord | None]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from .._log import SafeLogger
 from ..schemas.record import CapturedRun
 from ..sink import Store
 from . import _lifecycle
@@ -21,7 +21,7 @@ from ._stats import DropReason, WriterStats
 
 __all__ = ["BackgroundWriter"]
 
-logger = logging.getLogger("ragtrail.writer")
+logger = SafeLogger("ragtrail.writer")
 
 # Size guess for a record whose Recorder did not measure it (approx_bytes == 0): a run
 # with an LLM call is a few KB, each document adds its text. Never serialized here.
