@@ -13,7 +13,7 @@ from ragtrail.schemas import content_hash
 
 from ._names import SCORE_KEYS
 
-__all__ = ["DocList", "Reranking", "doc_list", "docs_in", "reranking"]
+__all__ = ["DocList", "Reranking", "doc_list", "docs_in", "reranking", "tool_docs"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,25 @@ def docs_in(value: Any) -> DocList | None:
         if found is not None:
             return found
     return None
+
+
+@guarded(default=None)
+def tool_docs(output: Any) -> DocList | None:
+    """Documents a tool returned: its output itself (a ``Document`` or a list of them),
+    or the artifact of the ``ToolMessage`` it produced (``@tool(response_format=
+    "content_and_artifact")`` called with a tool call, as ``ToolNode`` and agents do),
+    or the first list of documents in a dict artifact."""
+    if isinstance(output, Document):
+        return doc_list([output])
+    found = doc_list(output)
+    if found is not None:
+        return found
+    artifact = getattr(output, "artifact", None) if hasattr(output, "tool_call_id") else None
+    if artifact is None:
+        return None
+    if isinstance(artifact, Document):
+        return doc_list([artifact])
+    return docs_in(artifact)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,16 @@ from ragtrail.schemas import DocStage, Framework, RunKind
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
 from ._documents import DocList, doc_list, docs_in, reranking
-from ._names import INFERRED_RERANKER_NAME, KIND_KEY, RERANKER_MARK, RUN_TYPE_KINDS
+from ._names import (
+    CREATE_AGENT_INTEGRATION,
+    INFERRED_RERANKER_NAME,
+    KIND_KEY,
+    LS_INTEGRATION,
+    REACT_AGENT_CALLS,
+    REACT_AGENT_NODE,
+    RERANKER_MARK,
+    RUN_TYPE_KINDS,
+)
 from ._prompt import template_text
 from ._state import RunState
 
@@ -43,12 +52,17 @@ class StepCallbacks(HandlerCore):
         parent = self._state(parent_run_id) if parent_run_id else None
         if marked and not (parent is not None and parent.marked):
             kind = RunKind.RERANKER  # the outermost run carrying the mark
+        elif ((metadata or {}).get(LS_INTEGRATION) == CREATE_AGENT_INTEGRATION
+              and (parent is None or parent.integration != CREATE_AGENT_INTEGRATION)):
+            kind = RunKind.AGENT  # the graph create_agent built (its nodes inherit the mark)
         deferred = bool(kwargs.get("defers_inputs"))  # streaming: inputs come at the end
         name = run_name(serialized, kwargs.get("name"), "Unnamed") or "Unnamed"
         state = self._start(run_id, parent_run_id, kind, name, None if deferred else inputs,
                             tags, metadata, marked=marked)
         if state is None:
             return
+        if name in REACT_AGENT_CALLS and parent is not None:
+            self._react_agent(parent)
         if kind is RunKind.PROMPT:
             template = template_text(serialized)
             if template:
@@ -58,6 +72,13 @@ class StepCallbacks(HandlerCore):
                 )
         elif not deferred:
             state.input_docs = docs_in(inputs)
+
+    def _react_agent(self, node: RunState) -> None:
+        """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
+        graph = self._runs.parent_of(node) if node.name == REACT_AGENT_NODE else None
+        if graph is not None and graph.kind is RunKind.CHAIN:
+            graph.kind = RunKind.AGENT
+            self.recorder.set_kind(graph.key, RunKind.AGENT)
 
     @guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
