@@ -12,7 +12,7 @@ from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
-from ._documents import DocList, doc_list, docs_in, reranking
+from ._documents import DocList, Reranking, doc_list, docs_in, reranking
 from ._names import (
     CREATE_AGENT_INTEGRATION,
     INFERRED_RERANKER_NAME,
@@ -115,8 +115,7 @@ class StepCallbacks(HandlerCore):
             return None
         if state.kind is not RunKind.RERANKER:
             self.recorder.set_kind(state.key, RunKind.RERANKER)
-        self.recorder.add_documents(state.key, found.output.inputs(found.input_ranks),
-                                    stage=DocStage.RERANKED)
+        self.recorder.add_documents(state.key, found.inputs(), stage=DocStage.RERANKED)
         return out.hashes
 
     # -- retrievers ----------------------------------------------------------------------
@@ -152,16 +151,14 @@ class StepCallbacks(HandlerCore):
             elif state.child_retrievers == 1 and state.child_docs is not None and (
                 found := reranking(state.child_docs, docs)
             ):
-                self._inferred_reranker(state, state.child_docs, found.output, found.input_ranks)
+                self._inferred_reranker(state, state.child_docs, found)
                 reranked = docs.hashes
             else:
                 self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
         self._runs.report_to_parent(state, docs=docs, reranked=reranked)
         self._end(state, list(documents))
 
-    def _inferred_reranker(
-        self, state: RunState, source: DocList, output: DocList, ranks: Sequence[int]
-    ) -> None:
+    def _inferred_reranker(self, state: RunState, source: DocList, found: Reranking) -> None:
         # LangChain emits no callback for document compressors, so a reranker inside a
         # ContextualCompressionRetriever is inferred from the child and parent outputs.
         recorder = self.recorder
@@ -171,8 +168,8 @@ class StepCallbacks(HandlerCore):
                            framework=Framework.LANGCHAIN, parent_id=state.key,
                            inputs={"documents": plain(list(source.documents), limit)},
                            metadata={"inferred": True})
-        recorder.add_documents(rid, output.inputs(ranks), stage=DocStage.RERANKED)
-        recorder.end_run(rid, outputs=plain(list(output.documents), limit))
+        recorder.add_documents(rid, found.inputs(), stage=DocStage.RERANKED)
+        recorder.end_run(rid, outputs=plain(list(found.output.documents), limit))
 
     @guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
