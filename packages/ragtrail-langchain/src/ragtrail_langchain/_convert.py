@@ -54,6 +54,8 @@ def message_dict(message: BaseMessage) -> dict[str, Any] | None:
     tool_call_id = getattr(message, "tool_call_id", None) if "tool_call_id" in fields else None
     if tool_call_id:
         out["tool_call_id"] = tool_call_id
+        if getattr(message, "status", None) == "error":  # a ToolMessage reporting a failure
+            out["status"] = "error"
     return out
 
 
