@@ -84,6 +84,9 @@ def test_rag_part_2_graph_has_question_answer_and_documents(trail: Trail) -> Non
              if r.parent_id == lineage.trace_id}
     assert nodes == {"query_or_respond": "query_or_respond", "tools": "tools",
                      "generate": "generate"}
+    steps = {r.name: r.metadata.get("langgraph_step") for r in lineage.runs
+             if r.parent_id == lineage.trace_id}
+    assert steps == {"query_or_respond": 1, "tools": 2, "generate": 3}
     # The documents' headline query: this answer used them, in its prompt.
     for doc in expected:
         (usage,) = trail.answers_using(str(doc.id))

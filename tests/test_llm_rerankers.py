@@ -117,3 +117,35 @@ def _identity() -> Any:
         return list(inputs["documents"])
 
     return RunnableLambda(passthrough, name="passthrough")
+
+
+def test_an_evaluator_declared_by_its_role_links_nothing_in_prompt(trail: Trail) -> None:
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnablePassthrough
+
+    from lc_support import FakeOpenAIChat, format_docs
+
+    retriever = make_retriever(k=3)
+    judge = (ChatPromptTemplate.from_messages([("human", "Grade this context:\n{context}")])
+             | FakeOpenAIChat()).with_config(metadata={"ragtrail_role": "evaluator"},
+                                             run_name="grader")
+    chain = (
+        {"documents": retriever, "question": RunnablePassthrough()}
+        | RunnablePassthrough.assign(context=lambda x: format_docs(x["documents"]))
+        | {"grade": judge,
+           "answer": (lambda x: x["question"]) | build_rag_chain(
+               retriever=make_retriever(k=1), reranker=_identity())}
+    )
+    rid = uuid.uuid4()
+    chain.invoke(QUESTION, config={"callbacks": [RagtrailCallbackHandler(trail)],
+                                   "run_id": rid})
+    lineage = stored(trail, rid)
+    grader = next(r for r in lineage.runs if r.name == "grader")
+    grader_calls = {r.id for r in lineage.runs if r.parent_id == grader.id
+                    and r.kind is RunKind.LLM}
+    assert grader_calls, "the grader called its model"
+    in_prompt = lineage.documents_at(DocStage.IN_PROMPT)
+    assert in_prompt and {u.run_id for u in in_prompt}.isdisjoint(grader_calls)
+    # The grader saw all three documents; only the answer's one reached an answering call.
+    assert [u.document_id for u in in_prompt] == [d.id for d in make_retriever(k=1).invoke(
+        QUESTION)]
