@@ -10,16 +10,19 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..conventions import answer_from_messages, messages_in, question_from_messages
 from ..errors import ConfigError
 from ..schemas import LLMCallRecord, LLMMetadata, Run
 from ..store import _tables
 
 __all__ = [
+    "answer_of",
     "as_text",
     "chunks",
     "excerpt",
     "llm_call_from_row",
     "parse_time",
+    "question_of",
     "run_from_row",
     "runs_by_id",
     "time_filters",
@@ -57,6 +60,21 @@ def as_text(value: Any, keys: Sequence[str]) -> str | None:
             if text is not None:
                 return text
     return None
+
+
+def question_of(inputs: Any) -> str | None:
+    """The question of a root run: the last user message when its input is a message
+    list or a state holding one (a LangGraph ``MessagesState``, an agent's
+    ``{"messages": [...]}``), else its input as text (see :func:`as_text`)."""
+    return question_from_messages(inputs) or as_text(inputs, QUESTION_KEYS)
+
+
+def answer_of(outputs: Any) -> str | None:
+    """The answer of a root run: the last assistant message that is not a tool call
+    when its output is a message list or a state holding one, else its output as text."""
+    if messages_in(outputs) is not None:
+        return answer_from_messages(outputs)  # a tool call alone is no answer
+    return as_text(outputs, ANSWER_KEYS)
 
 
 def excerpt(text: str | None, max_chars: int = 200) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas import DocStage, bounded_key
 from ..store import _tables
-from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, chunks
+from ._common import answer_of, chunks, question_of
 from ._models import DocumentUsage
 
 __all__ = ["answers_using", "links_statement"]
@@ -76,8 +76,8 @@ def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUs
         stage=DocStage(best.stage),
         rank=best.rank,
         score=best.score,
-        question=as_text(root.inputs, QUESTION_KEYS) if root is not None else None,
-        answer=as_text(root.outputs, ANSWER_KEYS) if root is not None else None,
+        question=question_of(root.inputs) if root is not None else None,
+        answer=answer_of(root.outputs) if root is not None else None,
         started_at=root.started_at if root is not None else None,
     )
 

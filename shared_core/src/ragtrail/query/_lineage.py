@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import NotFoundError
 from ..schemas import LLMCallRecord, Run, bounded_key
 from ..store import _tables
-from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, llm_call_from_row, run_from_row, sum_cost
+from ._common import answer_of, llm_call_from_row, question_of, run_from_row, sum_cost
 from ._models import DocumentUse, Lineage, RunNode
 
 __all__ = ["lineage"]
@@ -89,8 +89,8 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
         roots=roots,
         llm_calls=calls,
         documents=documents,
-        question=as_text(root.inputs, QUESTION_KEYS) if root is not None else None,
-        answer=as_text(root.outputs, ANSWER_KEYS) if root is not None else None,
+        question=question_of(root.inputs) if root is not None else None,
+        answer=answer_of(root.outputs) if root is not None else None,
         total_tokens=sum(row.total_tokens or 0 for row in call_rows),
         total_cost=total_cost,
         unpriced_calls=unpriced,

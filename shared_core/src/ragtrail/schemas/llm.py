@@ -169,6 +169,13 @@ class LLMMetadata(UtcModel):
     prompt_template_hash: str | None = Field(
         None, description="sha256 of the template text: stable across runs."
     )
+    # Tools: what the model was offered and what it asked for (ragtrail.conventions.tools).
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="Tool definitions offered: {name, description, parameters}, "
+        "in the order sent.")
+    tool_choice: Any = Field(None, description="tool_choice as sent (auto, required, a name).")
+    tool_calls: list[dict[str, Any]] | None = Field(
+        None, description="Tool calls the model made: {id, name, arguments}.")
 
     def flat(self) -> LLMMetadataFlat:
         """The flat variant of this record (see :class:`LLMMetadataFlat`)."""
