@@ -20,7 +20,16 @@ from typing import Any
 from llama_index.core.instrumentation.span import active_span_id
 
 from ragtrail.capture import Recorder, fork_safe_lock, guarded
-from ragtrail.schemas import AppContext, DocStage, Framework, MetaKey, RunKind, RunStatus
+from ragtrail.schemas import (
+    ROLE_KEY,
+    AppContext,
+    DocStage,
+    Framework,
+    MetaKey,
+    RunKind,
+    RunStatus,
+    StepRole,
+)
 
 from ._coverage import handlers_of, holds_engine, reaches_engine
 from ._extract import (
@@ -30,6 +39,7 @@ from ._extract import (
     node_refs,
     query_text,
     tool_calls_of,
+    tool_output_nodes,
 )
 from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
 from ._infer import Pipeline, infer_rerank, pipeline_of
@@ -151,8 +161,10 @@ class Engine:
             span.run = run = _Run(span_id, role, id(instance), parent_run)
             arguments = arguments_of(bound_args)
             self._prepare(run, instance, arguments)
-            self._start(run, inputs_of(role.family, arguments),
-                        start_metadata(role.family, instance), tags)
+            metadata = start_metadata(role.family, instance)
+            if _in_silent_postprocessor(parent_run, role, instance):
+                metadata[ROLE_KEY] = StepRole.RERANKER.value
+            self._start(run, inputs_of(role.family, arguments), metadata, tags)
             self._after_start(run, instance, arguments)
 
     def _prepare(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
@@ -301,6 +313,13 @@ class Engine:
                 run.parent.pipeline.postprocessed = False
         elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
             self._reranked(run, result)
+        elif family is Family.TOOL:
+            # A tool that returns nodes (or a response carrying them) retrieved them;
+            # rendered into the tool message, they are in the next call's prompt.
+            nodes = tool_output_nodes(result)
+            if nodes:
+                self.recorder.add_documents(run.run_id, document_inputs(nodes),
+                                            stage=DocStage.RETRIEVED)
         outputs = outputs_of(family, result)
         if text is not None and isinstance(outputs, dict):
             outputs["response"] = text
@@ -402,6 +421,19 @@ class Engine:
                 meta.update(rerank)
                 self.recorder.set_kind(run.run_id, RunKind.RERANKER)
             self.recorder.add_metadata(run.run_id, meta)
+
+
+def _in_silent_postprocessor(parent: _Run | None, role: Role, instance: Any) -> bool:
+    """An LLM call a query's postprocessor makes on the async path, where LlamaIndex
+    opens no postprocessor span (see ``_infer``): between the query's retrieval and its
+    synthesis, by the LLM one of the query's postprocessors holds. It only sees the
+    candidates, so it must not count as the answer's prompt."""
+    if role.family not in (Family.LLM, Family.LLM_WRAPPER) or parent is None:
+        return False
+    pipeline = parent.pipeline
+    if pipeline is None or pipeline.retrieved is None:
+        return False
+    return any(getattr(p, "llm", None) is instance for p in pipeline.postprocessors)
 
 
 def _same_call(parent: _Run | None, role: Role, instance: Any) -> bool:

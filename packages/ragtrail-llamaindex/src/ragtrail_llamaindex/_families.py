@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragtrail.capture import guarded
-from ragtrail.schemas import content_hash
+from ragtrail.schemas import ROLE_KEY, StepRole, content_hash
 
 from ._extract import NodeRef, message_dicts, node_refs, plain, query_text, response_output
 from ._llm import model_of
@@ -115,7 +115,11 @@ def start_metadata(family: Family, instance: Any) -> dict[str, Any]:
         meta["tool_name"] = getattr(tool, "name", None)
         meta["tool_description"] = getattr(tool, "description", None)
     elif family is Family.POSTPROCESSOR:
-        meta.update(reranker_info(instance))
+        info = reranker_info(instance)
+        meta.update(info)
+        # Whatever it does with them, a postprocessor's own LLM calls see candidates,
+        # not the answer's prompt (the Recorder's in-prompt rule reads this).
+        meta[ROLE_KEY] = (StepRole.RERANKER if "top_n" in info else StepRole.FILTER).value
     elif family is Family.INGESTION:
         steps = getattr(instance, "transformations", None) or ()
         meta["transformations"] = [type(step).__name__ for step in steps]

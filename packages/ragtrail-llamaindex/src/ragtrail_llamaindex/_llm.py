@@ -13,7 +13,7 @@ from typing import Any
 
 from ragtrail.capture import guarded
 
-from ._extract import message_dicts
+from ._extract import message_dicts, tool_calls_of, tool_definitions_of
 
 __all__ = [
     "llm_request",
@@ -167,6 +167,10 @@ def llm_request(llm: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
         meta["messages"] = message_dicts(arguments["messages"])
     elif isinstance(arguments.get("prompt"), str):
         meta["prompt_text"] = arguments["prompt"]
+    meta["tools"] = tool_definitions_of(arguments.get("tools"))
+    choice = arguments.get("tool_choice")
+    if choice is not None:
+        meta["tool_choice"] = choice if isinstance(choice, (str, dict)) else str(choice)
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -327,6 +331,7 @@ def llm_response(
         "token_usage": token_usage(fields),
         "response_metadata": {**(stream_meta or {}), **response_metadata(response)} or None,
     }
+    meta["tool_calls"] = tool_calls_of(_get(response, "message"))
     response_id = _get(raw, "id")
     if response_id is not None:
         meta["provider_specific"] = {"response_id": str(response_id)}

@@ -78,7 +78,10 @@ _EMBED_METHODS = frozenset(
 _TOOL_METHODS = frozenset({"call", "acall", "__call__"})
 _INGESTION_METHODS = frozenset({"run", "arun"})
 #: A transformation applied to nodes: a splitter, an extractor, an embedding model.
-_TRANSFORM_METHODS = frozenset({"__call__", "acall"})
+#: ``IngestionPipeline.arun`` calls ``acall``, which LlamaIndex gives no span: there
+#: the node parser's ``_parse_nodes`` and the extractor's ``aextract`` are the steps
+#: (under ``__call__`` they are the same call, folded into its run).
+_TRANSFORM_METHODS = frozenset({"__call__", "acall", "_parse_nodes", "aextract"})
 _INGESTION_FAMILIES = frozenset({Family.INGESTION, Family.TRANSFORM})
 _INDEXING_EMBEDS = frozenset({"get_text_embedding", "aget_text_embedding",
                               "get_text_embedding_batch", "aget_text_embedding_batch"})
