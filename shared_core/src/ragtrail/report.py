@@ -99,7 +99,11 @@ def trace_tree(lineage: Lineage) -> Tree:
     tree = Tree(Text(f"trace {lineage.trace_id}", style="bold"))
 
     def add(node: RunNode, parent: Tree) -> None:
-        branch = parent.add(_run_label(node.run, llm.get(node.run.id)))
+        call = llm.get(node.run.id)
+        branch = parent.add(_run_label(node.run, call))
+        if call is not None and call.tool_calls:
+            branch.add(Text(f"tool calls: {_tool_calls_text(call.tool_calls)}",
+                            style="dim"))
         for use in docs.get(node.run.id, []):
             score = "-" if use.score is None else f"{use.score:.3f}"
             source = use.metadata.get("source") or use.document_id
@@ -173,10 +177,22 @@ def _llm_table(call: LLMCallRecord) -> Table:
         ("latency", f"{format_ms(perf.total_duration_ms if perf else None)}, first token "
                     f"{format_ms(perf.time_to_first_token_ms if perf else None)}"),
         ("finish", f"{response.finish_reason if response else '-'}"),
+        ("tools offered", ", ".join(t.get("name", "?") for t in meta.tools) if meta.tools
+         else "-"),
+        ("tool calls", _tool_calls_text(meta.tool_calls)),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _tool_calls_text(calls: Sequence[dict[str, Any]] | None) -> str:
+    """``name(arguments) id=...`` per tool call the model made, or ``-``."""
+    if not calls:
+        return "-"
+    return "; ".join(
+        f"{c.get('name')}({_short(json.dumps(c.get('arguments'), default=str), 80)})"
+        f" id={c.get('id') or '-'}" for c in calls)
 
 
 # -- tables ----------------------------------------------------------------------------
@@ -301,4 +317,8 @@ def replay_spec(call: LLMCallRecord) -> dict[str, Any]:
     if meta.prompt_template is not None:
         spec["prompt_template"] = meta.prompt_template
         spec["prompt_variables"] = meta.prompt_variables
+    if meta.tools is not None:
+        spec["tools"] = meta.tools
+    if meta.tool_choice is not None:
+        spec["tool_choice"] = meta.tool_choice
     return spec

@@ -30,7 +30,7 @@ from .query import (
     usage,
 )
 from .redaction import RedactionConfig, Redactor
-from .schemas import AppContext, Framework, RunKind
+from .schemas import AppContext, DocStage, Framework, RunKind
 from .sink import Sink, SyncSink
 from .store import SqlStore, open_store
 from .writer import BackgroundWriter, WriterConfig, forget_owner, track_owner
@@ -201,10 +201,12 @@ class Trail:
             session_id=session_id, status=status, model=model,
         )
 
-    def answers_using(self, document: str, *, limit: int | None = None) -> list[DocumentUsage]:
+    def answers_using(self, document: str, *, limit: int | None = None,
+                      min_stage: DocStage | str | None = None) -> list[DocumentUsage]:
         """Traces whose answers used ``document`` (its id or content hash), with the stage,
-        newest first; ``limit`` keeps only the newest ``limit`` of them."""
-        return answers_using(self._store.engine, document, limit=limit)
+        newest first; ``limit`` keeps only the newest ``limit`` of them; ``min_stage``
+        (e.g. ``"in_prompt"``) only those where the document got at least that far."""
+        return answers_using(self._store.engine, document, limit=limit, min_stage=min_stage)
 
     def usage(
         self,
