@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor import LLMRerank
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import FunctionTool, QueryEngineTool
@@ -35,7 +36,7 @@ from li_support import (
 from ragtrail import Trail
 from ragtrail.cli import cli
 from ragtrail.schemas import DocStage, RunKind
-from ragtrail_llamaindex import instrument
+from ragtrail_llamaindex import RagtrailHandler, instrument
 
 QUESTION = "how does write ahead logging work in sqlite?"
 NOTES = [("note-1", "Checkpoints move WAL pages back into the main database file.", 0.9),
@@ -310,4 +311,61 @@ async def test_concurrent_agent_runs_under_one_classic_handler(sqlite_url: str) 
     assert shapes[0] == shapes[1] == shapes[2]
     stats = trail.stats()["capture"]
     assert stats["duplicate_starts"] == 0 and stats["unknown_ends"] == 0
+    trail.close()
+
+
+def test_classic_handler_held_only_by_the_agents_llm_records_the_agent(
+        sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    handler = RagtrailHandler(trail)  # not in Settings: only the agent's LLM holds it
+    llm = scripted_tool_llm(_CALLS[1:], "WAL appends.")
+    llm.callback_manager = CallbackManager([handler])
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=search_notes)], llm=llm)
+
+    async def ask() -> Any:
+        return await agent.run(user_msg=QUESTION)
+
+    result = asyncio.run(ask())
+    assert trail.flush()
+    (summary,) = trail.traces()
+    lineage = trail.lineage(summary.trace_id)
+    assert (lineage.runs[0].kind, lineage.answer) == (RunKind.AGENT, str(result))
+    assert {r.name for r in lineage.runs if r.kind is RunKind.TOOL} == {"search_notes"}
+    trail.close()
+
+
+class StepBuiltLLMWorkflow(Workflow):
+    """Builds its LLM inside a step: nothing the workflow holds reaches the handler."""
+
+    handler: Any = None
+
+    @step
+    async def answer(self, ev: StartEvent) -> StopEvent:
+        llm = NamedMockLLM(callback_manager=CallbackManager([self.handler]))
+        return StopEvent(result=str(await llm.acomplete(ev.query)))
+
+
+def test_what_the_callback_form_cannot_see_is_logged_once_and_stored_apart(
+        sqlite_url: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtrail_llamaindex import _coverage
+
+    monkeypatch.setattr(_coverage, "_noted", False)
+    trail = Trail(sqlite_url)
+    with caplog.at_level("INFO", logger="ragtrail.llamaindex"):
+        handler = RagtrailHandler(trail)
+        RagtrailHandler(trail)
+    notes = [r for r in caplog.records if r.getMessage() == _coverage.NOT_SEEN_NOTE]
+    assert len(notes) == 1
+    workflow = StepBuiltLLMWorkflow(timeout=30)
+    workflow.handler = handler
+
+    async def ask() -> Any:
+        return await workflow.run(query=QUESTION)
+
+    asyncio.run(ask())
+    assert trail.flush()
+    # As the README says: the workflow run is missing, its LLM call is a trace of its own.
+    (summary,) = trail.traces()
+    assert summary.kind is RunKind.LLM
     trail.close()

@@ -4,11 +4,13 @@ transformation, the extractors' LLM calls, the embedding batches) marked
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.extractors import KeywordExtractor
 from llama_index.core.ingestion import IngestionPipeline
@@ -16,6 +18,7 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from li_support import CORPUS, KeywordEmbedding, SpanCollector, UsageLLM, enable, reset_llamaindex
 from ragtrail import Trail
+from ragtrail.cli import cli
 from ragtrail.schemas import RunKind
 from ragtrail_llamaindex import instrument
 
@@ -122,3 +125,16 @@ def test_from_documents_steps_are_ingestion_traces(sqlite_url: str) -> None:
     (row,) = trail.usage(group_by="request_type")
     assert (row.group, row.calls) == ({"request_type": "ingestion"}, 3)
     trail.close()
+
+
+def test_cli_usage_by_request_type(sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    instrument(trail)
+    _pipeline(UsageLLM()).run(documents=_documents())
+    assert trail.flush()
+    trail.close()
+    outcome = CliRunner().invoke(cli, ["usage", "--by", "request_type", "--db", sqlite_url,
+                                       "--json"], catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output
+    (row,) = json.loads(outcome.stdout)
+    assert (row["group"], row["calls"]) == ({"request_type": "ingestion"}, 3)

@@ -12,7 +12,8 @@ from ..query import GROUP_KEYS
 from ._common import db_option, emit, json_option, open_trail, parse_when
 
 _BY_ALIASES = {"app": "app_name", "template": "template", "user": "user", "session": "session",
-               "model": "model", "provider": "provider", "day": "day", "app_name": "app_name"}
+               "model": "model", "provider": "provider", "day": "day", "app_name": "app_name",
+               "request_type": "request_type"}
 
 
 @click.command()
@@ -80,7 +81,7 @@ def documents(document: str, db: str | None, as_json: bool, limit: int | None) -
 @click.option("--by", "by", multiple=True, default=("model",), show_default=True,
               type=click.Choice(sorted(_BY_ALIASES)),
               help="Group by (repeat for several): model, provider, app, user, session, day, "
-                   "template.")
+                   "template, request_type (ingestion apart from answering).")
 @click.option("--since", help="From (ISO date/time, or a duration ago like 7d).")
 @click.option("--until", help="Until (ISO date/time, or a duration ago).")
 def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
