@@ -273,14 +273,17 @@ def ragtrail_handlers_on_dispatcher() -> list[Any]:
 
 
 def enable(trail: Any, form: str) -> RagtrailHandler:
-    """Enable ragtrail the way ``form`` says: ``instrument`` (root dispatcher) or
-    ``classic`` (``Settings.callback_manager = CallbackManager([RagtrailHandler])``)."""
+    """Enable ragtrail the way ``form`` says: ``instrument`` (root dispatcher),
+    ``classic`` (``Settings.callback_manager = CallbackManager([RagtrailHandler])``) or
+    ``both`` at once."""
     if form == "instrument":
         return instrument(trail)
     from llama_index.core.callbacks import CallbackManager
 
     handler = RagtrailHandler(trail)
     Settings.callback_manager = CallbackManager([handler])
+    if form == "both":
+        instrument(trail)
     return handler
 
 

@@ -129,6 +129,8 @@ async def _shape(url: str, form: str, build: Callable[[], Any]) -> list[Any]:
     assert summary.trace_id == handler.last_trace_id
     lineage = trail.lineage(summary.trace_id)
     collector.check(lineage.runs)  # LlamaIndex's own tree, internal spans folded
+    stats = trail.stats()["capture"]
+    assert stats["duplicate_starts"] == 0 and stats["unknown_ends"] == 0
     root = lineage.runs[0]
     assert root.kind is RunKind.AGENT and root.parent_id is None
     assert lineage.question == QUESTION
@@ -148,7 +150,8 @@ async def test_both_forms_store_the_same_agent_tree(name: str, tmp_path: Any) ->
     build = BUILDERS[name]
     instrumented = await _shape(f"sqlite:///{tmp_path}/a.db", "instrument", build)
     classic = await _shape(f"sqlite:///{tmp_path}/b.db", "classic", build)
-    assert classic == instrumented
+    both = await _shape(f"sqlite:///{tmp_path}/c.db", "both", build)  # each run once
+    assert classic == instrumented == both
     kinds = {kind for kind, *_ in classic}
     assert {"agent", "llm"} <= kinds
     if name != "Workflow":

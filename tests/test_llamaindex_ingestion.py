@@ -93,8 +93,8 @@ async def test_ingestion_pipeline_is_one_trace(form: str, mode: str, sqlite_url:
     trail.close()
 
 
-def test_usage_splits_ingestion_cost_from_answering_cost(sqlite_url: str) -> None:
-    trail = Trail(sqlite_url)
+def test_usage_splits_ingestion_cost_from_answering_cost(db_url: str) -> None:
+    trail = Trail(db_url)
     instrument(trail)
     llm = UsageLLM()
     nodes = _pipeline(llm).run(documents=_documents())
