@@ -134,3 +134,24 @@ def test_a_copy_keeps_the_id_and_a_piece_names_its_source() -> None:
     assert [link.input_rank for link in root.links] == [0, 0]
     piece_doc = next(d for d in root.documents if d.content == piece)
     assert piece_doc.metadata[SOURCE_ID_KEY] == "doc-kept"
+
+
+@pytest.mark.parametrize(("inputs", "outputs", "question", "answer"), [
+    # A chain with a history beside its question: the question key wins, not the history.
+    ({"question": "Q", "chat_history": [{"role": "user", "content": "old"}]},
+     {"answer": "A", "chat_history": [{"role": "assistant", "content": "old answer"}]},
+     "Q", "A"),
+    ("Q", "A", "Q", "A"),
+    ({"messages": [{"role": "user", "content": "Q"}]},
+     {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]},
+     "Q", "A"),
+    ({"messages": [("user", "Q")]},
+     {"messages": [{"role": "user", "content": "Q"},
+                   {"role": "assistant", "content": "", "tool_calls": [{"name": "t"}]}]},
+     "Q", None),
+])
+def test_question_and_answer_of_a_root(inputs: Any, outputs: Any, question: str,
+                                       answer: str | None) -> None:
+    from ragtrail.query._common import answer_of, question_of
+
+    assert (question_of(inputs), answer_of(outputs)) == (question, answer)

@@ -6,6 +6,7 @@ same tree LangChain's run collector saw."""
 
 from __future__ import annotations
 
+import json
 import uuid
 import warnings
 from typing import Any
@@ -181,3 +182,26 @@ def test_create_retriever_tool_agent(trail: Trail) -> None:
     assert [u.document_id for u in retrieved] == [d.id for d in expected]
     assert {lineage.run(u.run_id).parent_id for u in retrieved} == {tool_run.id}
     assert_in_prompt(lineage, expected)
+
+
+def test_the_cli_shows_a_graphs_question_and_answer(trail: Trail) -> None:
+    from click.testing import CliRunner
+
+    from ragtrail.cli import cli
+
+    graph = build_rag_graph(ToolCallingChat(), make_vector_store())
+    rid = uuid.uuid4()
+    graph.invoke({"messages": [("user", "What does VACUUM do?")]},
+                 config={"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    assert trail.flush(10.0)
+    out = CliRunner().invoke(cli, ["traces", "--db", trail.url, "--json"]).stdout
+    (row,) = json.loads(out)
+    assert (row["question"], row["answer"]) == ("What does VACUUM do?",
+                                                "The context answers: What does VACUUM do?")
+    text = CliRunner().invoke(cli, ["lineage", str(rid), "--db", trail.url],
+                              terminal_width=200).stdout
+    assert "Question: What does VACUUM do?" in text
+    assert "Answer: The context answers: What does VACUUM do?" in text
+    tree = CliRunner().invoke(cli, ["show", str(rid), "--db", trail.url],
+                              terminal_width=200).stdout
+    assert "tool calls: retrieve(" in tree and "tool retrieve" in tree

@@ -130,3 +130,48 @@ def test_show_and_lineage_print_each_calls_tool_calls(provider: ProviderServer,
         out = CliRunner().invoke(cli, [command, str(rid), "--db", db],
                                  catch_exceptions=False, terminal_width=200).stdout
         assert "search_notes" in out and call_id in out, out
+
+
+def test_each_distinct_tool_definition_is_stored_once(provider: ProviderServer,
+                                                      tmp_path: Any) -> None:
+    import sqlalchemy as sa
+    from pydantic_core import from_json
+
+    from ragtrail.schemas.flat import FlatRecord, flatten
+
+    model = chat_model("openai", provider).bind_tools([search_notes, get_weather])
+    with Trail(f"sqlite:///{tmp_path / 'tools.db'}") as own:
+        handler = RagtrailCallbackHandler(own)
+        rids = [uuid.uuid4() for _ in range(3)]
+        for rid in rids:
+            model.invoke(QUESTION, config={"callbacks": [handler], "run_id": rid})
+        assert own.flush(10.0)
+        engine = sa.create_engine(own.url)
+        with engine.connect() as conn:
+            stored_tools = conn.execute(sa.text(
+                "SELECT name FROM tool_definitions ORDER BY name")).scalars().all()
+            raw = conn.execute(sa.text("SELECT metadata FROM llm_calls")).scalars().all()
+        engine.dispose()
+        assert stored_tools == ["get_weather", "search_notes"]  # 3 calls, 2 definitions
+        for text in raw:  # each call keeps references, not the schemas
+            tools = json.loads(text)["tools"]
+            assert [set(t) for t in tools] == [{"name", "definition_hash"}] * 2
+        offered = tool_definitions(provider.last("openai").body["tools"])
+        for rid in rids:
+            (call,) = own.lineage(str(rid)).llm_calls
+            assert call.metadata.tools == offered  # read back whole
+    # A record spooled to disk (flat form) keeps them too.
+    lineage_call = call
+    from ragtrail.schemas import CapturedRun
+
+    record = CapturedRun.model_validate({"run": own_run(lineage_call.run_id),
+                                         "llm": lineage_call.metadata.model_dump()})
+    back = FlatRecord.from_data(from_json(flatten(record).to_json())).to_record()
+    assert back.llm is not None and back.llm.tools == offered
+
+
+def own_run(run_id: str) -> dict[str, Any]:
+    from datetime import datetime, timezone
+
+    return {"id": run_id, "trace_id": run_id, "path": run_id, "kind": "llm",
+            "started_at": datetime.now(timezone.utc)}

@@ -199,16 +199,17 @@ def _tool_calls_text(calls: Sequence[dict[str, Any]] | None) -> str:
 
 
 def traces_table(rows: Sequence[TraceSummary]) -> Table:
-    """Recent traces: time, app, root name, status, duration, tokens, cost, question."""
+    """Recent traces: time, app, root name, status, duration, tokens, cost, question,
+    answer."""
     table = Table(title="Traces")
     for col in ("started (UTC)", "trace", "app", "name", "status", "duration", "tokens", "cost",
-                "question"):
+                "question", "answer"):
         table.add_column(col, overflow="fold" if col == "trace" else "ellipsis")
     for row in rows:
         table.add_row(row.started_at.strftime("%Y-%m-%d %H:%M:%S"), row.trace_id,
                       row.app_name or "-", row.name, row.status.value, format_ms(row.duration_ms),
                       str(row.total_tokens), format_cost(row.total_cost, row.unpriced_calls),
-                      _short(row.question, 40))
+                      _short(row.question, 40), _short(row.answer, 40))
     return table
 
 

@@ -22,10 +22,11 @@ canonical JSON), so a store keeps each distinct definition once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ..schemas.llm import tool_definition_hash
 
 __all__ = ["tool_call_list", "tool_definition", "tool_definition_hash", "tool_definitions"]
 
@@ -55,14 +56,6 @@ def tool_definitions(raw: Any) -> list[dict[str, Any]] | None:
         return None
     found = [d for d in (tool_definition(item) for item in raw) if d is not None]
     return found or None
-
-
-def tool_definition_hash(definition: Mapping[str, Any]) -> str:
-    """sha256 hex digest of a canonical definition's JSON (keys sorted): equal
-    definitions share it whichever call offered them."""
-    text = json.dumps(definition, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                      default=str)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _arguments(value: Any) -> Any:

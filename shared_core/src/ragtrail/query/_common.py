@@ -63,18 +63,22 @@ def as_text(value: Any, keys: Sequence[str]) -> str | None:
 
 
 def question_of(inputs: Any) -> str | None:
-    """The question of a root run: the last user message when its input is a message
-    list or a state holding one (a LangGraph ``MessagesState``, an agent's
-    ``{"messages": [...]}``), else its input as text (see :func:`as_text`)."""
-    return question_from_messages(inputs) or as_text(inputs, QUESTION_KEYS)
+    """The question of a root run: its input as text (see :func:`as_text`: a string, or
+    one under a question key such as ``question`` or ``input``), else the last user
+    message when its input is a message list or a state holding one (a LangGraph
+    ``MessagesState``, an agent's ``{"messages": [...]}``)."""
+    text = as_text(inputs, QUESTION_KEYS)
+    return text if text is not None else question_from_messages(inputs)
 
 
 def answer_of(outputs: Any) -> str | None:
-    """The answer of a root run: the last assistant message that is not a tool call
-    when its output is a message list or a state holding one, else its output as text."""
-    if messages_in(outputs) is not None:
-        return answer_from_messages(outputs)  # a tool call alone is no answer
-    return as_text(outputs, ANSWER_KEYS)
+    """The answer of a root run: its output as text, else the last assistant message
+    that is not a tool call when its output is a message list or a state holding one
+    (a run that ended on a tool call has no answer)."""
+    text = as_text(outputs, ANSWER_KEYS)
+    if text is not None or messages_in(outputs) is None:
+        return text
+    return answer_from_messages(outputs)
 
 
 def excerpt(text: str | None, max_chars: int = 200) -> str | None:
