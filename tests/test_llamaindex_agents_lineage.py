@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 from llama_index.core.callbacks import CallbackManager
+from llama_index.core.llms import MockLLM
 from llama_index.core.postprocessor import LLMRerank
-from llama_index.core.schema import NodeWithScore, TextNode
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.tools import FunctionTool, QueryEngineTool
 from llama_index.core.workflow import Context, StartEvent, StopEvent, Workflow, step
 
@@ -371,4 +373,49 @@ def test_what_the_callback_form_cannot_see_is_logged_once_and_stored_apart(
     # As the README says: the workflow run is missing, its LLM call is a trace of its own.
     (summary,) = trail.traces()
     assert summary.kind is RunKind.LLM
+    trail.close()
+
+
+class JudgeFilter(BaseNodePostprocessor):
+    """An LLM filter written by an application: its model (under any attribute name)
+    reads every candidate and keeps those it answers "yes" for; its async path has no
+    LlamaIndex span, like LLMRerank's."""
+
+    judge: Any = None
+
+    def _keep(self, nodes: list[NodeWithScore], verdicts: list[str]) -> list[NodeWithScore]:
+        return [n for n, v in zip(nodes, verdicts, strict=True) if "WAL" in v or "write" in v]
+
+    def _postprocess_nodes(self, nodes: list[NodeWithScore],
+                           query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+        return self._keep(nodes, [self.judge.complete(n.node.get_content()).text
+                                  for n in nodes])
+
+    async def _apostprocess_nodes(self, nodes: list[NodeWithScore],
+                                  query_bundle: QueryBundle | None = None
+                                  ) -> list[NodeWithScore]:
+        verdicts = [(await self.judge.acomplete(n.node.get_content())).text for n in nodes]
+        return self._keep(nodes, verdicts)
+
+
+@pytest.mark.parametrize("mode", ["query", "aquery"])
+async def test_any_postprocessor_calling_an_llm_is_not_the_answers_prompt(
+        mode: str, sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    handler = instrument(trail)
+    engine = build_index().as_query_engine(
+        llm=NamedMockLLM(), similarity_top_k=4,
+        node_postprocessors=[JudgeFilter(judge=MockLLM())])  # MockLLM echoes: "yes" = WAL
+    response = engine.query(QUESTION) if mode == "query" else await engine.aquery(QUESTION)
+    assert trail.flush()
+    lineage = trail.lineage(handler.last_trace_id)
+    kept = {n.node.node_id for n in response.source_nodes}
+    retrieved = {d.document_id for d in lineage.documents if d.stage is DocStage.RETRIEVED}
+    assert len(retrieved) == 4 and 0 < len(kept) < 4
+    judged = [c for c in lineage.llm_calls if lineage.run(c.run_id).name.startswith("MockLLM")]
+    assert len(judged) == 4  # the judge saw every candidate ...
+    prompted = {d.document_id for d in lineage.documents if d.stage is DocStage.IN_PROMPT}
+    assert prompted == kept  # ... only what it kept reached the answer's prompt
+    for document_id in retrieved - kept:
+        assert [u.stage for u in trail.answers_using(document_id)] == [DocStage.RETRIEVED]
     trail.close()

@@ -433,7 +433,13 @@ def _in_silent_postprocessor(parent: _Run | None, role: Role, instance: Any) -> 
     pipeline = parent.pipeline
     if pipeline is None or pipeline.retrieved is None:
         return False
-    return any(getattr(p, "llm", None) is instance for p in pipeline.postprocessors)
+    return any(_holds(p, instance) for p in pipeline.postprocessors)
+
+
+def _holds(component: Any, instance: Any) -> bool:
+    """Whether ``instance`` is one of ``component``'s attributes (``llm``, or any name)."""
+    values = getattr(component, "__dict__", None)
+    return isinstance(values, dict) and any(v is instance for v in values.values())
 
 
 def _same_call(parent: _Run | None, role: Role, instance: Any) -> bool:
