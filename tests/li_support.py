@@ -21,6 +21,8 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     CompletionResponseGen,
     LLMMetadata,
+    MessageRole,
+    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.embeddings import BaseEmbedding
@@ -29,10 +31,11 @@ from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.llms import CustomLLM, MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from ragtrail_llamaindex import uninstrument
+from ragtrail_llamaindex import RagtrailHandler, instrument, uninstrument
 
 __all__ = [
     "CORPUS",
@@ -43,7 +46,10 @@ __all__ = [
     "SpanCollector",
     "UsageLLM",
     "build_index",
+    "enable",
     "reset_llamaindex",
+    "scripted_tool_llm",
+    "tree_shape",
 ]
 
 #: Documents of the test corpus: (doc id, text). Word overlap with the queries below
@@ -266,6 +272,21 @@ def ragtrail_handlers_on_dispatcher() -> list[Any]:
             if type(h).__name__.startswith("Engine")]
 
 
+def enable(trail: Any, form: str) -> RagtrailHandler:
+    """Enable ragtrail the way ``form`` says: ``instrument`` (root dispatcher),
+    ``classic`` (``Settings.callback_manager = CallbackManager([RagtrailHandler])``) or
+    ``both`` at once."""
+    if form == "instrument":
+        return instrument(trail)
+    from llama_index.core.callbacks import CallbackManager
+
+    handler = RagtrailHandler(trail)
+    Settings.callback_manager = CallbackManager([handler])
+    if form == "both":
+        instrument(trail)
+    return handler
+
+
 def reset_llamaindex() -> Iterator[None]:
     """Fixture body: global LlamaIndex settings and ragtrail hooks back to a clean state."""
     yield
@@ -280,3 +301,88 @@ def nodes_of(texts: Sequence[str]) -> list[NodeWithScore]:
     """Nodes with fixed ids for hand-made postprocessor inputs."""
     return [NodeWithScore(node=TextNode(text=t, id_=f"n{i}"), score=1.0 / (i + 1))
             for i, t in enumerate(texts)]
+
+
+def scripted_tool_llm(calls: Sequence[tuple[str, dict[str, Any]]], answer: str,
+                      seen: list[list[ChatMessage]] | None = None) -> MockFunctionCallingLLM:
+    """LlamaIndex's own function-calling mock, scripted: the n-th call of a request asks
+    for ``calls[n]`` (n = tool results in its messages, so concurrent requests do not
+    mix), then answers ``answer`` + the last tool result. ``seen`` collects the message
+    lists the model received (what the provider would have been sent)."""
+
+    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        if seen is not None:
+            seen.append(list(messages))
+        done = sum(1 for m in messages if m.role == MessageRole.TOOL)
+        if done < len(calls):
+            name, arguments = calls[done]
+            return ChatMessage(role=MessageRole.ASSISTANT, blocks=[ToolCallBlock(
+                tool_call_id=f"call_{done}", tool_name=name, tool_kwargs=arguments)])
+        last = next((m.content for m in reversed(messages) if m.role == MessageRole.TOOL), "")
+        return ChatMessage(role=MessageRole.ASSISTANT, content=f"{answer} {last}".strip())
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
+def scripted_react_llm(calls: Sequence[tuple[str, dict[str, Any]]], answer: str) -> CustomLLM:
+    """A ReAct-format model for LlamaIndex's ``ReActAgent``: its n-th call answers with an
+    ``Action`` for ``calls[n]``, then with ``Answer: <answer>`` (one agent run per model)."""
+    import json
+
+    class _ReAct(CustomLLM):
+        turns: int = 0
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(model_name="react-model", is_chat_model=False)
+
+        def _reply(self) -> str:
+            turn, self.turns = self.turns, self.turns + 1
+            if turn < len(calls):
+                name, arguments = calls[turn]
+                return (f"Thought: I need to use a tool.\nAction: {name}\n"
+                        f"Action Input: {json.dumps(arguments)}")
+            return f"Thought: I can answer without using any more tools.\nAnswer: {answer}"
+
+        @llm_completion_callback()
+        def complete(self, prompt: str, formatted: bool = False,
+                     **kwargs: Any) -> CompletionResponse:
+            return CompletionResponse(text=self._reply())
+
+        @llm_completion_callback()
+        def stream_complete(self, prompt: str, formatted: bool = False,
+                            **kwargs: Any) -> CompletionResponseGen:
+            text = self._reply()
+
+            def gen() -> CompletionResponseGen:
+                yield CompletionResponse(text=text, delta=text)
+
+            return gen()
+
+    return _ReAct()
+
+
+def tree_shape(lineage: Any, skip: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """A stored tree as comparable data: per run (kind, path of names from the root,
+    status, documents per stage as (stage, content hash, rank, input_rank)), sorted.
+    Runs named in ``skip`` (and their subtrees) are left out."""
+    by_id = {run.id: run for run in lineage.runs}
+
+    def path(run: Any) -> tuple[str, ...]:
+        names = []
+        while run is not None:
+            names.append(run.name)
+            run = by_id.get(run.parent_id)
+        return tuple(reversed(names))
+
+    docs: dict[str, list[tuple[Any, ...]]] = {}
+    for link in lineage.documents:
+        docs.setdefault(link.run_id, []).append(
+            (link.stage.value, link.content_hash, link.rank, link.input_rank))
+    shape = []
+    for run in lineage.runs:
+        names = path(run)
+        if any(name in skip for name in names):
+            continue
+        shape.append((run.kind.value, names, run.status.value, tuple(sorted(docs.get(run.id, ())))))
+    return sorted(shape)

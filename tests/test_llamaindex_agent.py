@@ -43,7 +43,7 @@ async def test_function_agent_run_with_a_tool_call(sqlite_url: str) -> None:
     assert {"BaseWorkflowAgent.run_agent_step", "BaseWorkflowAgent.call_tool"} <= {
         r.name for r in steps}
     (tool,) = [r for r in lineage.runs if r.kind is RunKind.TOOL]
-    assert (tool.name, names[tool.parent_id]) == ("FunctionTool.acall",
+    assert (tool.name, names[tool.parent_id]) == ("add",
                                                   "BaseWorkflowAgent.call_tool")
     assert (tool.metadata["tool_name"], tool.inputs, tool.outputs) == (
         "add", {"a": 2, "b": 3}, {"output": "5"})

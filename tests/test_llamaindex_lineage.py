@@ -174,7 +174,8 @@ def test_both_forms_at_once_record_each_run_once(sqlite_url: str) -> None:
     response, handler = _callback_query(trail)
     assert handler.last_trace_id == instrumented.last_trace_id is not None
     stats = trail.stats()["capture"]
-    assert stats["started"] == stats["ended"] == len(EXPECTED_RUNS) + 1  # + index embedding
+    # + the index build: its node parser (SentenceSplitter.__call__) and its embedding batch
+    assert stats["started"] == stats["ended"] == len(EXPECTED_RUNS) + 2
     assert stats["duplicate_starts"] == 0 and stats["unknown_ends"] == 0
     assert trail.flush()
     lineage = trail.lineage(handler.last_trace_id)

@@ -297,7 +297,8 @@ class Trail:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[UsageRow]:
-        """Tokens and cost grouped by model, provider, app_name, user, session, day, template."""
+        """Tokens and cost grouped by model, provider, app_name, user, session, day, template,
+        request_type (``"ingestion"`` for LlamaIndex ingestion pipelines)."""
         return usage(self._store.engine, group_by=group_by, since=since, until=until)
 
     # -- context manager -------------------------------------------------------

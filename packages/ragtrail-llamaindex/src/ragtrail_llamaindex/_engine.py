@@ -20,8 +20,18 @@ from typing import Any
 from llama_index.core.instrumentation.span import active_span_id
 
 from ragtrail.capture import Recorder, fork_safe_lock, guarded
-from ragtrail.schemas import DocStage, Framework, MetaKey, RunKind, RunStatus
+from ragtrail.schemas import (
+    ROLE_KEY,
+    AppContext,
+    DocStage,
+    Framework,
+    MetaKey,
+    RunKind,
+    RunStatus,
+    StepRole,
+)
 
+from ._coverage import handlers_of, holds_engine, reaches_engine
 from ._extract import (
     NodeRef,
     arguments_of,
@@ -29,6 +39,7 @@ from ._extract import (
     node_refs,
     query_text,
     tool_calls_of,
+    tool_output_nodes,
 )
 from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
 from ._infer import Pipeline, infer_rerank, pipeline_of
@@ -39,7 +50,7 @@ from ._llm import (
     response_metadata,
     usage_fields,
 )
-from ._roles import Family, Role, classify
+from ._roles import Family, Role, classify, starts_ingestion
 from ._streams import is_lazy_stream, wrap_response_gen
 
 __all__ = ["Engine"]
@@ -50,6 +61,8 @@ _MAX_HOPS = 10_000  # bound on parent walks (a cycle would be a LlamaIndex bug)
 _MAX_SPANS = 100_000
 _MAX_RERANK_EVENTS = 10_000
 _UNSET: Any = object()
+#: ``request_type`` of the traces ingestion starts.
+INGESTION_REQUEST_TYPE = "ingestion"
 
 
 @dataclass(eq=False)
@@ -89,6 +102,7 @@ class Engine:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self.instrumented = False
+        self.has_handlers = False  # a RagtrailHandler of the callback form exists
         self.last_trace_id: str | None = None
         self._lock = fork_safe_lock(self, factory=threading.RLock)
         self._spans: dict[str, _Span] = {}
@@ -98,11 +112,14 @@ class Engine:
 
     def _covered(self, instance: Any, parent: _Span | None) -> bool:
         """Callback form: a component reports to the handlers of its own callback
-        manager; a component without one (a tool, a workflow step) inherits."""
-        handlers = _handlers_of(instance)
+        manager; a component without one (a tool, a workflow step) inherits, and one
+        that starts a trace (an agent, a workflow) asks :func:`reaches_engine`."""
+        handlers = handlers_of(instance)
         if handlers is not None:
-            return any(getattr(h, "_ragtrail_engine", None) is self for h in handlers)
-        return parent.covered if parent is not None else False
+            return holds_engine(handlers, self)
+        if parent is not None:
+            return parent.covered
+        return instance is not None and self.has_handlers and reaches_engine(instance, self)
 
     def _nearest_run(self, span_id: str | None) -> _Run | None:
         hops = 0
@@ -144,8 +161,10 @@ class Engine:
             span.run = run = _Run(span_id, role, id(instance), parent_run)
             arguments = arguments_of(bound_args)
             self._prepare(run, instance, arguments)
-            self._start(run, inputs_of(role.family, arguments),
-                        start_metadata(role.family, instance), tags)
+            metadata = start_metadata(role.family, instance)
+            if _in_silent_postprocessor(parent_run, role, instance):
+                metadata[ROLE_KEY] = StepRole.RERANKER.value
+            self._start(run, inputs_of(role.family, arguments), metadata, tags)
             self._after_start(run, instance, arguments)
 
     def _prepare(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
@@ -171,11 +190,15 @@ class Engine:
         kept = {k: v for k, v in tags.items() if k != MetaKey.USER_ID.value}
         if kept:
             meta["instrument_tags"] = kept
+        # A trace an ingestion pipeline (or a transformation called on its own) starts
+        # is ingestion work: ``usage(group_by="request_type")`` tells it from answering.
+        app = AppContext(request_type=INGESTION_REQUEST_TYPE) if run.parent is None \
+            and starts_ingestion(run.role) else None
         self.recorder.start_run(
             run.run_id, kind=run.role.kind, name=run.role.name, framework=Framework.LLAMAINDEX,
             parent_id=run.parent.run_id if run.parent is not None else None, inputs=inputs,
             metadata=meta, user_id=tags.get(MetaKey.USER_ID.value),
-            session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)),
+            session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)), app=app,
         )
         if run.parent is not None:
             run.parent.open_children += 1
@@ -290,6 +313,13 @@ class Engine:
                 run.parent.pipeline.postprocessed = False
         elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
             self._reranked(run, result)
+        elif family is Family.TOOL:
+            # A tool that returns nodes (or a response carrying them) retrieved them;
+            # rendered into the tool message, they are in the next call's prompt.
+            nodes = tool_output_nodes(result)
+            if nodes:
+                self.recorder.add_documents(run.run_id, document_inputs(nodes),
+                                            stage=DocStage.RETRIEVED)
         outputs = outputs_of(family, result)
         if text is not None and isinstance(outputs, dict):
             outputs["response"] = text
@@ -393,13 +423,23 @@ class Engine:
             self.recorder.add_metadata(run.run_id, meta)
 
 
-@guarded(default=None)
-def _handlers_of(instance: Any) -> list[Any] | None:
-    if instance is None:
-        return None
-    manager = getattr(instance, "callback_manager", None)
-    handlers = getattr(manager, "handlers", None)
-    return handlers if isinstance(handlers, list) else None
+def _in_silent_postprocessor(parent: _Run | None, role: Role, instance: Any) -> bool:
+    """An LLM call a query's postprocessor makes on the async path, where LlamaIndex
+    opens no postprocessor span (see ``_infer``): between the query's retrieval and its
+    synthesis, by the LLM one of the query's postprocessors holds. It only sees the
+    candidates, so it must not count as the answer's prompt."""
+    if role.family not in (Family.LLM, Family.LLM_WRAPPER) or parent is None:
+        return False
+    pipeline = parent.pipeline
+    if pipeline is None or pipeline.retrieved is None:
+        return False
+    return any(_holds(p, instance) for p in pipeline.postprocessors)
+
+
+def _holds(component: Any, instance: Any) -> bool:
+    """Whether ``instance`` is one of ``component``'s attributes (``llm``, or any name)."""
+    values = getattr(component, "__dict__", None)
+    return isinstance(values, dict) and any(v is instance for v in values.values())
 
 
 def _same_call(parent: _Run | None, role: Role, instance: Any) -> bool:

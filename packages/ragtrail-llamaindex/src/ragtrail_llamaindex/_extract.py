@@ -19,6 +19,7 @@ from typing import Any
 from llama_index.core.schema import MetadataMode, TextNode
 
 from ragtrail.capture import DocumentInput, guarded
+from ragtrail.conventions import tool_call_list, tool_definitions
 from ragtrail.schemas import content_hash
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "query_text",
     "response_output",
     "tool_calls_of",
+    "tool_definitions_of",
+    "tool_output_nodes",
 ]
 
 #: Metadata key holding the id of the source document a node was cut from.
@@ -163,7 +166,49 @@ def tool_calls_of(message: Any) -> list[Any] | None:
     extra = getattr(message, "additional_kwargs", None) or {}
     if not calls and extra.get("tool_calls"):
         calls = plain(extra["tool_calls"]) or []
-    return calls or None
+    return tool_call_list(calls)
+
+
+@guarded(default=None)
+def tool_definitions_of(tools: Any) -> list[dict[str, Any]] | None:
+    """Tool definitions offered to a model: LlamaIndex tools (their metadata) or the
+    provider-shaped dicts an LLM integration built from them, in the canonical shape."""
+    if not isinstance(tools, (list, tuple)):
+        return None
+    raw = [_tool_spec(tool) for tool in tools]
+    return tool_definitions([spec for spec in raw if spec is not None])
+
+
+def _tool_spec(tool: Any) -> Any:
+    if isinstance(tool, Mapping):
+        return tool
+    metadata: Any = getattr(tool, "metadata", None)
+    name = getattr(metadata, "name", None)
+    if not isinstance(name, str):
+        return None
+    parameters = metadata.get_parameters_dict() if hasattr(metadata, "fn_schema") else None
+    return {"name": name, "description": getattr(metadata, "description", None),
+            "parameters": parameters}
+
+
+@guarded(default=None)
+def tool_output_nodes(output: Any) -> list[Any] | None:
+    """The nodes a tool returned: its raw output when that is a node, a
+    ``NodeWithScore`` or a list of them, or the ``source_nodes`` of the response it
+    returned (``QueryEngineTool``). None when it returned no nodes."""
+    raw = getattr(output, "raw_output", output)
+    sources = getattr(raw, "source_nodes", None)
+    if isinstance(sources, list) and sources:
+        return sources
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    nodes = [item for item in items if _is_node(item)]
+    return nodes if nodes and len(nodes) == len(items) else None
+
+
+def _is_node(item: Any) -> bool:
+    from llama_index.core.schema import BaseNode, NodeWithScore
+
+    return isinstance(item, (BaseNode, NodeWithScore))
 
 
 @guarded(default=None)
@@ -180,6 +225,13 @@ def message_dict(message: Any) -> dict[str, Any] | None:
     calls = tool_calls_of(message)
     if calls:
         found["tool_calls"] = calls
+    extra = getattr(message, "additional_kwargs", None) or {}
+    call_id = extra.get("tool_call_id") if isinstance(extra, Mapping) else None
+    if call_id is not None:
+        found["tool_call_id"] = str(call_id)
+    name = extra.get("name") if isinstance(extra, Mapping) else None
+    if call_id is not None and isinstance(name, str):
+        found["name"] = name  # the tool that answered
     return found
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragtrail.capture import guarded
-from ragtrail.schemas import content_hash
+from ragtrail.schemas import ROLE_KEY, StepRole, content_hash
 
 from ._extract import NodeRef, message_dicts, node_refs, plain, query_text, response_output
 from ._llm import model_of
@@ -47,7 +47,20 @@ def inputs_of(family: Family, arguments: Mapping[str, Any]) -> Any:
         return {k: plain(v) for k, v in arguments.items() if k not in ("prompt", "output_cls")}
     if family is Family.WORKFLOW:
         return _workflow_input(arguments.get("start_event"))
+    if family is Family.INGESTION:
+        return {"documents": _count(arguments.get("documents")),
+                "nodes": _count(arguments.get("nodes"))}
+    if family is Family.TRANSFORM:
+        return {"nodes": _count(arguments.get("nodes"))}
     return plain(dict(arguments))
+
+
+def _count(items: Any) -> int | None:
+    """How many documents or nodes (an ingestion's are too many to store one by one)."""
+    try:
+        return len(items) if items is not None else None
+    except TypeError:
+        return None
 
 
 def _workflow_input(event: Any) -> Any:
@@ -76,6 +89,8 @@ def outputs_of(family: Family, result: Any) -> Any:
         return {"output": content if isinstance(content, str) else plain(value)}
     if family is Family.STEP:
         return {"event": type(result).__name__}
+    if family in (Family.INGESTION, Family.TRANSFORM):
+        return {"nodes": _count(result)}
     return {"output": plain(result)}
 
 
@@ -100,7 +115,14 @@ def start_metadata(family: Family, instance: Any) -> dict[str, Any]:
         meta["tool_name"] = getattr(tool, "name", None)
         meta["tool_description"] = getattr(tool, "description", None)
     elif family is Family.POSTPROCESSOR:
-        meta.update(reranker_info(instance))
+        info = reranker_info(instance)
+        meta.update(info)
+        # Whatever it does with them, a postprocessor's own LLM calls see candidates,
+        # not the answer's prompt (the Recorder's in-prompt rule reads this).
+        meta[ROLE_KEY] = (StepRole.RERANKER if "top_n" in info else StepRole.FILTER).value
+    elif family is Family.INGESTION:
+        steps = getattr(instance, "transformations", None) or ()
+        meta["transformations"] = [type(step).__name__ for step in steps]
     return {k: v for k, v in meta.items() if v is not None}
 
 

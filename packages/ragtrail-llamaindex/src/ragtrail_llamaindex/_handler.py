@@ -24,6 +24,7 @@ from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr
 from ragtrail.capture import Recorder, guarded, register_parent_provider
 
 from ._callbacks import LegacyCallbacks, rerank_details
+from ._coverage import note_not_seen_once
 from ._dispatch import EngineEventHandler, EngineSpanHandler
 from ._engine import Engine
 from ._roles import Family
@@ -137,6 +138,7 @@ def _release_if_unused(key: int, binding: _Binding) -> None:
 def _handler_gone(key: int, binding: _Binding) -> None:
     with _lock:
         binding.direct_handlers -= 1
+        binding.engine.has_handlers = binding.direct_handlers > 0
         _release_if_unused(key, binding)
 
 
@@ -158,6 +160,8 @@ class RagtrailHandler(BaseCallbackHandler):
         with _lock:
             binding = _binding_for(recorder)
             binding.direct_handlers += 1
+            binding.engine.has_handlers = True
+        note_not_seen_once()
         self._use(binding)
         weakref.finalize(self, _handler_gone, id(recorder), binding)
 

@@ -19,7 +19,7 @@ from typing import Any
 from ragtrail.capture import guarded
 from ragtrail.providers import CACHE_TTL_KEYS, anthropic_usage, field_of, openai_usage
 
-from ._extract import message_dicts
+from ._extract import message_dicts, tool_calls_of, tool_definitions_of
 
 __all__ = [
     "llm_request",
@@ -173,6 +173,10 @@ def llm_request(llm: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
         meta["messages"] = message_dicts(arguments["messages"])
     elif isinstance(arguments.get("prompt"), str):
         meta["prompt_text"] = arguments["prompt"]
+    meta["tools"] = tool_definitions_of(arguments.get("tools"))
+    choice = arguments.get("tool_choice")
+    if choice is not None:
+        meta["tool_choice"] = choice if isinstance(choice, (str, dict)) else str(choice)
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -333,6 +337,7 @@ def llm_response(
         "response_metadata": {**(stream_meta or {}), **response_metadata(response)} or None,
     }
     specific = dict(specific or {})
+    meta["tool_calls"] = tool_calls_of(_get(response, "message"))
     response_id = _get(raw, "id")
     if response_id is not None:
         specific["response_id"] = str(response_id)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ragtrail.schemas import RunKind
 
-__all__ = ["Family", "Role", "classify", "span_name"]
+__all__ = ["Family", "Role", "classify", "span_name", "starts_ingestion"]
 
 _UUID_CHARS = 36  # str(uuid.uuid4())
 
@@ -37,6 +37,8 @@ class Family(enum.Enum):
     WORKFLOW = "workflow"
     STEP = "step"
     RERANK_EVENT = "rerank_event"
+    INGESTION = "ingestion"
+    TRANSFORM = "transform"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,24 @@ _EMBED_METHODS = frozenset(
      "get_agg_embedding_from_queries", "aget_agg_embedding_from_queries"}
 )
 _TOOL_METHODS = frozenset({"call", "acall", "__call__"})
+_INGESTION_METHODS = frozenset({"run", "arun"})
+#: A transformation applied to nodes: a splitter, an extractor, an embedding model.
+#: ``IngestionPipeline.arun`` calls ``acall``, which LlamaIndex gives no span: there
+#: the node parser's ``_parse_nodes`` and the extractor's ``aextract`` are the steps
+#: (under ``__call__`` they are the same call, folded into its run).
+_TRANSFORM_METHODS = frozenset({"__call__", "acall", "_parse_nodes", "aextract"})
+_INGESTION_FAMILIES = frozenset({Family.INGESTION, Family.TRANSFORM})
+_INDEXING_EMBEDS = frozenset({"get_text_embedding", "aget_text_embedding",
+                              "get_text_embedding_batch", "aget_text_embedding_batch"})
+
+
+def starts_ingestion(role: Role) -> bool:
+    """Whether a trace this run starts is ingestion work (``request_type``): a pipeline,
+    a transformation, or texts embedded for an index (queries embed with
+    ``get_query_embedding``)."""
+    if role.family in _INGESTION_FAMILIES:
+        return True
+    return role.family is Family.EMBEDDING and role.name.rpartition(".")[2] in _INDEXING_EMBEDS
 
 
 def span_name(span_id: str) -> str:
@@ -100,8 +120,10 @@ def _bases() -> tuple[tuple[type, Family, frozenset[str]], ...]:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.base.llms.base import BaseLLM
     from llama_index.core.chat_engine.types import BaseChatEngine
+    from llama_index.core.ingestion import IngestionPipeline
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.response_synthesizers.base import BaseSynthesizer
+    from llama_index.core.schema import TransformComponent
     from llama_index.core.tools.types import BaseTool
 
     table: list[tuple[type, Family, frozenset[str]]] = [
@@ -114,6 +136,8 @@ def _bases() -> tuple[tuple[type, Family, frozenset[str]], ...]:
         (BaseLLM, Family.LLM_WRAPPER, _LLM_WRAPPER_METHODS),
         (BaseEmbedding, Family.EMBEDDING, _EMBED_METHODS),
         (BaseTool, Family.TOOL, _TOOL_METHODS),
+        (IngestionPipeline, Family.INGESTION, _INGESTION_METHODS),
+        (TransformComponent, Family.TRANSFORM, _TRANSFORM_METHODS),
     ]
     try:
         from llama_index.core.multi_modal_llms.base import MultiModalLLM
@@ -125,19 +149,12 @@ def _bases() -> tuple[tuple[type, Family, frozenset[str]], ...]:
 
 
 @functools.lru_cache(maxsize=1)
-def _workflow_classes() -> tuple[type | None, tuple[type, ...]]:
+def _workflow_class() -> type | None:
     try:
         from llama_index.core.workflow import Workflow
     except ImportError:  # pragma: no cover - very old llama-index-core
-        return None, ()
-    agents: list[type] = []
-    try:
-        from llama_index.core.agent.workflow import AgentWorkflow, BaseWorkflowAgent
-
-        agents.extend((AgentWorkflow, BaseWorkflowAgent))
-    except ImportError:  # pragma: no cover
-        pass
-    return Workflow, tuple(agents)
+        return None
+    return Workflow
 
 
 _KINDS = {
@@ -162,9 +179,21 @@ def classify(span_id: str, instance: Any, parent_family: Family | None) -> Role 
         return None
     for base, family, methods in _bases():
         if method in methods and isinstance(instance, base):
+            if family is Family.TOOL:
+                name = _tool_name(instance) or name
             return Role(family, _KINDS.get(family, RunKind.CHAIN), name)
-    workflow, agents = _workflow_classes()
+    workflow = _workflow_class()
     if workflow is not None and method == "run" and isinstance(instance, workflow):
-        kind = RunKind.AGENT if agents and isinstance(instance, agents) else RunKind.CHAIN
-        return Role(Family.WORKFLOW, kind, name)
+        # Agents, multi-agent workflows and custom workflows alike: a workflow decides
+        # its own next steps, which is what ragtrail's ``agent`` kind means.
+        return Role(Family.WORKFLOW, RunKind.AGENT, name)
     return None
+
+
+def _tool_name(tool: Any) -> str | None:
+    """The tool's own name (what the model calls it), not ``FunctionTool.acall``."""
+    try:
+        name = tool.metadata.name
+    except Exception:  # a tool whose metadata cannot be read keeps its span name
+        return None
+    return name if isinstance(name, str) and name else None

@@ -23,7 +23,8 @@ def _report() -> ModuleType:
 
 #: --by choice -> the query's group key (see ragtrail.query.GROUP_KEYS).
 _BY_ALIASES = {"app": "app_name", "template": "template", "user": "user", "session": "session",
-               "model": "model", "provider": "provider", "day": "day", "app_name": "app_name"}
+               "model": "model", "provider": "provider", "day": "day", "app_name": "app_name",
+               "request_type": "request_type"}
 
 
 @click.command()
@@ -93,7 +94,7 @@ def documents(document: str, db: str | None, as_json: bool, limit: int | None) -
 @click.option("--by", "by", multiple=True, default=("model",), show_default=True,
               type=click.Choice(sorted(_BY_ALIASES)),
               help="Group by (repeat for several): model, provider, app, user, session, day, "
-                   "template.")
+                   "template, request_type (ingestion apart from answering).")
 @click.option("--since", help="From (ISO date/time, or a duration ago like 7d).")
 @click.option("--until", help="Until (ISO date/time, or a duration ago).")
 def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,

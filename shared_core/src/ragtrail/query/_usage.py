@@ -41,8 +41,10 @@ GROUP_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "app_name": _context("app_name"),
     "user": _context("user_hash"),
     "session": _context("session_id"),
+    # "ingestion" for the traces an ingestion pipeline started (LlamaIndex).
+    "request_type": _context("request_type"),
 }
-_NEEDS_RUNS = {"app_name", "user", "session"}
+_NEEDS_RUNS = {"app_name", "user", "session", "request_type"}
 _TOKENS = ("input", "output", "total", "cache_read", "cache_creation", "reasoning")
 
 
@@ -67,7 +69,8 @@ def usage(
 ) -> list[UsageRow]:
     """Tokens and cost of the LLM calls started in [since, until), per group.
 
-    ``group_by``: any of ``model, provider, app_name, user, session, day, template``
+    ``group_by``: any of ``model, provider, app_name, user, session, day, template,
+    request_type``
     (a list, or one string, comma-separated); empty gives one row for everything.
     Rows come ordered by their group values (None last).
     """
