@@ -14,6 +14,9 @@ those clients really report. It answers the way the real services do:
   ``stop_reason``; streamed as ``message_start`` .. ``message_delta`` (cumulative usage)
   .. ``message_stop``; headers ``request-id`` and ``anthropic-ratelimit-*``.
 
+Replies are scripted with :meth:`ProviderServer.reply_next` (a queue of texts answered
+in order, then :data:`ANSWER` again), e.g. an LLM judge's verdicts.
+
 Every request is recorded (:attr:`ProviderServer.requests`) with the ids the server
 issued for it, so a test compares what was stored with what was really sent and
 answered. Failures are queued with :meth:`ProviderServer.fail_next` (an HTTP error with
@@ -109,6 +112,7 @@ class Received:
     response_id: str
     status: int = 200
     first_chunk_at: float | None = None  # time.monotonic() when the first event was sent
+    reply: str = ANSWER  # the text answered (see ProviderServer.reply_next)
 
     @property
     def streamed(self) -> bool:
@@ -123,6 +127,7 @@ class ProviderServer:
     first_chunk_delay_s: float = 0.0
     requests: list[Received] = field(default_factory=list)
     _failures: deque[Failure] = field(default_factory=deque)
+    _replies: deque[str] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -173,6 +178,11 @@ class ProviderServer:
         with self._lock:
             self._failures.extend([Failure(malformed=True)] * times)
 
+    def reply_next(self, *texts: str) -> None:
+        """Answer the next requests with these texts, in order (then :data:`ANSWER`)."""
+        with self._lock:
+            self._replies.extend(texts)
+
     def last(self, api: str | None = None) -> Received:
         """The most recent request (to ``api`` when given)."""
         with self._lock:
@@ -184,7 +194,10 @@ class ProviderServer:
     def _record(self, received: Received) -> Failure | None:
         with self._lock:
             self.requests.append(received)
-            return self._failures.popleft() if self._failures else None
+            failure = self._failures.popleft() if self._failures else None
+            if failure is None and self._replies:
+                received.reply = self._replies.popleft()
+            return failure
 
 
 def rate_headers(api: str) -> dict[str, str]:
@@ -283,8 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
 # -- the two dialects ------------------------------------------------------------------
 
 
-def _words() -> list[str]:
-    words = ANSWER.split(" ")
+def _words(text: str = ANSWER) -> list[str]:
+    words = text.split(" ")
     return [w if i == 0 else f" {w}" for i, w in enumerate(words)]
 
 
@@ -309,7 +322,8 @@ def _openai_completion(received: Received) -> dict[str, Any]:
         "model": _model(received.body), "system_fingerprint": SYSTEM_FINGERPRINT,
         "service_tier": "default",
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": ANSWER, "refusal": None}}],
+                     "message": {"role": "assistant", "content": received.reply,
+                                 "refusal": None}}],
         "usage": OPENAI_USAGE,
     }
 
@@ -326,7 +340,7 @@ def _openai_events(received: Received) -> Iterator[str]:
         return f"data: {json.dumps({**base, 'choices': [choice], **extra})}\n\n"
 
     yield chunk({"role": "assistant", "content": "", "refusal": None})
-    for word in _words():
+    for word in _words(received.reply):
         yield chunk({"content": word})
     yield chunk({}, "stop")
     if include_usage:
@@ -337,7 +351,7 @@ def _openai_events(received: Received) -> Iterator[str]:
 def _anthropic_message(received: Received) -> dict[str, Any]:
     return {
         "id": received.response_id, "type": "message", "role": "assistant",
-        "model": _model(received.body), "content": [{"type": "text", "text": ANSWER}],
+        "model": _model(received.body), "content": [{"type": "text", "text": received.reply}],
         "stop_reason": "end_turn", "stop_sequence": None, "usage": ANTHROPIC_USAGE,
     }
 
@@ -353,7 +367,7 @@ def _anthropic_events(received: Received) -> Iterator[str]:
     yield _sse("message_start", {"message": message})
     yield _sse("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
     yield _sse("ping", {})
-    for word in _words():
+    for word in _words(received.reply):
         yield _sse("content_block_delta",
                    {"index": 0, "delta": {"type": "text_delta", "text": word}})
     yield _sse("content_block_stop", {"index": 0})
