@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,14 +106,25 @@ def evaluate(
         error=error, metadata=metadata, keep_previous=keep_previous)
 
 
+_loops = threading.local()
+
+
 def _run(evaluator: BaseEvaluator, kwargs: dict[str, Any]) -> EvaluationResult:
-    """``evaluator.evaluate(**kwargs)``; outside an event loop through ``asyncio.run``
-    directly, because LlamaIndex's own ``asyncio_run`` replaces any RuntimeError the
-    judge raises by a "Detected nested async" message."""
+    """``evaluator.evaluate(**kwargs)``; outside an event loop on this thread's own loop,
+    because LlamaIndex's ``asyncio_run`` replaces any RuntimeError the judge raises by a
+    "Detected nested async" message.
+
+    The loop is kept for the thread's next evaluations: an async client's pooled
+    connections belong to the loop that opened them, and a new loop per evaluation
+    (``asyncio.run``) made the OpenAI client fail on them and send the request again.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(evaluator.aevaluate(**kwargs))
+        loop = getattr(_loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(evaluator.aevaluate(**kwargs))
     return evaluator.evaluate(**kwargs)
 
 

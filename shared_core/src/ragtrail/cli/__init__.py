@@ -64,6 +64,10 @@ def _register() -> None:
     for command in (traces, show, lineage, documents, usage, diff, replay, export_cmd,
                     import_cmd, purge):
         cli.add_command(command)
+    from ._evals import evals, plugin_commands
+
+    for command in (evals, *plugin_commands()):
+        cli.add_command(command)
 
 
 _register()

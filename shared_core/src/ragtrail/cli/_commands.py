@@ -83,8 +83,10 @@ def documents(document: str, db: str | None, as_json: bool, limit: int | None) -
                    "template.")
 @click.option("--since", help="From (ISO date/time, or a duration ago like 7d).")
 @click.option("--until", help="Until (ISO date/time, or a duration ago).")
+@click.option("--evaluations", "judges", is_flag=True,
+              help="The LLM judges' spend alone (their calls are left out otherwise).")
 def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
-          until: str | None) -> None:
+          until: str | None, judges: bool) -> None:
     """Tokens and cost, grouped; calls with no known price are counted apart."""
     keys = [_BY_ALIASES[b] for b in by]
     unknown = [k for k in keys if k not in GROUP_KEYS]
@@ -92,7 +94,8 @@ def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
         raise click.BadParameter(f"unknown group {unknown}")
     with open_trail(db) as trail:
         rows = trail.usage(keys, since=parse_when(since, "--since"),
-                           until=parse_when(until, "--until"))
+                           until=parse_when(until, "--until"),
+                           request_type="evaluation" if judges else None)
     emit(rows, as_json, lambda: report.usage_table(rows, keys))
 
 

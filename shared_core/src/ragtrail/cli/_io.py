@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..query import Lineage
 from ..schemas import CapturedRun, Document, DocumentLink, SchemaError, registry
 from ._common import db_option, open_trail, parse_age, parse_when
+from ._evals import export_evaluations, import_evaluation, is_evaluation_line
 
 _EXPORT_BATCH = 500
 
@@ -53,9 +54,11 @@ def export_cmd(trace_ids: tuple[str, ...], db: str | None, fmt: str, since: str 
         ids = list(trace_ids) or [
             t.trace_id for t in trail.traces(limit=10**9, since=parse_when(since, "--since"))]
         for trace_id in ids:
-            for record in records_of(trail.lineage(trace_id)):
+            lineage = trail.lineage(trace_id)
+            for record in records_of(lineage):
                 output.write(record.model_dump_json() + "\n")
                 count += 1
+            count += export_evaluations(trail, lineage, output)
     click.echo(f"exported {count} records from {len(ids)} traces", err=True)
 
 
@@ -71,7 +74,13 @@ def import_cmd(source: IO[str], db: str | None) -> None:
             if not line.strip():
                 continue
             try:
-                batch.append(registry.validate(json.loads(line)))
+                data = json.loads(line)
+                if is_evaluation_line(data):  # after the runs it may refer to
+                    trail.store.write_batch(batch)
+                    count += len(batch) + import_evaluation(trail, data)
+                    batch = []
+                    continue
+                batch.append(registry.validate(data))
             except (ValueError, SchemaError) as exc:
                 raise ConfigError(f"line {number}: not a ragtrail record: {exc}") from None
             if len(batch) >= _EXPORT_BATCH:
