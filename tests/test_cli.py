@@ -447,3 +447,11 @@ def test_help_imports_no_database_or_rendering_library(db: DB) -> None:
     assert _modules_after("traces", "--db", db.url) == {"sqlalchemy", "rich", "pydantic"}
     assert _modules_after("lineage", db.first, "--db", db.url, "--json") == {
         "sqlalchemy", "pydantic"}
+
+
+def test_evals_source_choices_match_the_evaluation_sources() -> None:
+    # The CLI spells the sources out so that --help does not import the query layer.
+    from ragtrail.cli._evals import SOURCES
+    from ragtrail.query import EvaluationSource
+
+    assert SOURCES == tuple(s.value for s in EvaluationSource)
