@@ -64,6 +64,9 @@ def _register() -> None:
     for command in (traces, show, lineage, documents, usage, diff, replay, export_cmd,
                     import_cmd, purge):
         cli.add_command(command)
+    from ._ui import ui
+
+    cli.add_command(ui)
 
 
 _register()
