@@ -83,7 +83,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
         autoescape=True,  # every stored value is untrusted
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.ChainableUndefined,  # optional keys of exclude_none dumps
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -158,6 +158,8 @@ class _Views:
             raise ConfigError(f"limit must be a positive integer, got {limit!r}")
         doc = request.path_params["doc"]
         rows = self.source.answers(doc, int(limit) if limit else None)
+        if not rows and self.source.document(doc) is None:
+            raise NotFoundError(f"no stored document {doc!r}")
         return {"document": doc, "answers": jsonable(rows)}
 
     def api_usage(self, request: Request) -> Any:

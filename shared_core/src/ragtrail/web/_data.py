@@ -30,7 +30,7 @@ from ..query._browse import (
 from ..redaction import Redactor
 from ..schemas import DocStage
 
-__all__ = ["Source", "UI_GROUP_ALIASES", "jsonable", "trace_detail"]
+__all__ = ["UI_GROUP_ALIASES", "Source", "jsonable", "trace_detail"]
 
 #: ``by=`` values of the usage endpoint and page -> query group keys.
 UI_GROUP_ALIASES = {"model": "model", "provider": "provider", "app": "app_name",

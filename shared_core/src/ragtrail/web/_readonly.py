@@ -83,7 +83,8 @@ def open_readonly_engine(url: str | None, *, busy_timeout_ms: int = 5000,
             state = inspect_schema(conn)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        reason = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+        orig = getattr(exc, "orig", None)
+        reason = str(orig) if orig is not None else str(exc)
         raise StoreUnavailableError(f"cannot read database at {shown}: {reason}") from None
     if state.status is not SchemaStatus.CURRENT:
         engine.dispose()

@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "COOKIE", "LOOPBACK_HOSTS", "SecurityMiddleware", "token_matches"]
+__all__ = ["COOKIE", "CSP", "LOOPBACK_HOSTS", "SecurityMiddleware", "token_matches"]
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "

@@ -90,7 +90,7 @@
     });
     window.Chart.defaults.color = fg;
     window.Chart.defaults.borderColor = line;
-    function draw(id, field, label) {
+    function draw(id, field, label, money) {
       var canvas = document.getElementById(id);
       if (!canvas) return;
       new window.Chart(canvas, {
@@ -104,12 +104,13 @@
         options: {
           responsive: true, maintainAspectRatio: false, animation: false,
           scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true,
-                    title: { display: true, text: label } } }
+                    title: { display: true, text: label },
+                    ticks: money ? { callback: function (v) { return "$" + Number(v).toPrecision(2); } } : {} } }
         }
       });
     }
     draw("chart-tokens", "tokens", "tokens");
-    draw("chart-cost", "cost", "cost (priced calls)");
+    draw("chart-cost", "cost", "cost (priced calls)", true);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
