@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..schemas import DocStage, bounded_key
 from ..store import _tables
 from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, chunks
+from ._evaluations import EVALUATION_REQUEST_TYPE
 from ._models import DocumentUsage
 
 __all__ = ["answers_using", "links_statement"]
@@ -45,7 +46,8 @@ def _roots(conn: Connection, trace_ids: Iterable[str]) -> dict[str, Any]:
     Only the columns a usage shows: decoding whole runs (metadata, events, environment)
     and validating them was most of the time of this query.
     """
-    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
+    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at,
+               _runs.c.request_type)
     found: dict[str, Any] = {}
     for batch in chunks(sorted(set(trace_ids))):
         for row in conn.execute(sa.select(*columns).where(_runs.c.id.in_(batch))):
@@ -82,14 +84,15 @@ def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUs
     )
 
 
-def answers_using(engine: Engine, document: str, *, limit: int | None = None
-                  ) -> list[DocumentUsage]:
+def answers_using(engine: Engine, document: str, *, limit: int | None = None,
+                  include_evaluations: bool = False) -> list[DocumentUsage]:
     """Traces that used ``document`` (a document id or content hash), newest first.
 
     Each says the highest stage the document reached in that trace (retrieved <
     reranked < in_prompt) and its best rank and score there. An unknown document
     gives an empty list. ``limit`` keeps the newest ``limit`` traces: for a document
-    used by thousands of answers only those are read.
+    used by thousands of answers only those are read. Judges' traces (which prompt
+    with the documents they judge) are left out unless ``include_evaluations``.
     """
     if not isinstance(document, str) or not document:
         raise ConfigError(f"document must be a non-empty id or content hash, got {document!r}")
@@ -110,6 +113,10 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None
         for row in rows:  # a link can match both by id and by hash: keep it once
             by_trace[row.trace_id][(row.run_id, row.content_hash, row.stage)] = row
         roots = _roots(conn, by_trace)
+    if not include_evaluations:
+        for trace_id in [t for t, root in roots.items()
+                         if root.request_type == EVALUATION_REQUEST_TYPE]:
+            del by_trace[trace_id]
     found = [_usage(trace, list(links.values()), roots) for trace, links in by_trace.items()]
     found.sort(key=lambda use: _newest_first(use.trace_id, roots), reverse=True)
     return found if limit is None else found[:limit]

@@ -11,6 +11,7 @@ from ..errors import NotFoundError
 from ..schemas import LLMCallRecord, Run, bounded_key
 from ..store import _tables
 from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, llm_call_from_row, run_from_row, sum_cost
+from ._evaluations import evaluations_of_trace
 from ._models import DocumentUse, Lineage, RunNode
 
 __all__ = ["lineage"]
@@ -77,6 +78,7 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
             conn.execute(sa.select(_calls).where(_calls.c.trace_id == trace_id))
         )
         documents = _document_uses(conn, trace_id, order)
+        judged = evaluations_of_trace(conn, trace_id)
     call_rows.sort(key=lambda row: order.get(row.run_id, len(order)))
     calls: list[LLMCallRecord] = [llm_call_from_row(row) for row in call_rows]
     total_cost, unpriced = sum_cost(row.total_cost for row in call_rows)
@@ -94,5 +96,6 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
         total_tokens=sum(row.total_tokens or 0 for row in call_rows),
         total_cost=total_cost,
         unpriced_calls=unpriced,
+        evaluations=judged,
     )
 
