@@ -164,8 +164,50 @@ def test_trace_detail_matches_lineage(client: TestClient, trail: Trail,
         assert meta["provider_model"] == "gpt-4o-mini"
         assert {"input_tokens", "output_tokens", "total_tokens"} <= set(meta["token_usage"])
         assert "total_cost" in meta["cost_metrics"]
-    # the evaluations panel is absent, not empty, until ragtrail stores evaluations
-    assert "evaluations" not in body
+    assert [e["id"] for e in body["evaluations"]] == \
+        [e.id for e in trail.lineage(trace_id).evaluations]
+    if which != "langchain":
+        assert body["evaluations"] == []
+
+
+def test_trace_detail_evaluations_carry_vendor_and_judge(client: TestClient, trail: Trail,
+                                                         demo: tuple[str, DemoIds]) -> None:
+    body = client.get(f"/api/v1/traces/{demo[1].langchain}/detail").json()
+    expected = {e.name: e for e in trail.lineage(demo[1].langchain).evaluations}
+    assert {e["name"] for e in body["evaluations"]} == {"faithfulness", "helpful"}
+    for got in body["evaluations"]:
+        want = expected[got["name"]]
+        assert (got["vendor_name"], got["score"], got["label"], got["passed"],
+                got["explanation"], got["evaluation_source"]) == (
+            want.vendor_name, want.score, want.label, want.passed, want.explanation,
+            want.source.value)
+        if want.judge is None:
+            assert got["llm_metadata"] is None and got["total_tokens"] is None
+            continue
+        # seed 002: the judge's full metadata, and quick access to tokens and cost
+        assert got["vendor_name"] == "Ragas" and got["judge_trace_id"] == want.judge_trace_id
+        assert got["llm_metadata"] == want.judge.model_dump(mode="json", exclude_none=True)
+        assert got["llm_metadata"]["provider_model"] == "gpt-4o-mini"
+        assert want.judge.token_usage is not None and want.judge.cost_metrics is not None
+        assert got["input_tokens"] == want.judge.token_usage.input_tokens > 0
+        assert got["total_tokens"] == want.judge.token_usage.total_tokens
+        assert Decimal(got["evaluation_cost"]) == want.judge.cost_metrics.total_cost
+    # the judge's own trace is not listed among the application's traces
+    listed = _ids(client.get("/api/v1/traces?limit=100").json()["traces"])
+    judge_trace = expected["faithfulness"].judge_trace_id
+    assert judge_trace not in listed
+
+
+def test_evaluations_endpoint_matches_trail_evaluations(client: TestClient, trail: Trail,
+                                                        demo: tuple[str, DemoIds]) -> None:
+    for query, kwargs in (("", {}), ("vendor=Ragas", {"vendor_name": "Ragas"}),
+                          ("source=human", {"source": "human"}),
+                          (f"trace={demo[1].langchain}", {"trace_id": demo[1].langchain}),
+                          ("judge_model=gpt-4o-mini", {"judge_model": "gpt-4o-mini"})):
+        got = client.get(f"/api/v1/evaluations?{query}").json()["evaluations"]
+        assert [e["id"] for e in got] == [e.id for e in trail.evaluations(**kwargs)], query
+        assert got
+    assert client.get("/api/v1/evaluations?source=robot").status_code == 400
 
 
 def test_trace_detail_of_any_run_is_its_trace(client: TestClient, trail: Trail,

@@ -175,6 +175,30 @@ def test_trace_run_llm_call_document_answers(page: Any, base_url: str, trail: Tr
     _shot(page, f"lineage-{which}")
 
 
+def test_evaluations_panel_and_list(page: Any, base_url: str, trail: Trail,
+                                    demo: tuple[str, DemoIds]) -> None:
+    expected = trail.lineage(demo[1].langchain).evaluations
+    page.goto(f"{base_url}/traces/{demo[1].langchain}")
+    rows = page.locator("#evaluations tr.evaluation")
+    assert rows.count() == len(expected) == 2
+    judged = next(e for e in expected if e.judge is not None)
+    row = page.locator("#evaluations tr.evaluation", has_text="faithfulness")
+    text = row.inner_text()
+    assert "Ragas" in text and f"{judged.score:.3f}" in text and "gpt-4o-mini" in text
+    assert judged.explanation is not None and judged.explanation in text  # markup as text
+    assert page.evaluate("window.__xss") is None
+    _shot(page, "trace-evaluations")
+    page.goto(f"{base_url}/traces")
+    badges = page.locator(f'tr[data-href="/traces/{demo[1].langchain}"] .badge.eval')
+    assert sorted(badges.all_inner_texts()) == ["faithfulness 0.87", "helpful good"]
+    page.goto(f"{base_url}/evaluations?vendor=Ragas")
+    assert page.locator("tr.evaluation").count() == len(trail.evaluations(vendor_name="Ragas"))
+    page.click("tr.evaluation a >> text=judge trace")
+    page.wait_for_url(f"{base_url}/traces/{judged.judge_trace_id}")
+    assert page.locator("li.run-row.kind-llm").count() == 1
+    _shot(page, "evaluations-judge-trace")
+
+
 def test_hostile_document_never_runs(page: Any, base_url: str, trail: Trail,
                                      demo: tuple[str, DemoIds]) -> None:
     xss = demo[1].xss

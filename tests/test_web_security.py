@@ -51,7 +51,7 @@ def _pages(demo: tuple[str, DemoIds]) -> list[str]:
     return ["/traces", f"/traces?q={XSS_QUESTION}", f"/traces/{ids.xss}",
             f"/traces/{ids.xss}?run={llm[0]}", f"/traces/{ids.xss}/runs/{llm[0]}",
             f"/traces/{ids.xss}/lineage", f"/traces/{ids.secret}", f"/traces/{ids.failed}",
-            "/usage", "/sessions", "/sessions/xss-session", f"/diff?a={ids.xss}&b={ids.langchain}",
+            "/usage", "/sessions", "/evaluations", f"/traces/{ids.langchain}", "/sessions/xss-session", f"/diff?a={ids.xss}&b={ids.langchain}",
             "/diff", "/traces/<script>alert(1)</script>",
             *(f"/documents/{doc}" for doc in sorted(docs))]
 

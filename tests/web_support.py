@@ -1,7 +1,8 @@
 """A database for the web view's tests, filled by the demo's real pipelines.
 
 ``fill(url)`` runs ``examples/rag_demo.py`` (LangChain LCEL chain and LlamaIndex query
-engine), a second LangChain turn in the demo's session, a LangChain answer over a hostile
+engine), evaluates the LangChain answer (an LLM judge run through LangChain in a judge
+trace, vendor "Ragas", and a person's verdict), a second LangChain turn in the demo's session, a LangChain answer over a hostile
 document (``<script>``, ``javascript:`` links, an event handler), a manual run whose
 inputs held an e-mail address and an API key (redacted at capture) and an output hidden
 at capture, and a failed manual run.
@@ -25,6 +26,7 @@ import rag_demo  # noqa: E402
 
 from ragtrail import Trail  # noqa: E402
 from ragtrail.capture import CaptureConfig  # noqa: E402
+from ragtrail.evals import judge_trace  # noqa: E402
 from ragtrail_langchain import RagtrailCallbackHandler  # noqa: E402
 
 #: Strings that must never run or be clickable in a browser.
@@ -37,6 +39,8 @@ XSS_QUESTION = "In WAL mode <script>window.__xss='question'</script> what do rea
 SECRET_EMAIL = "alice.secret@example.com"
 SECRET_KEY = "sk-ant-" + "Zq7" * 10
 HIDDEN_OUTPUT = "the hidden output text 4711"
+#: The judge's explanation (markup in it must show as text).
+JUDGE_EXPLANATION = "Every claim is in <b>sqlite-wal</b>; <script>window.__xss='eval'</script>"
 
 
 @dataclass
@@ -71,9 +75,28 @@ def _langchain_answer(url: str, question: str, session: str) -> str:
         return handler.last_trace_id
 
 
+def _evaluate(url: str, trace_id: str) -> None:
+    with Trail(url, app_name="judge") as trail:
+        with judge_trace(trail.recorder, evaluated_trace_id=trace_id, name="faithfulness",
+                         vendor_name="Ragas") as judge:
+            handler = RagtrailCallbackHandler(trail)
+            langchain_rag.OfflineChatModel().invoke(
+                "Context:\n[a] Readers keep reading while one writer appends.\n\n"
+                "Question: is the answer faithful to the context?",
+                config={"callbacks": [handler]})
+        trail.flush()
+        trail.add_evaluation(trace_id, "faithfulness", score=0.87, source="llm",
+                             vendor_name="Ragas", explanation=JUDGE_EXPLANATION,
+                             judge_trace_id=judge.id)
+        trail.add_evaluation(trace_id, "helpful", label="good", passed=True, source="human",
+                             vendor_name="custom")
+        trail.flush()
+
+
 def fill(url: str) -> DemoIds:
     """Fill the database at ``url`` (see the module docstring); return the trace ids."""
     lc, li = rag_demo.main(url)
+    _evaluate(url, lc)
     second = _langchain_answer(url, "What does a checkpoint copy back into the database?",
                                "demo")
     with _knowledge({XSS_DOC_ID: XSS_CONTENT}):

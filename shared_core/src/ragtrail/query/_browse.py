@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..schemas import RunKind, RunStatus, bounded_key
 from ..store import _tables
 from ._common import ANSWER_KEYS, as_text, chunks, excerpt, parse_time, sum_cost
+from ._evaluations import Evaluation, _evaluation, _resolved_trace, _statement
 from ._models import TraceSummary
 from ._traces import QUESTION_EXCERPT_CHARS, _call_totals, _conditions, _summary
 
@@ -31,6 +32,7 @@ __all__ = [
     "TraceListItem",
     "TracePage",
     "document",
+    "evaluations_by_trace",
     "session_turns",
     "sessions",
     "trace_page",
@@ -238,3 +240,17 @@ def session_turns(engine: Engine, session_id: str, *, limit: int = MAX_PAGE
         raise ConfigError(f"session id must be a non-empty string, got {session_id!r}")
     page = trace_page(engine, limit=limit, session_id=session_id)
     return list(reversed(page.traces))
+
+
+def evaluations_by_trace(engine: Engine, trace_ids: list[str]) -> dict[str, list[Evaluation]]:
+    """The evaluations of each of ``trace_ids`` (a page of traces), newest first."""
+    ev = _tables.evaluations
+    found: dict[str, list[Evaluation]] = defaultdict(list)
+    with engine.connect() as conn:
+        for batch in chunks(sorted(set(trace_ids))):
+            condition = sa.or_(ev.c.trace_id.in_(batch),
+                               sa.and_(ev.c.trace_id.is_(None), _resolved_trace().in_(batch)))
+            for row in conn.execute(_statement([condition], None)):
+                evaluation = _evaluation(row)
+                found[evaluation.trace_id].append(evaluation)
+    return dict(found)

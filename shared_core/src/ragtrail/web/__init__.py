@@ -3,14 +3,15 @@
     from ragtrail.web import create_app
     app = create_app("sqlite:///ragtrail.db")   # any ASGI server: uvicorn, hypercorn, ...
 
-Pages (traces, trace waterfall, lineage, documents, usage, sessions, diff) and a
+Pages (traces, trace waterfall, lineage, documents, usage, sessions, diff,
+evaluations) and a
 read-only JSON API under ``/api/v1``, read through :mod:`ragtrail.query` only. A URL
 opens the database read-only; a :class:`~ragtrail.Trail` is read through its own store.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..redaction import Redactor
 
@@ -20,11 +21,6 @@ if TYPE_CHECKING:
     from ..trail import Trail
 
 __all__ = ["create_app"]
-
-
-def _evaluations_reader(trail: Any) -> Any:
-    """Evaluations of a trace, once this ragtrail stores them (issue 22); else None."""
-    return None
 
 
 def create_app(url_or_trail: str | Trail | None = None, *, token: str | None = None,
@@ -57,5 +53,4 @@ def create_app(url_or_trail: str | Trail | None = None, *, token: str | None = N
         engine = open_readonly_engine(url_or_trail)
         source = Source(engine=engine, redactor=Redactor(),
                         url=display_url(parse_url(url_or_trail)))
-    source.evaluations = _evaluations_reader(url_or_trail)
     return build_app(source, token=token, allowed_hosts=allowed_hosts)

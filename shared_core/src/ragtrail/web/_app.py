@@ -22,7 +22,14 @@ from starlette.staticfiles import StaticFiles
 from ..errors import ConfigError, NotFoundError, RagtrailError
 from ..redaction import BUILTIN_RULES
 from ..schemas import RunKind, RunStatus
-from ._data import TRACE_FILTERS, Source, jsonable, stage_table
+from ._data import (
+    EVALUATION_FILTERS,
+    TRACE_FILTERS,
+    Source,
+    evaluation_json,
+    jsonable,
+    stage_table,
+)
 from ._security import COOKIE, SecurityMiddleware, token_matches
 
 __all__ = ["build_app"]
@@ -138,8 +145,7 @@ class _Views:
 
     def render(self, template: str, context: dict[str, Any], request: Request,
                status: int = 200) -> HTMLResponse:
-        context = {"request_path": request.url.path, "db_url": self.source.url,
-                   "has_evaluations": self.source.evaluations is not None, **context}
+        context = {"request_path": request.url.path, "db_url": self.source.url, **context}
         html = self.env.get_template(template).render(**context)
         return HTMLResponse(html, status_code=status)
 
@@ -173,6 +179,10 @@ class _Views:
         first, second, rows = self.source.diff(a, b)
         return {"a": first.trace_id, "b": second.trace_id, "rows": jsonable(rows)}
 
+    def api_evaluations(self, request: Request) -> Any:
+        found = self.source.evaluations(request.query_params)
+        return {"evaluations": [evaluation_json(e) for e in found]}
+
     def api_sessions(self, request: Request) -> Any:
         return {"sessions": jsonable(self.source.sessions())}
 
@@ -188,8 +198,9 @@ class _Views:
         next_url = (f"/traces?{urlencode({**kept, 'cursor': page.next_cursor})}"
                     if page.next_cursor else None)
         template = "traces_rows.html" if request.headers.get("hx-request") else "traces.html"
+        evaluations = self.source.evaluations_by_trace([t.trace_id for t in page.traces])
         return template, {"page": page, "filters": filters, "next_url": next_url,
-                          "title": "Traces"}
+                          "evaluations": evaluations, "title": "Traces"}
 
     def trace_page(self, request: Request) -> tuple[str, dict[str, Any]]:
         detail = self.source.detail(request.path_params["trace_id"])
@@ -235,6 +246,13 @@ class _Views:
         }
         return "usage.html", {"tables": tables, "chart": chart, "since": since or "",
                               "until": until or "", "title": "Usage"}
+
+    def evaluations_page(self, request: Request) -> tuple[str, dict[str, Any]]:
+        params = request.query_params
+        found = [evaluation_json(e) for e in self.source.evaluations(params)]
+        filters = {name: params.get(name, "") for name in EVALUATION_FILTERS}
+        return "evaluations.html", {"evaluations": found, "filters": filters,
+                                    "title": "Evaluations"}
 
     def sessions_page(self, request: Request) -> tuple[str, dict[str, Any]]:
         return "sessions.html", {"sessions": self.source.sessions(), "title": "Sessions"}
@@ -355,6 +373,7 @@ def build_app(source: Source, *, token: str | None = None,
         Route("/api/v1/usage", views.api(views.api_usage)),
         Route("/api/v1/diff", views.api(views.api_diff)),
         Route("/api/v1/sessions", views.api(views.api_sessions)),
+        Route("/api/v1/evaluations", views.api(views.api_evaluations)),
         Route("/traces", views.page(views.traces_page)),
         Route("/traces/{trace_id}", views.page(views.trace_page)),
         Route("/traces/{trace_id}/runs/{run_id}", views.page(views.run_fragment)),
@@ -364,6 +383,7 @@ def build_app(source: Source, *, token: str | None = None,
         Route("/sessions", views.page(views.sessions_page)),
         Route("/sessions/{session_id:path}", views.page(views.session_page)),
         Route("/diff", views.page(views.diff_page)),
+        Route("/evaluations", views.page(views.evaluations_page)),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})

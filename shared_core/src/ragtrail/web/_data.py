@@ -6,7 +6,7 @@ what a person sees and what a script reads never differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,13 +16,14 @@ from sqlalchemy.engine import Engine
 
 from .. import query, report
 from ..errors import ConfigError
-from ..query import DocumentUsage, Lineage, RunNode, UsageRow
+from ..query import DocumentUsage, Evaluation, Lineage, RunNode, UsageRow
 from ..query._browse import (
     SessionSummary,
     StoredDocument,
     TraceListItem,
     TracePage,
     document,
+    evaluations_by_trace,
     session_turns,
     sessions,
     trace_page,
@@ -38,8 +39,9 @@ UI_GROUP_ALIASES = {"model": "model", "provider": "provider", "app": "app_name",
                     "day": "day", "template": "template"}
 #: Query parameters of ``/api/v1/traces`` and the traces page.
 TRACE_FILTERS = ("since", "until", "app", "user", "session", "status", "model", "kind", "q")
-#: Evaluations of one trace as JSON-ready dicts; None when this ragtrail has none.
-EvaluationsReader = Callable[[str], "list[dict[str, Any]]"]
+#: Query parameters of ``/api/v1/evaluations`` and the evaluations page.
+EVALUATION_FILTERS = ("trace", "name", "vendor", "source", "judge_provider", "judge_model",
+                      "since")
 
 
 def jsonable(value: Any) -> Any:
@@ -72,7 +74,6 @@ class Source:
     engine: Engine
     redactor: Redactor
     url: str
-    evaluations: EvaluationsReader | None = None
 
     def trace_page(self, params: Mapping[str, str]) -> TracePage:
         """A page of traces for the query parameters of ``/api/v1/traces``."""
@@ -102,9 +103,23 @@ class Source:
 
     def detail(self, trace_id: str) -> dict[str, Any]:
         """``GET /api/v1/traces/{trace_id}/detail``."""
-        found = self.lineage(trace_id)
-        evaluations = self.evaluations(found.trace_id) if self.evaluations else None
-        return trace_detail(found, evaluations)
+        return trace_detail(self.lineage(trace_id))
+
+    def evaluations(self, params: Mapping[str, str]) -> list[Evaluation]:
+        """Evaluations for the query parameters of ``/api/v1/evaluations``, newest first."""
+        def get(name: str) -> str | None:
+            value = params.get(name)
+            return value if value not in (None, "") else None
+
+        return query.evaluations(
+            self.engine, get("trace"), name=get("name"), vendor_name=get("vendor"),
+            source=get("source"), judge_provider=get("judge_provider"),
+            judge_model=get("judge_model"), since=_when(get("since"), "since"),
+            limit=_int(params.get("limit"), "limit", 100))
+
+    def evaluations_by_trace(self, trace_ids: list[str]) -> dict[str, list[Evaluation]]:
+        """Evaluations of each trace of a page (badges)."""
+        return evaluations_by_trace(self.engine, trace_ids)
 
     def answers(self, doc: str, limit: int | None = None) -> list[DocumentUsage]:
         """Traces that used a document, newest first."""
@@ -166,12 +181,30 @@ def _tree_order(found: Lineage) -> list[str]:
     return order
 
 
-def trace_detail(found: Lineage, evaluations: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The trace-detail structure (seed 002): summary, run tree, LLM calls, documents.
+def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
+    """An evaluation as the trace-detail API gives it (seed 002): every field, plus the
+    vendor name, the judge's full LLM metadata and quick access to its tokens and cost."""
+    data: dict[str, Any] = evaluation.model_dump(mode="json", exclude={"judge"})
+    judge = evaluation.judge
+    usage = judge.token_usage if judge else None
+    cost = judge.cost_metrics if judge else None
+    performance = judge.performance_metrics if judge else None
+    data.update(
+        evaluation_name=evaluation.name,
+        evaluation_source=evaluation.source.value,
+        llm_metadata=judge.model_dump(mode="json", exclude_none=True) if judge else None,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        total_tokens=usage.total_tokens if usage else None,
+        evaluation_cost=jsonable(cost.total_cost) if cost else None,
+        execution_time_ms=performance.total_duration_ms if performance else None,
+    )
+    return data
 
-    ``evaluations`` None leaves the key out (this ragtrail stores none); a list is
-    included as given.
-    """
+
+def trace_detail(found: Lineage) -> dict[str, Any]:
+    """The trace-detail structure (seed 002): summary, run tree, LLM calls, documents by
+    stage and evaluations."""
     runs = {run.id: run for run in found.runs}
     order = _tree_order(found) or [run.id for run in found.runs]
     depths = _depths(found.roots)
@@ -235,9 +268,8 @@ def trace_detail(found: Lineage, evaluations: list[dict[str, Any]] | None) -> di
         "runs": run_rows,
         "llm_calls": calls,
         "documents": documents,
+        "evaluations": [evaluation_json(e) for e in found.evaluations],
     }
-    if evaluations is not None:
-        detail["evaluations"] = evaluations
     return jsonable(detail)  # type: ignore[no-any-return]
 
 
