@@ -18,7 +18,7 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "offload", "ingest", "scale", "memory", "instructions")
+NAMES = ("overhead", "offload", "ingest", "scale", "ui", "memory", "instructions")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -108,6 +108,10 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
         from . import _scale
 
         return _scale.run(sizes, args.cache_dir, pg_url=pg_url)
+    if name == "ui":
+        from . import _ui
+
+        return _ui.run(sizes, args.cache_dir)
     if name == "instructions":
         from . import _instructions
 
