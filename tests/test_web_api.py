@@ -342,3 +342,27 @@ def test_postgres_read_only_view(pg_url: str) -> None:
     with pytest.raises(sa.exc.InternalError, match="read-only"), \
             app.state.source.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM runs"))
+
+
+def test_tool_definitions_and_calls_are_shown(tmp_path: Path) -> None:
+    from ragtrail.schemas import LLMMetadata
+
+    url = f"sqlite:///{tmp_path / 'tools.db'}"
+    tools = [{"name": "search_docs", "description": "Search <the> docs",
+              "parameters": {"type": "object"}}]
+    calls = [{"id": "call_1", "name": "search_docs", "arguments": {"query": "WAL"}}]
+    top_level = "tools" in LLMMetadata.model_fields  # the agentic branches add these fields
+    update = ({"tools": tools, "tool_calls": calls} if top_level
+              else {"provider_specific": {"tools": tools, "tool_calls": calls}})
+    with Trail(url, background=False) as trail:
+        with trail.run("agent", kind="agent") as root, \
+                trail.run("model", kind="llm", parent_id=root.id) as llm:
+            trail.recorder.update_llm(llm.id, {"provider": "openai",
+                                               "provider_model": "gpt-4o-mini", **update})
+        trail.flush()
+    client = TestClient(create_app(url))
+    html = client.get(f"/traces/{root.id}/runs/{llm.id}").text
+    assert "Tools offered" in html and "Tool calls" in html
+    assert "search_docs" in html and "call_1" in html and "Search &lt;the&gt; docs" in html
+    plain = client.get(f"/traces/{root.id}/runs/{root.id}").text
+    assert "Tools offered" not in plain

@@ -229,3 +229,44 @@ def test_static_assets_ship_in_the_package() -> None:
                  "chart.js.LICENSE.md"):
         assert (static / name).is_file(), name
     assert re.search(r"Chart\.js v4\.", (static / "chart.umd.min.js").read_text()[:200])
+
+
+def test_ragtrail_ui_serves_until_interrupted(demo: tuple[str, DemoIds]) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAGTRAIL_UI_TOKEN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "ragtrail", "ui", "--db", demo[0],
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line and "read-only" in line
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/traces") as reply:
+                    body = json.loads(reply.read())
+                    csp = reply.headers["Content-Security-Policy"]
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.1)
+        assert body is not None and demo[1].langchain in {t["trace_id"] for t in body["traces"]}
+        assert "script-src 'self'" in csp
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -317,7 +317,9 @@ def _day_series(rows: list[Any]) -> list[dict[str, Any]]:
     return list(series.values())
 
 
-_KIND_TOOLS = ("tools", "tool_definitions", "tool_calls", "tool_results")
+#: LLM metadata keys about tools (top level, or under provider_specific) -> their label.
+_TOOL_KEYS = {"tools": "Tools offered", "tool_choice": "Tool choice",
+              "tool_calls": "Tool calls", "tool_results": "Tool results"}
 
 
 def _trace_context(detail: dict[str, Any], selected: str | None) -> dict[str, Any]:
@@ -334,13 +336,11 @@ def _trace_context(detail: dict[str, Any], selected: str | None) -> dict[str, An
     tools = {}
     if call is not None:
         meta = call["llm_metadata"]
-        for key in _KIND_TOOLS:
-            if meta.get(key):
-                tools[key] = meta[key]
-        for key in _KIND_TOOLS:
-            specific = (meta.get("provider_specific") or {}).get(key)
-            if specific and key not in tools:
-                tools[key] = specific
+        specific = meta.get("provider_specific") or {}
+        for key, label in _TOOL_KEYS.items():
+            value = meta.get(key) or specific.get(key)
+            if value:
+                tools[label] = value
     docs_of_run = [d for stage in detail["documents"].values() for d in stage
                    if selected and d["run_id"] == selected]
     return {"detail": detail, "bars": bars, "selected": selected, "run": run, "call": call,
