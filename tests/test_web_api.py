@@ -366,3 +366,13 @@ def test_tool_definitions_and_calls_are_shown(tmp_path: Path) -> None:
     assert "search_docs" in html and "call_1" in html and "Search &lt;the&gt; docs" in html
     plain = client.get(f"/traces/{root.id}/runs/{root.id}").text
     assert "Tools offered" not in plain
+
+
+def test_usage_page_folds_one_query_into_each_table(demo: tuple[str, DemoIds], trail: Trail
+                                                    ) -> None:
+    source = create_app(demo[0]).state.source
+    tables, by_day = source.usage_views(None, None)
+    for key, rows in tables.items():
+        assert rows == trail.usage(["app_name" if key == "app" else key]), key
+    assert by_day == trail.usage(["day", "model"])
+    assert tables["model"][0].total_tokens > 0

@@ -236,10 +236,7 @@ class _Views:
     def usage_page(self, request: Request) -> tuple[str, dict[str, Any]]:
         since = request.query_params.get("since") or None
         until = request.query_params.get("until") or None
-        tables = {}
-        for key in ("model", "provider", "app", "template"):
-            tables[key] = self.source.usage([key], since, until)
-        by_day = self.source.usage(["day", "model"], since, until)
+        tables, by_day = self.source.usage_views(since, until)
         chart = {
             "days": sorted({str(r.group["day"]) for r in by_day}),
             "series": _day_series(by_day),
