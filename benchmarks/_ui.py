@@ -145,6 +145,8 @@ def run(sizes: Sizes, cache_dir: Path) -> dict[str, Any]:
                    for g in ("model,provider,template,day", "app_name")], heavy)
     ui["usage_api_model"] = _two_passes(lambda _: get("/api/v1/usage?by=model"), heavy, server)
     layer["usage_model"] = _two_passes(lambda _: query.usage(engine, group_by="model"), heavy)
+    ui["sessions_page"] = _two_passes(lambda _: get("/sessions"), heavy, server)
+    ui["evaluations_page"] = _two_passes(lambda _: get("/evaluations"), heavy, server)
     out["ui_server"] = ui
     out["query_layer"] = layer
     out["met"] = {name: ui[name]["p50_ms"] <= target for name, target in TARGETS_MS.items()}
