@@ -376,3 +376,25 @@ def test_usage_page_folds_one_query_into_each_table(demo: tuple[str, DemoIds], t
         assert rows == trail.usage(["app_name" if key == "app" else key]), key
     assert by_day == trail.usage(["day", "model"])
     assert tables["model"][0].total_tokens > 0
+
+
+def test_evaluation_badges_match_trail_evaluations(demo: tuple[str, DemoIds], trail: Trail,
+                                                   tmp_path: Path) -> None:
+    from ragtrail.query._browse import evaluations_by_trace
+
+    ids = [t.trace_id for t in trail.traces(limit=100)]
+    found = evaluations_by_trace(create_app(demo[0]).state.source.engine, ids)
+    for trace_id in ids:
+        assert [e.id for e in found.get(trace_id, [])] == \
+            [e.id for e in trail.evaluations(trace_id)]
+    assert found[demo[1].langchain]
+    # an evaluation written before its trace was stored counts once the trace is
+    url = f"sqlite:///{tmp_path / 'early.db'}"
+    with Trail(url, background=False) as early:
+        evaluation = early.add_evaluation("run-later", "helpful", score=1.0)
+        with early.run("later", run_id="run-later"):
+            pass
+        early.flush()
+        assert [e.id for e in evaluations_by_trace(early.store.engine, ["run-later"])
+                .get("run-later", [])] == [evaluation] == [e.id for e in early.evaluations(
+                    "run-later")]

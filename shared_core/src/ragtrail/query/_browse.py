@@ -248,9 +248,13 @@ def evaluations_by_trace(engine: Engine, trace_ids: list[str]) -> dict[str, list
     found: dict[str, list[Evaluation]] = defaultdict(list)
     with engine.connect() as conn:
         for batch in chunks(sorted(set(trace_ids))):
-            condition = sa.or_(ev.c.trace_id.in_(batch),
-                               sa.and_(ev.c.trace_id.is_(None), _resolved_trace().in_(batch)))
-            for row in conn.execute(_statement([condition], None)):
-                evaluation = _evaluation(row)
-                found[evaluation.trace_id].append(evaluation)
+            # Two index lookups (trace_id, and the few rows whose target was not stored
+            # when they were written); one OR would read the whole table on SQLite.
+            for conditions in ([ev.c.trace_id.in_(batch)],
+                               [ev.c.trace_id.is_(None), _resolved_trace().in_(batch)]):
+                for row in conn.execute(_statement(conditions, None)):
+                    evaluation = _evaluation(row)
+                    found[evaluation.trace_id].append(evaluation)
+    for items in found.values():
+        items.sort(key=lambda e: (e.created_at, e.id), reverse=True)
     return dict(found)
