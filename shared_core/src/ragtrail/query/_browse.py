@@ -250,8 +250,11 @@ def evaluations_by_trace(engine: Engine, trace_ids: list[str]) -> dict[str, list
         for batch in chunks(sorted(set(trace_ids))):
             # Two index lookups (trace_id, and the few rows whose target was not stored
             # when they were written); one OR would read the whole table on SQLite.
-            for conditions in ([ev.c.trace_id.in_(batch)],
-                               [ev.c.trace_id.is_(None), _resolved_trace().in_(batch)]):
+            lookups: list[list[sa.ColumnElement[bool]]] = [
+                [ev.c.trace_id.in_(batch)],
+                [ev.c.trace_id.is_(None), _resolved_trace().in_(batch)],
+            ]
+            for conditions in lookups:
                 for row in conn.execute(_statement(conditions, None)):
                     evaluation = _evaluation(row)
                     found[evaluation.trace_id].append(evaluation)
