@@ -454,4 +454,4 @@ def test_evals_source_choices_match_the_evaluation_sources() -> None:
     from ragtrail.cli._evals import SOURCES
     from ragtrail.query import EvaluationSource
 
-    assert SOURCES == tuple(s.value for s in EvaluationSource)
+    assert tuple(s.value for s in EvaluationSource) == SOURCES
