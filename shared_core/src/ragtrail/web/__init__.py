@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..redaction import Redactor
-
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
@@ -47,10 +45,6 @@ def create_app(url_or_trail: str | Trail | None = None, *, token: str | None = N
         source = Source(engine=url_or_trail.store.engine, redactor=url_or_trail.redactor,
                         url=url_or_trail.url)
     else:
-        from ..store._url import display_url, parse_url
-        from ._readonly import open_readonly_engine
-
-        engine = open_readonly_engine(url_or_trail)
-        source = Source(engine=engine, redactor=Redactor(),
-                        url=display_url(parse_url(url_or_trail)))
+        reader = Trail.open_readonly(url_or_trail)  # the CLI's read-only opening
+        source = Source(engine=reader.store.engine, redactor=reader.redactor, url=reader.url)
     return build_app(source, token=token, allowed_hosts=allowed_hosts)
