@@ -18,6 +18,7 @@ from typing import Any
 
 from .capture import CaptureConfig, Recorder
 from .errors import ConfigError
+from .export._live import ExportingStore, LiveExporter, close_all
 from .pricing import ModelPrice, Pricer
 from .query import (
     DocumentUsage,
@@ -62,6 +63,7 @@ class Trail:
         background: bool = True,
         sqlite_synchronous: str = "NORMAL",
         sqlite_cache_mib: int = 8,
+        exporters: Sequence[LiveExporter] | None = None,
     ) -> None:
         """Open (and create if new) the store at ``url`` and start capturing.
 
@@ -71,6 +73,9 @@ class Trail:
         power loss too (an fsync per batch); the default NORMAL survives application
         crashes and keeps the file consistent. ``sqlite_cache_mib``: SQLite's page cache
         per connection (default 8 MiB); more speeds up writes into a large database.
+        ``exporters``: live exporters (e.g. :class:`ragtrail.export.OtlpExporter`) that
+        get every batch once it is stored, on their own threads with bounded queues;
+        their counters are in ``stats()["exporters"]``.
         """
         for name, value, kind in (("capture", capture, CaptureConfig),
                                   ("redaction", redaction, RedactionConfig),
@@ -82,13 +87,20 @@ class Trail:
                                            sqlite_cache_mib=sqlite_cache_mib)
         self.url = self._store.url
         self.redactor = Redactor(redaction)
+        self._exporters = list(exporters or ())
+        for exporter in self._exporters:
+            if not isinstance(exporter, LiveExporter):
+                raise ConfigError("Trail(exporters=[...]) takes exporters such as OtlpExporter, "
+                                  f"got {type(exporter).__name__}")
+        store: Any = ExportingStore(self._store, self._exporters) if self._exporters \
+            else self._store
         self.sink: Sink
         writer_config = writer or WriterConfig()
         self._exit_timeout_s = writer_config.shutdown_timeout_s
         if background:
-            self.sink = BackgroundWriter(self._store, writer_config, name=self.url)
+            self.sink = BackgroundWriter(store, writer_config, name=self.url)
         else:
-            self.sink = SyncSink(self._store)
+            self.sink = SyncSink(store)
         self._pricer = Pricer(overrides=prices)
         self.recorder = Recorder(
             self.sink,
@@ -154,6 +166,7 @@ class Trail:
         forget_owner(self)
         self.recorder.abandon_all()
         ok = self.sink.close(timeout_s)
+        close_all(self._exporters)  # each within its own shutdown_timeout_s
         self._store.close()
         self._pricer.close()
         return ok
@@ -168,8 +181,11 @@ class Trail:
         """Capture and writer counters: offered, stored, dropped by reason, errors, ..."""
         writer_stats: Any = self.sink.stats()
         as_dict = getattr(writer_stats, "as_dict", None)
-        return {"capture": self.recorder.stats(),
-                "writer": as_dict() if callable(as_dict) else dict(writer_stats)}
+        stats = {"capture": self.recorder.stats(),
+                 "writer": as_dict() if callable(as_dict) else dict(writer_stats)}
+        if self._exporters:
+            stats["exporters"] = [exporter.stats() for exporter in self._exporters]
+        return stats
 
     @property
     def store(self) -> SqlStore:

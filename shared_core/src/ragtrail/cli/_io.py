@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..query import Lineage
 from ..schemas import CapturedRun, Document, DocumentLink, SchemaError, registry
 from ._common import db_option, open_trail, parse_age, parse_when
+from ._interop import interop_export, interop_options
 
 _EXPORT_BATCH = 500
 
@@ -45,9 +46,13 @@ def records_of(lineage: Lineage) -> Iterator[CapturedRun]:
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
 @click.option("--since", help="Only traces started since (ISO date/time or duration ago).")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default stdout).")
+@interop_options
 def export_cmd(trace_ids: tuple[str, ...], db: str | None, fmt: str, since: str | None,
-               output: IO[str]) -> None:
-    """Write traces as JSON lines (one stored record per line) for `ragtrail import`."""
+               output: IO[str], **interop: Any) -> None:
+    """Write traces as JSON lines (one stored record per line) for `ragtrail import`,
+    or send them as OTLP (--otlp) or OpenLineage events (--openlineage)."""
+    if interop_export(db, trace_ids, since, **interop):
+        return
     count = 0
     with open_trail(db) as trail:
         ids = list(trace_ids) or [
