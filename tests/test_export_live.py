@@ -16,16 +16,16 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
 
-from otlp_receiver import Receiver, serve  # noqa: E402
+from otlp_receiver import Receiver, serve
 
-from ragtrail import Trail  # noqa: E402
-from ragtrail.errors import ConfigError  # noqa: E402
-from ragtrail.export import OtlpExporter, span_ids  # noqa: E402
-from ragtrail_langchain import RagtrailCallbackHandler  # noqa: E402
+from ragtrail import Trail
+from ragtrail.errors import ConfigError
+from ragtrail.export import OtlpExporter, span_ids
+from ragtrail_langchain import RagtrailCallbackHandler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-import langchain_rag  # noqa: E402
+import langchain_rag
 
 
 @pytest.fixture
