@@ -78,7 +78,8 @@ def test_mlflow_shows_span_types_and_token_usage(mlflow_server, demo_db) -> None
     experiment = client.create_experiment("ragtrail-cli")
     result = CliRunner().invoke(cli, ["export", *ids, "--db", url, "--otlp",
                                       f"{mlflow_server}/v1/traces",
-                                      "--header", f"x-mlflow-experiment-id={experiment}"])
+                                      "--header", f"x-mlflow-experiment-id={experiment}",
+                                      "--timeout", "120"])
     assert result.exit_code == 0, result.output
     with Trail(url, background=False) as trail:
         lineages = [trail.lineage(i) for i in ids]
@@ -96,7 +97,7 @@ def test_mlflow_receives_live_export(mlflow_server, tmp_path) -> None:
 
     client = MlflowClient(mlflow_server)
     experiment = client.create_experiment("ragtrail-live")
-    exporter = OtlpExporter(f"{mlflow_server}/v1/traces",
+    exporter = OtlpExporter(f"{mlflow_server}/v1/traces", timeout_s=60.0,
                             headers={"x-mlflow-experiment-id": experiment})
     with Trail(f"sqlite:///{tmp_path / 'live.db'}", app_name="live",
                exporters=[exporter]) as trail:

@@ -26,6 +26,8 @@ def interop_options(func: F) -> F:
                      help="Attribute conventions for --otlp: genai, openinference or both."),
         click.option("--no-content", "no_content", is_flag=True,
                      help="Export no inputs, outputs, messages or document contents."),
+        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=30.0,
+                     show_default=True, help="Seconds to wait for the receiver per request."),
         click.option("--openlineage", "openlineage", metavar="URL|FILE",
                      help="Emit one OpenLineage RunEvent pair per trace to an HTTP endpoint "
                           "or append them to a file (JSON lines)."),
@@ -45,7 +47,7 @@ def _lineages(trail: Any, trace_ids: tuple[str, ...], since: str | None) -> Iter
 
 def interop_export(db: str | None, trace_ids: tuple[str, ...], since: str | None, *,
                    otlp: str | None, headers: tuple[str, ...], conventions: str,
-                   no_content: bool, openlineage: str | None) -> bool:
+                   no_content: bool, openlineage: str | None, timeout_s: float) -> bool:
     """Run the --otlp / --openlineage export if one was asked for; False otherwise."""
     if otlp is None and openlineage is None:
         if headers:
@@ -68,7 +70,7 @@ def interop_export(db: str | None, trace_ids: tuple[str, ...], since: str | None
     with open_trail(db) as trail:
         if otlp is not None:
             options = SpanOptions.parse(conventions, include_content=not no_content)
-            exporter = span_exporter(otlp, parse_headers(headers))
+            exporter = span_exporter(otlp, parse_headers(headers), timeout_s)
             try:
                 summary = send_lineages(_lineages(trail, trace_ids, since), exporter, options)
             finally:
@@ -80,7 +82,7 @@ def interop_export(db: str | None, trace_ids: tuple[str, ...], since: str | None
                 raise RagtrailError(f"{summary.failed_batches} OTLP batches were refused")
         else:
             assert openlineage is not None
-            client = openlineage_client(openlineage)
+            client = openlineage_client(openlineage, timeout_s)
             result = emit_lineages(_lineages(trail, trace_ids, since), client,
                                    app_name=None, include_content=not no_content)
             click.echo(f"emitted {result.events} OpenLineage events for {result.traces} "
