@@ -46,10 +46,9 @@ def _fast_retries(**extra: object) -> dict[str, object]:
             "timeout_s": 1.0, **extra}
 
 
-def test_live_export_of_a_langchain_chain(tmp_path, receiver) -> None:
+def test_live_export_of_a_langchain_chain(db_url, receiver) -> None:
     exporter = OtlpExporter(receiver.url, headers={"authorization": "Bearer sk-secret-xyz"})
-    with Trail(f"sqlite:///{tmp_path / 'live.db'}", app_name="live",
-               exporters=[exporter]) as trail:
+    with Trail(db_url, app_name="live", exporters=[exporter]) as trail:
         handler = RagtrailCallbackHandler(trail)
         langchain_rag.build_chain().invoke(langchain_rag.QUESTION,
                                            config={"callbacks": [handler]})
