@@ -6,6 +6,7 @@ exporter could not send is counted in ``stats()``."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import time
@@ -152,3 +153,33 @@ def test_exporters_must_be_exporters(tmp_path) -> None:
 def test_a_bad_endpoint_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="http"):
         OtlpExporter("127.0.0.1:4318")
+
+
+def test_hidden_and_redacted_content_is_not_exported(tmp_path, receiver) -> None:
+    from ragtrail.capture import CaptureConfig
+
+    exporter = OtlpExporter(receiver.url)
+    config = CaptureConfig(hide_inputs=True, hide_document_content=True)
+    with Trail(f"sqlite:///{tmp_path / 'hidden.db'}", capture=config,
+               exporters=[exporter]) as trail:
+        handler = RagtrailCallbackHandler(trail)
+        langchain_rag.build_chain().invoke(
+            langchain_rag.QUESTION + " My key is AKIAIOSFODNN7EXAMPLE.",
+            config={"callbacks": [handler]})
+        assert trail.flush() and exporter.flush(10)
+        lineage = trail.lineage(handler.last_trace_id)
+    text = repr([s.attributes for s in receiver.spans])
+    assert len(receiver.spans) == len(lineage.runs)
+    spans = {s.attributes["ragtrail.run.id"]: s.attributes for s in receiver.spans}
+    for run in lineage.runs:  # what capture hid stays hidden: the span has what is stored
+        assert langchain_rag.QUESTION not in json.dumps(run.inputs)
+        sent = spans[run.id].get("input.value")
+        if run.inputs is None:
+            assert sent is None
+        else:
+            assert (sent if isinstance(run.inputs, str) else json.loads(sent)) == run.inputs
+    assert "AKIAIOSFODNN7EXAMPLE" not in text  # redacted at capture stays redacted
+    for use in lineage.documents:
+        assert use.content is None
+    for text_of_doc in langchain_rag.KNOWLEDGE.values():
+        assert f"document.content': '{text_of_doc}" not in text
