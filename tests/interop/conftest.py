@@ -93,14 +93,20 @@ class Server:
 
 
 def start(name: str, executable: str, args: list[str], env: Mapping[str, str],
-          health_path: str, port: int) -> Iterator[tuple[Server, str]]:
-    """Start a receiver or skip with the reason; yields (server, base URL)."""
+          health_path: str, port: int, workdir_env: str | None = None,
+          ) -> Iterator[tuple[Server, str]]:
+    """Start a receiver or skip with the reason; yields (server, base URL).
+
+    ``workdir_env``: the environment variable naming the server's data directory (set
+    to a fresh temporary directory, removed afterwards)."""
     binary = shutil.which(executable, path=str(Path(sys.executable).parent)) \
         or shutil.which(executable)
     if binary is None:
         pytest.skip(f"{executable} is not installed (make test-interop installs it)")
     workdir = Path(tempfile.mkdtemp(prefix=f"ragtrail-{name}-"))
     base = f"http://127.0.0.1:{port}"
+    if workdir_env is not None:
+        env = {**env, workdir_env: str(workdir)}
     server = Server(name, [binary, *args], env, base + health_path, workdir)
     try:
         reason = server.wait_ready()

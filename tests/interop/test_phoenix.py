@@ -30,7 +30,8 @@ def phoenix() -> Iterator[str]:
     port, grpc = free_port(), free_port()
     env = {"PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc),
            "PHOENIX_HOST": "127.0.0.1", "PHOENIX_TELEMETRY_ENABLED": "false"}
-    for _server, base in start("phoenix", "phoenix", ["serve"], env, "/healthz", port):
+    for _server, base in start("phoenix", "phoenix", ["serve"], env, "/healthz", port,
+                               workdir_env="PHOENIX_WORKING_DIR"):
         yield base
 
 
@@ -50,12 +51,17 @@ def exported(phoenix: str, demo_db: tuple[str, list[str]]) -> dict[str, Any]:
     for lineage in lineages:
         project = lineage.root.app_name
         while True:  # Phoenix ingests asynchronously
-            got = client.spans.get_spans(project_identifier=project, limit=1000)
+            got = client.spans.get_spans(project_identifier=project, limit=1000,
+                                         trace_ids=[_otel_trace(lineage.trace_id)])
             if len(got) >= len(lineage.runs) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         spans[lineage.trace_id] = got
     return {"lineages": lineages, "spans": spans}
+
+
+def _otel_trace(trace_id: str) -> str:
+    return f"{span_ids(trace_id, trace_id)[0]:032x}"
 
 
 def _by_run(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
