@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test bench lint env clean
+.PHONY: demo test test-interop bench lint env clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,6 +27,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(UV) run --no-sync python -m pytest
+
+# Interop tests (not part of `make test`): ragtrail's OTLP export read back by real
+# receivers (Arize Phoenix, the MLflow tracking server) started on 127.0.0.1. Their
+# packages (the `interop` group) are added to the same environment with --inexact.
+test-interop: $(STAMP)
+	$(UV) sync --python $(PYTHON) --all-packages --group dev --group interop --inexact --quiet
+	RAGTRAIL_INTEROP=1 $(UV) run --no-sync python -m pytest tests/interop -p no:cacheprovider $(INTEROP_ARGS)
 
 # Benchmarks (not part of `make test`): the optional comparison tools are added
 # to the same environment with --inexact, so the test environment keeps working.

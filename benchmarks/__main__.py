@@ -18,7 +18,8 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "offload", "ingest", "scale", "ui", "memory", "instructions", "startup")
+NAMES = ("overhead", "offload", "ingest", "scale", "ui", "memory", "instructions", "startup",
+         "export")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -121,6 +122,10 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
 
         frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
         return _instructions.run(sizes.instruction_invocations, work, frameworks=frameworks)
+    if name == "export":
+        from . import _export
+
+        return _export.run(sizes, work)
     from . import _memory
 
     return _memory.run(sizes, work)

@@ -40,13 +40,14 @@ class Sizes:
     memory_warmup: int = 1_000
     instruction_invocations: int = 20
     startup_runs: int = 15
+    export_traces: int = 2_000
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(overhead_rounds=2, overhead_block=2, ingest_runs=300, drain_backlog=300,
                    drain_rate=300, drain_fresh_s=1, scale_traces=60,
                    scale_samples=5, memory_invocations=30, memory_warmup=5,
-                   instruction_invocations=1, startup_runs=1)
+                   instruction_invocations=1, startup_runs=1, export_traces=10)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -232,6 +232,14 @@ def targets(results: dict[str, Any]) -> list[str]:
             *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
 
 
+def export(data: dict[str, Any]) -> list[str]:
+    """Export throughput: spans per second (see benchmarks/_export.py)."""
+    return [f"{data['traces']:,} traces, {data['spans']:,} spans: mapping "
+            f"{data['map_spans_per_s']:,.0f} spans/s, mapping + OTLP/HTTP send "
+            f"{data['send_spans_per_s']:,.0f} spans/s, from the SQLite store (lineage per "
+            f"trace, mapping, send) {data['from_store_spans_per_s']:,.0f} spans/s"]
+
+
 def render(results: dict[str, Any]) -> str:
     out = [f"Command: `{results['command']}`, started {results['started_at']}", "",
            f"Machine: {results['machine']}; load average (1, 5, 15 min) at start "
@@ -240,7 +248,7 @@ def render(results: dict[str, Any]) -> str:
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
     for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
                      ("ingest", ingest), ("scale", scale), ("ui", ui), ("memory", memory),
-                     ("startup", startup)):
+                     ("startup", startup), ("export", export)):
         data = results["benchmarks"].get(name)
         if data:
             out += [f"### {name}", "", *fn(data), ""]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     # Capture's modules (recorder, writer, prices) load when a Trail captures: a Trail
     # opened read-only, as the CLI opens one, never needs them.
     from .capture import CaptureConfig, Recorder
+    from .export._live import LiveExporter
     from .pricing import ModelPrice, Pricer
     from .writer import WriterConfig
 
@@ -71,6 +72,7 @@ class Trail:
         background: bool = True,
         sqlite_synchronous: str = "NORMAL",
         sqlite_cache_mib: int = 8,
+        exporters: Sequence[LiveExporter] | None = None,
     ) -> None:
         """Open (and create if new) the store at ``url`` and start capturing.
 
@@ -80,8 +82,12 @@ class Trail:
         power loss too (an fsync per batch); the default NORMAL survives application
         crashes and keeps the file consistent. ``sqlite_cache_mib``: SQLite's page cache
         per connection (default 8 MiB); more speeds up writes into a large database.
+        ``exporters``: live exporters (e.g. :class:`ragtrail.export.OtlpExporter`) that
+        get every batch once it is stored, on their own threads with bounded queues;
+        their counters are in ``stats()["exporters"]``.
         """
         from .capture import CaptureConfig, Recorder
+        from .export._live import ExportingStore, LiveExporter
         from .pricing import Pricer
         from .schemas import AppContext
         from .sink import SyncSink
@@ -97,13 +103,20 @@ class Trail:
                                            sqlite_cache_mib=sqlite_cache_mib)
         self.url = self._store.url
         self.redactor = Redactor(redaction)
+        self._exporters = list(exporters or ())
+        for exporter in self._exporters:
+            if not isinstance(exporter, LiveExporter):
+                raise ConfigError("Trail(exporters=[...]) takes exporters such as OtlpExporter, "
+                                  f"got {type(exporter).__name__}")
+        store: Any = ExportingStore(self._store, self._exporters) if self._exporters \
+            else self._store
         self.sink: Sink
         writer_config = writer or WriterConfig()
         self._exit_timeout_s = writer_config.shutdown_timeout_s
         if background:
-            self.sink = BackgroundWriter(self._store, writer_config, name=self.url)
+            self.sink = BackgroundWriter(store, writer_config, name=self.url)
         else:
-            self.sink = SyncSink(self._store)
+            self.sink = SyncSink(store)
         pricer = Pricer(overrides=prices)
         self._pricer: Pricer | None = pricer
         self._readonly = False
@@ -147,6 +160,7 @@ class Trail:
         trail._exit_timeout_s = 0.0
         trail._pricer = None
         trail._recorder = None
+        trail._exporters = []
         trail._readonly = True
         trail._closed = False
         trail._lock = threading.Lock()
@@ -221,6 +235,10 @@ class Trail:
         forget_owner(self)
         self._recorder.abandon_all()
         ok = self.sink.close(timeout_s)
+        if self._exporters:
+            from .export._live import close_all
+
+            close_all(self._exporters)  # each within its own shutdown_timeout_s
         self._store.close()
         if self._pricer is not None:
             self._pricer.close()
@@ -243,9 +261,12 @@ class Trail:
             return {"readonly": True, "user_hash_key": self.redactor.user_hash_key}
         writer_stats: Any = self.sink.stats()
         as_dict = getattr(writer_stats, "as_dict", None)
-        return {"capture": self._recorder.stats(),
-                "writer": as_dict() if callable(as_dict) else dict(writer_stats),
-                "user_hash_key": self.redactor.user_hash_key}
+        stats = {"capture": self._recorder.stats(),
+                 "writer": as_dict() if callable(as_dict) else dict(writer_stats),
+                 "user_hash_key": self.redactor.user_hash_key}
+        if self._exporters:
+            stats["exporters"] = [exporter.stats() for exporter in self._exporters]
+        return stats
 
     @property
     def store(self) -> SqlStore:

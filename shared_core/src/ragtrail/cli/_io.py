@@ -20,6 +20,7 @@ from ._common import (
     parse_when,
     resolve,
 )
+from ._interop import interop_export, interop_options
 
 if TYPE_CHECKING:
     from ..query import Lineage
@@ -58,12 +59,16 @@ def records_of(lineage: Lineage) -> Iterator[CapturedRun]:
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
 @click.option("--since", help="Only traces started since (ISO date/time or duration ago).")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default stdout).")
+@interop_options
 def export_cmd(trace_ids: tuple[str, ...], db: str | None, as_json: bool, fmt: str,
-               since: str | None, output: IO[str]) -> None:
-    """Write traces as JSON lines (one stored record per line) for `ragtrail import`.
+               since: str | None, output: IO[str], **interop: Any) -> None:
+    """Write traces as JSON lines (one stored record per line) for `ragtrail import`,
+    or send them as OTLP (--otlp) or OpenLineage events (--openlineage).
 
     The output is JSON lines with or without --json; the count goes to stderr.
     """
+    if interop_export(db, trace_ids, since, **interop):
+        return
     from ._evals import export_evaluations
 
     count = 0

@@ -1,0 +1,131 @@
+"""Arize Phoenix as a real receiver: ``phoenix serve`` on 127.0.0.1 with a temporary
+working directory and telemetry off; the demo's traces go in with ``ragtrail export
+--otlp`` and come back through Phoenix's own client, checked against ``trail.lineage()``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import free_port, start
+
+from ragtrail import Trail
+from ragtrail.cli import cli
+from ragtrail.export import span_ids
+from ragtrail.schemas import DocStage
+
+pytest.importorskip("phoenix.client", reason="arize-phoenix is not installed")
+
+#: ragtrail run kind -> the span kind Phoenix shows.
+KINDS = {"llm": "LLM", "retriever": "RETRIEVER", "reranker": "RERANKER", "tool": "TOOL",
+         "agent": "AGENT", "embedding": "EMBEDDING"}
+
+
+@pytest.fixture(scope="module")
+def phoenix() -> Iterator[str]:
+    port, grpc = free_port(), free_port()
+    env = {"PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc),
+           "PHOENIX_HOST": "127.0.0.1", "PHOENIX_TELEMETRY_ENABLED": "false"}
+    for _server, base in start("phoenix", "phoenix", ["serve"], env, "/healthz", port,
+                               workdir_env="PHOENIX_WORKING_DIR"):
+        yield base
+
+
+@pytest.fixture(scope="module")
+def exported(phoenix: str, demo_db: tuple[str, list[str]]) -> dict[str, Any]:
+    url, ids = demo_db
+    result = CliRunner().invoke(cli, ["export", *ids, "--db", url, "--otlp",
+                                      f"{phoenix}/v1/traces"])
+    assert result.exit_code == 0, result.output
+    from phoenix.client import Client
+
+    client = Client(base_url=phoenix)
+    with Trail(url, background=False) as trail:
+        lineages = [trail.lineage(i) for i in ids]
+    spans: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + 60
+    for lineage in lineages:
+        project = lineage.root.app_name
+        while True:  # Phoenix ingests asynchronously
+            got = client.spans.get_spans(project_identifier=project, limit=1000,
+                                         trace_ids=[_otel_trace(lineage.trace_id)])
+            if len(got) >= len(lineage.runs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        spans[lineage.trace_id] = got
+    return {"lineages": lineages, "spans": spans}
+
+
+def _otel_trace(trace_id: str) -> str:
+    return f"{span_ids(trace_id, trace_id)[0]:032x}"
+
+
+def _by_run(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s["attributes"]["ragtrail.run.id"]: s for s in spans}
+
+
+def test_phoenix_shows_the_tree_of_every_trace(exported) -> None:
+    for lineage in exported["lineages"]:
+        spans = _by_run(exported["spans"][lineage.trace_id])
+        assert set(spans) == {run.id for run in lineage.runs}
+        for run in lineage.runs:
+            span = spans[run.id]
+            trace_int, span_int = span_ids(run.trace_id, run.id)
+            assert span["context"]["trace_id"] == f"{trace_int:032x}"
+            assert span["context"]["span_id"] == f"{span_int:016x}"
+            parent = spans[run.parent_id]["context"]["span_id"] if run.parent_id else None
+            assert span["parent_id"] == parent
+            assert span["name"] == run.name
+            assert span["status_code"] == "OK"
+
+
+def test_phoenix_span_kinds_models_and_tokens(exported) -> None:
+    for lineage in exported["lineages"]:
+        spans = _by_run(exported["spans"][lineage.trace_id])
+        for run in lineage.runs:
+            assert spans[run.id]["span_kind"] == KINDS.get(run.kind.value, "CHAIN")
+        assert lineage.llm_calls
+        for call in lineage.llm_calls:
+            meta, attrs = call.metadata, spans[call.run_id]["attributes"]
+            usage = meta.token_usage
+            assert attrs["llm.token_count.prompt"] == usage.input_tokens
+            assert attrs["llm.token_count.completion"] == usage.output_tokens
+            assert attrs["llm.token_count.total"] == usage.total_tokens
+            model = (meta.response_metadata.model_version if meta.response_metadata else None) \
+                or meta.provider_model
+            assert attrs["llm.model_name"] == model
+            assert attrs["gen_ai.response.model"] == model
+
+
+def test_phoenix_retrieval_and_reranker_documents(exported) -> None:
+    reranked_seen = False
+    for lineage in exported["lineages"]:
+        spans = _by_run(exported["spans"][lineage.trace_id])
+        for use in lineage.documents_at(DocStage.RETRIEVED):
+            attrs = spans[use.run_id]["attributes"]
+            prefix = f"retrieval.documents.{use.rank}.document"
+            assert attrs[f"{prefix}.id"] == use.document_id
+            assert attrs[f"{prefix}.content"] == use.content
+            if use.score is not None:
+                assert attrs[f"{prefix}.score"] == pytest.approx(use.score)
+            assert _metadata(attrs, f"{prefix}.metadata") == use.metadata
+        for use in lineage.documents_at(DocStage.RERANKED):
+            reranked_seen = True
+            attrs = spans[use.run_id]["attributes"]
+            prefix = f"reranker.output_documents.{use.rank}.document"
+            assert attrs[f"{prefix}.id"] == use.document_id
+            assert attrs[f"{prefix}.score"] == pytest.approx(use.score)
+    assert reranked_seen, "the LangChain demo reranks"
+
+
+def _metadata(attrs: dict[str, Any], key: str) -> Any:
+    """A JSON attribute as Phoenix returns it: the JSON text, or flattened into keys."""
+    if key in attrs:
+        value = attrs[key]
+        return json.loads(value) if isinstance(value, str) else value
+    prefix = key + "."
+    return {k[len(prefix):]: v for k, v in attrs.items() if k.startswith(prefix)}

@@ -1,0 +1,30 @@
+"""The export throughput benchmark runs end to end at a tiny size (``make bench`` runs it
+at full size): every span is sent, from memory and from the store, and none refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_export_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "export", "--pg-url", "none",
+         "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text(encoding="utf-8"))["benchmarks"]["export"]
+    assert result["traces"] == 10 and result["spans"] > result["traces"]
+    assert result["from_store_spans"] == result["spans"]  # every stored run became a span
+    assert result["send_failed_batches"] == 0
+    for key in ("map_spans_per_s", "send_spans_per_s", "from_store_spans_per_s"):
+        assert result[key] > 0
