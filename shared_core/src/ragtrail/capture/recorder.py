@@ -450,6 +450,10 @@ class Recorder:
             parent = self._open.get(parent_key) if parent_key else None
             if parent is not None:
                 trace_id, parent_path, context = parent.trace_id, parent.path, parent.app
+                if own_context is not None and own_context.request_type is not None:
+                    # A trace has one request type, its root's: a step inside it (say,
+                    # a node parser inside a judge's trace) cannot change it.
+                    own_context = own_context.model_copy(update={"request_type": None})
             elif parent_key is not None and parent_key in self._recent:
                 trace_id, parent_path = self._recent[parent_key]
                 context = self.app

@@ -42,6 +42,7 @@ __all__ = [
     "evaluations_of_trace",
     "judge_cost_by_provider",
     "judge_summary",
+    "judge_trace_ids",
     "not_evaluation",
 ]
 
@@ -97,6 +98,14 @@ class JudgeCost(BaseModel):
     evaluations: int
     total_tokens: int
     total_cost: Decimal | None = Field(None, description="Priced judges only; None if none.")
+
+
+def judge_trace_ids() -> sa.Select[Any]:
+    """The ids of the judges' traces: roots whose ``request_type`` is ``evaluation`` (a
+    small partial index, ``ix_runs_evaluation_roots``, holds exactly them)."""
+    runs = _tables.runs
+    return sa.select(runs.c.id).where(runs.c.parent_id.is_(None),
+                                      runs.c.request_type == EVALUATION_REQUEST_TYPE)
 
 
 def not_evaluation(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:

@@ -92,6 +92,14 @@ runs = sa.Table(
         postgresql_where=sa.text("parent_id IS NULL"),
         sqlite_where=sa.text("parent_id IS NULL"),
     ),
+    # The roots of judges' traces (request_type "evaluation", revision 0005): usage and
+    # trace lists leave them out with one lookup here, not a join of every call to its run.
+    sa.Index(
+        "ix_runs_evaluation_roots",
+        "id",
+        postgresql_where=sa.text("parent_id IS NULL AND request_type = 'evaluation'"),
+        sqlite_where=sa.text("parent_id IS NULL AND request_type = 'evaluation'"),
+    ),
 )
 #: GIN indexes over JSONB: PostgreSQL only. (llm_calls.metadata had one until revision
 #: 0002: it indexed every prompt message and no query used it.)

@@ -6,7 +6,11 @@
   it), with the judge's LLM metadata (JSONB with a GIN index on PostgreSQL) and its
   provider, total tokens and cost in indexed columns of their own.
 
-Only new tables: existing rows are not touched.
+- ``ix_runs_evaluation_roots``: the roots of judges' traces (``request_type`` =
+  ``evaluation``), so usage and trace lists leave judges out with one lookup in a small
+  index instead of joining every LLM call to its run.
+
+Only new tables and an index: existing rows are not touched.
 
 Revision ID: 0005
 Revises: 0004
@@ -76,11 +80,15 @@ def upgrade() -> None:
         where = sa.text(f"{columns[0]} IS NOT NULL")
         op.create_index(name, "evaluations", list(columns), postgresql_where=where,
                         sqlite_where=where)
+    judge_roots = sa.text("parent_id IS NULL AND request_type = 'evaluation'")
+    op.create_index("ix_runs_evaluation_roots", "runs", ["id"],
+                    postgresql_where=judge_roots, sqlite_where=judge_roots)
     if op.get_bind().dialect.name == "postgresql":
         op.create_index("ix_evaluations_judge_gin", "evaluations", ["judge"],
                         postgresql_using="gin")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_evaluation_roots", table_name="runs")
     op.drop_table("evaluations")  # its indexes go with it
     op.drop_table("vendors")
