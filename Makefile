@@ -8,6 +8,10 @@ VENV := .venv
 STAMP := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Installed packages get their bytecode at install time: machines that set
+# PYTHONDONTWRITEBYTECODE (CI images often do) otherwise compile every import again in
+# every process, and the tests that run applications in child interpreters crawl.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo test test-interop bench lint env clean
 
