@@ -25,6 +25,7 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
 
 from ragtrail.capture import guarded
+from ragtrail.conventions import tool_call_list, tool_definitions
 from ragtrail.schemas import (
     LLMRequestParameters,
     LLMResponseMetadata,
@@ -162,6 +163,9 @@ def llm_start_metadata(
     extra = _extra_params(params)
     if extra:
         out["provider_specific"] = {"invocation_params": extra}
+    out["tools"] = tool_definitions(params.get("tools") or params.get("functions"))
+    choice = params.get("tool_choice")
+    out["tool_choice"] = choice if choice not in (None, "") else None
     if messages is not None:
         out["messages"] = messages_of(messages)
     if prompt is not None:
@@ -282,6 +286,15 @@ def output_text(response: LLMResult) -> str | None:
     return "\n\n".join(texts) if texts else None
 
 
+@guarded(default=None)
+def _tool_calls(generation: Generation | None) -> list[dict[str, Any]] | None:
+    """The tool calls of the answer: ``AIMessage.tool_calls`` (LangChain's parsed form,
+    the same for every provider)."""
+    message = generation.message if isinstance(generation, ChatGeneration) else None
+    calls = getattr(message, "tool_calls", None)
+    return tool_call_list([dict(call) for call in calls]) if calls else None
+
+
 def llm_end_metadata(response: LLMResult, now: datetime) -> dict[str, Any]:
     """What is known when the call ends: usage, response metadata, limits, output."""
     generation = _first_generation(response)
@@ -298,4 +311,5 @@ def llm_end_metadata(response: LLMResult, now: datetime) -> dict[str, Any]:
     provider = info.get("model_provider")
     if isinstance(provider, str) and provider:
         out["provider_specific"] = {"model_provider": provider}
+    out["tool_calls"] = _tool_calls(generation)
     return {k: v for k, v in out.items() if v is not None}
