@@ -35,7 +35,19 @@ COMMANDS: dict[str, str] = {
     "purge": "._io:purge",
     "schema": "._admin:schema",
     "db": "._admin:db",
+    "evals": "._evals:evals",
 }
+
+#: Entry point group through which other installed packages add commands (for example
+#: ``ragtrail evaluate`` from ragtrail-llamaindex); loaded only when run or listed.
+PLUGIN_GROUP = "ragtrail.commands"
+
+
+def _plugins() -> dict[str, object]:
+    """The ``ragtrail.commands`` entry points by name (not loaded)."""
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
 
 
 class _Group(click.Group):
@@ -43,17 +55,35 @@ class _Group(click.Group):
     stderr and exit status 1."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMANDS})
+        return sorted({*super().list_commands(ctx), *COMMANDS, *_plugins()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            return super().get_command(ctx, cmd_name)
+            found = super().get_command(ctx, cmd_name)
+            return found if found is not None else _plugin_command(cmd_name)
         module_name, attribute = target.split(":")
         command = getattr(importlib.import_module(module_name, __name__), attribute)
         if not isinstance(command, click.Command):  # pragma: no cover - a wrong table entry
             raise TypeError(f"{target} is not a click command")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands; a plugin's is named without loading its package (which may
+        import a framework), so ``ragtrail --help`` stays fast."""
+        plugins = _plugins()
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in plugins and name not in COMMANDS:
+                dist = getattr(plugins[name], "dist", None)
+                rows.append((name, f"(from {getattr(dist, 'name', 'a plugin')})"))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -61,6 +91,19 @@ class _Group(click.Group):
         except RagtrailError as exc:
             click.echo(f"ragtrail: error: {exc}", err=True)
             ctx.exit(1)
+
+
+def _plugin_command(name: str) -> click.Command | None:
+    """The command an installed package adds under ``name``; one that fails to load is
+    left out, never the whole CLI."""
+    entry = _plugins().get(name)
+    if entry is None:
+        return None
+    try:
+        command = entry.load()  # type: ignore[attr-defined]
+    except Exception:  # a broken optional package must not break `ragtrail`
+        return None
+    return command if isinstance(command, click.Command) else None
 
 
 @click.group(cls=_Group)

@@ -5,7 +5,7 @@ distinct definition is now one row of ``tool_definitions``, keyed by the sha256 
 JSON, and a stored call's ``tools`` keep ``{"name", "definition_hash"}`` references.
 
 Revision ID: 0006
-Revises: 0004 (0005, evaluations, is developed beside it; re-chained when both land)
+Revises: 0005
 Create Date: 2026-12-07
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from ragtrail.store._types import JSON_VALUE, KEY
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
