@@ -7,13 +7,19 @@
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from ..errors import NotFoundError
-from ..query import Evaluation, EvaluationSource, Lineage
 from ._common import db_option, emit, json_option, open_trail, parse_when
+
+if TYPE_CHECKING:  # the query layer (SQLAlchemy, pydantic) loads when a command runs
+    from ..query import Lineage
+
+#: EvaluationSource's values, spelt here so that `ragtrail --help` imports no query code
+#: (tests/test_quality_cli.py checks they agree).
+SOURCES = ("human", "llm", "code")
 
 
 @click.command("evals")
@@ -22,7 +28,7 @@ from ._common import db_option, emit, json_option, open_trail, parse_when
 @json_option
 @click.option("--name", help="Only evaluations with this name (e.g. faithfulness).")
 @click.option("--vendor", "vendor_name", help="Only this vendor (LlamaIndex, Ragas, ...).")
-@click.option("--source", type=click.Choice([s.value for s in EvaluationSource]),
+@click.option("--source", type=click.Choice(SOURCES),
               help="Only evaluations by a person, an LLM judge or code.")
 @click.option("--judge-provider", help="Only evaluations whose judge used this provider.")
 @click.option("--min-judge-tokens", type=click.IntRange(min=0),
@@ -95,6 +101,8 @@ def import_evaluation(trail: Any, data: dict[str, Any]) -> int:
     from ..evals._write import prepare, write
 
     body = {k: v for k, v in data.items() if k != "record_type"}
+    from ..query import Evaluation
+
     evaluation = Evaluation.model_validate(body)
     fields = prepare(
         evaluation.run_id, evaluation.name, score=evaluation.score, label=evaluation.label,
