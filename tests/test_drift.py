@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from quality_support import NOW, TEMPLATE_V1, TEMPLATE_V2, Window, store_windows
+
 from ragtrail import Trail
 from ragtrail.errors import ConfigError
 from ragtrail.query import DriftReport, DriftThresholds

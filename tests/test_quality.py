@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from llama_index.core.llms import MockLLM
+from quality_support import NOW, Window, store_windows
 
 from lc_support import FakeOpenAIChat, build_rag_chain
 from li_support import KeywordReranker, build_index, reset_llamaindex
-from quality_support import NOW, Window, store_windows
 from ragtrail import Trail
 from ragtrail.errors import ConfigError
 from ragtrail.schemas import DocStage, RunKind, RunStatus
