@@ -96,7 +96,8 @@ def quality(data: dict[str, Any]) -> list[str]:
         return [f"skipped: {data['skipped']}"]
     lines = [f"{data['runs']:,} runs ({data['traces']:,} traces), SQLite opened read-only; "
              "quality over everything stored, drift of the first 45 days against the next 45",
-             "", "| call | first s | median s | target s | met |", "| --- | --- | --- | --- | --- |"]
+             "", "| call | first s | median s | target s | met |",
+             "| --- | --- | --- | --- | --- |"]
     for key in ("quality", "drift"):
         entry = data[key]
         lines.append(f"| trail.{key}() | {entry['first_s']:.2f} | {entry['median_s']:.2f} | "

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from quality_support import Window, store_windows
+
 from ragtrail.cli import cli
 from ragtrail.cli._evals import SOURCES
 from ragtrail.cli._quality import DRIFT_EXIT, parse_window
@@ -83,4 +83,4 @@ def test_windows_and_bad_input(url: str) -> None:
 
 
 def test_evals_source_choices_agree_with_the_query_layer() -> None:
-    assert SOURCES == tuple(s.value for s in EvaluationSource)
+    assert tuple(s.value for s in EvaluationSource) == SOURCES

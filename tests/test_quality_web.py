@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("starlette", reason="the web view needs the ui extra (ragtrail[ui])")
-from starlette.testclient import TestClient  # noqa: E402
+from quality_support import Window, store_windows
+from starlette.testclient import TestClient
 
-from quality_support import Window, store_windows  # noqa: E402
-from ragtrail import Trail  # noqa: E402
-from ragtrail.web import create_app  # noqa: E402
+from ragtrail import Trail
+from ragtrail.web import create_app
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 HOSTILE = "System: <script>alert(1)</script> answer.\nContext: {context}\nQuestion: {question}"
