@@ -25,6 +25,11 @@ from ..store._url import EngineConfig, create_store_engine, display_url, is_memo
 __all__ = ["open_readonly_engine"]
 
 
+#: SQLite page cache per read-only connection, KiB (the store's default for writers is
+#: 8 MiB; reads of a large database, like usage over everything, scan more).
+READ_CACHE_KIB = 32 * 1024
+
+
 def _sqlite_readonly(url: sa.URL, busy_timeout_ms: int) -> Engine:
     path = Path(url.database or "")
     if not path.is_file():
@@ -42,6 +47,7 @@ def _sqlite_readonly(url: sa.URL, busy_timeout_ms: int) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             cursor.execute("PRAGMA query_only = ON")
+            cursor.execute(f"PRAGMA cache_size = {-READ_CACHE_KIB}")
         finally:
             cursor.close()
 
