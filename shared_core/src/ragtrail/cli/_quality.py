@@ -19,10 +19,9 @@ DRIFT_EXIT = 3
 _BY = {"app": "app_name", "model": "model", "provider": "provider", "template": "template"}
 
 
-def _by_option(default: tuple[str, ...]) -> Any:
-    return click.option("--by", "by", multiple=True, default=default, show_default=True,
-                        type=click.Choice(sorted(_BY)),
-                        help="Group by (repeat for several): app, model, provider, template.")
+_by_option = click.option("--by", "by", multiple=True, default=("app",), show_default=True,
+                          type=click.Choice(sorted(_BY)),
+                          help="Group by (repeat for several): app, model, provider, template.")
 
 
 @click.command()
@@ -30,7 +29,7 @@ def _by_option(default: tuple[str, ...]) -> Any:
 @json_option
 @click.option("--since", help="From (ISO date/time, or a duration ago like 7d). Default: all.")
 @click.option("--until", help="Until (ISO date/time, or a duration ago).")
-@_by_option(("app",))
+@_by_option
 def quality(db: str | None, as_json: bool, since: str | None, until: str | None,
             by: tuple[str, ...]) -> None:
     """How complete the trail is: each figure a count out of a denominator, with ids of
@@ -64,7 +63,7 @@ def parse_window(value: str, name: str) -> tuple[datetime | None, datetime | Non
                    "(14d..7d).")
 @click.option("--current", default="7d", show_default=True,
               help="Current window: START[..END] (7d = the last 7 days).")
-@_by_option(("app",))
+@_by_option
 @click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True),
               help="Confidence a change needs (1 - p-value; default 0.99).")
 @click.option("--min-samples", type=click.IntRange(min=1),

@@ -120,7 +120,7 @@ def _examples(condition: sa.ColumnElement[bool], column: sa.ColumnElement[Any],
 
 
 def _json_text(column: sa.ColumnElement[Any], *path: str) -> sa.ColumnElement[Any]:
-    return column[path].as_string()  # type: ignore[index,no-any-return]
+    return column[path].as_string()  # type: ignore[no-any-return]
 
 
 #: (name, description, condition on the row, lower_is_better) per LLM-call figure.
