@@ -24,7 +24,7 @@ from ._data import SPAN, START
 TARGETS_S = {"quality": 2.0, "drift": 5.0}
 
 
-def run(sizes: Sizes, cache_dir: Path, *, repeats: int = 3) -> dict[str, Any]:
+def run(sizes: Sizes, cache_dir: Path, *, repeats: int = 2) -> dict[str, Any]:
     from ragtrail import Trail
 
     try:
