@@ -18,8 +18,8 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "offload", "ingest", "scale", "ui", "memory", "instructions", "startup",
-         "export")
+NAMES = ("overhead", "offload", "ingest", "scale", "ui", "quality", "memory", "instructions",
+         "startup", "export")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -113,6 +113,10 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
         from . import _startup
 
         return _startup.run(sizes, work)
+    if name == "quality":
+        from . import _quality
+
+        return _quality.run(sizes, args.cache_dir)
     if name == "ui":
         from . import _ui
 

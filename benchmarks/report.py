@@ -91,6 +91,20 @@ def scale(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def quality(data: dict[str, Any]) -> list[str]:
+    if "skipped" in data:
+        return [f"skipped: {data['skipped']}"]
+    lines = [f"{data['runs']:,} runs ({data['traces']:,} traces), SQLite opened read-only; "
+             "quality over everything stored, drift of the first 45 days against the next 45",
+             "", "| call | first s | median s | target s | met |",
+             "| --- | --- | --- | --- | --- |"]
+    for key in ("quality", "drift"):
+        entry = data[key]
+        lines.append(f"| trail.{key}() | {entry['first_s']:.2f} | {entry['median_s']:.2f} | "
+                     f"{data['targets_s'][key]:.0f} | {'yes' if entry['met'] else 'no'} |")
+    return lines
+
+
 def ui(data: dict[str, Any]) -> list[str]:
     if "skipped" in data:
         return [f"skipped: {data['skipped']}"]
@@ -224,6 +238,13 @@ def targets(results: dict[str, Any]) -> list[str]:
             rows.append((f"{label} at {web['runs']:,} runs (SQLite, server time)",
                          f"p50 <= {web['targets_ms'][key]:.0f} ms",
                          f"p50 {web['ui_server'][key]['p50_ms']:.1f} ms"))
+    checks = bench.get("quality", {})
+    for key in ("quality", "drift"):
+        if key in checks:
+            rows.append((f"trail.{key}() at {checks['runs']:,} runs (SQLite)",
+                         f"<= {checks['targets_s'][key]:.0f} s",
+                         f"median {checks[key]['median_s']:.2f} s (first "
+                         f"{checks[key]['first_s']:.2f} s)"))
     memory = bench.get("memory")
     if memory:
         rows.append((f"memory growth over {memory['invocations']:,} invocations", "<= 20 MB",
@@ -247,8 +268,8 @@ def render(results: dict[str, Any]) -> str:
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
     for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
-                     ("ingest", ingest), ("scale", scale), ("ui", ui), ("memory", memory),
-                     ("startup", startup), ("export", export)):
+                     ("ingest", ingest), ("scale", scale), ("ui", ui), ("quality", quality),
+                     ("memory", memory), ("startup", startup), ("export", export)):
         data = results["benchmarks"].get(name)
         if data:
             out += [f"### {name}", "", *fn(data), ""]

@@ -20,14 +20,19 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 from .query import (
     DocumentUsage,
+    DriftReport,
+    DriftThresholds,
     Evaluation,
     EvaluationSource,
     Lineage,
+    QualityReport,
     TraceSummary,
     UsageRow,
     answers_using,
+    drift,
     evaluations,
     lineage,
+    quality,
     resolve_id,
     traces,
     usage,
@@ -339,6 +344,26 @@ class Trail:
         """
         return usage(self._store.engine, group_by=group_by, since=since, until=until,
                      request_type=request_type, include_evaluations=include_evaluations)
+
+    # -- quality and drift -----------------------------------------------------
+
+    def quality(self, since: datetime | str | None = None, until: datetime | str | None = None,
+                group_by: Sequence[str] | str = ("app_name",)) -> QualityReport:
+        """How complete the trail is in [since, until), per group (app_name, model,
+        provider, template): each figure a count out of a denominator with example ids
+        (see :mod:`ragtrail.query._quality`)."""
+        return quality(self._store.engine, since=since, until=until, group_by=group_by)
+
+    def drift(self, baseline: tuple[datetime | str | None, datetime | str | None],
+              current: tuple[datetime | str | None, datetime | str | None],
+              group_by: Sequence[str] | str = ("app_name",), *,
+              thresholds: DriftThresholds | None = None) -> DriftReport:
+        """What moved between the ``baseline`` and ``current`` windows (each a
+        ``(start, end)`` pair): models, templates, parameters, retrieval, tokens, cost,
+        latency, errors, evaluations. ``report.findings`` are the changes beyond
+        ``thresholds``; needs ``ragtrail[drift]`` (SciPy)."""
+        return drift(self._store.engine, baseline=baseline, current=current,
+                     group_by=group_by, thresholds=thresholds)
 
     # -- evaluations -----------------------------------------------------------
 

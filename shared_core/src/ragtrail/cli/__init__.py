@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "db": "._admin:db",
     "evals": "._evals:evals",
     "ui": "._ui:ui",
+    "quality": "._quality:quality",
+    "drift": "._quality:drift",
 }
 
 #: Entry point group through which other installed packages add commands (for example

@@ -7,6 +7,7 @@ the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from ._documents import answers_using
+from ._drift import DriftFinding, DriftReport, DriftThresholds, drift
 from ._evaluations import (
     Evaluation,
     EvaluationSource,
@@ -17,6 +18,7 @@ from ._evaluations import (
 from ._ids import MIN_PREFIX, resolve_id
 from ._lineage import lineage
 from ._models import DocumentUsage, DocumentUse, Lineage, RunNode, TraceSummary, UsageRow
+from ._quality import QualityFigure, QualityGroup, QualityReport, quality
 from ._traces import traces
 from ._usage import GROUP_KEYS, usage
 
@@ -25,17 +27,25 @@ __all__ = [
     "MIN_PREFIX",
     "DocumentUsage",
     "DocumentUse",
+    "DriftFinding",
+    "DriftReport",
+    "DriftThresholds",
     "Evaluation",
     "EvaluationSource",
     "JudgeCost",
     "Lineage",
+    "QualityFigure",
+    "QualityGroup",
+    "QualityReport",
     "RunNode",
     "TraceSummary",
     "UsageRow",
     "answers_using",
+    "drift",
     "evaluations",
     "judge_cost_by_provider",
     "lineage",
+    "quality",
     "resolve_id",
     "traces",
     "usage",

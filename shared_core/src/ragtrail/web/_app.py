@@ -30,6 +30,7 @@ from ._data import (
     jsonable,
     stage_table,
 )
+from ._quality_pages import quality_routes
 from ._security import COOKIE, SecurityMiddleware, token_matches
 
 __all__ = ["build_app"]
@@ -381,6 +382,7 @@ def build_app(source: Source, *, token: str | None = None,
         Route("/sessions/{session_id:path}", views.page(views.session_page)),
         Route("/diff", views.page(views.diff_page)),
         Route("/evaluations", views.page(views.evaluations_page)),
+        *quality_routes(views),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})
