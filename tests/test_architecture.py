@@ -1,8 +1,11 @@
-"""Dependency rules of ARCHITECTURE.md, enforced so a violation fails CI."""
+"""Dependency rules of docs/ARCHITECTURE.md, enforced so a violation fails CI, and its
+"Where is X" table, every symbol of which must import, so the map cannot rot."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +62,55 @@ def test_importing_schemas_does_not_load_sqlalchemy_or_frameworks() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
+_SYMBOL = re.compile(r"`([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)`")
+
+
+def _where_is_rows() -> dict[str, list[tuple[str, str]]]:
+    text = ARCHITECTURE.read_text()
+    section = text[text.index("## Where is X"):]
+    end = section.find("\n## ", 1)
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for line in (section if end < 0 else section[:end]).splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] not in ("What", "---"):
+            rows[cells[0]] = _SYMBOL.findall(cells[1])
+    return rows
+
+
+def test_the_where_is_x_table_names_only_symbols_that_exist() -> None:
+    rows = _where_is_rows()
+    assert len(rows) >= 30
+    missing = []
+    for what, symbols in rows.items():
+        assert symbols, f"row {what!r} names no module:symbol"
+        for module_name, qualname in symbols:
+            try:
+                target: object = importlib.import_module(module_name)
+                for part in qualname.split("."):
+                    target = getattr(target, part)
+            except (ImportError, AttributeError) as exc:
+                missing.append(f"{what}: {module_name}:{qualname} ({exc})")
+    assert not missing, missing
+
+
+def test_the_where_is_x_table_covers_what_users_ask_about() -> None:
+    topics = " ".join(_where_is_rows()).lower()
+    for topic in ("langchain", "llamaindex", "documents", "rerank", "in-prompt", "usage per "
+                  "provider", "cost", "redaction", "bounding", "writing", "spool", "query:",
+                  "cli:"):
+        assert topic in topics, topic
+
+
+def test_the_table_names_every_cli_command_and_query() -> None:
+    from ragtrail.cli import COMMANDS
+    from ragtrail.query import __all__ as queries
+
+    named = {symbol for symbols in _where_is_rows().values() for symbol in symbols}
+    commands = {tuple(("ragtrail.cli" + target.split(":")[0], target.split(":")[1]))
+                for target in COMMANDS.values()}
+    assert commands <= named, commands - named
+    functions = {name for name in queries if name.islower()}
+    assert {("ragtrail.query", name) for name in functions} <= named

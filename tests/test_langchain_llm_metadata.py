@@ -19,9 +19,9 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, Prom
 from lc_support import open_trail, stored
 from ragtrail import Trail
 from ragtrail.pricing import Pricer
+from ragtrail.providers import parse_duration_s, rate_limit_info
 from ragtrail.schemas import content_hash
 from ragtrail_langchain import RagtrailCallbackHandler
-from ragtrail_langchain._ratelimit import parse_duration_s, rate_limit_info
 
 trail = pytest.fixture(name="trail")(open_trail)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._default import default_trail
 from .errors import (
     AmbiguousIdError,
     ConfigError,
@@ -31,6 +32,7 @@ __all__ = [
     "StoreUnavailableError",
     "Trail",
     "__version__",
+    "default_trail",
 ]
 
 __version__ = "0.1.0"

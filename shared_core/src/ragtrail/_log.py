@@ -96,26 +96,38 @@ def get_logger(area: str) -> logging.Logger:
 
 
 class RateLimitedLog:
-    """Logs a given key at most once per interval; counts what it suppressed."""
+    """Logs each ``key`` at most once per ``interval_s``, and says how many it held back.
 
-    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
-        self._logger = logger
+    The one throttle for repeated warnings (capture, redaction, the writer's threads):
+    thread-safe, and never raising (a plain ``logging.Logger`` is wrapped in
+    :class:`SafeLogger`). The record names the caller's file and line.
+    """
+
+    def __init__(self, logger: logging.Logger | SafeLogger, interval_s: float = 60.0) -> None:
+        self._logger = logger if isinstance(logger, SafeLogger) else SafeLogger(logger.name)
         self._interval_s = interval_s
         self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._held: dict[str, int] = {}
         self._lock = fork_safe_lock(self)
 
-    def warning(self, key: str, msg: str, *args: object, exc_info: bool = False) -> bool:
-        """Log ``msg`` unless ``key`` was logged within the interval. True if logged."""
+    def log(self, level: int, key: str, msg: str, *args: object,
+            exc_info: BaseException | bool | None = None, _depth: int = 1) -> bool:
+        """Log ``msg`` at ``level`` unless ``key`` was logged less than an interval ago;
+        True when it was logged."""
         now = time.monotonic()
         with self._lock:
             last = self._last.get(key)
             if last is not None and now - last < self._interval_s:
-                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                self._held[key] = self._held.get(key, 0) + 1
                 return False
             self._last[key] = now
-            suppressed = self._suppressed.pop(key, 0)
-        if suppressed:
-            msg = f"{msg} ({suppressed} similar messages suppressed)"
-        self._logger.warning(msg, *args, exc_info=exc_info)
+            held = self._held.pop(key, 0)
+        if held:
+            msg += " (%d similar messages held back)"
+            args = (*args, held)
+        self._logger.log(level, msg, *args, exc_info=exc_info, stacklevel=1 + _depth)
         return True
+
+    def warning(self, key: str, msg: str, *args: object, exc_info: bool = False) -> bool:
+        """:meth:`log` at WARNING."""
+        return self.log(logging.WARNING, key, msg, *args, exc_info=exc_info, _depth=2)

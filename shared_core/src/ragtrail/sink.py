@@ -7,6 +7,7 @@ replaced in tests by an in-memory or deliberately failing implementation.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -76,18 +77,21 @@ class Store(Protocol):
 
 
 class ListSink:
-    """A Sink that keeps records in a list: for tests and for inspecting capture."""
+    """A Sink that keeps records in a list: for tests and for inspecting capture
+    (:mod:`ragtrail.testing` builds on it). Thread-safe."""
 
     def __init__(self) -> None:
         self.records: list[CapturedRun] = []
         self._closed = False
+        self._lock = threading.Lock()
 
     def offer(self, record: CapturedRun) -> bool:
         """Append the record (refused after close)."""
-        if self._closed:
-            return False
-        self.records.append(record)
-        return True
+        with self._lock:
+            if self._closed:
+                return False
+            self.records.append(record)
+            return True
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Nothing to wait for."""
@@ -95,8 +99,19 @@ class ListSink:
 
     def close(self, timeout_s: float = 10.0) -> bool:
         """Refuse later offers."""
-        self._closed = True
+        with self._lock:
+            self._closed = True
         return True
+
+    def clear(self) -> None:
+        """Forget the records taken so far."""
+        with self._lock:
+            self.records.clear()
+
+    def snapshot(self) -> list[CapturedRun]:
+        """A copy of the records taken so far."""
+        with self._lock:
+            return list(self.records)
 
     def stats(self) -> dict[str, Any]:
         """How many records were taken."""

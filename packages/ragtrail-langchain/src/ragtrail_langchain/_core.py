@@ -7,6 +7,7 @@ writer's queue) and never raise into the application (each one is ``guarded``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from ragtrail import default_trail
 from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import AppContext, Framework, MetaKey, RunKind, RunStatus
 
@@ -24,6 +26,7 @@ from ._state import RunState, RunTable
 __all__ = ["UNSET", "HandlerCore", "StreamAbandoned"]
 
 UNSET: Any = object()
+_logger = logging.getLogger("ragtrail.langchain")
 _CUT_GRACE_S = 1.0
 _CONTEXT_KEYS = (MetaKey.SESSION_ID.value, MetaKey.APP_NAME.value, MetaKey.APP_VERSION.value,
                  MetaKey.REQUEST_TYPE.value)
@@ -76,9 +79,8 @@ class HandlerCore(BaseCallbackHandler):
         if self._trail is None:
             with self._trail_lock:
                 if self._trail is None:
-                    from ._switch import default_trail
-
-                    self._trail = default_trail()
+                    self._trail = default_trail(
+                        logger=_logger, remedy="give RagtrailCallbackHandler a Trail")
         return self._trail
 
     @property

@@ -29,13 +29,18 @@ from typing import Any
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
 
-from ragtrail.capture import guarded
+from ragtrail.capture import LLMUpdate, guarded
+from ragtrail.capture.llm_update import compact
 from ragtrail.conventions import tool_call_list, tool_definitions
 from ragtrail.providers import (
     CACHE_CREATION,
-    anthropic_usage,
+    PARAM_SYNONYMS,
     cache_creation_tokens,
-    openai_usage,
+    first_param,
+    rate_limit_info,
+    response_fields,
+    specific_params,
+    usage_from_mapping,
 )
 from ragtrail.schemas import (
     LLMRequestParameters,
@@ -45,7 +50,6 @@ from ragtrail.schemas import (
 
 from ._convert import messages_of
 from ._names import LS_MODEL_NAME, LS_PROVIDER
-from ._ratelimit import rate_limit_info
 
 __all__ = [
     "class_default_providers",
@@ -57,26 +61,10 @@ __all__ = [
     "output_text",
 ]
 
-# invocation param -> request parameter; the first key present wins per parameter.
-_PARAM_KEYS: dict[str, tuple[str, ...]] = {
-    "model": ("model", "model_name", "model_id", "deployment_name"),
-    "temperature": ("temperature",),
-    "top_p": ("top_p",),
-    "top_k": ("top_k",),
-    "max_tokens": ("max_tokens", "max_completion_tokens", "max_output_tokens", "num_predict",
-                   "max_new_tokens"),
-    "frequency_penalty": ("frequency_penalty",),
-    "presence_penalty": ("presence_penalty",),
-    "stop_sequences": ("stop", "stop_sequences"),
-    "seed": ("seed", "random_seed"),
-}
+# LangChain's standard run metadata for three parameters (between the call's own
+# parameters and the constructor's, see ``request_parameters``).
 _LS_PARAMS = {"temperature": "ls_temperature", "max_tokens": "ls_max_tokens",
               "stop_sequences": "ls_stop"}
-# Large or sensitive invocation params not worth keeping as provider specifics.
-_SKIP_PARAMS = {"tools", "functions", "messages", "response_format", "responses",
-                "api_key", "openai_api_key", "anthropic_api_key"}
-_MAPPED_PARAMS = {key for keys in _PARAM_KEYS.values() for key in keys}
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "anthropic-request-id")
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # read-only: shared by every failure
 
 
@@ -145,10 +133,6 @@ def constructor_kwargs(serialized: Mapping[str, Any] | None) -> Mapping[str, Any
     return dict(kwargs) if isinstance(kwargs, Mapping) else {}
 
 
-def _first_param(source: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((source[k] for k in keys if source.get(k) is not None), None)
-
-
 @guarded(default=None)
 def request_parameters(
     params: Mapping[str, Any],
@@ -158,12 +142,12 @@ def request_parameters(
     """``LLMRequestParameters`` fields from invocation params, ``ls_*`` metadata and,
     last, the constructor arguments (a call's own values come first)."""
     values: dict[str, Any] = {}
-    for field, keys in _PARAM_KEYS.items():
-        value = _first_param(params, keys)
+    for field in PARAM_SYNONYMS:  # the core's synonyms and priority rule
+        value = first_param(params, field)
         if value is None and field in _LS_PARAMS:
             value = metadata.get(_LS_PARAMS[field])
         if value is None and constructed:
-            value = _first_param(constructed, keys)
+            value = first_param(constructed, field)
         if field == "stop_sequences" and isinstance(value, str):
             value = [value]
         values[field] = value
@@ -172,11 +156,7 @@ def request_parameters(
     return _valid_fields(LLMRequestParameters, values)
 
 
-@guarded(default=None)
-def _extra_params(params: Mapping[str, Any]) -> dict[str, Any] | None:
-    extra = {k: v for k, v in params.items()
-             if k not in _MAPPED_PARAMS and k not in _SKIP_PARAMS and v is not None}
-    return extra or None
+_extra_params = guarded(default=None)(specific_params)
 
 
 def llm_start_metadata(
@@ -186,26 +166,25 @@ def llm_start_metadata(
     messages: list[Any] | None = None,
     prompt: str | None = None,
     constructed: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> LLMUpdate:
     """What is known when the call starts: provider, model, parameters, prompt."""
     params = dict(invocation_params or {})
     request = request_parameters(params, metadata, constructed) or {}
-    out: dict[str, Any] = {
-        "provider": metadata.get(LS_PROVIDER) or None,
-        "provider_model": metadata.get(LS_MODEL_NAME) or request.get("model"),
-        "request_parameters": request or None,
-    }
     extra = _extra_params(params)
-    if extra:
-        out["provider_specific"] = {"invocation_params": extra}
-    out["tools"] = tool_definitions(params.get("tools") or params.get("functions"))
     choice = params.get("tool_choice")
-    out["tool_choice"] = choice if choice not in (None, "") else None
+    out = LLMUpdate(
+        provider=metadata.get(LS_PROVIDER) or None,
+        provider_model=metadata.get(LS_MODEL_NAME) or request.get("model"),
+        request_parameters=request or None,
+        provider_specific={"invocation_params": extra} if extra else None,
+        tools=tool_definitions(params.get("tools") or params.get("functions")),
+        tool_choice=choice if choice not in (None, "") else None,
+    )
     if messages is not None:
         out["messages"] = messages_of(messages)
     if prompt is not None:
         out["prompt_text"] = prompt
-    return {k: v for k, v in out.items() if v is not None}
+    return compact(out)
 
 
 # -- end of call -------------------------------------------------------------------
@@ -256,17 +235,9 @@ def _usage_from_message(generation: Generation | None) -> _Usage | None:
 
 @guarded(default=None)
 def _usage_from_mapping(usage: Mapping[str, Any]) -> _Usage | None:
-    """OpenAI-style (prompt/completion) or Anthropic-style (input/output, cache apart)."""
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        found = openai_usage(usage)
-        return (dict(found.token_usage), None) if found is not None else None
-    found = anthropic_usage(usage)
-    if found is None:
-        return None
-    fields: dict[str, Any] = dict(found.token_usage)
-    if usage.get("total_tokens") is not None:
-        fields["total_tokens"] = usage["total_tokens"]
-    return fields, found.provider_specific()
+    """A provider's own usage mapping, read by the core (OpenAI or Anthropic shape)."""
+    found = usage_from_mapping(usage)
+    return (dict(found.token_usage), found.provider_specific()) if found is not None else None
 
 
 def token_usage(
@@ -297,21 +268,7 @@ def _response_info(generation: Generation | None) -> dict[str, Any]:
 @guarded(default=None)
 def response_metadata(info: Mapping[str, Any], llm_output: Mapping[str, Any]) -> dict[str, Any]:
     """Finish reason, exact model, request id and system fingerprint."""
-    raw = info.get("headers")
-    headers = {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, Mapping) else {}
-    request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if headers.get(h)), None)
-    values = {
-        "finish_reason": info.get("finish_reason") or info.get("stop_reason")
-        or info.get("done_reason"),
-        "model_version": info.get("model_name") or info.get("model")
-        or llm_output.get("model_name") or llm_output.get("model"),
-        "request_id": request_id or info.get("request_id") or info.get("id")
-        or llm_output.get("id"),
-        "system_fingerprint": info.get("system_fingerprint")
-        or llm_output.get("system_fingerprint"),
-    }
-    return _valid_fields(LLMResponseMetadata, {k: str(v) if v is not None else None
-                                               for k, v in values.items()})
+    return _valid_fields(LLMResponseMetadata, response_fields(info, llm_output))
 
 
 @guarded(default=None)
@@ -330,24 +287,22 @@ def _tool_calls(generation: Generation | None) -> list[dict[str, Any]] | None:
     return tool_call_list([dict(call) for call in calls]) if calls else None
 
 
-def llm_end_metadata(response: LLMResult, now: datetime) -> dict[str, Any]:
+def llm_end_metadata(response: LLMResult, now: datetime) -> LLMUpdate:
     """What is known when the call ends: usage, response metadata, limits, output."""
     generation = _first_generation(response)
     info = _response_info(generation)
     llm_output = response.llm_output or {}
     usage, specific = token_usage(generation, info, llm_output) or (None, None)
-    out: dict[str, Any] = {
-        "token_usage": usage,
-        "response_metadata": response_metadata(info, llm_output) or None,
-        "output_text": output_text(response),
-    }
     headers = info.get("headers")
-    if isinstance(headers, Mapping):
-        out["rate_limit_info"] = rate_limit_info(headers, now)
     specific = dict(specific or {})
     provider = info.get("model_provider")
     if isinstance(provider, str) and provider:
         specific["model_provider"] = provider
-    out["provider_specific"] = specific or None
-    out["tool_calls"] = _tool_calls(generation)
-    return {k: v for k, v in out.items() if v is not None}
+    return compact(LLMUpdate(
+        token_usage=usage,
+        response_metadata=response_metadata(info, llm_output) or None,
+        output_text=output_text(response),
+        rate_limit_info=rate_limit_info(headers, now) if isinstance(headers, Mapping) else None,
+        provider_specific=specific or None,
+        tool_calls=_tool_calls(generation),
+    ))

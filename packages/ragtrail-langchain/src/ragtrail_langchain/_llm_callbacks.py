@@ -9,7 +9,8 @@ from uuid import UUID
 
 from langchain_core.outputs import LLMResult
 
-from ragtrail.capture import guarded
+from ragtrail.capture import LLMUpdate, guarded
+from ragtrail.capture.llm_update import compact
 from ragtrail.providers import PROVIDER_FROM_CLASS
 from ragtrail.schemas import RunKind
 
@@ -120,20 +121,20 @@ class LLMCallbacks(HandlerCore):
         self._end(state, response)
 
     @staticmethod
-    def _unknown_provider(state: RunState, reported: str | None) -> dict[str, Any]:
+    def _unknown_provider(state: RunState, reported: str | None) -> LLMUpdate:
         """For a model that named no provider at its start: the one its response
         names, else its class-name guess. For a class of the user's own the guess is
         only a fallback: the core first infers the provider from the model name (see
         ragtrail.providers.resolve_provider); an integration's class name is its word."""
         if not state.provider_unknown:
-            return {}
+            return LLMUpdate()
         if reported:
-            return {"provider": reported}
+            return LLMUpdate(provider=reported)
         if not state.provider_guess:
-            return {}
+            return LLMUpdate()
         if state.provider_inferable:
-            return {"provider_specific": {PROVIDER_FROM_CLASS: state.provider_guess}}
-        return {"provider": state.provider_guess}
+            return LLMUpdate(provider_specific={PROVIDER_FROM_CLASS: state.provider_guess})
+        return LLMUpdate(provider=state.provider_guess)
 
     @guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -143,7 +144,8 @@ class LLMCallbacks(HandlerCore):
             return
         response = kwargs.get("response")
         text = output_text(response) if isinstance(response, LLMResult) else None
-        meta = {"output_text": text, **self._unknown_provider(state, None)}
+        meta = LLMUpdate(output_text=text)
+        meta.update(self._unknown_provider(state, None))
         if any(meta.values()):
-            self.recorder.update_llm(state.key, {k: v for k, v in meta.items() if v})
+            self.recorder.update_llm(state.key, compact(meta, falsy=True))
         self._end(state, error=error)

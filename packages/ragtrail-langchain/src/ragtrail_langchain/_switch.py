@@ -11,60 +11,23 @@ handler class is present.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import register_configure_hook
 
-from ragtrail.capture import guarded, register_parent_provider, report_to_stderr
-from ragtrail.errors import StoreUnavailableError
+from ragtrail.capture import guarded, register_parent_provider
 
 from ._handler import RagtrailCallbackHandler
 from ._names import ENV_TRACING, env_flag
 
-__all__ = ["default_trail", "install", "instrument", "uninstrument"]
+__all__ = ["install", "instrument", "uninstrument"]
 
 _lock = threading.Lock()
-_default: Any = None
-_default_failed = False  # the default Trail could not be opened
-_logger = logging.getLogger("ragtrail.langchain")
 _instrumented: RagtrailCallbackHandler | None = None
 _env_handler: RagtrailCallbackHandler | None = None
 _installed = False
-
-
-def default_trail() -> Any:
-    """The process-wide ``ragtrail.Trail()`` ($RAGTRAIL_URL, else ./ragtrail.db).
-
-    Shared by every handler created without a trail, so handlers made per request
-    (one per user or session) feed one Recorder and one writer. Opened once: when that
-    fails (said once on stderr, and logged as an error), later calls raise
-    ``StoreUnavailableError`` without trying again, and those handlers record nothing
-    in this process.
-    """
-    global _default, _default_failed
-    with _lock:
-        if _default is None:
-            if _default_failed:
-                # Tried once: a database that does not answer would otherwise cost
-                # every later callback its connect timeout.
-                raise StoreUnavailableError("the default ragtrail Trail is unavailable "
-                                            "(the reason was said once, on stderr)")
-            from ragtrail import Trail
-
-            try:
-                _default = Trail()
-            except Exception as exc:
-                _default_failed = True
-                # Once per process, on stderr even where logging is not configured.
-                report_to_stderr(_logger, logging.ERROR, "the default ragtrail Trail could "
-                                 "not be opened (%s); capture is off for handlers without a "
-                                 "trail in this process: fix RAGTRAIL_URL or give "
-                                 "RagtrailCallbackHandler a Trail", exc)
-                raise
-        return _default
 
 
 def instrument(trail: Any = None) -> RagtrailCallbackHandler:

@@ -11,6 +11,7 @@ from ..guard import guarded
 from .ambient import ambient_parents, register_parent_provider
 from .config import CaptureConfig
 from .converters import Converter, register_converter
+from .llm_update import LLMUpdate
 from .recorder import SOURCE_ID_KEY, DocumentInput, PricerLike, Recorder
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "CaptureConfig",
     "Converter",
     "DocumentInput",
+    "LLMUpdate",
     "PricerLike",
     "Recorder",
     "ambient_parents",

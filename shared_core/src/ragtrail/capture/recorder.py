@@ -57,6 +57,7 @@ from ._values import (
 )
 from .ambient import ambient_parents
 from .config import CaptureConfig
+from .llm_update import LLMUpdate
 
 __all__ = ["SOURCE_ID_KEY", "DocumentInput", "PricerLike", "Recorder"]
 
@@ -243,8 +244,15 @@ class Recorder:
 
         self._update(run_id, "set_kind", apply)
 
-    def update_llm(self, run_id: object, meta: LLMMetadata | Mapping[str, Any]) -> None:
+    # Mapping[str, Any] is still accepted for the LlamaIndex adapter, which passes plain
+    # dicts until it builds LLMUpdate too; then the seam narrows to the two typed forms.
+    def update_llm(
+        self, run_id: object, meta: LLMMetadata | LLMUpdate | Mapping[str, Any]
+    ) -> None:
         """Merge LLM metadata into a run; later non-None values win, groups merge field-wise.
+
+        ``meta``: an :class:`~ragtrail.capture.LLMUpdate` (the adapters' typed seam) or a
+        whole :class:`~ragtrail.schemas.LLMMetadata`.
 
         Messages or prompt text given here are also matched against the trace's documents
         to link those that reached the prompt at stage ``in_prompt``.
@@ -504,8 +512,11 @@ class Recorder:
                          if now_ns - r.start_ns > limit_ns and r.id not in evict)
         return evict
 
-    def _merge_llm(self, run: OpenRun, meta: LLMMetadata | Mapping[str, Any]) -> None:
-        data = meta.model_dump(exclude_none=True) if isinstance(meta, LLMMetadata) else dict(meta)
+    def _merge_llm(
+        self, run: OpenRun, meta: LLMMetadata | LLMUpdate | Mapping[str, Any]
+    ) -> None:
+        data: dict[str, Any] = (meta.model_dump(exclude_none=True)
+                                if isinstance(meta, LLMMetadata) else dict(meta))
         state = self._traces.get(run.trace_id)
         raw_prompt = prompt_text(data)
         if raw_prompt and state is not None and self._answering(run):

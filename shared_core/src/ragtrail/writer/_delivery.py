@@ -9,14 +9,13 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
-from .._log import SafeLogger
+from .._log import RateLimitedLog, SafeLogger
 from ..schemas.flat import AnyRecord, FlatRecord
 from ..schemas.record import CapturedRun, SerializedRecord
 from ..sink import PermanentStoreError, Store, TransientStoreError
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
 from ._ledger import Ledger
-from ._ratelimit import RateLimitedLog
 
 __all__ = ["Delivery", "Outcome", "StoreSource", "UnexpectedError"]
 

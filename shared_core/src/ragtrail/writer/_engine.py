@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from .._log import SafeLogger
+from .._log import RateLimitedLog, SafeLogger
 from ..schemas.flat import AnyRecord
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
 from ._delivery import Delivery, Outcome, StoreSource
 from ._ledger import Entry, Ledger
-from ._ratelimit import DropLog, RateLimitedLog
+from ._ratelimit import DropLog
 from ._spiller import Spiller
 from ._spool import Spool, SpoolRead
 

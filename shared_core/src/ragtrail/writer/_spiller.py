@@ -17,12 +17,12 @@ import math
 import threading
 import time
 
-from .._log import SafeLogger
+from .._log import RateLimitedLog, SafeLogger
 from ..schemas.flat import flatten
 from ..schemas.record import CapturedRun
 from ._config import WriterConfig
 from ._ledger import Entry, Ledger
-from ._ratelimit import DropLog, RateLimitedLog
+from ._ratelimit import DropLog
 from ._spool import Spool
 from ._stats import DropReason
 

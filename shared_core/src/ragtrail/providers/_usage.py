@@ -1,32 +1,4 @@
-"""What provider clients report, in ragtrail's terms: one rule per shape, for both adapters.
-
-Framework-free: the adapters find the values in their framework's objects and hand
-them here, so LangChain and LlamaIndex store the same numbers for the same answer.
-
-**Anthropic usage.** Anthropic's Messages API counts ``input_tokens`` without the cached
-tokens, reports cache reads and writes apart (``cache_read_input_tokens``,
-``cache_creation_input_tokens``), and splits the writes by time to live in
-``cache_creation = {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}``.
-``langchain-anthropic`` then reports ``cache_creation: 0`` beside the two TTL keys (to
-avoid counting twice). ragtrail stores the true count in ``cache_creation_tokens`` (the
-sum of the TTL buckets when the plain count is 0 or missing) and keeps the split in the
-call's provider specifics under :data:`CACHE_CREATION`, where the pricer reads the
-one-hour part (:func:`cache_write_1h_tokens`) to bill it at its own rate.
-
-**OpenAI usage.** Chat Completions report ``prompt_tokens`` / ``completion_tokens``
-with ``prompt_tokens_details.{cached_tokens, cache_write_tokens}`` and
-``completion_tokens_details.reasoning_tokens``; the Responses API the same as
-``input_tokens`` / ``output_tokens`` with ``input_tokens_details`` /
-``output_tokens_details``. Cached and written tokens are a part of the input there, as
-in ragtrail (:func:`openai_usage`).
-
-**Provider inference.** When the client does not say who serves the model (a chat
-model class of the user's own, ``OpenAILike``), :func:`resolve_provider` asks the
-pricer's model matching (genai-prices) and, when it knows the model, stores its
-provider with the flag :data:`PROVIDER_INFERRED` in the provider specifics. A model it
-does not know keeps the adapter's guess from the class name
-(:data:`PROVIDER_FROM_CLASS`), or no provider, and stays unpriced.
-"""
+"""Token usage: one small pure function per provider wire shape, in ragtrail's terms."""
 
 from __future__ import annotations
 
@@ -34,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .schemas import LLMMetadata
+from ..schemas import LLMMetadata
 
 __all__ = [
     "CACHE_CREATION",
@@ -43,11 +15,17 @@ __all__ = [
     "PROVIDER_INFERRED",
     "ProviderUsage",
     "anthropic_usage",
+    "bedrock_usage",
     "cache_creation_tokens",
     "cache_write_1h_tokens",
     "field_of",
+    "gemini_usage",
+    "ollama_usage",
+    "openai_chat_usage",
+    "openai_responses_usage",
     "openai_usage",
     "resolve_provider",
+    "usage_from_mapping",
 ]
 
 #: Provider-specifics key of the cache writes split by time to live, as Anthropic
@@ -154,23 +132,13 @@ def anthropic_usage(usage: Any) -> ProviderUsage | None:
     return ProviderUsage({k: v for k, v in values.items() if v is not None}, split)
 
 
-def openai_usage(usage: Any) -> ProviderUsage | None:
-    """OpenAI usage (Chat Completions or Responses API; a mapping or the SDK's object)
-    in ragtrail's terms: the same counts, since OpenAI already counts cached and written
-    tokens in the input and reasoning in the output. The nested details may also be
-    given flat, under their own names. None when ``usage`` holds neither input nor
-    output tokens.
-    """
-    inputs, outputs = field_of(usage, "prompt_tokens"), field_of(usage, "completion_tokens")
-    in_details, out_details = "prompt_tokens_details", "completion_tokens_details"
-    if inputs is None and outputs is None:  # the Responses API
-        inputs, outputs = field_of(usage, "input_tokens"), field_of(usage, "output_tokens")
-        in_details, out_details = "input_tokens_details", "output_tokens_details"
+def _openai_shape(usage: Any, inputs_key: str, outputs_key: str) -> ProviderUsage | None:
+    inputs, outputs = field_of(usage, inputs_key), field_of(usage, outputs_key)
     if _count(inputs) is None and _count(outputs) is None:
         return None
-    details = field_of(usage, in_details)
+    details = field_of(usage, f"{inputs_key}_details")
     details = usage if details is None else details
-    reasoning = field_of(usage, out_details)
+    reasoning = field_of(usage, f"{outputs_key}_details")
     values = {
         "input_tokens": _count(inputs),
         "output_tokens": _count(outputs),
@@ -181,6 +149,104 @@ def openai_usage(usage: Any) -> ProviderUsage | None:
                                             "reasoning_tokens")),
     }
     return ProviderUsage({k: v for k, v in values.items() if v is not None})
+
+
+def openai_chat_usage(usage: Any) -> ProviderUsage | None:
+    """OpenAI Chat Completions usage: ``prompt_tokens`` / ``completion_tokens`` with
+    ``prompt_tokens_details.{cached_tokens, cache_write_tokens}`` and
+    ``completion_tokens_details.reasoning_tokens`` (details also accepted flat). The
+    counts are ragtrail's already. None without input or output tokens."""
+    return _openai_shape(usage, "prompt_tokens", "completion_tokens")
+
+
+def openai_responses_usage(usage: Any) -> ProviderUsage | None:
+    """OpenAI Responses API usage: ``input_tokens`` / ``output_tokens`` with
+    ``input_tokens_details`` / ``output_tokens_details``, as :func:`openai_chat_usage`."""
+    return _openai_shape(usage, "input_tokens", "output_tokens")
+
+
+def openai_usage(usage: Any) -> ProviderUsage | None:
+    """OpenAI usage (Chat Completions or Responses API; a mapping or the SDK's object)
+    in ragtrail's terms: the same counts, since OpenAI already counts cached and written
+    tokens in the input and reasoning in the output. The nested details may also be
+    given flat, under their own names. None when ``usage`` holds neither input nor
+    output tokens.
+    """
+    if field_of(usage, "prompt_tokens") is None and field_of(usage, "completion_tokens") is None:
+        return openai_responses_usage(usage)
+    return openai_chat_usage(usage)
+
+
+def _total(inputs: int | None, outputs: int | None, reported: Any) -> int | None:
+    total = _count(reported)
+    if total is None and inputs is not None and outputs is not None:
+        total = inputs + outputs
+    return total
+
+
+def _usage(values: dict[str, int | None]) -> ProviderUsage:
+    return ProviderUsage({k: v for k, v in values.items() if v is not None})
+
+
+def gemini_usage(usage: Any) -> ProviderUsage | None:
+    """Gemini ``usage_metadata`` (``usageMetadata`` in JSON; either spelling):
+    ``prompt_token_count`` (cached tokens included, as ``cached_content_token_count``),
+    ``candidates_token_count`` plus ``thoughts_token_count`` (thinking is billed as
+    output but counted apart) and ``total_token_count``. None without input or output."""
+    def get(name: str) -> int | None:
+        camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
+        value = field_of(usage, name)
+        return _count(field_of(usage, camel) if value is None else value)
+
+    inputs, candidates = get("prompt_token_count"), get("candidates_token_count")
+    thoughts = get("thoughts_token_count")
+    if inputs is None and candidates is None:
+        return None
+    outputs = None if candidates is None else candidates + (thoughts or 0)
+    return _usage({"input_tokens": inputs, "output_tokens": outputs,
+                   "total_tokens": _total(inputs, outputs, get("total_token_count")),
+                   "cache_read_tokens": get("cached_content_token_count"),
+                   "reasoning_tokens": thoughts})
+
+
+def bedrock_usage(usage: Any) -> ProviderUsage | None:
+    """Amazon Bedrock Converse ``usage``: ``inputTokens`` (without the cache, as
+    Anthropic's), ``outputTokens``, ``totalTokens``, ``cacheReadInputTokens``,
+    ``cacheWriteInputTokens``; the input becomes the whole input. None without counts."""
+    base, outputs = _count(field_of(usage, "inputTokens")), _count(field_of(usage, "outputTokens"))
+    if base is None and outputs is None:
+        return None
+    read = _count(field_of(usage, "cacheReadInputTokens"))
+    written = _count(field_of(usage, "cacheWriteInputTokens"))
+    inputs = None if base is None else base + (read or 0) + (written or 0)
+    return _usage({"input_tokens": inputs, "output_tokens": outputs,
+                   "total_tokens": _total(inputs, outputs, field_of(usage, "totalTokens")),
+                   "cache_read_tokens": read, "cache_creation_tokens": written})
+
+
+def ollama_usage(response: Any) -> ProviderUsage | None:
+    """Ollama's ``/api/chat`` and ``/api/generate`` counts: ``prompt_eval_count`` (input)
+    and ``eval_count`` (output), on the final response. None without either."""
+    inputs = _count(field_of(response, "prompt_eval_count"))
+    outputs = _count(field_of(response, "eval_count"))
+    if inputs is None and outputs is None:
+        return None
+    return _usage({"input_tokens": inputs, "output_tokens": outputs,
+                   "total_tokens": _total(inputs, outputs, None)})
+
+
+def usage_from_mapping(usage: Mapping[str, Any]) -> ProviderUsage | None:
+    """A client's usage mapping of unknown provider: OpenAI's chat shape when it has
+    ``prompt_tokens`` or ``completion_tokens``, else Anthropic's (which also reads the
+    Responses API's plain counts: it has no cache keys). A ``total_tokens`` the mapping
+    reports is kept as reported."""
+    if "prompt_tokens" in usage or "completion_tokens" in usage:
+        return openai_usage(usage)
+    found = anthropic_usage(usage)
+    if found is None or usage.get("total_tokens") is None:
+        return found
+    return ProviderUsage({**found.token_usage, "total_tokens": usage["total_tokens"]},
+                         found.cache_creation)
 
 
 def cache_write_1h_tokens(provider_specific: Mapping[str, Any] | None) -> int | None:

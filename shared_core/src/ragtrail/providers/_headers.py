@@ -1,4 +1,4 @@
-"""Rate-limit state from provider response headers.
+"""What providers say in response headers: rate-limit state and the request id.
 
 OpenAI sends ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with resets as
 Go-style durations ("1s", "6m0s", "20ms"); Anthropic sends
@@ -13,9 +13,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ragtrail.capture import guarded
+from ..guard import guarded
 
-__all__ = ["parse_duration_s", "rate_limit_info"]
+__all__ = ["REQUEST_ID_HEADERS", "lower_headers", "parse_duration_s", "rate_limit_info",
+           "request_id"]
+
+#: Headers carrying the provider's id of one request, most specific first (OpenAI and
+#: most OpenAI-compatible servers, then Anthropic's two spellings).
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "anthropic-request-id")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|h|m|s)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -81,3 +86,18 @@ def rate_limit_info(headers: Mapping[str, Any], now: datetime) -> dict[str, Any]
             out.update({k: v for k, v in values.items() if v is not None})
             break
     return out or None
+
+
+def lower_headers(headers: Any) -> dict[str, Any]:
+    """``headers`` with lower-case names (HTTP names are case-insensitive); {} when
+    ``headers`` is not a mapping."""
+    if not isinstance(headers, Mapping):
+        return {}
+    return {str(k).lower(): v for k, v in headers.items()}
+
+
+def request_id(headers: Any) -> Any:
+    """The provider's request id in response ``headers`` (first of
+    :data:`REQUEST_ID_HEADERS` with a value), or None."""
+    lower = lower_headers(headers)
+    return next((lower[h] for h in REQUEST_ID_HEADERS if lower.get(h)), None)

@@ -1,0 +1,124 @@
+"""Test your instrumentation without a database: capture records in memory and assert.
+
+Like ``structlog.testing.capture_logs``: a :class:`CapturingTrail` stands where a
+:class:`ragtrail.Trail` would (both adapters accept it: it has a ``recorder``), keeps
+every finished run as the :class:`~ragtrail.schemas.CapturedRun` the writer would have
+stored, and answers simple questions about them::
+
+    from ragtrail.testing import capture_records
+    from ragtrail_langchain import RagtrailCallbackHandler
+
+    with capture_records() as captured:
+        chain.invoke("what is WAL?", config={"callbacks": [RagtrailCallbackHandler(captured)]})
+    assert [run.kind.value for run in captured.runs()] == ["chain", "retriever", "llm"]
+    assert captured.llm_calls()[0].token_usage.input_tokens == 12
+
+Records are what the Recorder hands its sink: redacted, bounded and priced exactly as in
+production; nothing is written anywhere. Thread-safe: callbacks may run in any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .capture import CaptureConfig, PricerLike, Recorder
+from .redaction import Redactor
+from .schemas import AppContext, CapturedRun, DocStage, DocumentLink, LLMMetadata, Run, RunKind
+from .sink import ListSink
+
+__all__ = ["CapturingTrail", "ListSink", "capture_records"]
+
+
+class CapturingTrail:
+    """A stand-in for :class:`ragtrail.Trail` that keeps records in memory.
+
+    Args:
+        config, redactor, pricer, app: as for :class:`ragtrail.capture.Recorder` (the
+            defaults are a Trail's: default limits, no redaction rules, genai-prices).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: CaptureConfig | None = None,
+        redactor: Redactor | None = None,
+        pricer: PricerLike | None = None,
+        app: AppContext | None = None,
+    ) -> None:
+        self.sink = ListSink()
+        self.recorder = Recorder(self.sink, config=config, redactor=redactor, pricer=pricer,
+                                 app=app)
+
+    @property
+    def records(self) -> list[CapturedRun]:
+        """Every finished run, in the order they finished."""
+        return self.sink.snapshot()
+
+    def runs(self, *, kind: RunKind | str | None = None, name: str | None = None,
+             trace_id: str | None = None) -> list[Run]:
+        """The finished runs, in start order (a trace's runs depth-first, like lineage),
+        optionally only those of one kind, name or trace."""
+        wanted = RunKind(kind) if kind is not None else None
+        found = [r.run for r in self.records
+                 if (wanted is None or r.run.kind is wanted)
+                 and (name is None or r.run.name == name)
+                 and (trace_id is None or r.run.trace_id == trace_id)]
+        return sorted(found, key=lambda run: run.path)
+
+    def run(self, name: str) -> Run:
+        """The one finished run named ``name``; ``LookupError`` for none or several."""
+        found = self.runs(name=name)
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} runs named {name!r}, expected one: "
+                              f"{sorted({r.name for r in self.runs()})}")
+        return found[0]
+
+    def llm_calls(self) -> list[LLMMetadata]:
+        """The model calls' metadata, in the start order of their runs."""
+        by_id = {r.run.id: r.llm for r in self.records if r.llm is not None}
+        return [by_id[run.id] for run in self.runs() if run.id in by_id]
+
+    def links(self, stage: DocStage | str | None = None) -> list[DocumentLink]:
+        """Links between runs and documents (retrieved, reranked, in_prompt), optionally
+        of one stage, in the start order of their runs and then by rank."""
+        wanted = DocStage(stage) if stage is not None else None
+        order = {run.id: i for i, run in enumerate(self.runs())}
+        found = [link for r in self.records for link in r.links
+                 if wanted is None or link.stage is wanted]
+        return sorted(found, key=lambda link: (order.get(link.run_id, -1), link.rank))
+
+    def trace_ids(self) -> list[str]:
+        """The distinct trace ids, in the order their first run started."""
+        return list(dict.fromkeys(run.trace_id for run in self.runs()))
+
+    def clear(self) -> None:
+        """Forget the records captured so far (open runs stay open)."""
+        self.sink.clear()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Nothing to wait for (a Trail's flush, for code written against one)."""
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Store runs still open as ``abandoned`` (as a Trail does) and refuse later ones."""
+        self.recorder.abandon_all()
+        return self.sink.close(timeout_s)
+
+    def __enter__(self) -> CapturingTrail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def capture_records(**kwargs: Any) -> Iterator[CapturingTrail]:
+    """A :class:`CapturingTrail` for the ``with`` block, closed at its end (runs still
+    open become ``abandoned`` records). Keyword arguments go to :class:`CapturingTrail`."""
+    trail = CapturingTrail(**kwargs)
+    try:
+        yield trail
+    finally:
+        trail.close()
