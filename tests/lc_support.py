@@ -27,6 +27,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 from ragtrail import Trail
 from ragtrail.query import Lineage
+from ragtrail.schemas import content_hash
 
 MODEL = "gpt-4o-mini"
 MODEL_VERSION = "gpt-4o-mini-2024-07-18"
@@ -149,10 +150,7 @@ class ScoredRetriever(BaseRetriever):
 
 def make_retriever(k: int = 4) -> ScoredRetriever:
     """A retriever over :data:`CORPUS` with a deterministic fake embedding."""
-    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))
-    store.add_documents([Document(id=doc_id, page_content=text, metadata={"source": doc_id})
-                         for doc_id, text in CORPUS])
-    return ScoredRetriever(store=store, k=k)
+    return ScoredRetriever(store=make_vector_store(), k=k)
 
 
 def overlap(question: str, text: str) -> float:
@@ -245,3 +243,131 @@ def assert_same_tree(lineage: Lineage, collected: list[LCRun],
     got = {run.id: (run.parent_id, run.name, str(run.kind)) for run in lineage.runs
            if run.id in expected}
     assert got == expected
+
+
+# -- tool-calling agents (LangGraph, create_agent) ------------------------------------
+
+
+class ToolCallingChat(FakeOpenAIChat):
+    """:class:`FakeOpenAIChat` that calls its first bound tool when the last message is
+    the user's, and answers once a tool result came back (like a model following a
+    ReAct prompt). Deterministic per question, so concurrent requests are safe.
+
+    ``bind_tools`` is the only addition to a real chat model here: it binds the tools in
+    OpenAI's format, as ``ChatOpenAI.bind_tools`` does, so LangChain reports them in the
+    invocation params.
+    """
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None,
+                   **kwargs: Any) -> Runnable[Any, BaseMessage]:
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        bound = [convert_to_openai_tool(t) for t in tools]
+        extra = {"tool_choice": tool_choice} if tool_choice else {}
+        return self.bind(tools=bound, **extra, **kwargs)
+
+    def _decide(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        tools = kwargs.get("tools") or []
+        last = messages[-1]
+        if tools and last.type == "human":
+            question = str(last.content)
+            name = tools[0]["function"]["name"]
+            call_id = "call_" + content_hash(question)[:12]
+            return AIMessage(content="", tool_calls=[
+                {"name": name, "args": {"query": question}, "id": call_id}],
+                usage_metadata=usage_for(messages, question),
+                response_metadata={**self._metadata(), "finish_reason": "tool_calls"})
+        human = next((m for m in reversed(messages) if m.type == "human"), last)
+        answer = f"The context answers: {human.content}"
+        return AIMessage(content=answer, usage_metadata=usage_for(messages, answer),
+                         response_metadata=self._metadata())
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None,
+                  **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self._decide(messages, kwargs))])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        import json
+
+        message = self._decide(messages, kwargs)
+        if message.tool_calls:
+            call = message.tool_calls[0]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[
+                {"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"],
+                 "index": 0}]))
+        else:
+            for i, word in enumerate(str(message.content).split(" ")):
+                yield ChatGenerationChunk(message=AIMessageChunk(content=word if i == 0
+                                                                 else f" {word}"))
+        yield ChatGenerationChunk(message=AIMessageChunk(
+            content="", usage_metadata=message.usage_metadata,
+            response_metadata=message.response_metadata, chunk_position="last"))
+
+
+def make_vector_store() -> InMemoryVectorStore:
+    """:data:`CORPUS` in an in-memory vector store with a deterministic fake embedding."""
+    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))
+    store.add_documents([Document(id=doc_id, page_content=text, metadata={"source": doc_id})
+                         for doc_id, text in CORPUS])
+    return store
+
+
+def make_retrieve_tool(store: InMemoryVectorStore, k: int = 2) -> Any:
+    """The "Build a RAG App: Part 2" retrieve tool: content and artifact (the documents,
+    with their similarity score in metadata)."""
+    from langchain_core.tools import tool
+
+    @tool(response_format="content_and_artifact")
+    def retrieve(query: str) -> tuple[str, list[Document]]:
+        """Retrieve information related to a query."""
+        pairs = store.similarity_search_with_score(query, k=k)
+        docs = [Document(id=d.id, page_content=d.page_content,
+                         metadata={**d.metadata, "score": round(float(s), 6)})
+                for d, s in pairs]
+        serialized = "\n\n".join(f"Source: {d.metadata}\nContent: {d.page_content}"
+                                 for d in docs)
+        return serialized, docs
+
+    return retrieve
+
+
+def build_rag_graph(model: BaseChatModel, store: InMemoryVectorStore, *,
+                    checkpointer: Any = None) -> Any:
+    """The "Build a RAG App: Part 2" graph: StateGraph(MessagesState), query_or_respond
+    -> ToolNode(retrieve) -> generate, with tools_condition, compiled with a checkpointer."""
+    from langchain_core.messages import SystemMessage
+    from langgraph.graph import END, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    retrieve = make_retrieve_tool(store)
+
+    def query_or_respond(state: MessagesState) -> dict[str, Any]:
+        response = model.bind_tools([retrieve]).invoke(state["messages"])  # type: ignore[attr-defined]
+        return {"messages": [response]}
+
+    def generate(state: MessagesState) -> dict[str, Any]:
+        recent = []
+        for message in reversed(state["messages"]):
+            if message.type != "tool":
+                break
+            recent.append(message)
+        docs_content = "\n\n".join(str(m.content) for m in reversed(recent))
+        system = ("You are an assistant for question-answering tasks. Use the following "
+                  "pieces of retrieved context to answer the question.\n\n" + docs_content)
+        conversation = [m for m in state["messages"]
+                        if m.type in ("human", "system") or (m.type == "ai" and not m.tool_calls)]
+        return {"messages": [model.invoke([SystemMessage(system), *conversation])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node(query_or_respond)
+    builder.add_node(ToolNode([retrieve]))
+    builder.add_node(generate)
+    builder.set_entry_point("query_or_respond")
+    builder.add_conditional_edges("query_or_respond", tools_condition,
+                                  {END: END, "tools": "tools"})
+    builder.add_edge("tools", "generate")
+    builder.add_edge("generate", END)
+    return builder.compile(checkpointer=checkpointer)

@@ -126,6 +126,8 @@ class Received:
     response_id: str
     status: int = 200
     first_chunk_at: float | None = None  # time.monotonic() when the first event was sent
+    #: The tool call answered instead of text ({id, name, arguments}), when scripted.
+    tool_call: dict[str, Any] | None = None
 
     @property
     def streamed(self) -> bool:
@@ -140,6 +142,7 @@ class ProviderServer:
     first_chunk_delay_s: float = 0.0
     requests: list[Received] = field(default_factory=list)
     _failures: deque[Failure] = field(default_factory=deque)
+    _tool_calls: deque[dict[str, Any]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -190,6 +193,15 @@ class ProviderServer:
         with self._lock:
             self._failures.extend([Failure(malformed=True)] * times)
 
+    def tool_call_next(self, name: str, arguments: dict[str, Any]) -> str:
+        """Answer the next (non-streamed) request with a call of tool ``name`` instead of
+        text: OpenAI ``tool_calls`` (finish ``tool_calls``), Anthropic a ``tool_use``
+        block (stop ``tool_use``). Returns the call's id."""
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._tool_calls.append({"id": call_id, "name": name, "arguments": arguments})
+        return call_id
+
     def last(self, api: str | None = None) -> Received:
         """The most recent request (to ``api`` when given)."""
         with self._lock:
@@ -201,6 +213,8 @@ class ProviderServer:
     def _record(self, received: Received) -> Failure | None:
         with self._lock:
             self.requests.append(received)
+            if self._tool_calls and not received.streamed:
+                received.tool_call = self._tool_calls.popleft()
             return self._failures.popleft() if self._failures else None
 
 
@@ -327,12 +341,20 @@ def _error_body(api: str, status: int) -> dict[str, Any]:
 
 
 def _openai_completion(received: Received) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": ANSWER, "refusal": None}
+    finish = "stop"
+    if received.tool_call is not None:
+        call = received.tool_call
+        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+            {"id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}]}
+        finish = "tool_calls"
     return {
         "id": received.response_id, "object": "chat.completion", "created": int(time.time()),
         "model": _model(received.body), "system_fingerprint": SYSTEM_FINGERPRINT,
         "service_tier": _tier(received.body),
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": ANSWER, "refusal": None}}],
+        "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
+                     "message": message}],
         "usage": OPENAI_USAGE,
     }
 
@@ -358,10 +380,17 @@ def _openai_events(received: Received) -> Iterator[str]:
 
 
 def _anthropic_message(received: Received) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "text", "text": ANSWER}]
+    stop = "end_turn"
+    if received.tool_call is not None:
+        call = received.tool_call
+        content = [{"type": "tool_use", "id": call["id"], "name": call["name"],
+                    "input": call["arguments"]}]
+        stop = "tool_use"
     return {
         "id": received.response_id, "type": "message", "role": "assistant",
-        "model": _model(received.body), "content": [{"type": "text", "text": ANSWER}],
-        "stop_reason": "end_turn", "stop_sequence": None, "usage": ANTHROPIC_USAGE,
+        "model": _model(received.body), "content": content,
+        "stop_reason": stop, "stop_sequence": None, "usage": ANTHROPIC_USAGE,
     }
 
 

@@ -139,7 +139,7 @@ def test_template_with_placeholder_and_tool_messages(trail: Trail) -> None:
     assert meta.prompt_variables["question"] == "And in one word?"
     messages = meta.messages or []
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "user"]
-    assert messages[2]["tool_calls"][0]["args"] == {"term": "WAL"}
+    assert messages[2]["tool_calls"] == [{"id": "call_1", "name": "lookup", "arguments": {"term": "WAL"}}]
     assert messages[3]["tool_call_id"] == "call_1"
 
 

@@ -32,7 +32,7 @@ from ragtrail.store import (
     upgrade_database,
 )
 
-RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links"}
+RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions"}
 
 
 @contextlib.contextmanager

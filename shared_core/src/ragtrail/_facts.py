@@ -63,4 +63,8 @@ def replay_spec(call: LLMCallRecord) -> dict[str, Any]:
     if meta.prompt_template is not None:
         spec["prompt_template"] = meta.prompt_template
         spec["prompt_variables"] = meta.prompt_variables
+    if meta.tools is not None:
+        spec["tools"] = meta.tools
+    if meta.tool_choice is not None:
+        spec["tool_choice"] = meta.tool_choice
     return spec

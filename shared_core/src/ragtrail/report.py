@@ -262,7 +262,11 @@ def trace_tree(lineage: Lineage) -> Group:
     tree = Tree("", hide_root=True)
 
     def add(node: RunNode, parent: Tree) -> None:
-        branch = parent.add(_run_label(node.run, llm.get(node.run.id)))
+        call = llm.get(node.run.id)
+        branch = parent.add(_run_label(node.run, call))
+        if call is not None and call.tool_calls:
+            branch.add(Text(f"tool calls: {_tool_calls_text(call.tool_calls)}",
+                            style="dim"))
         for use in docs.get(node.run.id, []):
             score = "-" if use.score is None else f"{use.score:.3f}"
             source = use.metadata.get("source") or use.document_id
@@ -334,10 +338,22 @@ def _llm_table(call: LLMCallRecord) -> Table:
         ("latency", f"{format_ms(perf.total_duration_ms if perf else None)}, first token "
                     f"{format_ms(perf.time_to_first_token_ms if perf else None)}"),
         ("finish", f"{response.finish_reason if response else '-'}"),
+        ("tools offered", ", ".join(t.get("name", "?") for t in meta.tools) if meta.tools
+         else "-"),
+        ("tool calls", _tool_calls_text(meta.tool_calls)),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _tool_calls_text(calls: Sequence[dict[str, Any]] | None) -> str:
+    """``name(arguments) id=...`` per tool call the model made, or ``-``."""
+    if not calls:
+        return "-"
+    return "; ".join(
+        f"{c.get('name')}({_short(json.dumps(c.get('arguments'), default=str), 80)})"
+        f" id={c.get('id') or '-'}" for c in calls)
 
 
 # -- tables ----------------------------------------------------------------------------
@@ -348,7 +364,8 @@ def _when(value: Any) -> str:
 
 
 def traces_table(rows: Sequence[TraceSummary]) -> FitTable:
-    """Recent traces: trace id, time, status, cost, question, name, app, duration, tokens."""
+    """Recent traces: trace id, time, status, cost, question, answer, name, app, duration,
+    tokens."""
     return FitTable("Traces", [
         _Column("trace", [r.trace_id for r in rows], is_id=True),
         _Column("started (UTC)", [_when(r.started_at) for r in rows], drop=3, least=10),
@@ -357,6 +374,7 @@ def traces_table(rows: Sequence[TraceSummary]) -> FitTable:
                 drop=4, justify="right", least=9),
         _Column("question", [_short(r.question, 60) for r in rows], drop=1, least=12,
                 flex=True),
+        _Column("answer", [_short(r.answer, 60) for r in rows], drop=8, least=10, flex=True),
         _Column("name", [r.name for r in rows], drop=5, least=8, flex=True),
         _Column("app", [r.app_name or "-" for r in rows], drop=6, flex=True),
         _Column("duration", [format_ms(r.duration_ms) for r in rows], drop=7,

@@ -30,7 +30,7 @@ from .query import (
     usage,
 )
 from .redaction import RedactionConfig, Redactor
-from .schemas import Framework, RunKind
+from .schemas import DocStage, Framework, RunKind
 from .sink import Sink
 from .store import SqlStore, open_store
 
@@ -278,10 +278,12 @@ class Trail:
             session_id=session_id, status=status, model=model,
         )
 
-    def answers_using(self, document: str, *, limit: int | None = None) -> list[DocumentUsage]:
+    def answers_using(self, document: str, *, limit: int | None = None,
+                      min_stage: DocStage | str | None = None) -> list[DocumentUsage]:
         """Traces whose answers used ``document`` (its id or content hash), with the stage,
-        newest first; ``limit`` keeps only the newest ``limit`` of them."""
-        return answers_using(self._store.engine, document, limit=limit)
+        newest first; ``limit`` keeps only the newest ``limit`` of them; ``min_stage``
+        (e.g. ``"in_prompt"``) only those where the document got at least that far."""
+        return answers_using(self._store.engine, document, limit=limit, min_stage=min_stage)
 
     def usage(
         self,

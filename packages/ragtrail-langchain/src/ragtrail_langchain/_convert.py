@@ -18,6 +18,7 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.prompt_values import ChatPromptValue, PromptValue
 
 from ragtrail.capture import guarded, register_converter
+from ragtrail.conventions import tool_call_list
 
 __all__ = ["document_dict", "message_dict", "messages_of", "plain", "run_name"]
 
@@ -48,11 +49,13 @@ def message_dict(message: BaseMessage) -> dict[str, Any] | None:
     if "name" in fields and message.name:
         out["name"] = message.name
     tool_calls = getattr(message, "tool_calls", None) if "tool_calls" in fields else None
-    if tool_calls:
-        out["tool_calls"] = [dict(call) for call in tool_calls]
+    if tool_calls:  # in ragtrail's canonical shape {id, name, arguments}
+        out["tool_calls"] = tool_call_list([dict(call) for call in tool_calls])
     tool_call_id = getattr(message, "tool_call_id", None) if "tool_call_id" in fields else None
     if tool_call_id:
         out["tool_call_id"] = tool_call_id
+        if getattr(message, "status", None) == "error":  # a ToolMessage reporting a failure
+            out["status"] = "error"
     return out
 
 

@@ -18,7 +18,7 @@ from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import AppContext, Framework, MetaKey, RunKind, RunStatus
 
 from . import _convert  # noqa: F401  (registers the LangChain converters)
-from ._names import CANCEL_ERRORS, RETRY_TAG_PREFIX
+from ._names import CANCEL_ERRORS, LG_THREAD_ID, LS_INTEGRATION, RETRY_TAG_PREFIX
 from ._state import RunState, RunTable
 
 __all__ = ["UNSET", "HandlerCore", "StreamAbandoned"]
@@ -105,11 +105,12 @@ class HandlerCore(BaseCallbackHandler):
             app_version=given[MetaKey.APP_VERSION.value] or self.app_version,
             request_type=given[MetaKey.REQUEST_TYPE.value],
         )
-        return meta, {
-            "user_id": user_id,
-            "session_id": given[MetaKey.SESSION_ID.value] or self.session_id,
-            "app": app,
-        }
+        # A LangGraph thread is the conversation: its id is the session when the
+        # application named none (LangGraph copies configurable.thread_id to metadata).
+        thread = meta.get(LG_THREAD_ID)
+        session = given[MetaKey.SESSION_ID.value] or self.session_id or (
+            str(thread) if isinstance(thread, (str, int)) and thread != "" else None)
+        return meta, {"user_id": user_id, "session_id": session, "app": app}
 
     def _start(
         self,
@@ -126,7 +127,8 @@ class HandlerCore(BaseCallbackHandler):
             self._sweep()
         parent_key = str(parent_run_id) if parent_run_id is not None else None
         state = RunState(str(run_id), kind, parent_key, lc_root=parent_run_id is None,
-                         marked=marked)
+                         marked=marked, name=name,
+                         integration=str((metadata or {}).get(LS_INTEGRATION) or ""))
         if not self._runs.claim(state):
             return None  # this handler is attached to the run more than once
         recorder = self.recorder

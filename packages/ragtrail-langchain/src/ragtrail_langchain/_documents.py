@@ -13,7 +13,7 @@ from ragtrail.schemas import content_hash
 
 from ._names import SCORE_KEYS
 
-__all__ = ["DocList", "Reranking", "doc_list", "docs_in", "reranking"]
+__all__ = ["DocList", "Reranking", "doc_list", "docs_in", "reranking", "tool_docs"]
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,11 @@ class DocList:
     documents: tuple[Document, ...]
     hashes: tuple[str, ...]
 
-    def inputs(self, input_ranks: Sequence[int | None] | None = None) -> list[DocumentInput]:
+    def inputs(self, input_ranks: Sequence[int | None] | None = None,
+               source_ids: Sequence[str | None] | None = None) -> list[DocumentInput]:
         """ragtrail document inputs, in order, with scores from the metadata."""
         ranks = list(input_ranks) if input_ranks is not None else [None] * len(self.documents)
+        sources = list(source_ids) if source_ids is not None else [None] * len(self.documents)
         return [
             DocumentInput(
                 text=doc.page_content,
@@ -34,8 +36,10 @@ class DocList:
                 score=score_of(doc),
                 input_rank=rank,
                 content_hash=digest,
+                source_id=source,
             )
-            for doc, rank, digest in zip(self.documents, ranks, self.hashes, strict=True)
+            for doc, rank, digest, source in zip(self.documents, ranks, self.hashes, sources,
+                                                 strict=True)
         ]
 
 
@@ -73,12 +77,40 @@ def docs_in(value: Any) -> DocList | None:
     return None
 
 
+@guarded(default=None)
+def tool_docs(output: Any) -> DocList | None:
+    """Documents a tool returned: its output itself (a ``Document`` or a list of them),
+    or the artifact of the ``ToolMessage`` it produced (``@tool(response_format=
+    "content_and_artifact")`` called with a tool call, as ``ToolNode`` and agents do),
+    or the first list of documents in a dict artifact."""
+    if isinstance(output, Document):
+        return doc_list([output])
+    found = doc_list(output)
+    if found is not None:
+        return found
+    artifact = getattr(output, "artifact", None) if hasattr(output, "tool_call_id") else None
+    if artifact is None:
+        return None
+    if isinstance(artifact, Document):
+        return doc_list([artifact])
+    return docs_in(artifact)
+
+
 @dataclass(frozen=True)
 class Reranking:
-    """Output documents of a reranking step and where each stood in its input."""
+    """Output documents of a reranking step and where each stood in its input.
+
+    A piece cut from an input document (a splitter in a compressor pipeline) stands at
+    its source's rank, and names its source (the source's id, else its content hash).
+    """
 
     output: DocList
     input_ranks: tuple[int, ...]
+    source_ids: tuple[str | None, ...] | None = None
+
+    def inputs(self) -> list[DocumentInput]:
+        """The output documents as ragtrail inputs, with input ranks and sources."""
+        return self.output.inputs(self.input_ranks, self.source_ids)
 
 
 @guarded(default=None)
@@ -91,12 +123,32 @@ def reranking(source: DocList, output: DocList, *, explicit: bool = False) -> Re
     first_rank: dict[str, int] = {}
     for rank, digest in enumerate(source.hashes):
         first_rank.setdefault(digest, rank)
-    if any(digest not in first_rank for digest in output.hashes):
-        return None
-    ranks = tuple(first_rank[d] for d in output.hashes)
+    ranks: list[int] = []
+    sources: list[str | None] = []
+    for doc, digest in zip(output.documents, output.hashes, strict=True):
+        at = first_rank.get(digest)
+        origin = None
+        if at is None:  # not a copy: a piece of an input document, or something new
+            at = _containing(source, doc.page_content)
+            if at is None:
+                return None
+            origin = source.documents[at].id or source.hashes[at]
+        ranks.append(at)
+        sources.append(origin)
     changed = (
         output.hashes != source.hashes
         or any(score_of(o) != score_of(source.documents[r])
                for o, r in zip(output.documents, ranks, strict=True))
     )
-    return Reranking(output, ranks) if changed or explicit else None
+    if not (changed or explicit):
+        return None
+    return Reranking(output, tuple(ranks), tuple(sources) if any(sources) else None)
+
+
+def _containing(source: DocList, text: str) -> int | None:
+    """Rank of the first input document whose text contains ``text`` (a split piece)."""
+    piece = text.strip()
+    if not piece:
+        return None
+    return next((rank for rank, doc in enumerate(source.documents)
+                 if piece in doc.page_content), None)

@@ -6,10 +6,11 @@ from typing import Any
 from uuid import UUID
 
 from ragtrail.capture import guarded
-from ragtrail.schemas import RunKind
+from ragtrail.schemas import DocStage, RunKind
 
 from ._convert import plain, run_name
 from ._core import StreamAbandoned
+from ._documents import tool_docs
 from ._llm_callbacks import LLMCallbacks
 from ._steps import StepCallbacks
 
@@ -53,10 +54,15 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
 
     @guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Close a tool run."""
+        """Close a tool run; documents it returned (or carried as the artifact of its
+        tool message) are linked to it at stage ``retrieved``, as a retriever's are."""
         state = self._state(run_id)
-        if state is not None:
-            self._end(state, output)
+        if state is None:
+            return
+        docs = tool_docs(output)
+        if docs is not None:
+            self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
+        self._end(state, output)
 
     @guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

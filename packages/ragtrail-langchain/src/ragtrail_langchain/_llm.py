@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
 
 from ragtrail.capture import guarded
+from ragtrail.conventions import tool_call_list, tool_definitions
 from ragtrail.providers import (
     CACHE_CREATION,
     anthropic_usage,
@@ -197,6 +198,9 @@ def llm_start_metadata(
     extra = _extra_params(params)
     if extra:
         out["provider_specific"] = {"invocation_params": extra}
+    out["tools"] = tool_definitions(params.get("tools") or params.get("functions"))
+    choice = params.get("tool_choice")
+    out["tool_choice"] = choice if choice not in (None, "") else None
     if messages is not None:
         out["messages"] = messages_of(messages)
     if prompt is not None:
@@ -317,6 +321,15 @@ def output_text(response: LLMResult) -> str | None:
     return "\n\n".join(texts) if texts else None
 
 
+@guarded(default=None)
+def _tool_calls(generation: Generation | None) -> list[dict[str, Any]] | None:
+    """The tool calls of the answer: ``AIMessage.tool_calls`` (LangChain's parsed form,
+    the same for every provider)."""
+    message = generation.message if isinstance(generation, ChatGeneration) else None
+    calls = getattr(message, "tool_calls", None)
+    return tool_call_list([dict(call) for call in calls]) if calls else None
+
+
 def llm_end_metadata(response: LLMResult, now: datetime) -> dict[str, Any]:
     """What is known when the call ends: usage, response metadata, limits, output."""
     generation = _first_generation(response)
@@ -336,4 +349,5 @@ def llm_end_metadata(response: LLMResult, now: datetime) -> dict[str, Any]:
     if isinstance(provider, str) and provider:
         specific["model_provider"] = provider
     out["provider_specific"] = specific or None
+    out["tool_calls"] = _tool_calls(generation)
     return {k: v for k, v in out.items() if v is not None}

@@ -52,5 +52,16 @@ def env_flag(name: str) -> bool:
     """
     return os.environ.get(name, "") not in ("", "0", "false", "False")
 
+#: Metadata LangGraph sets on every run of a graph: the thread (``configurable.thread_id``)
+#: and the integration that built the runnable.
+LG_THREAD_ID = "thread_id"
+LS_INTEGRATION = "ls_integration"
+#: ``ls_integration`` of the graph built by LangChain v1's ``create_agent``.
+CREATE_AGENT_INTEGRATION = "langchain_create_agent"
+#: LangGraph's prebuilt ``create_react_agent``: its model node, and the function the node
+#: runs (sync and async), which identify the graph holding them as an agent.
+REACT_AGENT_NODE = "agent"
+REACT_AGENT_CALLS = frozenset({"call_model", "acall_model"})
+
 #: Name of the reranker run inferred between a retriever and its child retriever.
 INFERRED_RERANKER_NAME = "InferredReranker"

@@ -29,6 +29,8 @@ class RunState:
     parent: str | None  # parent's key when this handler records the parent too
     lc_root: bool  # LangChain reported no parent run
     marked: bool = False  # carries the explicit reranker mark
+    name: str = ""
+    integration: str = ""  # ls_integration metadata (langgraph, langchain_create_agent)
     owned: bool = True  # False: another handler on the same Recorder records it
     copies: int = 1  # how many times this handler is attached to the run
     seen: dict[str, int] = field(default_factory=dict)

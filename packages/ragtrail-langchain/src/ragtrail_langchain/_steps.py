@@ -12,8 +12,17 @@ from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
-from ._documents import DocList, doc_list, docs_in, reranking
-from ._names import INFERRED_RERANKER_NAME, KIND_KEY, RERANKER_MARK, RUN_TYPE_KINDS
+from ._documents import DocList, Reranking, doc_list, docs_in, reranking
+from ._names import (
+    CREATE_AGENT_INTEGRATION,
+    INFERRED_RERANKER_NAME,
+    KIND_KEY,
+    LS_INTEGRATION,
+    REACT_AGENT_CALLS,
+    REACT_AGENT_NODE,
+    RERANKER_MARK,
+    RUN_TYPE_KINDS,
+)
 from ._prompt import template_name, template_text
 from ._state import RunState
 
@@ -43,12 +52,17 @@ class StepCallbacks(HandlerCore):
         parent = self._state(parent_run_id) if parent_run_id else None
         if marked and not (parent is not None and parent.marked):
             kind = RunKind.RERANKER  # the outermost run carrying the mark
+        elif ((metadata or {}).get(LS_INTEGRATION) == CREATE_AGENT_INTEGRATION
+              and (parent is None or parent.integration != CREATE_AGENT_INTEGRATION)):
+            kind = RunKind.AGENT  # the graph create_agent built (its nodes inherit the mark)
         deferred = bool(kwargs.get("defers_inputs"))  # streaming: inputs come at the end
         name = run_name(serialized, kwargs.get("name"), "Unnamed") or "Unnamed"
         state = self._start(run_id, parent_run_id, kind, name, None if deferred else inputs,
                             tags, metadata, marked=marked)
         if state is None:
             return
+        if name in REACT_AGENT_CALLS and parent is not None:
+            self._react_agent(parent)
         if kind is RunKind.PROMPT:
             template = template_text(serialized)
             if template:
@@ -59,6 +73,13 @@ class StepCallbacks(HandlerCore):
                 )
         elif not deferred:
             state.input_docs = docs_in(inputs)
+
+    def _react_agent(self, node: RunState) -> None:
+        """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
+        graph = self._runs.parent_of(node) if node.name == REACT_AGENT_NODE else None
+        if graph is not None and graph.kind is RunKind.CHAIN:
+            graph.kind = RunKind.AGENT
+            self.recorder.set_kind(graph.key, RunKind.AGENT)
 
     @guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -95,8 +116,7 @@ class StepCallbacks(HandlerCore):
             return None
         if state.kind is not RunKind.RERANKER:
             self.recorder.set_kind(state.key, RunKind.RERANKER)
-        self.recorder.add_documents(state.key, found.output.inputs(found.input_ranks),
-                                    stage=DocStage.RERANKED)
+        self.recorder.add_documents(state.key, found.inputs(), stage=DocStage.RERANKED)
         return out.hashes
 
     # -- retrievers ----------------------------------------------------------------------
@@ -132,16 +152,14 @@ class StepCallbacks(HandlerCore):
             elif state.child_retrievers == 1 and state.child_docs is not None and (
                 found := reranking(state.child_docs, docs)
             ):
-                self._inferred_reranker(state, state.child_docs, found.output, found.input_ranks)
+                self._inferred_reranker(state, state.child_docs, found)
                 reranked = docs.hashes
             else:
                 self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
         self._runs.report_to_parent(state, docs=docs, reranked=reranked)
         self._end(state, list(documents))
 
-    def _inferred_reranker(
-        self, state: RunState, source: DocList, output: DocList, ranks: Sequence[int]
-    ) -> None:
+    def _inferred_reranker(self, state: RunState, source: DocList, found: Reranking) -> None:
         # LangChain emits no callback for document compressors, so a reranker inside a
         # ContextualCompressionRetriever is inferred from the child and parent outputs.
         recorder = self.recorder
@@ -151,8 +169,8 @@ class StepCallbacks(HandlerCore):
                            framework=Framework.LANGCHAIN, parent_id=state.key,
                            inputs={"documents": plain(list(source.documents), limit)},
                            metadata={"inferred": True})
-        recorder.add_documents(rid, output.inputs(ranks), stage=DocStage.RERANKED)
-        recorder.end_run(rid, outputs=plain(list(output.documents), limit))
+        recorder.add_documents(rid, found.inputs(), stage=DocStage.RERANKED)
+        recorder.end_run(rid, outputs=plain(list(found.output.documents), limit))
 
     @guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

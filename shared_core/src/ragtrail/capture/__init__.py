@@ -10,9 +10,10 @@ from ..guard import guarded
 from .ambient import ambient_parents, register_parent_provider
 from .config import CaptureConfig
 from .converters import Converter, register_converter
-from .recorder import DocumentInput, PricerLike, Recorder
+from .recorder import SOURCE_ID_KEY, DocumentInput, PricerLike, Recorder
 
 __all__ = [
+    "SOURCE_ID_KEY",
     "CaptureConfig",
     "Converter",
     "DocumentInput",

@@ -22,6 +22,8 @@ from ..guard import error_counter, guarded, report_failure
 from ..providers import cache_write_1h_tokens, resolve_provider
 from ..redaction import Redactor
 from ..schemas import (
+    NON_ANSWERING_KINDS,
+    ROLE_KEY,
     AppContext,
     CapturedRun,
     DocStage,
@@ -36,6 +38,7 @@ from ..schemas import (
     RunError,
     RunKind,
     RunStatus,
+    StepRole,
     bounded_key,
     content_hash,
 )
@@ -55,14 +58,19 @@ from ._values import (
 from .ambient import ambient_parents
 from .config import CaptureConfig
 
-__all__ = ["DocumentInput", "PricerLike", "Recorder"]
+__all__ = ["SOURCE_ID_KEY", "DocumentInput", "PricerLike", "Recorder"]
+
+#: Document metadata key holding the id of the document a piece was cut from.
+SOURCE_ID_KEY = "ragtrail_source_id"
 
 _UNSET: Any = object()
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
 _AGE_SCAN_EVERY = 256
 _PROBE_CHARS = 200
+_ROLES = frozenset(role.value for role in StepRole)
 _TEXT_FIELDS = frozenset(
-    {"messages", "prompt_text", "output_text", "prompt_variables", "prompt_template"})
+    {"messages", "prompt_text", "output_text", "prompt_variables", "prompt_template",
+     "tools", "tool_calls", "tool_choice"})
 
 
 class PricerLike(Protocol):
@@ -96,6 +104,11 @@ class DocumentInput:
     input_rank: int | None = None
     #: ``content_hash(text)`` when the adapter has it already (computed when None).
     content_hash: str | None = None
+    #: Id of the document this one was cut from when a step changed its text (a
+    #: splitter, an extractor): it becomes this document's id when it has none of its
+    #: own, and is kept in its metadata under ``ragtrail_source_id``, so that
+    #: ``answers_using(source_id)`` finds the answers built from its pieces.
+    source_id: str | None = None
 
 
 #: The last second formatted by _segment, as (second's datetime fields, text).
@@ -302,6 +315,24 @@ class Recorder:
 
         self._update(run_id, "add_metadata", apply)
 
+    def is_answering(self, run_id: object) -> bool:
+        """Whether an LLM call made in this open run may produce (part of) the answer.
+
+        The in-prompt rule: a document is linked ``in_prompt`` only when its text reached
+        the prompt of an *answering* LLM call. A call is not answering when one of its
+        ancestors is a run of a kind in :data:`~ragtrail.schemas.NON_ANSWERING_KINDS`
+        (a retriever, a reranker, a parser, an embedding step: the LLM of a reranker or
+        filter, a query rewriter, a parser's retry) or when it or an ancestor declares a
+        :class:`~ragtrail.schemas.StepRole` under :data:`~ragtrail.schemas.ROLE_KEY` in
+        its metadata (an evaluator, a query rewriter written as a chain). The Recorder
+        applies the rule itself in :meth:`update_llm`; adapters only have to give such
+        steps their kind (e.g. a LlamaIndex postprocessor run is a ``reranker``) *before*
+        the LLM call inside it starts. Ancestors that already ended are not looked at.
+        """
+        with self._lock:
+            run = self._open.get(str(run_id))
+            return run is not None and self._answering(run)
+
     def is_open(self, run_id: object) -> bool:
         """True while a run with this id has started and not ended."""
         return str(run_id) in self._open
@@ -473,7 +504,7 @@ class Recorder:
         data = meta.model_dump(exclude_none=True) if isinstance(meta, LLMMetadata) else dict(meta)
         state = self._traces.get(run.trace_id)
         raw_prompt = prompt_text(data)
-        if raw_prompt and state is not None:
+        if raw_prompt and state is not None and self._answering(run):
             self._link_in_prompt(run, state, raw_prompt)
         conv = self._conv()
         for key, value in data.items():
@@ -494,9 +525,23 @@ class Recorder:
     def _hides(self, key: str) -> bool:
         if key in ("messages", "prompt_text", "prompt_variables"):
             return self.config.hide_inputs
-        if key == "output_text":
+        if key in ("output_text", "tool_calls"):
             return self.config.hide_outputs
         return False
+
+    def _answering(self, run: OpenRun) -> bool:
+        """Whether an LLM call may produce (part of) the answer: neither it nor an
+        ancestor is a non-answering step (see :meth:`is_answering`). Holds the lock."""
+        seen = 0
+        node: OpenRun | None = run
+        while node is not None and seen < 10_000:
+            if node is not run and node.kind in NON_ANSWERING_KINDS:
+                return False
+            if node.metadata.get(ROLE_KEY) in _ROLES:
+                return False
+            node = self._open.get(node.parent_id) if node.parent_id is not None else None
+            seen += 1
+        return True
 
     def _link_in_prompt(self, run: OpenRun, state: TraceState, prompt: str) -> None:
         linked = {link.content_hash for link in run.links if link.stage is DocStage.IN_PROMPT}
@@ -534,11 +579,10 @@ class Recorder:
             conv = self._conv()
             if digest not in run.documents:
                 run.documents[digest] = construct(Document, dict(
-                    document_id=bounded_key(str(doc.document_id)) if doc.document_id
-                    else digest,
+                    document_id=self._document_id(doc, digest, state),
                     content_hash=digest,
                     content=None if self.config.hide_document_content else conv.text(text),
-                    metadata=conv.convert(dict(doc.metadata)) if doc.metadata else {},
+                    metadata=_doc_metadata(conv, doc),
                 ))
             stored = run.documents[digest]
             run.links.append(PendingLink(digest, stored.document_id, stage, rank,
@@ -553,6 +597,20 @@ class Recorder:
             run.truncated = True
             cuts = run.metadata.setdefault("documents_cut", {})
             cuts[stage.value] = cuts.get(stage.value, 0) + cut
+
+    @staticmethod
+    def _document_id(doc: DocumentInput, digest: str, state: TraceState | None) -> str:
+        """The document's own id; else, for a copy (same text, id dropped by a
+        compressor), the id its text already has in this trace; else its source's id;
+        else its content hash."""
+        if doc.document_id:
+            return bounded_key(str(doc.document_id))
+        known = state.documents.get(digest) if state is not None else None
+        if known is not None:
+            return known[1]
+        if doc.source_id:
+            return bounded_key(str(doc.source_id))
+        return digest
 
     def _end(
         self, rid: str, outputs: Any, status: RunStatus, error: RunError | None
@@ -684,6 +742,13 @@ class Recorder:
 
 
 _E = TypeVar("_E", bound=Enum)
+
+
+def _doc_metadata(conv: SafeJson, doc: DocumentInput) -> dict[str, Any]:
+    metadata: dict[str, Any] = conv.convert(dict(doc.metadata)) if doc.metadata else {}
+    if doc.source_id:
+        metadata[SOURCE_ID_KEY] = conv.text(str(doc.source_id))
+    return metadata
 
 
 def _key(value: str | None) -> str | None:

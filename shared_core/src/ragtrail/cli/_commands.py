@@ -126,7 +126,12 @@ def diff(trace_a: str, trace_b: str, db: str | None, as_json: bool) -> None:
 @click.argument("run_id")
 @db_option
 @json_option
-def replay(run_id: str, db: str | None, as_json: bool) -> None:
+@click.option("--format", "fmt", type=click.Choice(["spec", "request", "openai", "anthropic"]),
+              default="spec", show_default=True,
+              help="spec: ragtrail's description; request: the body the call's provider "
+                   "takes (OpenAI chat completions or Anthropic messages); openai, anthropic: "
+                   "that provider's body.")
+def replay(run_id: str, db: str | None, as_json: bool, fmt: str) -> None:
     """Print, as JSON, what is needed to re-issue the LLM call(s) of RUN_ID exactly.
 
     The output is JSON with or without --json: one object for one call, a list for
@@ -135,11 +140,21 @@ def replay(run_id: str, db: str | None, as_json: bool) -> None:
     from .._facts import replay_spec
     from ..errors import NotFoundError
 
+    from ..conventions.requests import provider_request
+
     with open_trail(db) as trail:
         full = resolve(trail, run_id)
         found = trail.lineage(full)
     calls = [c for c in found.llm_calls if c.run_id == full] or found.llm_calls
     if not calls:
         raise NotFoundError(f"trace {found.trace_id} has no LLM call to replay")
-    specs: Any = [replay_spec(c) for c in calls]
+    specs: Any
+    if fmt == "spec":
+        specs = [replay_spec(c) for c in calls]
+    else:
+        try:
+            specs = [provider_request(c.metadata, None if fmt == "request" else fmt)
+                     for c in calls]
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     emit_json(specs[0] if len(specs) == 1 else specs)

@@ -10,16 +10,19 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..conventions import answer_from_messages, messages_in, question_from_messages
 from ..errors import ConfigError
 from ..schemas import LLMCallRecord, LLMMetadata, Run
 from ..store import _tables
 
 __all__ = [
+    "answer_of",
     "as_text",
     "chunks",
     "excerpt",
     "llm_call_from_row",
     "parse_time",
+    "question_of",
     "run_from_row",
     "runs_by_id",
     "time_filters",
@@ -57,6 +60,25 @@ def as_text(value: Any, keys: Sequence[str]) -> str | None:
             if text is not None:
                 return text
     return None
+
+
+def question_of(inputs: Any) -> str | None:
+    """The question of a root run: its input as text (see :func:`as_text`: a string, or
+    one under a question key such as ``question`` or ``input``), else the last user
+    message when its input is a message list or a state holding one (a LangGraph
+    ``MessagesState``, an agent's ``{"messages": [...]}``)."""
+    text = as_text(inputs, QUESTION_KEYS)
+    return text if text is not None else question_from_messages(inputs)
+
+
+def answer_of(outputs: Any) -> str | None:
+    """The answer of a root run: its output as text, else the last assistant message
+    that is not a tool call when its output is a message list or a state holding one
+    (a run that ended on a tool call has no answer)."""
+    text = as_text(outputs, ANSWER_KEYS)
+    if text is not None or messages_in(outputs) is None:
+        return text
+    return answer_from_messages(outputs)
 
 
 def excerpt(text: str | None, max_chars: int = 200) -> str | None:

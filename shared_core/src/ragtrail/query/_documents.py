@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas import DocStage, bounded_key
 from ..store import _tables
-from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, chunks
+from ._common import answer_of, chunks, question_of
 from ._models import DocumentUsage
 
 __all__ = ["answers_using", "links_statement"]
@@ -31,11 +31,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _LINKS_PER_TRACE = 10
 
 
-def links_statement(document: str) -> sa.CompoundSelect[Any]:
-    """The links of a document given by id or content hash (one index lookup each)."""
+def _stages_from(min_stage: DocStage | None) -> list[sa.ColumnElement[bool]]:
+    if min_stage is None or min_stage is DocStage.RETRIEVED:
+        return []
+    return [_links.c.stage.in_([s.value for s in DocStage if s.order >= min_stage.order])]
+
+
+def links_statement(document: str, min_stage: DocStage | None = None
+                    ) -> sa.CompoundSelect[Any]:
+    """The links of a document given by id or content hash (one index lookup each), at
+    ``min_stage`` or later when given."""
+    stages = _stages_from(min_stage)
     return sa.union_all(
-        sa.select(_links).where(_links.c.document_id == document),
-        sa.select(_links).where(_links.c.content_hash == document),
+        sa.select(_links).where(_links.c.document_id == document, *stages),
+        sa.select(_links).where(_links.c.content_hash == document, *stages),
     )
 
 
@@ -76,21 +85,29 @@ def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUs
         stage=DocStage(best.stage),
         rank=best.rank,
         score=best.score,
-        question=as_text(root.inputs, QUESTION_KEYS) if root is not None else None,
-        answer=as_text(root.outputs, ANSWER_KEYS) if root is not None else None,
+        question=question_of(root.inputs) if root is not None else None,
+        answer=answer_of(root.outputs) if root is not None else None,
         started_at=root.started_at if root is not None else None,
     )
 
 
-def answers_using(engine: Engine, document: str, *, limit: int | None = None
-                  ) -> list[DocumentUsage]:
+def answers_using(engine: Engine, document: str, *, limit: int | None = None,
+                  min_stage: DocStage | str | None = None) -> list[DocumentUsage]:
     """Traces that used ``document`` (a document id or content hash), newest first.
 
     Each says the highest stage the document reached in that trace (retrieved <
     reranked < in_prompt) and its best rank and score there. An unknown document
     gives an empty list. ``limit`` keeps the newest ``limit`` traces: for a document
-    used by thousands of answers only those are read.
+    used by thousands of answers only those are read. ``min_stage`` keeps the traces
+    where the document got at least that far (``"in_prompt"``: the answers whose prompt
+    it reached; a document an LLM reranker or filter dropped is not among them), and
+    their links from that stage on.
     """
+    try:
+        wanted = DocStage(min_stage) if min_stage is not None else None
+    except ValueError:
+        valid = ", ".join(s.value for s in DocStage)
+        raise ConfigError(f"unknown stage {min_stage!r}; use one of {valid}") from None
     if not isinstance(document, str) or not document:
         raise ConfigError(f"document must be a non-empty id or content hash, got {document!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
@@ -99,12 +116,13 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None
     document = bounded_key(document)  # a long id is stored bounded
     with engine.connect() as conn:
         if limit is None:
-            rows = conn.execute(links_statement(document)).all()
+            rows = conn.execute(links_statement(document, wanted)).all()
         else:
             cap = limit * _LINKS_PER_TRACE
-            rows = conn.execute(links_statement(document).limit(cap + 1)).all()
+            rows = conn.execute(links_statement(document, wanted).limit(cap + 1)).all()
             if len(rows) > cap:  # a popular document: SQL picks its newest traces
-                rows = [row for row in conn.execute(_newest_links_statement(document, limit))
+                rows = [row for row in conn.execute(
+                            _newest_links_statement(document, limit, wanted))
                         if document in (row.document_id, row.content_hash)]
         by_trace: dict[str, dict[tuple[str, str, str], Any]] = defaultdict(dict)
         for row in rows:  # a link can match both by id and by hash: keep it once
@@ -115,7 +133,8 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None
     return found if limit is None else found[:limit]
 
 
-def _newest_links_statement(document: str, limit: int) -> sa.Select[Any]:
+def _newest_links_statement(document: str, limit: int, min_stage: DocStage | None = None
+                            ) -> sa.Select[Any]:
     """Every link of the ``limit`` newest traces that used ``document``, chosen in SQL.
 
     The traces are ordered like the Python sort of :func:`answers_using` (newest root
@@ -123,9 +142,10 @@ def _newest_links_statement(document: str, limit: int) -> sa.Select[Any]:
     thousands of answers costs one ordered pass over their roots' primary keys, not
     thousands of rows read into Python.
     """
+    stages = _stages_from(min_stage)
     traces = sa.union(
-        sa.select(_links.c.trace_id).where(_links.c.document_id == document),
-        sa.select(_links.c.trace_id).where(_links.c.content_hash == document),
+        sa.select(_links.c.trace_id).where(_links.c.document_id == document, *stages),
+        sa.select(_links.c.trace_id).where(_links.c.content_hash == document, *stages),
     ).subquery()
     newest = (
         sa.select(traces.c.trace_id)
@@ -135,4 +155,4 @@ def _newest_links_statement(document: str, limit: int) -> sa.Select[Any]:
     )
     # By trace id only (the caller keeps this document's links): with the document
     # condition here too, SQLite would rather read every link of the document again.
-    return sa.select(_links).where(_links.c.trace_id.in_(newest.scalar_subquery()))
+    return sa.select(_links).where(_links.c.trace_id.in_(newest.scalar_subquery()), *stages)

@@ -9,8 +9,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import NotFoundError
 from ..schemas import LLMCallRecord, Run, bounded_key
+from ..schemas.flat import TOOL_REF_KEY, expand_tools
 from ..store import _tables
-from ._common import ANSWER_KEYS, QUESTION_KEYS, as_text, llm_call_from_row, run_from_row, sum_cost
+from ._common import (
+    answer_of,
+    chunks,
+    llm_call_from_row,
+    question_of,
+    run_from_row,
+    sum_cost,
+)
 from ._models import DocumentUse, Lineage, RunNode
 
 __all__ = ["lineage"]
@@ -19,6 +27,7 @@ _runs = _tables.runs
 _calls = _tables.llm_calls
 _links = _tables.document_links
 _docs = _tables.documents
+_tools = _tables.tool_definitions
 
 
 def _trace_of(conn: Connection, run_id: str) -> str:
@@ -63,6 +72,22 @@ def _document_uses(conn: Connection, trace_id: str, order: dict[str, int]) -> li
     return uses
 
 
+def _expand_tools(conn: Connection, calls: list[LLMCallRecord]) -> None:
+    """Replace the calls' tool references by the stored definitions (one query)."""
+    wanted = {str(t[TOOL_REF_KEY]) for call in calls for t in call.metadata.tools or ()
+              if isinstance(t, dict) and TOOL_REF_KEY in t}
+    if not wanted:
+        return
+    definitions: dict[str, Any] = {}
+    for batch in chunks(sorted(wanted)):
+        stmt = sa.select(_tools.c.definition_hash, _tools.c.definition).where(
+            _tools.c.definition_hash.in_(batch))
+        definitions.update({row.definition_hash: row.definition for row in conn.execute(stmt)})
+    for call in calls:
+        if call.metadata.tools:
+            call.metadata.tools = expand_tools(call.metadata.tools, definitions)
+
+
 def lineage(engine: Engine, run_id: str) -> Lineage:
     """The lineage of the trace holding ``run_id`` (any run of it, or the trace id).
 
@@ -77,8 +102,9 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
             conn.execute(sa.select(_calls).where(_calls.c.trace_id == trace_id))
         )
         documents = _document_uses(conn, trace_id, order)
-    call_rows.sort(key=lambda row: order.get(row.run_id, len(order)))
-    calls: list[LLMCallRecord] = [llm_call_from_row(row) for row in call_rows]
+        call_rows.sort(key=lambda row: order.get(row.run_id, len(order)))
+        calls: list[LLMCallRecord] = [llm_call_from_row(row) for row in call_rows]
+        _expand_tools(conn, calls)
     total_cost, unpriced = sum_cost(row.total_cost for row in call_rows)
     tree, roots = _tree(runs, trace_id)
     root = tree.run if tree is not None and tree.run.id == trace_id else None
@@ -89,8 +115,8 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
         roots=roots,
         llm_calls=calls,
         documents=documents,
-        question=as_text(root.inputs, QUESTION_KEYS) if root is not None else None,
-        answer=as_text(root.outputs, ANSWER_KEYS) if root is not None else None,
+        question=question_of(root.inputs) if root is not None else None,
+        answer=answer_of(root.outputs) if root is not None else None,
         total_tokens=sum(row.total_tokens or 0 for row in call_rows),
         total_cost=total_cost,
         unpriced_calls=unpriced,

@@ -105,6 +105,7 @@ class TraceSummary(_Result):
     unpriced_calls: int = 0
     models: list[str] = Field(default_factory=list)
     question: str | None = Field(None, description="The root's input as text, shortened.")
+    answer: str | None = Field(None, description="The root's output as text, shortened.")
 
 
 class DocumentUsage(_Result):

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas import RunStatus, bounded_key
 from ..store import _tables
-from ._common import QUESTION_KEYS, as_text, chunks, excerpt, sum_cost, time_filters
+from ._common import answer_of, chunks, excerpt, question_of, sum_cost, time_filters
 from ._models import TraceSummary
 
 __all__ = ["roots_statement", "traces"]
@@ -127,5 +127,6 @@ def _summary(row: Any, calls: list[Any]) -> TraceSummary:
         total_cost=total_cost,
         unpriced_calls=unpriced,
         models=models,
-        question=excerpt(as_text(row.inputs, QUESTION_KEYS), QUESTION_EXCERPT_CHARS),
+        question=excerpt(question_of(row.inputs), QUESTION_EXCERPT_CHARS),
+        answer=excerpt(answer_of(row.outputs), QUESTION_EXCERPT_CHARS),
     )

@@ -14,12 +14,15 @@ from pydantic.json_schema import models_json_schema
 from .context import AppContext, Environment
 from .conventions import (
     CURRENT_SCHEMA_VERSION,
+    NON_ANSWERING_KINDS,
+    ROLE_KEY,
     DocStage,
     Framework,
     MetaKey,
     PriceStatus,
     RunKind,
     RunStatus,
+    StepRole,
 )
 from .keys import MAX_KEY_CHARS, bounded_key
 from .llm import (
@@ -45,6 +48,8 @@ __all__ = [
     "MAX_KEY_CHARS",
     "MAX_MONEY",
     "MAX_TOKENS",
+    "NON_ANSWERING_KINDS",
+    "ROLE_KEY",
     "AppContext",
     "CapturedRun",
     "DocStage",
@@ -69,6 +74,7 @@ __all__ = [
     "RunStatus",
     "SchemaError",
     "SchemaRegistry",
+    "StepRole",
     "UnknownSchemaVersion",
     "bounded_key",
     "content_hash",

@@ -10,12 +10,15 @@ from enum import Enum
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
+    "NON_ANSWERING_KINDS",
+    "ROLE_KEY",
     "DocStage",
     "Framework",
     "MetaKey",
     "PriceStatus",
     "RunKind",
     "RunStatus",
+    "StepRole",
 ]
 
 #: Version of the records ragtrail writes today. Older shapes are migrated by
@@ -94,6 +97,29 @@ class PriceStatus(_StrEnum):
     UNKNOWN_MODEL = "unknown_model"
     NO_USAGE = "no_usage"
     ERROR = "error"
+
+
+#: Kinds of run inside which an LLM call does not produce the answer: the call of an
+#: LLM reranker or filter, a query rewriter inside a retriever, a parser's retry, an
+#: embedding step. Documents in such a call's prompt are not ``in_prompt`` (they are the
+#: step's input, not what the answer was built from).
+NON_ANSWERING_KINDS = frozenset({RunKind.RETRIEVER, RunKind.RERANKER, RunKind.EMBEDDING,
+                                 RunKind.PARSER})
+
+#: Run-metadata key naming the role of a step whose kind does not say it (an evaluator,
+#: a query rewriter written as a plain chain). Any :class:`StepRole` value makes the LLM
+#: calls inside that step non-answering calls.
+ROLE_KEY = "ragtrail_role"
+
+
+class StepRole(_StrEnum):
+    """Roles a step can declare under :data:`ROLE_KEY` in its run metadata."""
+
+    EVALUATOR = "evaluator"
+    QUERY_REWRITER = "query_rewriter"
+    FILTER = "filter"
+    RERANKER = "reranker"
+    GUARDRAIL = "guardrail"
 
 
 class MetaKey(_StrEnum):

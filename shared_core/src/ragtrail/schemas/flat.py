@@ -32,6 +32,7 @@ from typing import Any
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from ._base import to_utc
+from .llm import tool_definition_hash
 from .record import CapturedRun, SerializedRecord
 
 __all__ = [
@@ -40,10 +41,13 @@ __all__ = [
     "LINK_FIELDS",
     "LLM_FIELDS",
     "RUN_FIELDS",
+    "TOOL_FIELDS",
+    "TOOL_REF_KEY",
     "AnyRecord",
     "FlatRecord",
     "clean_json",
     "clean_text",
+    "expand_tools",
     "flatten",
     "read_record",
 ]
@@ -52,7 +56,9 @@ __all__ = [
 #: of the fields below (the store checks them against its tables at import) must bump
 #: it and keep a reader for the previous layout: spools written before an upgrade are
 #: replayed after it.
-FLAT_FORM = 1
+FLAT_FORM = 2
+#: Earlier layouts still read (spools written before an upgrade): 1 had no tool rows.
+_READ_FORMS = frozenset({1, 2})
 
 RUN_FIELDS = (
     "id", "trace_id", "parent_id", "path", "kind", "name", "framework", "started_at",
@@ -70,6 +76,11 @@ LLM_FIELDS = (
 DOCUMENT_FIELDS = ("content_hash", "document_id", "content", "metadata")
 LINK_FIELDS = ("run_id", "content_hash", "stage", "trace_id", "document_id", "rank", "score",
                "input_rank")
+#: A tool definition offered to a model, stored once per distinct definition; the LLM
+#: call's JSON keeps ``{"name", "definition_hash"}`` references in its ``tools``.
+TOOL_FIELDS = ("definition_hash", "name", "definition")
+#: Key of a tool reference in a stored LLM call's ``tools``.
+TOOL_REF_KEY = "definition_hash"
 
 #: Positions of the values a store converts to its dialect.
 RUN_TIMES = (RUN_FIELDS.index("started_at"), RUN_FIELDS.index("ended_at"))
@@ -86,16 +97,18 @@ Row = Sequence[Any]
 
 
 class FlatRecord:
-    """A record as rows: ``run``, ``llm`` (or None), ``documents`` and ``links``."""
+    """A record as rows: ``run``, ``llm`` (or None), ``documents``, ``links`` and
+    ``tools`` (the distinct tool definitions the LLM call was offered)."""
 
-    __slots__ = ("documents", "links", "llm", "run")
+    __slots__ = ("documents", "links", "llm", "run", "tools")
 
     def __init__(self, run: Row, llm: Row | None, documents: Sequence[Row],
-                 links: Sequence[Row]) -> None:
+                 links: Sequence[Row], tools: Sequence[Row] = ()) -> None:
         self.run = run
         self.llm = llm
         self.documents = documents
         self.links = links
+        self.tools = tools
 
     @property
     def id(self) -> str:
@@ -103,15 +116,18 @@ class FlatRecord:
         return str(self.run[0])
 
     def to_json(self) -> bytes:
-        """The record's JSON line body: ``[FLAT_FORM, run, llm, documents, links]``."""
-        return to_json([FLAT_FORM, self.run, self.llm, self.documents, self.links])
+        """The record's JSON line body: ``[FLAT_FORM, run, llm, documents, links, tools]``."""
+        return to_json([FLAT_FORM, self.run, self.llm, self.documents, self.links,
+                        list(self.tools)])
 
     @classmethod
     def from_data(cls, data: Any) -> FlatRecord:
         """Read :meth:`to_json`'s data back (parsed JSON); raises ValueError if it is not."""
-        if not (isinstance(data, list) and len(data) == 5 and data[0] == FLAT_FORM):
+        if not (isinstance(data, list) and data and data[0] in _READ_FORMS
+                and len(data) == (5 if data[0] == 1 else 6)):
             raise ValueError("not a flat record of this version")
-        _form, run, llm, documents, links = data
+        run, llm, documents, links = data[1:5]
+        tools = data[5] if len(data) == 6 else []
         if not (isinstance(run, list) and len(run) == len(RUN_FIELDS)
                 and isinstance(run[0], str)):
             raise ValueError("a flat record's run row is malformed")
@@ -119,9 +135,11 @@ class FlatRecord:
             raise ValueError("a flat record's LLM row is malformed")
         if not (_rows_of(documents, len(DOCUMENT_FIELDS)) and _rows_of(links, len(LINK_FIELDS))):
             raise ValueError("a flat record's document rows are malformed")
+        if not _rows_of(tools, len(TOOL_FIELDS)):
+            raise ValueError("a flat record's tool rows are malformed")
         # The parsed lists are kept as rows: a replayed batch allocates no copies (a
         # batch's objects outlive young garbage collections, so each one costs twice).
-        return cls(run, llm, documents, links)
+        return cls(run, llm, documents, links, tools)
 
     def to_record(self) -> CapturedRun:
         """The validated CapturedRun (raises pydantic's ValidationError, a ValueError)."""
@@ -138,10 +156,14 @@ class FlatRecord:
             run["events"] = []
         if run["metadata"] is None:
             run["metadata"] = {}
+        llm = None if self.llm is None else _value_of(self.llm[-1])
+        if llm is not None and self.tools:
+            llm["tools"] = expand_tools(llm.get("tools"), {
+                row[0]: _value_of(row[2]) for row in self.tools})
         return {
             "schema_version": run["schema_version"],
             "run": run,
-            "llm": None if self.llm is None else _value_of(self.llm[-1]),
+            "llm": llm,
             "documents": [{"content_hash": row[0], "document_id": row[1], "content": row[2],
                            "metadata": _value_of(row[3]) or {}} for row in self.documents],
             "links": [dict(zip(LINK_FIELDS, row, strict=True)) for row in self.links],
@@ -199,10 +221,11 @@ def flatten(record: CapturedRun) -> FlatRecord:
             money = tuple(_money(getattr(cost, f"{name}_cost")) for name in _COSTS)
             currency = _text(cost.currency or None)
             price_status = _enum(cost.price_status)
+        tool_rows, refs = _tool_rows(llm.tools)
         llm_row = (
             run_id, trace_id, _text(llm.provider or None), _text(_model_name(llm)), started,
             *tokens, *money, currency, price_status, _text(llm.prompt_template_hash or None),
-            _json(llm),
+            _json(llm if refs is None else llm.model_copy(update={"tools": refs})),
         )
     documents = [(_text(doc.content_hash), _text(doc.document_id), _text(doc.content),
                   _json(doc.metadata) if doc.metadata is not None else "{}")
@@ -210,7 +233,31 @@ def flatten(record: CapturedRun) -> FlatRecord:
     links = [(_text(link.run_id), _text(link.content_hash), _enum(link.stage),
               _text(link.trace_id), _text(link.document_id), link.rank, _float(link.score),
               link.input_rank) for link in record.links]
-    return FlatRecord(run_row, llm_row, documents, links)
+    return FlatRecord(run_row, llm_row, documents, links, tool_rows if llm is not None else ())
+
+
+def _tool_rows(tools: Any) -> tuple[list[Row], list[dict[str, Any]] | None]:
+    """Rows of the distinct tool definitions and the references replacing them."""
+    if not tools:
+        return [], None
+    rows: dict[str, Row] = {}
+    refs: list[dict[str, Any]] = []
+    for definition in tools:
+        if not isinstance(definition, Mapping) or not isinstance(definition.get("name"), str):
+            return [], None  # not canonical definitions: kept inline as they are
+        digest = tool_definition_hash(definition)
+        rows.setdefault(digest, (digest, _text(definition["name"]), _json(definition)))
+        refs.append({"name": definition["name"], TOOL_REF_KEY: digest})
+    return list(rows.values()), refs
+
+
+def expand_tools(tools: Any, definitions: Mapping[str, Any]) -> Any:
+    """A stored call's ``tools`` with each reference replaced by its definition (a
+    reference whose definition is not found stays as it is)."""
+    if not isinstance(tools, list):
+        return tools
+    return [definitions.get(str(t.get(TOOL_REF_KEY)), t) if isinstance(t, Mapping) else t
+            for t in tools]
 
 
 def clean_text(text: str) -> str:

@@ -7,6 +7,9 @@ limits, provider specifics), plus the prompt actually sent and its template.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +31,7 @@ __all__ = [
     "LLMRequestParameters",
     "LLMResponseMetadata",
     "LLMTokenUsage",
+    "tool_definition_hash",
 ]
 
 
@@ -39,6 +43,14 @@ MAX_TOKENS = 10**15
 #: currency units keeps SQLite's scaled integer (1e18) inside int64, with room for
 #: sums of many calls. The Recorder stores no amounts for a call priced beyond it.
 MAX_MONEY = Decimal(10) ** 8
+
+
+def tool_definition_hash(definition: Mapping[str, Any]) -> str:
+    """sha256 hex digest of a tool definition's JSON (keys sorted): equal definitions
+    share it whichever call offered them, so a store keeps each one once."""
+    text = json.dumps(definition, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class LLMTokenUsage(Model):
@@ -179,6 +191,13 @@ class LLMMetadata(UtcModel):
     prompt_template_hash: str | None = Field(
         None, description="sha256 of the template text: stable across runs."
     )
+    # Tools: what the model was offered and what it asked for (ragtrail.conventions.tools).
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="Tool definitions offered: {name, description, parameters}, "
+        "in the order sent.")
+    tool_choice: Any = Field(None, description="tool_choice as sent (auto, required, a name).")
+    tool_calls: list[dict[str, Any]] | None = Field(
+        None, description="Tool calls the model made: {id, name, arguments}.")
 
     def flat(self) -> LLMMetadataFlat:
         """The flat variant of this record (see :class:`LLMMetadataFlat`)."""

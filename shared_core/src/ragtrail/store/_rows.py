@@ -29,6 +29,7 @@ from ..schemas.flat import (
     LLM_TIME,
     RUN_FIELDS,
     RUN_TIMES,
+    TOOL_FIELDS,
     AnyRecord,
     FlatRecord,
     flatten,
@@ -46,14 +47,15 @@ __all__ = [
 ]
 
 #: Insert order: parents before children.
-TABLE_ORDER = ("runs", "llm_calls", "documents", "document_links")
+TABLE_ORDER = ("runs", "llm_calls", "documents", "document_links", "tool_definitions")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in _tables.metadata.tables[name].columns) for name in TABLE_ORDER
 }
 # Flat rows are inserted as they are: their layout must be the tables' column order.
 assert COLUMNS == {"runs": RUN_FIELDS, "llm_calls": LLM_FIELDS,
-                   "documents": DOCUMENT_FIELDS, "document_links": LINK_FIELDS}, COLUMNS
+                   "documents": DOCUMENT_FIELDS, "document_links": LINK_FIELDS,
+                   "tool_definitions": TOOL_FIELDS}, COLUMNS
 #: Primary-key columns of each table, in key order.
 KEYS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in _tables.metadata.tables[name].primary_key.columns)
@@ -167,6 +169,10 @@ class _Dialect:
             # One string for the key (run, document, stage): strings cost the garbage
             # collector nothing, and NUL (never in stored text) keeps the key order.
             links.setdefault(f"{link[0]}\x00{link[1]}\x00{link[2]}", link)
+        if flat.tools:
+            tools = out.rows["tool_definitions"]
+            for tool in flat.tools:
+                tools.setdefault(tool[0], tool)
 
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}

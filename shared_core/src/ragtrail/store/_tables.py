@@ -21,6 +21,7 @@ __all__ = [
     "llm_calls",
     "metadata",
     "runs",
+    "tool_definitions",
 ]
 
 #: Explicit constraint names, so migrations can refer to them on every backend.
@@ -159,4 +160,14 @@ document_links = sa.Table(
     sa.Index(None, "content_hash"),
     sa.Index(None, "document_id"),
     sa.Index(None, "trace_id"),
+)
+
+#: Each distinct tool definition offered to a model, once (see schemas.flat.TOOL_FIELDS):
+#: an agent offers the same tools on every call, and a stored call keeps references.
+tool_definitions = sa.Table(
+    "tool_definitions",
+    metadata,
+    sa.Column("definition_hash", KEY, primary_key=True),
+    sa.Column("name", KEY, nullable=False),
+    sa.Column("definition", JSON_VALUE, nullable=False),
 )
