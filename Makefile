@@ -23,6 +23,7 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(UV) run --no-sync python examples/rag_demo.py
+	$(UV) run --no-sync python examples/evaluate_rag.py
 
 test: $(STAMP)
 	$(UV) run --no-sync python -m pytest

@@ -19,6 +19,9 @@ those clients really report. It answers the way the real services do:
   (cumulative usage in the API's ``MessageDeltaUsage`` shape, which has no TTL split)
   .. ``message_stop``; headers ``request-id`` and ``anthropic-ratelimit-*``.
 
+Replies are scripted with :meth:`ProviderServer.reply_next` (a queue of texts answered
+in order, then :data:`ANSWER` again), e.g. an LLM judge's verdicts.
+
 Every request is recorded (:attr:`ProviderServer.requests`) with the ids the server
 issued for it, so a test compares what was stored with what was really sent and
 answered. Failures are queued with :meth:`ProviderServer.fail_next` (an HTTP error with
@@ -128,6 +131,7 @@ class Received:
     first_chunk_at: float | None = None  # time.monotonic() when the first event was sent
     #: The tool call answered instead of text ({id, name, arguments}), when scripted.
     tool_call: dict[str, Any] | None = None
+    reply: str = ANSWER  # the text answered (see ProviderServer.reply_next)
 
     @property
     def streamed(self) -> bool:
@@ -143,6 +147,7 @@ class ProviderServer:
     requests: list[Received] = field(default_factory=list)
     _failures: deque[Failure] = field(default_factory=deque)
     _tool_calls: deque[dict[str, Any]] = field(default_factory=deque)
+    _replies: deque[str] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -202,6 +207,11 @@ class ProviderServer:
             self._tool_calls.append({"id": call_id, "name": name, "arguments": arguments})
         return call_id
 
+    def reply_next(self, *texts: str) -> None:
+        """Answer the next requests with these texts, in order (then :data:`ANSWER`)."""
+        with self._lock:
+            self._replies.extend(texts)
+
     def last(self, api: str | None = None) -> Received:
         """The most recent request (to ``api`` when given)."""
         with self._lock:
@@ -215,7 +225,10 @@ class ProviderServer:
             self.requests.append(received)
             if self._tool_calls and not received.streamed:
                 received.tool_call = self._tool_calls.popleft()
-            return self._failures.popleft() if self._failures else None
+            failure = self._failures.popleft() if self._failures else None
+            if failure is None and self._replies:
+                received.reply = self._replies.popleft()
+            return failure
 
 
 def rate_headers(api: str) -> dict[str, str]:
@@ -314,8 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
 # -- the two dialects ------------------------------------------------------------------
 
 
-def _words() -> list[str]:
-    words = ANSWER.split(" ")
+def _words(text: str = ANSWER) -> list[str]:
+    words = text.split(" ")
     return [w if i == 0 else f" {w}" for i, w in enumerate(words)]
 
 
@@ -341,7 +354,8 @@ def _error_body(api: str, status: int) -> dict[str, Any]:
 
 
 def _openai_completion(received: Received) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": ANSWER, "refusal": None}
+    message: dict[str, Any] = {"role": "assistant", "content": received.reply,
+                               "refusal": None}
     finish = "stop"
     if received.tool_call is not None:
         call = received.tool_call
@@ -371,7 +385,7 @@ def _openai_events(received: Received) -> Iterator[str]:
         return f"data: {json.dumps({**base, 'choices': [choice], **extra})}\n\n"
 
     yield chunk({"role": "assistant", "content": "", "refusal": None})
-    for word in _words():
+    for word in _words(received.reply):
         yield chunk({"content": word})
     yield chunk({}, "stop")
     if include_usage:
@@ -380,7 +394,7 @@ def _openai_events(received: Received) -> Iterator[str]:
 
 
 def _anthropic_message(received: Received) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"type": "text", "text": ANSWER}]
+    content: list[dict[str, Any]] = [{"type": "text", "text": received.reply}]
     stop = "end_turn"
     if received.tool_call is not None:
         call = received.tool_call
@@ -405,7 +419,7 @@ def _anthropic_events(received: Received) -> Iterator[str]:
     yield _sse("message_start", {"message": message})
     yield _sse("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
     yield _sse("ping", {})
-    for word in _words():
+    for word in _words(received.reply):
         yield _sse("content_block_delta",
                    {"index": 0, "delta": {"type": "text_delta", "text": word}})
     yield _sse("content_block_stop", {"index": 0})

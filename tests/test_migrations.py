@@ -32,7 +32,8 @@ from ragtrail.store import (
     upgrade_database,
 )
 
-RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions"}
+RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions",
+                   "evaluations", "vendors"}
 
 
 @contextlib.contextmanager

@@ -277,6 +277,12 @@ def trace_tree(lineage: Lineage) -> Group:
 
     for root in lineage.roots or ([lineage.tree] if lineage.tree else []):
         add(root, tree)
+    if lineage.evaluations:
+        from .evals._report import evaluation_line
+
+        judged = tree.add(Text("evaluations", style="bold"))
+        for evaluation in lineage.evaluations:
+            judged.add(evaluation_line(evaluation))
     return Group(id_line("trace ", lineage.trace_id), tree)
 
 
@@ -309,6 +315,10 @@ def lineage_view(lineage: Lineage) -> Group:
     parts.append(Text.assemble(("Total: ", "bold"), f"{lineage.total_tokens} tokens, ",
                                format_cost(lineage.total_cost, lineage.unpriced_calls)))
     parts.append(Text.assemble(("Answer: ", "bold"), _short(lineage.answer, 600)))
+    if lineage.evaluations:
+        from .evals._report import evaluations_table
+
+        parts.append(evaluations_table(lineage.evaluations))
     return Group(*parts)
 
 

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 from .query import (
     DocumentUsage,
+    Evaluation,
+    EvaluationSource,
     Lineage,
     TraceSummary,
     UsageRow,
     answers_using,
+    evaluations,
     lineage,
     resolve_id,
     traces,
@@ -270,20 +273,28 @@ class Trail:
         session_id: str | None = None,
         status: str | None = None,
         model: str | None = None,
+        include_evaluations: bool = False,
     ) -> list[TraceSummary]:
-        """Recent root runs, newest first. ``user_id`` is matched through its keyed hash."""
+        """Recent root runs, newest first. ``user_id`` is matched through its keyed hash.
+
+        Judges' own traces (``request_type="evaluation"``) only with ``include_evaluations``.
+        """
         return traces(
             self._store.engine, limit=limit, since=since, until=until, app_name=app_name,
             user_hash=self.redactor.hash_user(user_id) if user_id is not None else None,
             session_id=session_id, status=status, model=model,
+            include_evaluations=include_evaluations,
         )
 
     def answers_using(self, document: str, *, limit: int | None = None,
-                      min_stage: DocStage | str | None = None) -> list[DocumentUsage]:
+                      min_stage: DocStage | str | None = None,
+                      include_evaluations: bool = False) -> list[DocumentUsage]:
         """Traces whose answers used ``document`` (its id or content hash), with the stage,
         newest first; ``limit`` keeps only the newest ``limit`` of them; ``min_stage``
-        (e.g. ``"in_prompt"``) only those where the document got at least that far."""
-        return answers_using(self._store.engine, document, limit=limit, min_stage=min_stage)
+        (e.g. ``"in_prompt"``) only those where the document got at least that far.
+        Judges' traces only with ``include_evaluations``."""
+        return answers_using(self._store.engine, document, limit=limit, min_stage=min_stage,
+                             include_evaluations=include_evaluations)
 
     def usage(
         self,
@@ -291,9 +302,106 @@ class Trail:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        request_type: str | None = None,
+        include_evaluations: bool = False,
     ) -> list[UsageRow]:
-        """Tokens and cost grouped by model, provider, app_name, user, session, day, template."""
-        return usage(self._store.engine, group_by=group_by, since=since, until=until)
+        """Tokens and cost grouped by model, provider, app_name, user, session, day, template.
+
+        Judges' calls are left out unless ``include_evaluations``;
+        ``request_type="evaluation"`` gives the judges' spend alone.
+        """
+        return usage(self._store.engine, group_by=group_by, since=since, until=until,
+                     request_type=request_type, include_evaluations=include_evaluations)
+
+    # -- evaluations -----------------------------------------------------------
+
+    def add_evaluation(
+        self,
+        target_id: str | uuid.UUID,
+        name: str,
+        *,
+        score: float | None = None,
+        label: str | None = None,
+        passed: bool | None = None,
+        explanation: str | None = None,
+        source: EvaluationSource | str = "code",
+        vendor_name: str = "custom",
+        vendor_version: str | None = None,
+        document_id: str | None = None,
+        judge_trace_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        evaluation_id: str | None = None,
+    ) -> str:
+        """Store an evaluation of a trace (``target_id``: the trace id or any run id of it);
+        returns its id.
+
+        At least one of ``score`` (a finite number), ``label`` or ``passed``. ``source`` is
+        ``human``, ``llm`` or ``code``; ``document_id`` makes it the evaluation of one
+        document of the trace; ``judge_trace_id`` links the judge's own trace (its tokens
+        and cost are summed into :attr:`Evaluation.judge`); ``evaluation_id`` makes the
+        call idempotent (a second call with it replaces the first). An unknown
+        ``vendor_name`` is added to the vendor catalog. A target not stored yet is
+        accepted: :meth:`evaluations` shows the evaluation once the trace is stored.
+        The explanation and metadata are redacted and bounded like captured text.
+        Raises :class:`~ragtrail.errors.ConfigError` naming the bad argument.
+        """
+        return self._write_evaluation(
+            target_id, name, score=score, label=label, passed=passed, explanation=explanation,
+            source=source, vendor_name=vendor_name, vendor_version=vendor_version,
+            document_id=document_id, judge_trace_id=judge_trace_id, metadata=metadata,
+            evaluation_id=evaluation_id, error=None)
+
+    def _write_evaluation(self, target_id: Any, name: Any, *, score: Any, label: Any,
+                          passed: Any, explanation: Any, source: Any, vendor_name: Any,
+                          vendor_version: Any, document_id: Any = None,
+                          judge_trace_id: Any = None, metadata: Any = None,
+                          evaluation_id: Any = None, error: str | None) -> str:
+        from .evals._write import prepare, write
+
+        fields = prepare(target_id, name, score=score, label=label, passed=passed,
+                         source=source, vendor_name=vendor_name,
+                         vendor_version=vendor_version, document_id=document_id,
+                         judge_trace_id=judge_trace_id, evaluation_id=evaluation_id,
+                         error=error)
+        if explanation is not None and not isinstance(explanation, str):
+            raise ConfigError(f"explanation must be a string or None, got {explanation!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ConfigError(f"metadata must be a mapping or None, got {metadata!r}")
+        conv = self.recorder._conv()
+        if fields["error"] is not None:
+            fields["error"] = conv.text(fields["error"])
+        text = conv.text(explanation) if explanation is not None else None
+        meta = conv.convert(dict(metadata)) if metadata else {}
+        if fields["judge_trace_id"] is not None:
+            self.flush()  # the judge's calls are summed from its stored trace
+        return write(self._store.engine, fields, explanation=text, metadata=meta)
+
+    def evaluations(
+        self,
+        trace_id: str | None = None,
+        *,
+        name: str | None = None,
+        vendor_name: str | None = None,
+        source: EvaluationSource | str | None = None,
+        judge_provider: str | None = None,
+        judge_model: str | None = None,
+        min_judge_tokens: int | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Evaluation]:
+        """Evaluations, newest first: of one trace, or filtered by name, vendor, source,
+        the judge's provider or model, the judge's total tokens (at least
+        ``min_judge_tokens``) and creation time."""
+        return evaluations(
+            self._store.engine, str(trace_id) if trace_id is not None else None, name=name,
+            vendor_name=vendor_name, source=source, judge_provider=judge_provider,
+            judge_model=judge_model, min_judge_tokens=min_judge_tokens, since=since,
+            limit=limit)
+
+    def _evaluation(self, evaluation_id: str) -> Evaluation | None:
+        from .query._evaluations import evaluation_by_id
+
+        return evaluation_by_id(self._store.engine, evaluation_id)
 
     # -- context manager -------------------------------------------------------
 

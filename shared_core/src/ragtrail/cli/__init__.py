@@ -35,7 +35,30 @@ COMMANDS: dict[str, str] = {
     "purge": "._io:purge",
     "schema": "._admin:schema",
     "db": "._admin:db",
+    "evals": "._evals:evals",
 }
+
+
+def _plugin_names() -> list[str]:
+    """Names of the commands other installed ragtrail packages add (entry point group
+    ``ragtrail.commands``), without loading them."""
+    from importlib.metadata import entry_points
+
+    return [entry.name for entry in entry_points(group="ragtrail.commands")]
+
+
+def _plugin_command(name: str) -> click.Command | None:
+    """The plugin command ``name``; one that fails to load is skipped, never the whole CLI."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="ragtrail.commands", name=name):
+        try:
+            command = entry.load()
+        except Exception:  # a broken optional package must not break `ragtrail`
+            continue
+        if isinstance(command, click.Command):
+            return command
+    return None
 
 
 class _Group(click.Group):
@@ -45,10 +68,18 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        # Plugins are named, not loaded: loading one loads its framework.
+        names = sorted(set(_plugin_names()) - set(self.list_commands(ctx)))
+        if names:
+            with formatter.section("Commands of installed packages"):
+                formatter.write_dl([(name, "(see ragtrail NAME --help)") for name in names])
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            return super().get_command(ctx, cmd_name)
+            return super().get_command(ctx, cmd_name) or _plugin_command(cmd_name)
         module_name, attribute = target.split(":")
         command = getattr(importlib.import_module(module_name, __name__), attribute)
         if not isinstance(command, click.Command):  # pragma: no cover - a wrong table entry

@@ -96,13 +96,16 @@ def documents(document: str, db: str | None, as_json: bool, limit: int | None) -
                    "template.")
 @click.option("--since", help="From (ISO date/time, or a duration ago like 7d).")
 @click.option("--until", help="Until (ISO date/time, or a duration ago).")
+@click.option("--evaluations", "judges", is_flag=True,
+              help="The LLM judges' spend alone (their calls are left out otherwise).")
 def usage(db: str | None, as_json: bool, by: tuple[str, ...], since: str | None,
-          until: str | None) -> None:
+          until: str | None, judges: bool) -> None:
     """Tokens and cost, grouped; calls with no known price are counted apart."""
     keys = list(dict.fromkeys(_BY_ALIASES[b] for b in by))
     with open_trail(db) as trail:
         rows = trail.usage(keys, since=parse_when(since, "--since"),
-                           until=parse_when(until, "--until"))
+                           until=parse_when(until, "--until"),
+                           request_type="evaluation" if judges else None)
     emit(rows, as_json, lambda: _report().usage_table(rows, keys))
 
 
@@ -138,9 +141,8 @@ def replay(run_id: str, db: str | None, as_json: bool, fmt: str) -> None:
     several (RUN_ID an LLM run selects that call; a trace id, every call of it).
     """
     from .._facts import replay_spec
-    from ..errors import NotFoundError
-
     from ..conventions.requests import provider_request
+    from ..errors import NotFoundError
 
     with open_trail(db) as trail:
         full = resolve(trail, run_id)

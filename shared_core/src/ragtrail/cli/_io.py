@@ -64,14 +64,18 @@ def export_cmd(trace_ids: tuple[str, ...], db: str | None, as_json: bool, fmt: s
 
     The output is JSON lines with or without --json; the count goes to stderr.
     """
+    from ._evals import export_evaluations
+
     count = 0
     with open_trail(db) as trail:
         ids = [resolve(trail, given) for given in trace_ids] or [
             t.trace_id for t in trail.traces(limit=10**9, since=parse_when(since, "--since"))]
         for trace_id in ids:
-            for record in records_of(trail.lineage(trace_id)):
+            lineage = trail.lineage(trace_id)
+            for record in records_of(lineage):
                 output.write(record.model_dump_json() + "\n")
                 count += 1
+            count += export_evaluations(trail, lineage, output)
     click.echo(f"exported {count} records from {len(ids)} traces", err=True)
 
 
@@ -86,6 +90,7 @@ def import_cmd(source: IO[str], db: str | None, as_json: bool) -> None:
     """
     from ..errors import ConfigError
     from ..schemas import SchemaError, registry
+    from ._evals import import_evaluation, is_evaluation_line
 
     batch: list[CapturedRun] = []
     count = 0
@@ -94,7 +99,13 @@ def import_cmd(source: IO[str], db: str | None, as_json: bool) -> None:
             if not line.strip():
                 continue
             try:
-                batch.append(registry.validate(json.loads(line)))
+                data = json.loads(line)
+                if is_evaluation_line(data):  # after the runs it may refer to
+                    trail.store.write_batch(batch)
+                    count += len(batch) + import_evaluation(trail, data)
+                    batch = []
+                    continue
+                batch.append(registry.validate(data))
             except (ValueError, SchemaError) as exc:
                 raise ConfigError(f"line {number}: not a ragtrail record: {exc}") from None
             if len(batch) >= _EXPORT_BATCH:

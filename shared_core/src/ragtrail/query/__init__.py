@@ -7,6 +7,13 @@ the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from ._documents import answers_using
+from ._evaluations import (
+    Evaluation,
+    EvaluationSource,
+    JudgeCost,
+    evaluations,
+    judge_cost_by_provider,
+)
 from ._ids import MIN_PREFIX, resolve_id
 from ._lineage import lineage
 from ._models import DocumentUsage, DocumentUse, Lineage, RunNode, TraceSummary, UsageRow
@@ -18,11 +25,16 @@ __all__ = [
     "MIN_PREFIX",
     "DocumentUsage",
     "DocumentUse",
+    "Evaluation",
+    "EvaluationSource",
+    "JudgeCost",
     "Lineage",
     "RunNode",
     "TraceSummary",
     "UsageRow",
     "answers_using",
+    "evaluations",
+    "judge_cost_by_provider",
     "lineage",
     "resolve_id",
     "traces",

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..schemas import DocStage, bounded_key
 from ..store import _tables
 from ._common import answer_of, chunks, question_of
+from ._evaluations import EVALUATION_REQUEST_TYPE
 from ._models import DocumentUsage
 
 __all__ = ["answers_using", "links_statement"]
@@ -54,7 +55,8 @@ def _roots(conn: Connection, trace_ids: Iterable[str]) -> dict[str, Any]:
     Only the columns a usage shows: decoding whole runs (metadata, events, environment)
     and validating them was most of the time of this query.
     """
-    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at)
+    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at,
+               _runs.c.request_type)
     found: dict[str, Any] = {}
     for batch in chunks(sorted(set(trace_ids))):
         for row in conn.execute(sa.select(*columns).where(_runs.c.id.in_(batch))):
@@ -92,7 +94,8 @@ def _usage(trace_id: str, links: list[Any], roots: dict[str, Any]) -> DocumentUs
 
 
 def answers_using(engine: Engine, document: str, *, limit: int | None = None,
-                  min_stage: DocStage | str | None = None) -> list[DocumentUsage]:
+                  min_stage: DocStage | str | None = None,
+                  include_evaluations: bool = False) -> list[DocumentUsage]:
     """Traces that used ``document`` (a document id or content hash), newest first.
 
     Each says the highest stage the document reached in that trace (retrieved <
@@ -101,7 +104,8 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None,
     used by thousands of answers only those are read. ``min_stage`` keeps the traces
     where the document got at least that far (``"in_prompt"``: the answers whose prompt
     it reached; a document an LLM reranker or filter dropped is not among them), and
-    their links from that stage on.
+    their links from that stage on. Judges' traces (which prompt with the documents they
+    judge) are left out unless ``include_evaluations``.
     """
     try:
         wanted = DocStage(min_stage) if min_stage is not None else None
@@ -128,6 +132,10 @@ def answers_using(engine: Engine, document: str, *, limit: int | None = None,
         for row in rows:  # a link can match both by id and by hash: keep it once
             by_trace[row.trace_id][(row.run_id, row.content_hash, row.stage)] = row
         roots = _roots(conn, by_trace)
+    if not include_evaluations:
+        for trace_id in [t for t, root in roots.items()
+                         if root.request_type == EVALUATION_REQUEST_TYPE]:
+            del by_trace[trace_id]
     found = [_usage(trace, list(links.values()), roots) for trace, links in by_trace.items()]
     found.sort(key=lambda use: _newest_first(use.trace_id, roots), reverse=True)
     return found if limit is None else found[:limit]

@@ -19,6 +19,7 @@ from ._common import (
     run_from_row,
     sum_cost,
 )
+from ._evaluations import evaluations_of_trace
 from ._models import DocumentUse, Lineage, RunNode
 
 __all__ = ["lineage"]
@@ -105,6 +106,7 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
         call_rows.sort(key=lambda row: order.get(row.run_id, len(order)))
         calls: list[LLMCallRecord] = [llm_call_from_row(row) for row in call_rows]
         _expand_tools(conn, calls)
+        judged = evaluations_of_trace(conn, trace_id)
     total_cost, unpriced = sum_cost(row.total_cost for row in call_rows)
     tree, roots = _tree(runs, trace_id)
     root = tree.run if tree is not None and tree.run.id == trace_id else None
@@ -120,5 +122,6 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
         total_tokens=sum(row.total_tokens or 0 for row in call_rows),
         total_cost=total_cost,
         unpriced_calls=unpriced,
+        evaluations=judged,
     )
 

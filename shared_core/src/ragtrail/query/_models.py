@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..schemas import DocStage, LLMCallRecord, Run, RunKind, RunStatus
+from ._evaluations import Evaluation
 
 __all__ = ["DocumentUsage", "DocumentUse", "Lineage", "RunNode", "TraceSummary", "UsageRow"]
 
@@ -66,6 +67,8 @@ class Lineage(_Result):
     total_tokens: int = 0
     total_cost: Decimal | None = Field(None, description="Priced calls only; None if none.")
     unpriced_calls: int = 0
+    evaluations: list[Evaluation] = Field(
+        default_factory=list, description="Evaluations of this trace, newest first.")
 
     @property
     def root(self) -> Run | None:

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..schemas import RunStatus, bounded_key
 from ..store import _tables
 from ._common import answer_of, chunks, excerpt, question_of, sum_cost, time_filters
+from ._evaluations import not_evaluation
 from ._models import TraceSummary
 
 __all__ = ["roots_statement", "traces"]
@@ -33,8 +34,11 @@ def _conditions(
     session_id: str | None = None,
     status: RunStatus | str | None = None,
     model: str | None = None,
+    include_evaluations: bool = False,
 ) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = [_runs.c.parent_id.is_(None)]
+    if not include_evaluations:  # judges' own traces
+        conditions.append(not_evaluation(_runs.c.request_type))
     conditions += time_filters(_runs.c.started_at, since, until)
     for column, value in (
         (_runs.c.app_name, app_name),
@@ -92,14 +96,17 @@ def traces(
     session_id: str | None = None,
     status: RunStatus | str | None = None,
     model: str | None = None,
+    include_evaluations: bool = False,
 ) -> list[TraceSummary]:
     """Root runs newest first, filtered by every argument given.
 
     ``since`` is inclusive and ``until`` exclusive (naive datetimes are UTC);
-    ``model`` keeps traces holding an LLM call of that model.
+    ``model`` keeps traces holding an LLM call of that model. Judges' traces
+    (``request_type="evaluation"``) are left out unless ``include_evaluations``.
     """
     stmt = roots_statement(limit=limit, since=since, until=until, app_name=app_name,
-                           user_hash=user_hash, session_id=session_id, status=status, model=model)
+                           user_hash=user_hash, session_id=session_id, status=status, model=model,
+                           include_evaluations=include_evaluations)
     with engine.connect() as conn:
         roots = conn.execute(stmt).all()
         totals = _call_totals(conn, [row.trace_id for row in roots])

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..store import _tables
 from ..store._types import utc_day
 from ._common import excerpt, time_filters
+from ._evaluations import not_evaluation
 from ._models import UsageRow
 
 __all__ = ["GROUP_KEYS", "usage"]
@@ -64,12 +65,17 @@ def usage(
     group_by: Sequence[str] | str,
     since: datetime | str | None = None,
     until: datetime | str | None = None,
+    request_type: str | None = None,
+    include_evaluations: bool = False,
 ) -> list[UsageRow]:
     """Tokens and cost of the LLM calls started in [since, until), per group.
 
     ``group_by``: any of ``model, provider, app_name, user, session, day, template``
     (a list, or one string, comma-separated); empty gives one row for everything.
-    Rows come ordered by their group values (None last).
+    Rows come ordered by their group values (None last). Calls made by judges
+    (runs with ``request_type="evaluation"``) are left out unless
+    ``include_evaluations``; ``request_type`` keeps only calls of that request type
+    (``"evaluation"``: the judges' spend alone).
     """
     keys = _keys(group_by)
     groups = [GROUP_KEYS[key].label(f"g_{index}") for index, key in enumerate(keys)]
@@ -81,14 +87,22 @@ def usage(
           for name in _TOKENS),
     ]
     source: sa.FromClause = _calls
+    wanted = time_filters(_calls.c.started_at, since, until)
+    # Request type is a run's (inherited by every run of a judge's trace).
+    if request_type is not None:
+        wanted.append(_run.c.request_type == request_type)
+    elif not include_evaluations:
+        wanted.append(not_evaluation(_run.c.request_type))
     if _NEEDS_RUNS.intersection(keys):
         source = _calls.outerjoin(_run, _run.c.id == _calls.c.run_id).outerjoin(
             _root, _root.c.id == _calls.c.trace_id
         )
+    elif request_type is not None or not include_evaluations:
+        source = _calls.outerjoin(_run, _run.c.id == _calls.c.run_id)
     stmt = (
         sa.select(*groups, *measures)
         .select_from(source)
-        .where(*time_filters(_calls.c.started_at, since, until))
+        .where(*wanted)
         .group_by(*groups)
     )
     with engine.connect() as conn:

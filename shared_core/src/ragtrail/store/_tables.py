@@ -15,13 +15,16 @@ import sqlalchemy as sa
 from ._types import JSON_VALUE, KEY, Money, UtcDateTime
 
 __all__ = [
+    "BUILTIN_VENDORS",
     "POSTGRES_ONLY_INDEXES",
     "document_links",
     "documents",
+    "evaluations",
     "llm_calls",
     "metadata",
     "runs",
     "tool_definitions",
+    "vendors",
 ]
 
 #: Explicit constraint names, so migrations can refer to them on every backend.
@@ -92,7 +95,7 @@ runs = sa.Table(
 )
 #: GIN indexes over JSONB: PostgreSQL only. (llm_calls.metadata had one until revision
 #: 0002: it indexed every prompt message and no query used it.)
-POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin"})
+POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin", "ix_evaluations_judge_gin"})
 
 sa.Index("ix_runs_metadata_gin", runs.c.metadata, postgresql_using="gin").ddl_if(
     dialect="postgresql"
@@ -171,3 +174,65 @@ tool_definitions = sa.Table(
     sa.Column("name", KEY, nullable=False),
     sa.Column("definition", JSON_VALUE, nullable=False),
 )
+
+#: Evaluation vendors (frameworks that produce evaluations), so ``vendor_name`` is spelt
+#: one way; an unknown name is added when an evaluation first uses it.
+vendors = sa.Table(
+    "vendors",
+    metadata,
+    sa.Column("name", KEY, primary_key=True),
+    sa.Column("builtin", sa.Boolean, nullable=False),
+)
+
+#: Evaluations of traces (or of one run or document of a trace). The judge's LLM
+#: metadata summed over its own trace is kept whole in ``judge`` (JSONB with a GIN index
+#: on PostgreSQL) and its provider, total tokens and total cost in columns of their own,
+#: so "by judge provider", "judge tokens > N" and "judge cost by provider" are each one
+#: indexed query on both backends. ``trace_id`` is NULL while the target is not stored
+#: (the query layer resolves it from ``run_id`` once the run is).
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("trace_id", KEY),
+    sa.Column("run_id", KEY, nullable=False),
+    sa.Column("document_id", KEY),
+    sa.Column("name", KEY, nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("label", sa.String),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("explanation", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("vendor_name", KEY, nullable=False),
+    sa.Column("vendor_version", sa.String),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("metadata", JSON_VALUE, nullable=False),
+    sa.Column("judge_trace_id", KEY),
+    sa.Column("judge", JSON_VALUE),
+    sa.Column("judge_provider", KEY),
+    sa.Column("judge_model", KEY),
+    sa.Column("judge_total_tokens", sa.BigInteger),
+    sa.Column("judge_total_cost", Money),
+    sa.Index(None, "trace_id", "created_at"),
+    sa.Index(None, "run_id"),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "vendor_name"),
+    sa.Index(None, "judge_trace_id", postgresql_where=sa.text("judge_trace_id IS NOT NULL"),
+             sqlite_where=sa.text("judge_trace_id IS NOT NULL")),
+    # The seed's three queries: by provider, by tokens, cost summed by provider (the
+    # last reads only this index).
+    sa.Index(None, "judge_provider", "judge_total_cost",
+             postgresql_where=sa.text("judge_provider IS NOT NULL"),
+             sqlite_where=sa.text("judge_provider IS NOT NULL")),
+    sa.Index(None, "judge_total_tokens",
+             postgresql_where=sa.text("judge_total_tokens IS NOT NULL"),
+             sqlite_where=sa.text("judge_total_tokens IS NOT NULL")),
+)
+sa.Index("ix_evaluations_judge_gin", evaluations.c.judge, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
+
+#: The seed's vendor names, plus LlamaIndex (its evaluators) and custom (your own code).
+BUILTIN_VENDORS = ("DeepEval", "Ragas", "MLflow", "Deepchecks", "Arize Phoenix",
+                   "LlamaIndex", "custom")

@@ -17,7 +17,7 @@ from alembic import op
 from ragtrail.store._types import JSON_VALUE, KEY
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

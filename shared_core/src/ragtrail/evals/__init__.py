@@ -1,0 +1,40 @@
+"""Evaluations linked to traces, and the machinery runners share.
+
+    trail.add_evaluation(trace_id, "helpfulness", score=0.8, source="human")
+    trail.evaluations(trace_id)                    # -> list[Evaluation], newest first
+
+Runners that judge stored traces: ``ragtrail_llamaindex.evaluate`` (any LlamaIndex
+evaluator), ``ragtrail_langchain.evaluate_ragas`` (extra ``ragtrail-langchain[ragas]``)
+and ``ragtrail.evals.deepeval.evaluate`` (extra ``ragtrail[deepeval]``). Each captures
+its judge's LLM calls as a trace of their own (``request_type="evaluation"``), which
+``traces()``, ``usage()`` and ``answers_using()`` leave out unless asked.
+"""
+
+from __future__ import annotations
+
+from ..query._evaluations import (
+    EVALUATION_REQUEST_TYPE,
+    Evaluation,
+    EvaluationSource,
+    JudgeCost,
+    summarise_judge,
+)
+from ._judge import JudgeRun, judge_trace
+from ._runner import EvaluationInputs, evaluation_inputs, record_result
+from ._write import MAX_LABEL_CHARS, MAX_NAME_CHARS, evaluation_key
+
+__all__ = [
+    "EVALUATION_REQUEST_TYPE",
+    "MAX_LABEL_CHARS",
+    "MAX_NAME_CHARS",
+    "Evaluation",
+    "EvaluationInputs",
+    "EvaluationSource",
+    "JudgeCost",
+    "JudgeRun",
+    "evaluation_inputs",
+    "evaluation_key",
+    "judge_trace",
+    "record_result",
+    "summarise_judge",
+]
