@@ -18,7 +18,7 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "offload", "ingest", "scale", "memory", "instructions", "startup")
+NAMES = ("overhead", "offload", "ingest", "scale", "ui", "memory", "instructions", "startup")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -112,6 +112,10 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
         from . import _startup
 
         return _startup.run(sizes, work)
+    if name == "ui":
+        from . import _ui
+
+        return _ui.run(sizes, args.cache_dir)
     if name == "instructions":
         from . import _instructions
 

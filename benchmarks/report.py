@@ -91,6 +91,23 @@ def scale(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ui(data: dict[str, Any]) -> list[str]:
+    if "skipped" in data:
+        return [f"skipped: {data['skipped']}"]
+    lines = [f"{data['runs']:,} runs ({data['traces']:,} traces), SQLite opened read-only; "
+             "server time inside the ASGI app", "",
+             "| web view (server time) | p50 ms | p90 ms | first pass p50 ms |",
+             "| --- | --- | --- | --- |"]
+    for group in ("ui_server", "query_layer"):
+        if group == "query_layer":
+            lines += ["", "| query layer alone | p50 ms | p90 ms | first pass p50 ms |",
+                      "| --- | --- | --- | --- |"]
+        for key, entry in data[group].items():
+            lines.append(f"| {key} | {entry['p50_ms']:.2f} | {entry['p90_ms']:.2f} "
+                         f"| {entry['first_pass_p50_ms']:.2f} |")
+    return lines
+
+
 def memory(data: dict[str, Any]) -> list[str]:
     summary = (f"{data['invocations']:,} LangChain invocations with ragtrail (SQLite) after "
                f"{data['warmup']:,} warm-up: RSS {data['rss_start_mib']:.1f} -> "
@@ -190,6 +207,13 @@ def targets(results: dict[str, Any]) -> list[str]:
                          f"bytecode cache: "
                          f"{start['no_bytecode_cache'][name]['median_ms'] / 1000:.3f} s, CPU "
                          f"{start['no_bytecode_cache'][name]['cpu_median_ms'] / 1000:.3f} s)"))
+    web = bench.get("ui", {})
+    for key, label in (("traces_page", "trace list page"), ("trace_detail_page",
+                       "trace detail page"), ("usage_page", "usage page")):
+        if key in web.get("ui_server", {}):
+            rows.append((f"{label} at {web['runs']:,} runs (SQLite, server time)",
+                         f"p50 <= {web['targets_ms'][key]:.0f} ms",
+                         f"p50 {web['ui_server'][key]['p50_ms']:.1f} ms"))
     memory = bench.get("memory")
     if memory:
         rows.append((f"memory growth over {memory['invocations']:,} invocations", "<= 20 MB",
@@ -205,7 +229,7 @@ def render(results: dict[str, Any]) -> str:
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
     for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
-                     ("ingest", ingest), ("scale", scale), ("memory", memory),
+                     ("ingest", ingest), ("scale", scale), ("ui", ui), ("memory", memory),
                      ("startup", startup)):
         data = results["benchmarks"].get(name)
         if data:

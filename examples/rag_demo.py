@@ -35,6 +35,9 @@ def main(db_url: str | None = None) -> list[str]:
     print(f"Stored in {where}. Inspect with:")
     print(f"  .venv/bin/ragtrail traces --db {where}")
     print(f"  .venv/bin/ragtrail lineage {lc_trace} --db {where}")
+    print("Or look in the browser (read-only web view, Ctrl-C to stop):")
+    print(f"  .venv/bin/ragtrail ui --db {where}")
+    print(f"  then open http://127.0.0.1:8765/traces/{lc_trace}")
     return [lc_trace, li_trace]
 
 

@@ -164,4 +164,4 @@ def test_evals_source_choice_matches_the_enum() -> None:
     from ragtrail.cli._evals import SOURCES
     from ragtrail.query import EvaluationSource
 
-    assert SOURCES == tuple(s.value for s in EvaluationSource)
+    assert tuple(s.value for s in EvaluationSource) == SOURCES

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "schema": "._admin:schema",
     "db": "._admin:db",
     "evals": "._evals:evals",
+    "ui": "._ui:ui",
 }
 
 

@@ -1,0 +1,47 @@
+"""``ragtrail ui``: serve the local web view (needs ``pip install 'ragtrail[ui]'``)."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ConfigError
+from ._common import db_option
+
+#: Addresses that only this machine can reach: no token needed there.
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Any other than loopback needs --token.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--open", "open_browser", is_flag=True, help="Open the view in a browser.")
+@click.option("--token", envvar="RAGTRAIL_UI_TOKEN", default=None,
+              help="Required on every request (default: $RAGTRAIL_UI_TOKEN); needed to bind "
+                   "a non-loopback address.")
+def ui(db: str | None, host: str, port: int, open_browser: bool, token: str | None) -> None:
+    """Serve a read-only web view of the database until Ctrl-C."""
+    if host not in LOOPBACK and not token:
+        raise ConfigError(f"binding {host} makes the view reachable from other machines: "
+                          "give --token TOKEN (or set RAGTRAIL_UI_TOKEN)")
+    if token is not None and len(token) < 8:
+        raise ConfigError("--token must be at least 8 characters")
+    try:
+        import uvicorn
+
+        from ..web import create_app
+    except ImportError as exc:
+        raise ConfigError(f"ragtrail ui needs its extra: pip install 'ragtrail[ui]' "
+                          f"({exc.name} is missing)") from None
+    hosts = None if token else frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+    app = create_app(db, token=token, allowed_hosts=hosts)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    click.echo(f"ragtrail ui: serving {app.state.source.url} read-only at {url}"
+               + (" (token required)" if token else "") + "  (Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
