@@ -23,6 +23,8 @@ __all__ = [
     "llm_calls",
     "metadata",
     "runs",
+    "erasure_log",
+    "read_audit",
     "tool_definitions",
     "vendors",
 ]
@@ -236,3 +238,30 @@ sa.Index("ix_evaluations_judge_gin", evaluations.c.judge, postgresql_using="gin"
 #: The seed's vendor names, plus LlamaIndex (its evaluators) and custom (your own code).
 BUILTIN_VENDORS = ("DeepEval", "Ragas", "MLflow", "Deepchecks", "Arize Phoenix",
                    "LlamaIndex", "custom")
+
+
+#: One receipt per erasure (``ragtrail erase``): when, whose (the keyed hash of the user
+#: or session id, never the id itself), how many traces and rows per table went.
+erasure_log = sa.Table(
+    "erasure_log",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("erased_at", UtcDateTime, nullable=False),
+    sa.Column("subject", sa.String, nullable=False),
+    sa.Column("subject_hash", KEY, nullable=False),
+    sa.Column("traces", sa.Integer, nullable=False),
+    sa.Column("counts", JSON_VALUE, nullable=False),
+)
+
+#: Who read which trace through the web view or its JSON API: append-only (the reader
+#: role may only insert; see ``ragtrail db roles``).
+read_audit = sa.Table(
+    "read_audit",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("read_at", UtcDateTime, nullable=False),
+    sa.Column("reader", KEY, nullable=False),
+    sa.Column("view", sa.String, nullable=False),
+    sa.Column("trace_id", KEY),
+    sa.Index(None, "read_at"),
+)
