@@ -46,6 +46,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Trail"]
 
+
+def _check_rights(store: SqlStore, purpose: str) -> None:
+    """On PostgreSQL, refuse a role that lacks the rights ``purpose`` needs (one clear
+    line; see ``ragtrail db roles``), closing the store."""
+    if store.engine.dialect.name != "postgresql":
+        return
+    from .governance.roles import check_rights
+
+    try:
+        check_rights(store.engine, purpose, store.url)  # type: ignore[arg-type]
+    except BaseException:
+        store.close()
+        raise
+
 PriceOverrides = Mapping[str, "ModelPrice | Mapping[str, Any]"] | str | PathLike[str]
 
 
@@ -96,6 +110,7 @@ class Trail:
         self._store: SqlStore = open_store(url, sqlite_synchronous=sqlite_synchronous,
                                            sqlite_cache_mib=sqlite_cache_mib)
         self.url = self._store.url
+        _check_rights(self._store, "capture")
         self.redactor = Redactor(redaction)
         self.sink: Sink
         writer_config = writer or WriterConfig()
@@ -142,6 +157,7 @@ class Trail:
         trail = cls.__new__(cls)
         trail._store = open_store(url, readonly=True)
         trail.url = trail._store.url
+        _check_rights(trail._store, "read")
         trail.redactor = Redactor(redaction)
         trail.sink = _ReadOnlySink()
         trail._exit_timeout_s = 0.0

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from ragtrail.cli._common import db_option, emit, json_option, open_trail, parse_when
+from ragtrail.cli._common import db_option, emit, json_option, open_trail_for_write, parse_when
 from ragtrail.errors import ConfigError
 from ragtrail.evals import Evaluation
 
@@ -161,7 +161,7 @@ def evaluate_command(trace_ids: tuple[str, ...], db: str | None, as_json: bool, 
         raise click.UsageError("correctness needs --reference-file")
     llm = _judge_llm(judge_model, judge_base_url, judge_provider)
     results: list[Evaluation] = []
-    with open_trail(db) as trail:
+    with open_trail_for_write(db) as trail:
         ids = list(trace_ids) or [t.trace_id for t in trail.traces(
             limit=limit, since=parse_when(since, "--since"))]
         if metric == "correctness":

@@ -18,11 +18,18 @@ def open_for_admin(db: str | None) -> SqlStore:
     """The store of a command that deletes (purge, erase): an existing ragtrail database
     at this ragtrail's schema revision, never created or migrated here (an older one is
     refused with the ``ragtrail db upgrade`` command)."""
+    from ..governance.roles import check_rights
     from ..store import open_store
 
     with open_trail(db):  # an existing ragtrail database, or one clear error
         pass
-    return open_store(db, auto_upgrade=False)
+    store = open_store(db, auto_upgrade=False)
+    try:
+        check_rights(store.engine, "admin", store.url)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 @click.command()
@@ -129,3 +136,48 @@ def audit(db: str | None, as_json: bool, since: str | None, erasures: bool) -> N
                        f"{r.traces} traces  {r.counts}")
         else:
             click.echo(f"{r.read_at.isoformat()}  {r.reader}  {r.view}  {r.trace_id or '-'}")
+
+
+@click.command("roles")
+@click.argument("url", required=False)
+@db_option
+@json_option
+@click.option("--writer", help="Role for capture: inserts and updates only.")
+@click.option("--reader", help="Role for the command line and the web view: selects only "
+                               "(and audit lines).")
+@click.option("--admin", help="Role for migrations, purges and erasures (owns the tables).")
+@click.option("--tenant", help="Tie the reader and writer to one tenant (row-level security).")
+@click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
+def db_roles(url: str | None, db: str | None, as_json: bool, writer: str | None,
+             reader: str | None, admin: str | None, tenant: str | None,
+             print_sql: bool) -> None:
+    """Create least-privilege PostgreSQL roles for the ragtrail tables at URL.
+
+    Run it as the tables' owner (or a superuser) after `ragtrail db upgrade`, and again
+    after each upgrade (new tables get their grants). Roles are created with LOGIN and no
+    password: set one (ALTER ROLE ... PASSWORD) or use your server's authentication.
+    """
+    from ..governance.roles import create_roles, valid_role_name
+    from ..store import open_store
+
+    for name, option in ((writer, "--writer"), (reader, "--reader"), (admin, "--admin")):
+        if name is not None:
+            valid_role_name(name, option)
+    if tenant is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--tenant: per-tenant roles are not available in this version; "
+                          "keep tenants in separate databases or schemas")
+    with open_trail(url or db):  # an existing ragtrail database at this revision
+        pass
+    with open_store(url or db, auto_upgrade=False) as store:
+        statements = create_roles(store.engine, writer=writer, reader=reader, admin=admin,
+                                  print_only=print_sql)
+    if as_json:
+        emit_json({"applied": not print_sql, "statements": statements})
+    elif print_sql:
+        click.echo(";\n".join(statements) + ";")
+    else:
+        click.echo(f"roles ready ({len(statements)} statements): "
+                   + ", ".join(f"{k} {v}" for k, v in (("writer", writer), ("reader", reader),
+                                                        ("admin", admin)) if v))

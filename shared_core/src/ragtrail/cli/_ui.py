@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import ConfigError
-from ._common import db_option
+from ._common import db_option, emit_json, json_option
 
 #: Addresses that only this machine can reach: no token needed there.
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -13,6 +13,7 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 @click.command()
 @db_option
+@json_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Any other than loopback needs --token.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
@@ -20,7 +21,8 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 @click.option("--token", envvar="RAGTRAIL_UI_TOKEN", default=None,
               help="Required on every request (default: $RAGTRAIL_UI_TOKEN); needed to bind "
                    "a non-loopback address.")
-def ui(db: str | None, host: str, port: int, open_browser: bool, token: str | None) -> None:
+def ui(db: str | None, as_json: bool, host: str, port: int, open_browser: bool,
+       token: str | None) -> None:
     """Serve a read-only web view of the database until Ctrl-C."""
     if host not in LOOPBACK and not token:
         raise ConfigError(f"binding {host} makes the view reachable from other machines: "
@@ -38,8 +40,11 @@ def ui(db: str | None, host: str, port: int, open_browser: bool, token: str | No
     app = create_app(db, token=token, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    click.echo(f"ragtrail ui: serving {app.state.source.url} read-only at {url}"
-               + (" (token required)" if token else "") + "  (Ctrl-C to stop)")
+    if as_json:  # one line a supervisor can read: where the view is served
+        emit_json({"url": url, "database": app.state.source.url, "token_required": bool(token)})
+    else:
+        click.echo(f"ragtrail ui: serving {app.state.source.url} read-only at {url}"
+                   + (" (token required)" if token else "") + "  (Ctrl-C to stop)")
     if open_browser:
         import webbrowser
 
