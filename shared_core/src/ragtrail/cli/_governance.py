@@ -67,7 +67,9 @@ def purge(db: str | None, as_json: bool, older_than: str | None, app: str | None
                           abort=True)
         results = apply_policy(store.engine, policy, dry_run=dry_run)
     if as_json:
-        emit_json({"dry_run": dry_run, "results": [r.as_dict() for r in results]})
+        emit_json({"dry_run": dry_run, "deleted_traces": sum(r.traces for r in results),
+                   "before": results[0].before.isoformat() if len(results) == 1 else None,
+                   "results": [r.as_dict() for r in results]})
         return
     verb = "would delete" if dry_run else "deleted"
     for r in results:

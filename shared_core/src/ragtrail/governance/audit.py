@@ -44,14 +44,17 @@ class ReadRecord:
 class AuditLog:
     """Appends audit lines through its own writable engine (insert only).
 
-    ``url`` is the database the view reads (``sqlite:///file`` or PostgreSQL). A write
-    that fails is logged and counted in :attr:`failed`, never raised into the page.
+    ``url`` is the database the view reads (``sqlite:///file`` or PostgreSQL), or
+    ``engine`` a writable engine to it (a capturing Trail's). A write that fails is
+    logged and counted in :attr:`failed`, never raised into the page.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
         from ..store._url import EngineConfig, create_store_engine, parse_url
 
-        self._engine = create_store_engine(parse_url(url), EngineConfig())
+        self._owned = engine is None
+        self._engine = engine if engine is not None else create_store_engine(
+            parse_url(url), EngineConfig())
         self._lock = threading.Lock()
         self.failed = 0
 
@@ -68,8 +71,9 @@ class AuditLog:
             logger.warning("could not write the read audit line", exc_info=True)
 
     def close(self) -> None:
-        """Release the audit engine's connections."""
-        self._engine.dispose()
+        """Release the audit engine's connections (an engine given is left open)."""
+        if self._owned:
+            self._engine.dispose()
 
 
 def reads(engine: Engine, *, since: datetime | None = None) -> list[ReadRecord]:

@@ -122,8 +122,8 @@ def purge(engine: Engine, *, older_than: timedelta | str, app: str | None = None
     """Delete the traces (of ``app``, of ``tenant``) whose root started more than
     ``older_than`` ago; with ``dry_run`` count them and change nothing."""
     age = parse_age(older_than) if isinstance(older_than, str) else older_than
-    if not isinstance(age, timedelta) or age <= timedelta(0):
-        raise ConfigError(f"older_than must be a positive duration, got {older_than!r}")
+    if not isinstance(age, timedelta) or age < timedelta(0):
+        raise ConfigError(f"older_than must be a duration of 0 or more, got {older_than!r}")
     before = (now or datetime.now(timezone.utc)) - age
     with engine.connect() as conn:
         transaction = conn.begin()

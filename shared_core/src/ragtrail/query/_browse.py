@@ -21,10 +21,10 @@ from sqlalchemy.engine import Engine
 from ..errors import ConfigError
 from ..schemas import RunKind, RunStatus, bounded_key
 from ..store import _tables
-from ._common import ANSWER_KEYS, as_text, chunks, excerpt, parse_time, sum_cost
+from ._common import chunks, parse_time, sum_cost
 from ._evaluations import Evaluation, _evaluation, _resolved_trace, _statement
 from ._models import TraceSummary
-from ._traces import QUESTION_EXCERPT_CHARS, _call_totals, _conditions, _summary
+from ._traces import _call_totals, _conditions, _summary
 
 __all__ = [
     "SessionSummary",
@@ -164,10 +164,8 @@ def trace_page(
         rows = rows[:size]
         totals = _call_totals(conn, [row.trace_id for row in rows])
     items = [
-        TraceListItem(
-            **_summary(row, totals.get(row.trace_id, [])).model_dump(),
-            answer=excerpt(as_text(row.outputs, ANSWER_KEYS), QUESTION_EXCERPT_CHARS),
-        )
+        # The summary carries the answer's start already (TraceSummary.answer).
+        TraceListItem(**_summary(row, totals.get(row.trace_id, [])).model_dump())
         for row in rows
     ]
     last = rows[-1] if rows and more else None
