@@ -10,14 +10,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from click.testing import CliRunner
-from lc_support import build_rag_chain
-from ragtrail_langchain import RagtrailCallbackHandler
 from starlette.testclient import TestClient
 
+from lc_support import build_rag_chain
 from ragtrail import Trail
 from ragtrail.cli import cli
 from ragtrail.web import create_app
 from ragtrail.web._audit import audited_reads
+from ragtrail_langchain import RagtrailCallbackHandler
 
 TOKEN = "s3cret-token-for-tests"
 

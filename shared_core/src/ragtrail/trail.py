@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 __all__ = ["Trail"]
 
 
+def _tenant(tenant: str | None) -> str | None:
+    if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
+        raise ConfigError(f"Trail(tenant=...) takes a non-empty string or None, got {tenant!r}")
+    return tenant
+
+
 def _check_rights(store: SqlStore, purpose: str) -> None:
     """On PostgreSQL, refuse a role that lacks the rights ``purpose`` needs (one clear
     line; see ``ragtrail db roles``), closing the store."""
@@ -78,6 +84,7 @@ class Trail:
         app_name: str | None = None,
         app_version: str | None = None,
         request_type: str | None = None,
+        tenant: str | None = None,
         capture: CaptureConfig | None = None,
         redaction: RedactionConfig | None = None,
         writer: WriterConfig | None = None,
@@ -94,6 +101,10 @@ class Trail:
         power loss too (an fsync per batch); the default NORMAL survives application
         crashes and keeps the file consistent. ``sqlite_cache_mib``: SQLite's page cache
         per connection (default 8 MiB); more speeds up writes into a large database.
+        ``tenant``: stored on every run (run metadata ``tenant`` or LlamaIndex
+        ``instrument_tags`` override it per request); see README "Governance". On
+        PostgreSQL the role connected must be able to capture (a writer role, see
+        ``ragtrail db roles``), else :class:`~ragtrail.errors.ConfigError`.
         """
         from .capture import CaptureConfig, Recorder
         from .pricing import Pricer
@@ -127,7 +138,8 @@ class Trail:
             config=capture,
             redactor=self.redactor,
             pricer=pricer,
-            app=AppContext(app_name=app_name, app_version=app_version, request_type=request_type),
+            app=AppContext(app_name=app_name, app_version=app_version, request_type=request_type,
+                           tenant=_tenant(tenant)),
         )
         self._closed = False
         self._lock = threading.Lock()

@@ -21,7 +21,7 @@ from typing import Any
 from llama_index.core.instrumentation.span import active_span_id
 
 from ragtrail.capture import Recorder, fork_safe_lock, guarded
-from ragtrail.schemas import DocStage, Framework, MetaKey, RunKind, RunStatus
+from ragtrail.schemas import AppContext, DocStage, Framework, MetaKey, RunKind, RunStatus
 
 from ._extract import (
     NodeRef,
@@ -182,6 +182,7 @@ class Engine:
             parent_id=run.parent.run_id if run.parent is not None else None, inputs=inputs,
             metadata=meta, user_id=tags.get(MetaKey.USER_ID.value),
             session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)),
+            app=_tenant_context(tags),
         )
         if run.parent is not None:
             run.parent.open_children += 1
@@ -427,3 +428,9 @@ def _is_cancel(error: BaseException) -> bool:
 def _str_or_none(value: Any) -> str | None:
     return str(value) if value is not None else None
 
+
+
+def _tenant_context(tags: Mapping[str, Any]) -> AppContext | None:
+    """The tenant given in ``instrument_tags`` (``{"tenant": "acme"}``), as context."""
+    tenant = _str_or_none(tags.get(MetaKey.TENANT.value))
+    return AppContext(tenant=tenant) if tenant is not None else None

@@ -69,15 +69,23 @@ class _Group(click.Group):
     stderr and exit status 1."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMANDS})
+        return sorted({*super().list_commands(ctx), *COMMANDS, *_plugin_names()})
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        super().format_commands(ctx, formatter)
-        # Plugins are named, not loaded: loading one loads its framework.
-        names = sorted(set(_plugin_names()) - set(self.list_commands(ctx)))
-        if names:
-            with formatter.section("Commands of installed packages"):
-                formatter.write_dl([(name, "(see ragtrail NAME --help)") for name in names])
+        # Plugins are named, not loaded, here: loading one loads its framework.
+        plugins = set(_plugin_names()) - set(COMMANDS)
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in plugins:
+                rows.append((name, "(from an installed package; see --help)"))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(
+                    formatter.width - 6 - max(len(n) for n in self.list_commands(ctx)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)

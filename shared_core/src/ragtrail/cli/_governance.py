@@ -165,16 +165,11 @@ def db_roles(url: str | None, db: str | None, as_json: bool, writer: str | None,
     for name, option in ((writer, "--writer"), (reader, "--reader"), (admin, "--admin")):
         if name is not None:
             valid_role_name(name, option)
-    if tenant is not None:
-        from ..errors import ConfigError
-
-        raise ConfigError("--tenant: per-tenant roles are not available in this version; "
-                          "keep tenants in separate databases or schemas")
     with open_trail(url or db):  # an existing ragtrail database at this revision
         pass
     with open_store(url or db, auto_upgrade=False) as store:
         statements = create_roles(store.engine, writer=writer, reader=reader, admin=admin,
-                                  print_only=print_sql)
+                                  tenant=tenant, print_only=print_sql)
     if as_json:
         emit_json({"applied": not print_sql, "statements": statements})
     elif print_sql:

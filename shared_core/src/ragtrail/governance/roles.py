@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..store._migrate import VERSION_TABLE
 from ..store._tables import metadata
 
-__all__ = ["check_rights", "create_roles", "roles_sql", "valid_role_name"]
+__all__ = ["check_rights", "create_roles", "roles_sql", "valid_role_name", "valid_tenant"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: Tables capture writes (inserts and upserts).
@@ -57,10 +57,65 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def valid_tenant(tenant: str) -> str:
+    """``tenant`` if it is a usable tenant name (non-empty text, at most 200 characters,
+    no control characters), else :class:`ConfigError`."""
+    if (not isinstance(tenant, str) or not tenant.strip() or len(tenant) > 200
+            or any(ord(c) < 32 for c in tenant)):
+        raise ConfigError(f"--tenant {tenant!r} is not a valid tenant name: non-empty text, "
+                          "at most 200 characters, no control characters")
+    return tenant
+
+
+def _tenant_sql(s: str, tenant: str, writer: str | None, reader: str | None) -> list[str]:
+    """Row-level security: every other role keeps seeing every row (one permissive
+    policy), the tenant's reader sees only its tenant's rows in every table that holds
+    trace data, and its writer can only write its tenant's runs."""
+    lit = "'" + valid_tenant(tenant).replace("'", "''") + "'"
+    out: list[str] = []
+    for table in _TENANT_TABLES:
+        t = f"{s}.{_q(table)}"
+        out += [f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
+                f"DROP POLICY IF EXISTS ragtrail_all ON {t}",
+                f"CREATE POLICY ragtrail_all ON {t} USING (true) WITH CHECK (true)"]
+    runs = f"{s}.{_q('runs')}"
+    for role in (r for r in (writer, reader) if r is not None):
+        policy = _q(f"ragtrail_tenant_{role}"[:63])
+        out += [f"DROP POLICY IF EXISTS {policy} ON {runs}",
+                f"CREATE POLICY {policy} ON {runs} AS RESTRICTIVE FOR ALL TO {_q(role)} "
+                f"USING (tenant = {lit}) WITH CHECK (tenant = {lit})"]
+    if reader is not None:
+        policy = _q(f"ragtrail_tenant_{reader}"[:63])
+        # Rows without a tenant column are visible through the runs the reader sees
+        # (the subqueries are themselves filtered by the runs policy above).
+        through = {
+            "llm_calls": f"EXISTS (SELECT 1 FROM {runs} r WHERE r.id = llm_calls.run_id)",
+            "document_links": f"EXISTS (SELECT 1 FROM {runs} r "
+                              f"WHERE r.id = document_links.run_id)",
+            "documents": f"EXISTS (SELECT 1 FROM {s}.{_q('document_links')} l "
+                         f"WHERE l.content_hash = documents.content_hash)",
+            "evaluations": f"EXISTS (SELECT 1 FROM {runs} r WHERE r.id = evaluations.run_id)",
+        }
+        for table, condition in through.items():
+            t = f"{s}.{_q(table)}"
+            out += [f"DROP POLICY IF EXISTS {policy} ON {t}",
+                    f"CREATE POLICY {policy} ON {t} AS RESTRICTIVE FOR SELECT "
+                    f"TO {_q(reader)} USING ({condition})"]
+    return out
+
+
+#: Tables holding trace data, under row-level security when a role has a tenant.
+_TENANT_TABLES = ("runs", "llm_calls", "document_links", "documents", "evaluations")
+#: Tables a tenant's reader gets no SELECT on (they span tenants).
+_CROSS_TENANT = ("erasure_log", "read_audit")
+
+
 def roles_sql(*, schema: str, writer: str | None = None, reader: str | None = None,
-              admin: str | None = None, existing: Sequence[str] = ()) -> list[str]:
+              admin: str | None = None, tenant: str | None = None,
+              existing: Sequence[str] = ()) -> list[str]:
     """The statements creating (``existing`` roles are only granted to) and granting the
-    roles, for the ragtrail tables of ``schema``."""
+    roles, for the ragtrail tables of ``schema``; with ``tenant``, the writer and reader
+    are tied to that tenant by row-level security."""
     names = [(n, o) for n, o in ((writer, "--writer"), (reader, "--reader"),
                                  (admin, "--admin")) if n is not None]
     if not names:
@@ -69,6 +124,10 @@ def roles_sql(*, schema: str, writer: str | None = None, reader: str | None = No
         valid_role_name(name, option)
     if len({n for n, _ in names}) != len(names):
         raise ConfigError("the writer, reader and admin roles must be different roles")
+    if tenant is not None:
+        valid_tenant(tenant)
+        if writer is None and reader is None:
+            raise ConfigError("--tenant ties a --writer or --reader to a tenant: give one")
     s = _q(schema)
     tables = [t for t in metadata.tables] + [VERSION_TABLE]
     out: list[str] = []
@@ -87,13 +146,16 @@ def roles_sql(*, schema: str, writer: str | None = None, reader: str | None = No
     if reader is not None:
         r = _q(reader)
         for table in tables:
-            out.append(f"GRANT SELECT ON {s}.{_q(table)} TO {r}")
+            if tenant is None or table not in _CROSS_TENANT:
+                out.append(f"GRANT SELECT ON {s}.{_q(table)} TO {r}")
         out.append(f"GRANT INSERT ON {s}.{_q(AUDIT_TABLE)} TO {r}")
     if admin is not None:
         a = _q(admin)
         out.append(f"GRANT CREATE ON SCHEMA {s} TO {a}")
         for table in tables:
             out.append(f"ALTER TABLE {s}.{_q(table)} OWNER TO {a}")
+    if tenant is not None:
+        out += _tenant_sql(s, tenant, writer, reader)
     return out
 
 
@@ -104,7 +166,8 @@ def _schema_and_roles(conn: Connection) -> tuple[str, set[str]]:
 
 
 def create_roles(engine: Engine, *, writer: str | None = None, reader: str | None = None,
-                 admin: str | None = None, print_only: bool = False) -> list[str]:
+                 admin: str | None = None, tenant: str | None = None,
+                 print_only: bool = False) -> list[str]:
     """Create (or update the grants of) the roles on the PostgreSQL database of
     ``engine``, in one transaction; returns the statements. ``print_only``: only
     return them."""
@@ -114,7 +177,7 @@ def create_roles(engine: Engine, *, writer: str | None = None, reader: str | Non
     with engine.begin() as conn:
         schema, existing = _schema_and_roles(conn)
         statements = roles_sql(schema=schema, writer=writer, reader=reader, admin=admin,
-                               existing=sorted(existing))
+                               tenant=tenant, existing=sorted(existing))
         if not print_only:
             for statement in statements:
                 conn.execute(sa.text(statement))

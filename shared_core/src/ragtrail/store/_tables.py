@@ -69,6 +69,7 @@ runs = sa.Table(
     sa.Column("request_type", sa.String),
     sa.Column("environment", JSON_VALUE),
     sa.Column("schema_version", sa.String, nullable=False),
+    sa.Column("tenant", KEY),
     sa.Index(None, "trace_id"),
     # Children only: then "parent_id IS NULL" can be served by the roots index alone
     # (SQLite otherwise picks this one and sorts every root to find the newest).
@@ -97,6 +98,11 @@ runs = sa.Table(
 )
 #: GIN indexes over JSONB: PostgreSQL only. (llm_calls.metadata had one until revision
 #: 0002: it indexed every prompt message and no query used it.)
+#: Runs of one tenant, by time (``purge --tenant``; row-level security filters on it).
+sa.Index("ix_runs_tenant_started_at", runs.c.tenant, runs.c.started_at,
+         postgresql_where=sa.text("tenant IS NOT NULL"),
+         sqlite_where=sa.text("tenant IS NOT NULL"))
+
 POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin", "ix_evaluations_judge_gin"})
 
 sa.Index("ix_runs_metadata_gin", runs.c.metadata, postgresql_using="gin").ddl_if(

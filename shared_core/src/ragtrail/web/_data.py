@@ -183,7 +183,10 @@ def fold(rows: Sequence[UsageRow], *keys: str) -> list[UsageRow]:
         group = {key: row.group[key] for key in keys}
         target = folded.get(tuple(group.values()))
         if target is None:
-            folded[tuple(group.values())] = row.model_copy(update={"group": group})
+            # A template's name belongs to groups by template only.
+            name = row.template_name if "template" in keys else None
+            folded[tuple(group.values())] = row.model_copy(
+                update={"group": group, "template_name": name})
             continue
         for field in ("calls", "priced_calls", "unpriced_calls", "input_tokens",
                       "output_tokens", "total_tokens", "cache_read_tokens",

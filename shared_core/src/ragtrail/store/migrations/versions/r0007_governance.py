@@ -1,4 +1,4 @@
-"""Governance: the erasure log and the read audit.
+"""Governance: the erasure log, the read audit and a tenant on every run.
 
 ``erasure_log`` keeps one receipt per ``ragtrail erase`` (counts, time, the keyed hash
 of the user or session, never the raw id); ``read_audit`` is the append-only record of
@@ -44,9 +44,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_read_audit"),
     )
     op.create_index("ix_read_audit_read_at", "read_audit", ["read_at"])
+    op.add_column("runs", sa.Column("tenant", KEY))
+    op.create_index("ix_runs_tenant_started_at", "runs", ["tenant", "started_at"],
+                    postgresql_where=sa.text("tenant IS NOT NULL"),
+                    sqlite_where=sa.text("tenant IS NOT NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_tenant_started_at", table_name="runs")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("tenant")
     op.drop_index("ix_read_audit_read_at", table_name="read_audit")
     op.drop_table("read_audit")
     op.drop_table("erasure_log")
