@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from click.testing import CliRunner
+from governance_support import run
 
 from lc_support import build_rag_chain
 from ragtrail import Trail
-from ragtrail.cli import cli
 from ragtrail.errors import ConfigError
 from ragtrail.governance import (
     RetentionPolicy,
@@ -40,11 +39,6 @@ ALICE, BOB = "alice@example.com", "bob@example.com"
 Q_WAL = "How do readers and a writer share SQLite in WAL mode?"
 Q_PG = "Which PostgreSQL index serves JSONB containment?"
 
-
-def run(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @dataclass

@@ -7,25 +7,18 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
-from click.testing import CliRunner
+from governance_support import run
 from starlette.testclient import TestClient
 
 from lc_support import build_rag_chain
 from ragtrail import Trail
-from ragtrail.cli import cli
 from ragtrail.web import create_app
 from ragtrail.web._audit import audited_reads
 from ragtrail_langchain import RagtrailCallbackHandler
 
 TOKEN = "s3cret-token-for-tests"
 
-
-def run(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 def _capture(url: str) -> str:

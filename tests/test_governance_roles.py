@@ -12,22 +12,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
+from governance_support import run
 
 from lc_support import build_rag_chain
 from ragtrail import Trail
-from ragtrail.cli import cli
 from ragtrail.errors import ConfigError
 from ragtrail.governance.roles import roles_sql, valid_role_name
 from ragtrail_langchain import RagtrailCallbackHandler
 
 pytestmark = pytest.mark.postgres
 
-
-def run(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @dataclass

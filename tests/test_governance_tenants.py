@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
+from governance_support import run
 from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.core.llms import MockLLM
 from starlette.testclient import TestClient
@@ -20,7 +20,6 @@ from starlette.testclient import TestClient
 from lc_support import build_rag_chain
 from li_support import KeywordReranker, build_index, reset_llamaindex
 from ragtrail import Trail
-from ragtrail.cli import cli
 from ragtrail.errors import ConfigError, NotFoundError
 from ragtrail.governance.roles import roles_sql
 from ragtrail.web import create_app
@@ -30,11 +29,6 @@ from ragtrail_llamaindex import instrument, uninstrument
 Q_WAL = "How do readers and a writer share SQLite in WAL mode?"
 Q_PG = "Which PostgreSQL index serves JSONB containment?"
 
-
-def run(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 def _lc(trail: Trail, question: str, tenant: str | None = None) -> str:
