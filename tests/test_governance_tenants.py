@@ -120,6 +120,7 @@ def test_a_tenants_reader_sees_nothing_of_another_tenant(two_tenants: dict[str, 
     finally:
         reader.close()
     # The command line.
+    assert "cannot read the read audit" in run("audit", "--db", as_(roles["A"]), code=1).output
     listed = json.loads(run("traces", "--db", as_(roles["A"]), "--json").stdout)
     assert [r["trace_id"] for r in listed] == [t["a"]]
     assert "no run or trace" in run("lineage", t["b"], "--db", as_(roles["A"]), code=1).output \

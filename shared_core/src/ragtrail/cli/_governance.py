@@ -122,13 +122,21 @@ def erase(db: str | None, as_json: bool, user_id: str | None, session_id: str | 
 def audit(db: str | None, as_json: bool, since: str | None, erasures: bool) -> None:
     """Who read which trace through the web view or its API (oldest first); with
     --erasures, the erasure receipts."""
+    import sqlalchemy as sa
+
+    from ..errors import ConfigError
     from ..governance import erasure_receipts
     from ..governance.audit import reads
 
     with open_trail(db) as trail:
         when = parse_when(since, "--since")
-        rows: list[Any] = (erasure_receipts(trail.store.engine, since=when) if erasures
-                           else reads(trail.store.engine, since=when))
+        try:
+            rows: list[Any] = (erasure_receipts(trail.store.engine, since=when) if erasures
+                               else reads(trail.store.engine, since=when))
+        except sa.exc.ProgrammingError:  # a tenant's reader: the logs span tenants
+            log = "erasure log" if erasures else "read audit"
+            raise ConfigError(f"this role cannot read the {log} of {trail.url}; connect as "
+                              "a reader without --tenant or the admin role") from None
     if as_json:
         emit_json([r.as_dict() for r in rows])
         return
