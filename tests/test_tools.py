@@ -133,28 +133,26 @@ def test_show_and_lineage_print_each_calls_tool_calls(provider: ProviderServer,
 
 
 def test_each_distinct_tool_definition_is_stored_once(provider: ProviderServer,
-                                                      tmp_path: Any) -> None:
+                                                      db_url: str) -> None:
     import sqlalchemy as sa
     from pydantic_core import from_json
 
     from ragtrail.schemas.flat import FlatRecord, flatten
 
     model = chat_model("openai", provider).bind_tools([search_notes, get_weather])
-    with Trail(f"sqlite:///{tmp_path / 'tools.db'}") as own:
+    with Trail(db_url) as own:
         handler = RagtrailCallbackHandler(own)
         rids = [uuid.uuid4() for _ in range(3)]
         for rid in rids:
             model.invoke(QUESTION, config={"callbacks": [handler], "run_id": rid})
         assert own.flush(10.0)
-        engine = sa.create_engine(own.url)
-        with engine.connect() as conn:
+        with own.store.engine.connect() as conn:
             stored_tools = conn.execute(sa.text(
                 "SELECT name FROM tool_definitions ORDER BY name")).scalars().all()
             raw = conn.execute(sa.text("SELECT metadata FROM llm_calls")).scalars().all()
-        engine.dispose()
         assert stored_tools == ["get_weather", "search_notes"]  # 3 calls, 2 definitions
-        for text in raw:  # each call keeps references, not the schemas
-            tools = json.loads(text)["tools"]
+        for value in raw:  # each call keeps references, not the schemas
+            tools = (json.loads(value) if isinstance(value, str) else value)["tools"]
             assert [set(t) for t in tools] == [{"name", "definition_hash"}] * 2
         offered = tool_definitions(provider.last("openai").body["tools"])
         for rid in rids:
