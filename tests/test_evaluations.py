@@ -278,3 +278,22 @@ def test_reevaluating_with_the_same_name_replaces_and_drops_the_old_judge(trail:
         gone = conn.execute(sa.select(sa.func.count()).select_from(_tables.runs).where(
             _tables.runs.c.trace_id == first.judge_trace_id)).scalar()
     assert gone == 0
+
+
+def test_run_coroutine_inside_a_running_loop_keeps_the_context() -> None:
+    import asyncio
+    import contextvars
+
+    from ragtrail.evals import run_coroutine
+
+    active: contextvars.ContextVar[str | None] = contextvars.ContextVar("active", default=None)
+
+    async def read() -> str | None:
+        return active.get()
+
+    async def caller() -> str | None:  # e.g. a notebook's loop
+        active.set("judge-run")
+        return run_coroutine(read())
+
+    assert asyncio.run(caller()) == "judge-run"
+    assert run_coroutine(read()) is None

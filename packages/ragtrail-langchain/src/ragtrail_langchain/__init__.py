@@ -24,6 +24,7 @@ A run that receives a ragtrail handler twice is recorded once.
 from __future__ import annotations
 
 from ._handler import RagtrailCallbackHandler, StreamAbandoned
+from ._ragas import evaluate_ragas
 from ._rerank import mark_reranker
 from ._switch import install as _install
 from ._switch import instrument, uninstrument
@@ -31,6 +32,7 @@ from ._switch import instrument, uninstrument
 __all__ = [
     "RagtrailCallbackHandler",
     "StreamAbandoned",
+    "evaluate_ragas",
     "instrument",
     "mark_reranker",
     "uninstrument",

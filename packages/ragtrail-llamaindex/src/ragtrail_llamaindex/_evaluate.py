@@ -9,16 +9,20 @@ linked to both traces.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from llama_index.core.evaluation import BaseEvaluator, EvaluationResult
 
-from ragtrail.evals import Evaluation, evaluation_inputs, judge_trace, record_result
+from ragtrail.evals import (
+    Evaluation,
+    evaluation_inputs,
+    judge_trace,
+    record_result,
+    run_coroutine,
+)
 
 from ._engine import recording_everything
 from ._handler import _binding_for, _handler_gone, _lock, _recorder_of
@@ -106,26 +110,11 @@ def evaluate(
         error=error, metadata=metadata, keep_previous=keep_previous)
 
 
-_loops = threading.local()
-
-
 def _run(evaluator: BaseEvaluator, kwargs: dict[str, Any]) -> EvaluationResult:
-    """``evaluator.evaluate(**kwargs)``; outside an event loop on this thread's own loop,
-    because LlamaIndex's ``asyncio_run`` replaces any RuntimeError the judge raises by a
-    "Detected nested async" message.
-
-    The loop is kept for the thread's next evaluations: an async client's pooled
-    connections belong to the loop that opened them, and a new loop per evaluation
-    (``asyncio.run``) made the OpenAI client fail on them and send the request again.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop = getattr(_loops, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = _loops.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(evaluator.aevaluate(**kwargs))
-    return evaluator.evaluate(**kwargs)
+    """``evaluator.evaluate(**kwargs)``, but through ragtrail's ``run_coroutine``:
+    LlamaIndex's ``asyncio_run`` replaces any RuntimeError the judge raises by a
+    "Detected nested async" message, and a loop per call breaks pooled connections."""
+    return run_coroutine(evaluator.aevaluate(**kwargs))
 
 
 def _llamaindex_version() -> str | None:

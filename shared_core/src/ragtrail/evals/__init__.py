@@ -20,7 +20,7 @@ from ..query._evaluations import (
     summarise_judge,
 )
 from ._judge import JudgeRun, judge_trace
-from ._runner import EvaluationInputs, evaluation_inputs, record_result
+from ._runner import EvaluationInputs, evaluation_inputs, record_result, run_coroutine
 from ._write import MAX_LABEL_CHARS, MAX_NAME_CHARS, evaluation_key
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "evaluation_key",
     "judge_trace",
     "record_result",
+    "run_coroutine",
     "summarise_judge",
 ]

@@ -4,10 +4,14 @@ question, answer and in-prompt contexts of a trace, and store the result with it
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import NotFoundError
 from ..query._evaluations import Evaluation, EvaluationSource
@@ -16,7 +20,38 @@ from ._judge import JudgeRun
 if TYPE_CHECKING:
     from ..trail import Trail
 
-__all__ = ["EvaluationInputs", "evaluation_inputs", "record_result"]
+T = TypeVar("T")
+
+__all__ = ["EvaluationInputs", "evaluation_inputs", "record_result", "run_coroutine"]
+
+_loops = threading.local()
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run an evaluator's coroutine to completion from synchronous code.
+
+    Each thread keeps one event loop for all its evaluations: an async client's pooled
+    connections belong to the loop that opened them, and a new loop per evaluation
+    (``asyncio.run``) made the OpenAI client fail on them and send the request again.
+    Called with a loop already running in this thread, the coroutine runs on a worker
+    thread of its own (with this context's variables).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
+    context = contextvars.copy_context()
+
+    def in_worker() -> T:
+        run: Any = context.run  # mypy cannot bind T through Context.run
+        result: T = run(run_coroutine, coro)
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(in_worker).result()
 
 
 @dataclass(frozen=True)
