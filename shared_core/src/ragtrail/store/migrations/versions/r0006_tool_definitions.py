@@ -5,7 +5,7 @@ distinct definition is now one row of ``tool_definitions``, keyed by the sha256 
 JSON, and a stored call's ``tools`` keep ``{"name", "definition_hash"}`` references.
 
 Revision ID: 0006
-Revises: 0004 (0005, evaluations, is developed beside it; re-chained when both land)
+Revises: 0005 (developed beside 0005, evaluations; chained after it at the merge)
 Create Date: 2026-12-07
 """
 
