@@ -21,7 +21,7 @@ Where each value comes from, first found wins:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -134,7 +134,7 @@ def class_default_providers(serialized: Mapping[str, Any] | None) -> frozenset[s
 def from_langchain_package(serialized: Mapping[str, Any] | None) -> bool:
     """Whether the model class comes from LangChain or one of its integration packages
     (``langchain_core``'s fakes, ``langchain_ollama``, ...), not from the user's code."""
-    ids = (serialized or {}).get("id") or ()
+    ids: Sequence[Any] = (serialized or {}).get("id") or ()
     return bool(ids) and str(ids[0]).split(".")[0].startswith("langchain")
 
 

@@ -10,13 +10,13 @@ deletion inside a transaction and rolls it back, so its counts are exact.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy.engine import Connection, Engine
 
@@ -24,6 +24,11 @@ from .._durations import parse_age
 from ..errors import ConfigError
 from ..store._retention import delete_traces
 from ..store._tables import runs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 __all__ = ["PurgeResult", "RetentionPolicy", "RetentionRule", "apply_policy", "load_policy",
            "parse_age", "purge"]
