@@ -159,3 +159,10 @@ def test_lineage_show_list_evaluations_and_export_import_carry_them(
     with Trail(target) as copy:
         assert copy.evaluations() == []
         assert copy.traces(include_evaluations=True) == []
+
+
+def test_evals_source_choice_matches_the_enum() -> None:
+    from ragtrail.cli._evals import SOURCES
+    from ragtrail.query import EvaluationSource
+
+    assert tuple(s.value for s in EvaluationSource) == SOURCES

@@ -33,6 +33,7 @@ from ragtrail.store import (
 )
 
 RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions",
+                   "erasure_log", "read_audit",
                    "evaluations", "vendors"}
 
 

@@ -60,7 +60,8 @@ def odd_records() -> list[CapturedRun]:
 def empty_tables(store: SqlStore) -> None:
     with store.engine.begin() as conn:
         for table in reversed(_tables.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name != "vendors":  # the catalog the migration seeds, not records
+                conn.execute(table.delete())
 
 
 def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path: Path) -> None:
@@ -221,9 +222,7 @@ def test_postgres_without_the_temp_privilege_writes_without_copy(
     store.close()
     # The same rows as through COPY.
     with_copy = open_store(pg_url)
-    with with_copy.engine.begin() as conn:
-        for table in reversed(_tables.metadata.sorted_tables):
-            conn.execute(table.delete())
+    empty_tables(with_copy)
     monkeypatch.setattr(_store, "can_stage", _bulk.can_stage)
     with_copy.write_batch(records)
     assert copies == ["copy"]

@@ -299,7 +299,9 @@ def test_the_view_never_writes(demo: tuple[str, DemoIds], tmp_path: Path) -> Non
     url, ids = demo
     path = Path(url.removeprefix("sqlite:///"))
     before = _fingerprint(path)
-    app = create_app(url)
+    # Audit lines are the view's one write, through a connection of their own
+    # (tests/test_governance_audit.py); without them the file is untouched.
+    app = create_app(url, audit=False)
     client = TestClient(app)
     for page in ("/traces", f"/traces/{ids.langchain}", f"/traces/{ids.langchain}/lineage",
                  "/usage", "/sessions", "/sessions/demo", f"/diff?a={ids.langchain}&b={ids.xss}",

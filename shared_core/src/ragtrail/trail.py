@@ -52,6 +52,26 @@ if TYPE_CHECKING:
 
 __all__ = ["Trail"]
 
+
+def _tenant(tenant: str | None) -> str | None:
+    if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
+        raise ConfigError(f"Trail(tenant=...) takes a non-empty string or None, got {tenant!r}")
+    return tenant
+
+
+def _check_rights(store: SqlStore, purpose: str) -> None:
+    """On PostgreSQL, refuse a role that lacks the rights ``purpose`` needs (one clear
+    line; see ``ragtrail db roles``), closing the store."""
+    if store.engine.dialect.name != "postgresql":
+        return
+    from .governance.roles import check_rights
+
+    try:
+        check_rights(store.engine, purpose, store.url)  # type: ignore[arg-type]
+    except BaseException:
+        store.close()
+        raise
+
 PriceOverrides = Mapping[str, "ModelPrice | Mapping[str, Any]"] | str | PathLike[str]
 
 
@@ -70,6 +90,7 @@ class Trail:
         app_name: str | None = None,
         app_version: str | None = None,
         request_type: str | None = None,
+        tenant: str | None = None,
         capture: CaptureConfig | None = None,
         redaction: RedactionConfig | None = None,
         writer: WriterConfig | None = None,
@@ -90,6 +111,10 @@ class Trail:
         ``exporters``: live exporters (e.g. :class:`ragtrail.export.OtlpExporter`) that
         get every batch once it is stored, on their own threads with bounded queues;
         their counters are in ``stats()["exporters"]``.
+        ``tenant``: stored on every run (run metadata ``tenant`` or LlamaIndex
+        ``instrument_tags`` override it per request); see README "Governance". On
+        PostgreSQL the role connected must be able to capture (a writer role, see
+        ``ragtrail db roles``), else :class:`~ragtrail.errors.ConfigError`.
         """
         from .capture import CaptureConfig, Recorder
         from .export._live import ExportingStore, LiveExporter
@@ -107,6 +132,7 @@ class Trail:
         self._store: SqlStore = open_store(url, sqlite_synchronous=sqlite_synchronous,
                                            sqlite_cache_mib=sqlite_cache_mib)
         self.url = self._store.url
+        _check_rights(self._store, "capture")
         self.redactor = Redactor(redaction)
         self._exporters = list(exporters or ())
         for exporter in self._exporters:
@@ -130,7 +156,8 @@ class Trail:
             config=capture,
             redactor=self.redactor,
             pricer=pricer,
-            app=AppContext(app_name=app_name, app_version=app_version, request_type=request_type),
+            app=AppContext(app_name=app_name, app_version=app_version, request_type=request_type,
+                           tenant=_tenant(tenant)),
         )
         self._closed = False
         self._lock = threading.Lock()
@@ -160,6 +187,7 @@ class Trail:
         trail = cls.__new__(cls)
         trail._store = open_store(url, readonly=True)
         trail.url = trail._store.url
+        _check_rights(trail._store, "read")
         trail.redactor = Redactor(redaction)
         trail.sink = _ReadOnlySink()
         trail._exit_timeout_s = 0.0

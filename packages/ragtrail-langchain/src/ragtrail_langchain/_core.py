@@ -29,7 +29,7 @@ UNSET: Any = object()
 _logger = logging.getLogger("ragtrail.langchain")
 _CUT_GRACE_S = 1.0
 _CONTEXT_KEYS = (MetaKey.SESSION_ID.value, MetaKey.APP_NAME.value, MetaKey.APP_VERSION.value,
-                 MetaKey.REQUEST_TYPE.value)
+                 MetaKey.REQUEST_TYPE.value, MetaKey.TENANT.value)
 
 
 class StreamAbandoned(Exception):
@@ -106,6 +106,7 @@ class HandlerCore(BaseCallbackHandler):
             app_name=given[MetaKey.APP_NAME.value] or self.app_name,
             app_version=given[MetaKey.APP_VERSION.value] or self.app_version,
             request_type=given[MetaKey.REQUEST_TYPE.value],
+            tenant=_text_or_none(given[MetaKey.TENANT.value]),
         )
         # A LangGraph thread is the conversation: its id is the session when the
         # application named none (LangGraph copies configurable.thread_id to metadata).
@@ -202,3 +203,8 @@ class HandlerCore(BaseCallbackHandler):
 
     def _state(self, run_id: UUID) -> RunState | None:
         return self._runs.get(str(run_id))
+
+
+def _text_or_none(value: object) -> str | None:
+    """A context value given in run metadata as text (a tenant), else None."""
+    return str(value) if isinstance(value, (str, int)) and value != "" else None

@@ -204,7 +204,8 @@ class Engine:
             run.run_id, kind=run.role.kind, name=run.role.name, framework=Framework.LLAMAINDEX,
             parent_id=run.parent.run_id if run.parent is not None else None, inputs=inputs,
             metadata=meta, user_id=tags.get(MetaKey.USER_ID.value),
-            session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)), app=app,
+            session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)),
+            app=_tenant_context(tags) if app is None else app.merged(_tenant_context(tags)),
         )
         if run.parent is not None:
             run.parent.open_children += 1
@@ -467,3 +468,9 @@ def _is_cancel(error: BaseException) -> bool:
 def _str_or_none(value: Any) -> str | None:
     return str(value) if value is not None else None
 
+
+
+def _tenant_context(tags: Mapping[str, Any]) -> AppContext | None:
+    """The tenant given in ``instrument_tags`` (``{"tenant": "acme"}``), as context."""
+    tenant = _str_or_none(tags.get(MetaKey.TENANT.value))
+    return AppContext(tenant=tenant) if tenant is not None else None

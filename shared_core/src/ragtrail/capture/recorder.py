@@ -697,6 +697,7 @@ class Recorder:
             "app_version": _key(app.app_version), "user_hash": app.user_hash,
             "session_id": _key(app.session_id), "request_type": _key(app.request_type),
             "environment": dict(environment) if environment is not None else None,
+            "tenant": _key(app.tenant),
         })
         llm = None
         if run.kind is RunKind.LLM or run.llm:

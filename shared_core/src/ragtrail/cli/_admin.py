@@ -47,3 +47,7 @@ def db_upgrade(url: str | None, db_url: str | None, as_json: bool) -> None:
 
 
 __all__ = ["db", "schema"]
+
+from ._governance import db_roles  # noqa: E402  (a db subcommand defined with governance)
+
+db.add_command(db_roles)

@@ -7,7 +7,6 @@ heavier (SQLAlchemy through the Trail, rich for tables) loads when a command run
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -15,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._durations import DURATION, UNITS
+from .._durations import parse_age as parse_age  # the commands' import
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -85,8 +86,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION, _UNITS = DURATION, UNITS
 
 
 def parse_when(value: str | None, name: str) -> datetime | None:
@@ -103,11 +103,3 @@ def parse_when(value: str | None, name: str) -> datetime | None:
         raise ConfigError(f"{name} must be an ISO date/datetime or a duration like 7d, "
                           f"got {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def parse_age(value: str) -> timedelta:
-    """A duration such as ``30d``."""
-    match = _DURATION.match(value)
-    if not match:
-        raise ConfigError(f"expected a duration like 30d, 12h or 90m, got {value!r}")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})

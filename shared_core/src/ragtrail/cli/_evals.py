@@ -48,22 +48,6 @@ def evals(trace_id: str | None, db: str | None, as_json: bool, name: str | None,
     emit(rows, as_json, lambda: evaluations_table(rows))
 
 
-def plugin_commands() -> list[click.Command]:
-    """Commands other installed ragtrail packages add (entry point group
-    ``ragtrail.commands``); one that fails to load is skipped, never the whole CLI."""
-    from importlib.metadata import entry_points
-
-    found = []
-    for entry in entry_points(group="ragtrail.commands"):
-        try:
-            command = entry.load()
-        except Exception:  # a broken optional package must not break `ragtrail`
-            continue
-        if isinstance(command, click.Command):
-            found.append(command)
-    return found
-
-
 # -- export and import -------------------------------------------------------------------
 
 #: ``record_type`` of an evaluation line in an export (run records have none).

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -16,7 +14,6 @@ from ._common import (
     json_option,
     open_trail,
     open_trail_for_write,
-    parse_age,
     parse_when,
     resolve,
 )
@@ -125,26 +122,3 @@ def import_cmd(source: IO[str], db: str | None, as_json: bool) -> None:
         emit_json({"imported": count, "database": url})
     else:
         click.echo(f"imported {count} records", err=True)
-
-
-@click.command()
-@db_option
-@json_option
-@click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge(db: str | None, as_json: bool, older_than: str, yes: bool) -> None:
-    """Delete traces whose root started more than --older-than ago (retention)."""
-    from ..store import open_store
-
-    cutoff = datetime.now(timezone.utc) - parse_age(older_than)
-    with open_trail(db):  # an existing ragtrail database, or one clear error
-        pass
-    if not yes and sys.stdin.isatty():
-        click.confirm(f"Delete every trace started before {cutoff:%Y-%m-%d %H:%M} UTC?",
-                      abort=True)
-    with open_store(db, auto_upgrade=False) as store:
-        removed = store.purge(before=cutoff)
-    if as_json:
-        emit_json({"deleted_traces": removed, "before": cutoff.isoformat()})
-    else:
-        click.echo(f"deleted {removed} traces started before {cutoff.isoformat()}")

@@ -22,6 +22,7 @@ class AppContext(Model):
     user_hash: str | None = Field(None, description="HMAC-SHA256 of the user id, hex.")
     session_id: str | None = None
     request_type: str | None = None
+    tenant: str | None = Field(None, description="Tenant the trace belongs to (see Governance).")
     tags: list[str] = Field(default_factory=list)
 
     def merged(self, other: AppContext | None) -> AppContext:

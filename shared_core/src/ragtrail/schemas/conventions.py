@@ -130,3 +130,4 @@ class MetaKey(_StrEnum):
     APP_NAME = "app_name"
     APP_VERSION = "app_version"
     REQUEST_TYPE = "request_type"
+    TENANT = "tenant"

@@ -56,15 +56,16 @@ __all__ = [
 #: of the fields below (the store checks them against its tables at import) must bump
 #: it and keep a reader for the previous layout: spools written before an upgrade are
 #: replayed after it.
-FLAT_FORM = 2
-#: Earlier layouts still read (spools written before an upgrade): 1 had no tool rows.
-_READ_FORMS = frozenset({1, 2})
+FLAT_FORM = 3
+#: Earlier layouts still read (spools written before an upgrade): 1 had no tool rows,
+#: 1 and 2 no tenant.
+_READ_FORMS = frozenset({1, 2, 3})
 
 RUN_FIELDS = (
     "id", "trace_id", "parent_id", "path", "kind", "name", "framework", "started_at",
     "ended_at", "duration_ms", "status", "error", "inputs", "outputs", "tags", "metadata",
     "truncated", "redacted", "retries", "events", "app_name", "app_version", "user_hash",
-    "session_id", "request_type", "environment", "schema_version",
+    "session_id", "request_type", "environment", "schema_version", "tenant",
 )
 _TOKENS = ("input", "output", "total", "cache_read", "cache_creation", "reasoning")
 _COSTS = ("input", "output", "cache_read", "cache_write", "reasoning", "total")
@@ -128,6 +129,8 @@ class FlatRecord:
             raise ValueError("not a flat record of this version")
         run, llm, documents, links = data[1:5]
         tools = data[5] if len(data) == 6 else []
+        if data[0] < 3 and isinstance(run, list) and len(run) == len(RUN_FIELDS) - 1:
+            run = [*run, None]  # forms 1 and 2 had no tenant
         if not (isinstance(run, list) and len(run) == len(RUN_FIELDS)
                 and isinstance(run[0], str)):
             raise ValueError("a flat record's run row is malformed")
@@ -201,6 +204,7 @@ def flatten(record: CapturedRun) -> FlatRecord:
         run.redacted, run.retries, _json(run.events), _text(run.app_name),
         _text(run.app_version), _text(run.user_hash), _text(run.session_id),
         _text(run.request_type), _json(run.environment), _text(run.schema_version),
+        _text(run.tenant),
     )
     llm = record.llm
     llm_row = None

@@ -59,6 +59,7 @@ class Run(UtcModel):
     environment: dict[str, Any] | None = Field(
         None, description="Host, OS and versions; kept on the root run of a trace."
     )
+    tenant: str | None = Field(None, description="Tenant the run belongs to (see Governance).")
 
     @property
     def is_root(self) -> bool:

@@ -169,9 +169,12 @@ def _copy(cursor: Any, sql: str, rows: list[Sequence[Any]], data: bytes | None) 
 
 
 def can_stage(conn: Connection) -> bool:
-    """PostgreSQL: may this user create the temporary staging tables (TEMP privilege)?"""
+    """PostgreSQL: may this user create the temporary staging tables (TEMP privilege, and
+    SELECT on the tables they copy the shape of: a least-privilege writer role, which
+    may not read the trail, has not)?"""
     allowed = conn.exec_driver_sql(
-        "SELECT has_database_privilege(current_database(), 'TEMP')").scalar()
+        "SELECT has_database_privilege(current_database(), 'TEMP') "
+        "AND has_table_privilege('runs', 'SELECT')").scalar()
     return bool(allowed)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -15,9 +16,11 @@ __all__ = ["delete_traces", "purge_before"]
 _IN_CHUNK = 500  # bound on SQL IN lists (SQLite allows 32766 variables)
 
 
-def _delete_traces(conn: Connection, trace_ids: list[str]) -> set[str]:
-    """Delete the traces' rows, their evaluations and those evaluations' judge traces;
-    return the content hashes their links pointed to."""
+def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int]
+                   ) -> set[str]:
+    """Delete the traces' rows, their evaluations and those evaluations' judge traces
+    (adding the rows deleted per table to ``counts``); return the content hashes their
+    links pointed to."""
     hashes: set[str] = set()
     seen: set[str] = set()
     pending = list(trace_ids)
@@ -38,25 +41,35 @@ def _delete_traces(conn: Connection, trace_ids: list[str]) -> set[str]:
         pending += [t for t in conn.execute(
             sa.select(evaluations.c.judge_trace_id)
             .where(judged, evaluations.c.judge_trace_id.is_not(None))).scalars()]
-        conn.execute(sa.delete(evaluations).where(judged))
+        _count(counts, evaluations.name, conn.execute(sa.delete(evaluations).where(judged)))
         for table in (document_links, llm_calls, runs):
-            conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch)))
+            _count(counts, table.name,
+                   conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))
     return hashes
 
 
-def delete_traces(conn: Connection, trace_ids: list[str]) -> None:
+def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> None:
+    counts[table] = counts.get(table, 0) + max(result.rowcount, 0)
+
+
+def delete_traces(conn: Connection, trace_ids: list[str]) -> dict[str, int]:
     """Delete whole traces with their evaluations (and judge traces), and documents no
-    remaining trace links to, inside the caller's transaction."""
-    ordered = sorted(_delete_traces(conn, trace_ids))
+    remaining trace links to, inside the caller's transaction; returns the rows deleted
+    per table."""
+    counts = {name: 0 for name in ("runs", "llm_calls", "document_links", "documents",
+                                   "evaluations")}
+    ordered = sorted(_delete_traces(conn, trace_ids, counts))
     for start in range(0, len(ordered), _IN_CHUNK):
-        _delete_unlinked_documents(conn, ordered[start : start + _IN_CHUNK])
+        _delete_unlinked_documents(conn, ordered[start : start + _IN_CHUNK], counts)
+    return counts
 
 
-def _delete_unlinked_documents(conn: Connection, hashes: list[str]) -> None:
+def _delete_unlinked_documents(conn: Connection, hashes: list[str],
+                               counts: dict[str, int]) -> None:
     still_linked = sa.exists().where(document_links.c.content_hash == documents.c.content_hash)
-    conn.execute(
+    _count(counts, documents.name, conn.execute(
         sa.delete(documents).where(documents.c.content_hash.in_(hashes), ~still_linked)
-    )
+    ))
 
 
 def purge_before(engine: Engine, before: datetime) -> int:

@@ -19,9 +19,11 @@ __all__ = [
     "POSTGRES_ONLY_INDEXES",
     "document_links",
     "documents",
+    "erasure_log",
     "evaluations",
     "llm_calls",
     "metadata",
+    "read_audit",
     "runs",
     "tool_definitions",
     "vendors",
@@ -67,6 +69,7 @@ runs = sa.Table(
     sa.Column("request_type", sa.String),
     sa.Column("environment", JSON_VALUE),
     sa.Column("schema_version", sa.String, nullable=False),
+    sa.Column("tenant", KEY),
     sa.Index(None, "trace_id"),
     # Children only: then "parent_id IS NULL" can be served by the roots index alone
     # (SQLite otherwise picks this one and sorts every root to find the newest).
@@ -103,6 +106,11 @@ runs = sa.Table(
 )
 #: GIN indexes over JSONB: PostgreSQL only. (llm_calls.metadata had one until revision
 #: 0002: it indexed every prompt message and no query used it.)
+#: Runs of one tenant, by time (``purge --tenant``; row-level security filters on it).
+sa.Index("ix_runs_tenant_started_at", runs.c.tenant, runs.c.started_at,
+         postgresql_where=sa.text("tenant IS NOT NULL"),
+         sqlite_where=sa.text("tenant IS NOT NULL"))
+
 POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_metadata_gin", "ix_evaluations_judge_gin"})
 
 sa.Index("ix_runs_metadata_gin", runs.c.metadata, postgresql_using="gin").ddl_if(
@@ -244,3 +252,30 @@ sa.Index("ix_evaluations_judge_gin", evaluations.c.judge, postgresql_using="gin"
 #: The seed's vendor names, plus LlamaIndex (its evaluators) and custom (your own code).
 BUILTIN_VENDORS = ("DeepEval", "Ragas", "MLflow", "Deepchecks", "Arize Phoenix",
                    "LlamaIndex", "custom")
+
+
+#: One receipt per erasure (``ragtrail erase``): when, whose (the keyed hash of the user
+#: or session id, never the id itself), how many traces and rows per table went.
+erasure_log = sa.Table(
+    "erasure_log",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("erased_at", UtcDateTime, nullable=False),
+    sa.Column("subject", sa.String, nullable=False),
+    sa.Column("subject_hash", KEY, nullable=False),
+    sa.Column("traces", sa.Integer, nullable=False),
+    sa.Column("counts", JSON_VALUE, nullable=False),
+)
+
+#: Who read which trace through the web view or its JSON API: append-only (the reader
+#: role may only insert; see ``ragtrail db roles``).
+read_audit = sa.Table(
+    "read_audit",
+    metadata,
+    sa.Column("id", KEY, primary_key=True),
+    sa.Column("read_at", UtcDateTime, nullable=False),
+    sa.Column("reader", KEY, nullable=False),
+    sa.Column("view", sa.String, nullable=False),
+    sa.Column("trace_id", KEY),
+    sa.Index(None, "read_at"),
+)
