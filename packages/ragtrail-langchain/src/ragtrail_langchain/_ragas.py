@@ -11,6 +11,7 @@ Set ``RAGAS_DO_NOT_TRACK=true`` to turn Ragas' usage tracking off.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,8 +45,16 @@ def _prepare(metrics: Sequence[Any], llm: Any, embeddings: Any) -> None:
     from ragas.llms import BaseRagasLLM, LangchainLLMWrapper
     from ragas.run_config import RunConfig
 
-    judge = llm if isinstance(llm, BaseRagasLLM) else LangchainLLMWrapper(llm)
-    wrapped = None if embeddings is None else LangchainEmbeddingsWrapper(embeddings)
+    # ragas 0.4 deprecates its LangChain wrappers in favour of clients of its own; the
+    # contract here takes a LangChain model, so the wrapper is what we have. Its notice is
+    # about our call, not the application's: kept out of its warnings (an application
+    # running with warnings as errors must still get its evaluations).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ragas\b")
+        warnings.filterwarnings("ignore", message=r"Langchain\w+Wrapper is deprecated",
+                                category=DeprecationWarning)
+        judge = llm if isinstance(llm, BaseRagasLLM) else LangchainLLMWrapper(llm)
+        wrapped = None if embeddings is None else LangchainEmbeddingsWrapper(embeddings)
     for metric in metrics:
         if hasattr(metric, "llm") and metric.llm is None:
             metric.llm = judge

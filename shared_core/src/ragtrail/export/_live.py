@@ -26,8 +26,9 @@ from tenacity import (
     stop_after_attempt,
     stop_any,
     stop_when_event_set,
-    wait_exponential_jitter,
 )
+
+from .._backoff import exponential_backoff
 
 __all__ = ["ExportingStore", "LiveExporter"]
 
@@ -212,9 +213,7 @@ class LiveExporter:
         retrying = Retrying(
             stop=stop_any(stop_after_attempt(self.retry_attempts),
                           stop_when_event_set(self._stop)),
-            wait=wait_exponential_jitter(initial=self.retry_initial_backoff_s,
-                                         max=self.retry_max_backoff_s,
-                                         jitter=self.retry_initial_backoff_s),
+            wait=exponential_backoff(self.retry_initial_backoff_s, self.retry_max_backoff_s),
             retry=retry_if_result(lambda ok: not ok),
             before_sleep=count_retry,
             sleep=self._sleep,

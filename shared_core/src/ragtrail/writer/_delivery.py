@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
+from tenacity import Retrying, retry_if_exception_type
 
+from .._backoff import exponential_backoff
 from .._log import RateLimitedLog, SafeLogger
 from ..schemas.flat import AnyRecord, FlatRecord
 from ..schemas.record import CapturedRun, SerializedRecord
@@ -135,11 +136,8 @@ class Delivery:
         self._give_up = give_up
         self._dead_letters = dead_letters
         self._log = log
-        # Exponential backoff plus jitter, in the names every tenacity in the pinned
-        # range knows (``wait_exponential_jitter(initial=...)`` warns from 9.2 on).
-        self._wait = (wait_exponential(multiplier=config.retry_initial_backoff_s,
-                                       max=config.retry_max_backoff_s)
-                      + wait_random(0, config.retry_initial_backoff_s))
+        self._wait = exponential_backoff(config.retry_initial_backoff_s,
+                                         config.retry_max_backoff_s)
         self.store_down = False  # retries ran out; until the next success, probe once a while
         self._failing = False  # the last attempt failed transiently
 
