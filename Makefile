@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # every process, and the tests that run applications in child interpreters crawl.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test test-interop bench lint env clean
+.PHONY: demo test test-interop test-extras bench lint env clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +38,13 @@ test: $(STAMP)
 test-interop: $(STAMP)
 	$(UV) sync --python $(PYTHON) --all-packages --group dev --group interop --inexact --quiet
 	RAGTRAIL_INTEROP=1 $(UV) run --no-sync python -m pytest tests/interop -p no:cacheprovider $(INTEROP_ARGS)
+
+# Optional evaluation frameworks whose packages change pytest itself (deepeval registers
+# pytest plugins and brings pytest-xdist, -rerunfailures and -repeat): their tests run
+# here, apart from `make test`, in the same environment with --inexact.
+test-extras: $(STAMP)
+	$(UV) sync --python $(PYTHON) --all-packages --group dev --group evals --inexact --quiet
+	$(UV) run --no-sync python -m pytest tests/test_deepeval_evaluate.py -p no:cacheprovider
 
 # Benchmarks (not part of `make test`): the optional comparison tools are added
 # to the same environment with --inexact, so the test environment keeps working.
