@@ -80,7 +80,7 @@ def test_langchain_capture_in_a_child_forked_while_its_locks_were_held(
         handler = RagtrailCallbackHandler(trail)
         chain = build_rag_chain()
         chain.invoke("what is wal", config={"callbacks": [handler]})
-        locks = [handler._runs._lock, trail.recorder._lock, error_counter._lock]
+        locks = [trail.recorder._lock, error_counter._lock]
 
         def child() -> bool:
             answer = chain.invoke("what is wal", config={"callbacks": [handler]})

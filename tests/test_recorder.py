@@ -158,6 +158,69 @@ def test_duplicate_start_and_unknown_end_are_harmless(rec: Recorder, sink: ListS
     assert rec.stats()["duplicate_starts"] == 1 and rec.stats()["unknown_ends"] == 2
 
 
+def test_the_run_table_keeps_each_owners_state_with_its_runs(
+        rec: Recorder, sink: ListSink) -> None:
+    mine, theirs = object(), object()
+    assert rec.start_run("a", kind="chain", name="a", owner=mine, state={"n": 1})
+    assert rec.state_of("a", mine) == {"n": 1}
+    assert rec.state_of("a", theirs) is None and rec.state_of("a") is None
+    # The same owner starting the run again is a copy of one delivery, not a duplicate.
+    assert rec.start_run("a", kind="chain", name="a", owner=mine) is False
+    assert rec.start_run("a", kind="chain", name="a", owner=theirs) is False
+    assert rec.stats()["duplicate_starts"] == 1
+    rec.end_run("a")
+    assert rec.state_of("a", mine) is None
+    assert len(sink.records) == 1
+
+
+def test_children_are_the_runs_started_under_a_run_by_its_owner(rec: Recorder) -> None:
+    mine, theirs = object(), object()
+    current: dict[str, Any] = {"id": None}
+    unregister = register_parent_provider("test-children", lambda: current["id"])
+    try:
+        rec.start_run("p", kind="chain", name="p", owner=mine)
+        rec.start_run("c1", kind="chain", name="c", parent_id="p", owner=mine)
+        rec.start_run("c2", kind="chain", name="c", parent_id="p", owner=theirs)
+        current["id"] = "p"
+        rec.start_run("ambient", kind="chain", name="c", owner=mine)  # not a child here
+    finally:
+        unregister()
+    assert rec.children_of("p", mine) == ["c1"]
+    assert rec.children_of("p", theirs) == ["c2"]
+    rec.end_run("c1")
+    assert rec.children_of("p", mine) == []
+
+
+def test_cut_descendants_end_cancelled_on_their_own_or_when_overdue(
+        rec: Recorder, sink: ListSink) -> None:
+    owner = object()
+    rec.start_run("root", kind="chain", name="root", owner=owner)
+    rec.start_run("mid", kind="chain", name="mid", parent_id="root", owner=owner)
+    rec.start_run("leaf", kind="llm", name="leaf", parent_id="mid", owner=owner)
+    assert not rec.has_cuts
+    assert rec.cut_below("root", owner) == 2
+    assert rec.cut_below("root", owner) == 0  # cut once
+    assert rec.is_cut("leaf") and rec.is_cut("mid") and not rec.is_cut("root")
+    assert rec.cancel_overdue_cuts(3600, lambda: RuntimeError("late")) == 0
+    rec.end_run("leaf")  # the adapter ends it itself (and asks is_cut for the status)
+    assert not rec.is_cut("leaf")
+    assert rec.cancel_overdue_cuts(0, lambda: RuntimeError("closed")) == 1
+    assert not rec.has_cuts
+    mid = by_id(sink)["mid"].run
+    assert mid.status is RunStatus.CANCELLED and mid.error is not None
+    assert "closed" in (mid.error.message or "")
+
+
+def test_the_end_hook_gets_the_trace_id_unless_the_run_is_abandoned(sink: ListSink) -> None:
+    rec = Recorder(sink, pricer=FixedPricer(), config=CaptureConfig(max_open_runs=1))
+    ended: list[str] = []
+    rec.start_run("r", kind="chain", name="r", on_end=ended.append)
+    rec.start_run("c", kind="chain", name="c", parent_id="r", on_end=ended.append)
+    assert ended == []  # "r" was abandoned (the cap is 1)
+    rec.fail_run("c", RuntimeError("boom"))
+    assert ended == ["r"]  # the child's trace is its parent's
+
+
 def test_unknown_parent_becomes_a_root_remembering_it(rec: Recorder, sink: ListSink) -> None:
     rec.start_run("c", kind="chain", name="c", parent_id="elsewhere")
     rec.end_run("c")

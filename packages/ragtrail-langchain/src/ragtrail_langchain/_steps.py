@@ -76,7 +76,7 @@ class StepCallbacks(HandlerCore):
 
     def _react_agent(self, node: RunState) -> None:
         """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
-        graph = self._runs.parent_of(node) if node.name == REACT_AGENT_NODE else None
+        graph = self._state_of(node.parent) if node.name == REACT_AGENT_NODE else None
         if graph is not None and graph.kind is RunKind.CHAIN:
             graph.kind = RunKind.AGENT
             self.recorder.set_kind(graph.key, RunKind.AGENT)
@@ -89,7 +89,7 @@ class StepCallbacks(HandlerCore):
             return
         inputs = kwargs.get("inputs", UNSET)
         reranked = self._detect_reranking(state, outputs, inputs)
-        self._runs.report_to_parent(state, docs=None, reranked=reranked)
+        self._report_to_parent(state, docs=None, reranked=reranked)
         self._end(state, outputs, inputs=inputs)
 
     @guarded
@@ -156,7 +156,7 @@ class StepCallbacks(HandlerCore):
                 reranked = docs.hashes
             else:
                 self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
-        self._runs.report_to_parent(state, docs=docs, reranked=reranked)
+        self._report_to_parent(state, docs=docs, reranked=reranked)
         self._end(state, list(documents))
 
     def _inferred_reranker(self, state: RunState, source: DocList, found: Reranking) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -173,6 +173,7 @@ class Recorder:
         self._open: OrderedDict[str, OpenRun] = OrderedDict()
         self._traces: dict[str, TraceState] = {}
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (trace, path)
+        self._cut: dict[str, float] = {}  # open runs cut short (see cut_below) -> when
         self._starts = 0
         self._environment: dict[str, Any] | None = None
         self._counts = {"started": 0, "ended": 0, "offered": 0, "refused": 0, "abandoned": 0,
@@ -195,11 +196,25 @@ class Recorder:
         user_id: object | None = None,
         session_id: str | None = None,
         app: AppContext | None = None,
+        owner: object = None,
+        state: Any = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> bool:
-        """Open a run. False (not an error) if a run with this id is already open."""
+        """Open a run. False (not an error) if a run with this id is already open.
+
+        The Recorder is the adapters' run table, as langchain-core's ``_TracerCore`` is
+        for its tracers: ``owner`` (the adapter object recording the run) and ``state``
+        (its own framework state for the run) stay with the open run, found again with
+        :meth:`state_of`; ``on_end`` is called with the trace id when the run ends
+        (through :meth:`end_run` or :meth:`fail_run`, not when it is abandoned), e.g. to
+        keep the last trace id of a framework's root runs. A start of an open run is a
+        duplicate, counted in :meth:`stats`, unless the same ``owner`` started it: a
+        framework delivering one event twice (a handler attached twice) sees the run as
+        its own in :meth:`state_of`.
+        """
         try:
             return self._start(run_id, kind, name, framework, parent_id, inputs, tags, metadata,
-                               user_id, session_id, app)
+                               user_id, session_id, app, (owner, state, on_end))
         except Exception as exc:
             self._failed("start_run", exc)
             return False
@@ -360,6 +375,77 @@ class Recorder:
         run = self._open.get(str(run_id))
         return run.kind if run is not None else None
 
+    # -- the run table ---------------------------------------------------------------
+
+    @property
+    def lock(self) -> Any:
+        """The run table's lock (reentrant): an adapter holds it to read or change the
+        ``state`` of several open runs together. Recorder methods may be called under it.
+        """
+        return self._lock
+
+    def state_of(self, run_id: object, owner: object = None) -> Any:
+        """The ``state`` an open run was started with, when ``owner`` started it; else None."""
+        run = self._open.get(str(run_id))
+        if run is None or run.owner is not owner:
+            return None
+        return run.state
+
+    def children_of(self, run_id: object, owner: object = None) -> list[str]:
+        """Ids of the open runs started with this one as their ``parent_id`` (by ``owner``).
+
+        Runs placed under it by an ambient parent provider are not its children here.
+        """
+        with self._lock:
+            run = self._open.get(str(run_id))
+            if run is None or not run.children:
+                return []
+            return [c for c in run.children
+                    if (child := self._open.get(c)) is not None and child.owner is owner]
+
+    def cut_below(self, run_id: object, owner: object = None) -> int:
+        """Mark the open descendants of a run (those ``owner`` started) as cut short.
+
+        A framework that abandons inner steps (a stream closed early) may still end them:
+        a cut run ends ``cancelled`` whatever status it ends with
+        (:meth:`is_cut` tells), and :meth:`cancel_overdue_cuts` ends those that never do.
+        Returns how many runs were newly cut.
+        """
+        now = time.monotonic()
+        with self._lock:
+            run = self._open.get(str(run_id))
+            stack, count = list(run.children or ()) if run is not None else [], 0
+            while stack:
+                child = self._open.get(stack.pop())
+                if child is None or child.owner is not owner or child.id in self._cut:
+                    continue
+                self._cut[child.id] = now
+                stack.extend(child.children or ())
+                count += 1
+            return count
+
+    def is_cut(self, run_id: object) -> bool:
+        """Whether an open run was cut short by :meth:`cut_below`."""
+        return bool(self._cut) and str(run_id) in self._cut
+
+    @property
+    def has_cuts(self) -> bool:
+        """Whether some run was cut short and has not ended yet (cheap, unlocked)."""
+        return bool(self._cut)
+
+    def cancel_overdue_cuts(self, grace_s: float, error: Callable[[], BaseException]) -> int:
+        """End as ``cancelled`` (with ``error()``) the cut runs still open ``grace_s``
+        after they were cut. Returns how many."""
+        if not self._cut:
+            return 0
+        limit = time.monotonic() - grace_s
+        with self._lock:
+            late = [rid for rid, at in self._cut.items() if at <= limit]
+            for rid in late:
+                del self._cut[rid]
+        return sum(self.fail_run(rid, error(), status=RunStatus.CANCELLED) is not None
+                   for rid in late)
+
     def abandon_all(self) -> int:
         """Store every open run as ``abandoned`` (on close). Returns how many."""
         with self._lock:
@@ -377,6 +463,7 @@ class Recorder:
         """
         self._open = OrderedDict()
         self._traces = {}
+        self._cut = {}
         self._environment = None
 
     def stats(self) -> dict[str, Any]:
@@ -435,6 +522,7 @@ class Recorder:
         user_id: object | None,
         session_id: str | None,
         app: AppContext | None,
+        slot: tuple[object, Any, Callable[[str], None] | None],
     ) -> bool:
         started_at = datetime.now(timezone.utc)
         start_ns = time.perf_counter_ns()
@@ -449,8 +537,10 @@ class Recorder:
         conv = self._conv()
         safe_meta = conv.convert(dict(metadata)) if metadata else {}
         with self._lock:
-            if rid in self._open:
-                self._counts["duplicate_starts"] += 1
+            known = self._open.get(rid)
+            if known is not None:
+                if known.owner is None or known.owner is not slot[0]:
+                    self._counts["duplicate_starts"] += 1
                 return False
             parent_key = str(parent_id) if parent_id is not None else None
             if parent_key is None:
@@ -486,6 +576,11 @@ class Recorder:
                 truncated=conv.truncated,
                 redacted=conv.redacted,
             )
+            run.owner, run.state, run.on_end = slot
+            if parent is not None and parent_id is not None:
+                if parent.children is None:
+                    parent.children = set()
+                parent.children.add(rid)
             self._open[rid] = run
             state = self._traces.get(trace_id)
             if state is None:
@@ -636,6 +731,12 @@ class Recorder:
             if run is None:
                 self._counts["unknown_ends"] += 1
                 return None
+            if run.parent_id is not None:
+                parent = self._open.get(run.parent_id)
+                if parent is not None and parent.children:
+                    parent.children.discard(rid)
+            if self._cut:
+                self._cut.pop(rid, None)
             if outputs is not _UNSET and outputs is not None:
                 self._set_payload(run, "outputs", outputs)
             state = self._traces.get(run.trace_id)
@@ -659,7 +760,13 @@ class Recorder:
         finally:
             with self._lock:
                 self._counts["offered" if accepted else "refused"] += 1
+        if run.on_end is not None and status is not RunStatus.ABANDONED:
+            self._root_ended(run.on_end, run.trace_id)
         return record
+
+    @guarded(default=None)
+    def _root_ended(self, hook: Callable[[str], None], trace_id: str) -> None:
+        hook(trace_id)
 
     def _build(
         self,
