@@ -93,10 +93,10 @@ def test_langchain_capture_in_a_child_forked_while_its_locks_were_held(
 def test_llamaindex_capture_in_a_child_forked_while_its_locks_were_held(
         sqlite_url: str, clean_llamaindex: None) -> None:
     with Trail(sqlite_url) as trail:
-        handler = instrument(trail)
+        instrument(trail)
         engine = build_index().as_query_engine(llm=UsageLLM())
         engine.query("what is wal")
-        locks = [handler._ragtrail_engine._lock, trail.recorder._lock]
+        locks = [trail.recorder._lock]
 
         def child() -> bool:
             return bool(str(engine.query("what is wal"))) and trail.flush(20)

@@ -17,7 +17,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from li_support import ChoiceLLM, build_index, reset_llamaindex
+from li_support import ChoiceLLM, build_index, ragtrail_handlers_on_dispatcher, reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind
 from ragtrail_llamaindex import RagtrailHandler, instrument
@@ -212,4 +212,25 @@ def test_rerank_events_outside_a_postprocessor_become_their_own_run(sqlite_url: 
     reranked = _docs(lineage, rerank, DocStage.RERANKED)
     assert [d.input_rank for d in reranked] == [3, 2]
     assert [d.document_id for d in reranked] == [n.node.node_id for n in response.source_nodes]
+    trail.close()
+
+
+def test_rerank_events_outside_every_span_become_a_run_of_their_own(sqlite_url: str) -> None:
+    # No span around the events (the application dispatching them itself): the start
+    # and end still pair up, and leave nothing behind in the span bookkeeping.
+    trail = Trail(sqlite_url)
+    handler = instrument(trail)
+    nodes = build_index().as_retriever(similarity_top_k=3).retrieve(QUESTION)
+    dispatcher.event(ReRankStartEvent(query=QueryBundle(QUESTION), nodes=nodes, top_n=2,
+                                      model_name="spanless-model"))
+    dispatcher.event(ReRankEndEvent(nodes=list(reversed(nodes))[:2]))
+    assert trail.flush()
+    (rerank,) = [r for r in trail.lineage(handler.last_trace_id).runs
+                 if r.kind is RunKind.RERANKER]
+    assert rerank.name == "spanless-model" and rerank.parent_id is None
+    assert [d.input_rank for d in _docs(trail.lineage(handler.last_trace_id), rerank,
+                                        DocStage.RERANKED)] == [2, 1]
+    assert trail.recorder.stats()["open_runs"] == 0
+    spans = [h for h in ragtrail_handlers_on_dispatcher() if hasattr(h, "open_spans")]
+    assert len(spans) == 1 and spans[0].open_spans == {}
     trail.close()
