@@ -17,10 +17,11 @@ from typing import Any
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
 from ragtrail.capture import Recorder, guarded
+from ragtrail.capture.rerank import record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._extract import NodeRef, document_inputs, message_dicts, node_refs, plain, query_text
-from ._families import rerank_plan
+from ._infer import node_plan
 from ._llm import llm_response
 
 __all__ = ["LegacyCallbacks", "rerank_details"]
@@ -105,10 +106,10 @@ class LegacyCallbacks:
             self._recorder.add_documents(event_id, document_inputs(nodes),
                                          stage=DocStage.RETRIEVED)
         elif event.event_type is CBEventType.RERANKING:
-            plan = rerank_plan(event.input_refs, node_refs(nodes))
+            plan = node_plan(event.input_refs, node_refs(nodes))
             if plan is not None:
-                self._recorder.add_documents(event_id, document_inputs(nodes, plan),
-                                             stage=DocStage.RERANKED)
+                record_reranking(self._recorder, event_id,
+                                 document_inputs(nodes, plan.input_ranks), kind=RunKind.RERANKER)
         elif event.event_type is CBEventType.LLM:
             response = data.get(EventPayload.RESPONSE.value) or data.get(
                 EventPayload.COMPLETION.value)

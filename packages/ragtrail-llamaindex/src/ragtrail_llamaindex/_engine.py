@@ -21,6 +21,7 @@ from typing import Any
 from llama_index.core.instrumentation.span import active_span_id
 
 from ragtrail.capture import Recorder, guarded
+from ragtrail.capture.rerank import record_reranking
 from ragtrail.schemas import (
     ROLE_KEY,
     AppContext,
@@ -42,8 +43,8 @@ from ._extract import (
     tool_calls_of,
     tool_output_nodes,
 )
-from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
-from ._infer import Pipeline, infer_rerank, pipeline_of
+from ._families import inputs_of, outputs_of, start_metadata, template_of
+from ._infer import Pipeline, infer_rerank, node_plan, pipeline_of
 from ._llm import (
     llm_request,
     llm_response,
@@ -339,13 +340,11 @@ class Engine:
         return outputs
 
     def _reranked(self, run: _Run, result: Any) -> None:
-        plan = rerank_plan(run.input_refs, node_refs(result))
+        plan = node_plan(run.input_refs, node_refs(result))
         if plan is None:
             return  # content changed or nodes added: a transform, not a reranker
-        if run.role.kind is not RunKind.RERANKER:
-            self.recorder.set_kind(run.run_id, RunKind.RERANKER)
-        self.recorder.add_documents(run.run_id, document_inputs(result, plan),
-                                    stage=DocStage.RERANKED)
+        record_reranking(self.recorder, run.run_id, document_inputs(result, plan.input_ranks),
+                         kind=run.role.kind)
 
     # -- dispatcher events -------------------------------------------------------
 
