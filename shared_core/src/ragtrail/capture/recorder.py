@@ -1,9 +1,11 @@
 """The Recorder: framework-neutral bookkeeping of runs, with no I/O.
 
-Adapters call it from framework callbacks; it keeps the open runs, assigns lineage,
-reads the clock once at the edge, redacts and bounds payloads, prices LLM calls and
-hands each finished run to a :class:`~ragtrail.sink.Sink`. No method raises into the
-caller: internal errors are logged (rate-limited) and counted.
+Adapters call it from framework callbacks; it is their run table (the open runs, with
+each adapter's own state for them), assigns lineage, reads the clock once at the edge,
+redacts and bounds payloads, and hands each finished run, built and priced by
+:mod:`.records`, to a :class:`~ragtrail.sink.Sink`; documents reaching a prompt are
+linked by :mod:`.prompt_links`. No method raises into the caller: internal errors are
+logged (rate-limited) and counted.
 """
 
 from __future__ import annotations
@@ -13,32 +15,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from enum import Enum
-from typing import Any, Protocol, TypeVar
+from datetime import datetime, timezone
+from typing import Any
 
 from .._forksafe import fork_safe_lock
 from ..guard import error_counter, guarded, report_failure
-from ..providers import cache_write_1h_tokens, resolve_provider
 from ..redaction import Redactor
 from ..schemas import (
-    NON_ANSWERING_KINDS,
-    ROLE_KEY,
     AppContext,
     CapturedRun,
     DocStage,
     Document,
-    DocumentLink,
-    Environment,
     Framework,
-    LLMCostMetrics,
     LLMMetadata,
-    LLMTokenUsage,
-    Run,
     RunError,
     RunKind,
     RunStatus,
-    StepRole,
     bounded_key,
     content_hash,
 )
@@ -46,18 +38,12 @@ from ..schemas._base import construct
 from ..sink import Sink
 from ._safe_json import ConvertedCache, Limits, SafeJson
 from ._state import OpenRun, PendingLink, TraceState
-from ._values import (
-    build_llm,
-    error_of,
-    hidden,
-    performance,
-    prompt_text,
-    score_of,
-    storable_cost,
-)
+from ._values import error_of, hidden, prompt_text, score_of
 from .ambient import ambient_parents
 from .config import CaptureConfig
 from .llm_update import LLMUpdate
+from .prompt_links import answering, link_in_prompt, probes
+from .records import PricerLike, RecordBuilder
 
 __all__ = ["SOURCE_ID_KEY", "DocumentInput", "PricerLike", "Recorder"]
 
@@ -67,31 +53,9 @@ SOURCE_ID_KEY = "ragtrail_source_id"
 _UNSET: Any = object()
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
 _AGE_SCAN_EVERY = 256
-_PROBE_CHARS = 200
-_ROLES = frozenset(role.value for role in StepRole)
 _TEXT_FIELDS = frozenset(
     {"messages", "prompt_text", "output_text", "prompt_variables", "prompt_template",
      "tools", "tool_calls", "tool_choice"})
-
-
-class PricerLike(Protocol):
-    """What the Recorder needs from :class:`ragtrail.pricing.Pricer`."""
-
-    def cost(
-        self,
-        usage: LLMTokenUsage | None,
-        *,
-        model: str | None,
-        provider: str | None = None,
-        at: datetime | None = None,
-        cache_write_1h_tokens: int | None = None,
-    ) -> LLMCostMetrics:
-        """Cost of one call (``cache_write_1h_tokens``: see :meth:`Pricer.cost`).
-
-        A pricer may also have ``infer_provider(model) -> str | None`` (see
-        :meth:`ragtrail.pricing.Pricer.infer_provider`): calls whose client named no
-        provider then get the one their model name implies.
-        """
 
 
 @dataclass(frozen=True)
@@ -132,13 +96,6 @@ def _segment(started_at: datetime, run_id: str) -> str:
     return f"{text}{t.microsecond:06d}Z{run_id.replace('.', '_')}"
 
 
-def _probes(text: str) -> tuple[str, ...]:
-    stripped = text.strip()
-    if len(stripped) <= 2 * _PROBE_CHARS:
-        return (stripped,) if stripped else ()
-    return (stripped[:_PROBE_CHARS], stripped[-_PROBE_CHARS:])
-
-
 class Recorder:
     """Keeps open runs and turns finished ones into :class:`CapturedRun` records."""
 
@@ -158,7 +115,7 @@ class Recorder:
             from ..pricing import Pricer
 
             pricer = Pricer()
-        self.pricer = pricer
+        self._records = RecordBuilder(self.config, pricer)
         self.app = app or AppContext()
         self._limits = Limits(
             max_string_chars=self.config.max_string_chars,
@@ -175,10 +132,18 @@ class Recorder:
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (trace, path)
         self._cut: dict[str, float] = {}  # open runs cut short (see cut_below) -> when
         self._starts = 0
-        self._environment: dict[str, Any] | None = None
         self._counts = {"started": 0, "ended": 0, "offered": 0, "refused": 0, "abandoned": 0,
                         "duplicate_starts": 0, "unknown_ends": 0}
         self.last_trace_id: str | None = None
+
+    @property
+    def pricer(self) -> PricerLike:
+        """What prices LLM calls (see :class:`~ragtrail.capture.records.RecordBuilder`)."""
+        return self._records.pricer
+
+    @pricer.setter
+    def pricer(self, pricer: PricerLike) -> None:
+        self._records.pricer = pricer
 
     # -- public API ------------------------------------------------------------
 
@@ -354,7 +319,7 @@ class Recorder:
         """
         with self._lock:
             run = self._open.get(str(run_id))
-            return run is not None and self._answering(run)
+            return run is not None and answering(run, self._open)
 
     def is_open(self, run_id: object) -> bool:
         """True while a run with this id has started and not ended."""
@@ -464,7 +429,7 @@ class Recorder:
         self._open = OrderedDict()
         self._traces = {}
         self._cut = {}
-        self._environment = None
+        self._records.environment = None
 
     def stats(self) -> dict[str, Any]:
         """Counters: runs started, ended, offered, refused by the sink, abandoned, errors."""
@@ -614,8 +579,8 @@ class Recorder:
                                 if isinstance(meta, LLMMetadata) else dict(meta))
         state = self._traces.get(run.trace_id)
         raw_prompt = prompt_text(data)
-        if raw_prompt and state is not None and self._answering(run):
-            self._link_in_prompt(run, state, raw_prompt)
+        if raw_prompt and state is not None and answering(run, self._open):
+            link_in_prompt(run, state, raw_prompt)
         conv = self._conv()
         for key, value in data.items():
             if value is None:
@@ -638,35 +603,6 @@ class Recorder:
         if key in ("output_text", "tool_calls"):
             return self.config.hide_outputs
         return False
-
-    def _answering(self, run: OpenRun) -> bool:
-        """Whether an LLM call may produce (part of) the answer: neither it nor an
-        ancestor is a non-answering step (see :meth:`is_answering`). Holds the lock."""
-        seen = 0
-        node: OpenRun | None = run
-        while node is not None and seen < 10_000:
-            if node is not run and node.kind in NON_ANSWERING_KINDS:
-                return False
-            if node.metadata.get(ROLE_KEY) in _ROLES:
-                return False
-            node = self._open.get(node.parent_id) if node.parent_id is not None else None
-            seen += 1
-        return True
-
-    def _link_in_prompt(self, run: OpenRun, state: TraceState, prompt: str) -> None:
-        linked = {link.content_hash for link in run.links if link.stage is DocStage.IN_PROMPT}
-        found: list[tuple[int, str, str]] = []
-        for digest, (probes, doc_id) in state.documents.items():
-            if digest in linked or not probes:
-                continue
-            position = prompt.find(probes[0])
-            if position >= 0 and all(p in prompt for p in probes[1:]):
-                found.append((position, digest, doc_id))
-        # Rank = order of appearance in the prompt, which is what the model read.
-        rank = len(linked)
-        for _, digest, doc_id in sorted(found):
-            run.links.append(PendingLink(digest, doc_id, DocStage.IN_PROMPT, rank, None, None))
-            rank += 1
 
     def _add_docs(self, run: OpenRun, documents: Iterable[DocumentInput], stage: DocStage) -> None:
         state = self._traces.get(run.trace_id)
@@ -702,7 +638,7 @@ class Recorder:
             run.redacted |= conv.redacted or self.config.hide_document_content
             run.size += conv.size + 200
             if state is not None and digest not in state.documents:
-                state.documents[digest] = (_probes(text), stored.document_id)
+                state.documents[digest] = (probes(text), stored.document_id)
         if cut:
             run.truncated = True
             cuts = run.metadata.setdefault("documents_cut", {})
@@ -751,7 +687,7 @@ class Recorder:
             self._counts["ended"] += 1
             if status is RunStatus.ABANDONED:
                 self._counts["abandoned"] += 1
-        record = self._build(run, end_ns, status, error, template)
+        record = self._records.build(run, end_ns, status, error, template)
         if run.parent_id is None:
             self.last_trace_id = run.trace_id
         accepted = False
@@ -768,118 +704,9 @@ class Recorder:
     def _root_ended(self, hook: Callable[[str], None], trace_id: str) -> None:
         hook(trace_id)
 
-    def _build(
-        self,
-        run: OpenRun,
-        end_ns: int,
-        status: RunStatus,
-        error: RunError | None,
-        template: tuple[str, dict[str, Any] | None, str, str | None] | None,
-    ) -> CapturedRun:
-        duration_ms = max(end_ns - run.start_ns, 0) / 1e6
-        ended_at = run.started_at + timedelta(milliseconds=duration_ms)
-        environment = None
-        if run.parent_id is None and self.config.capture_environment:
-            if self._environment is None:
-                self._environment = Environment.detect().as_dict()
-            environment = self._environment
-        # Every value below was made (validated, redacted, bounded) by this Recorder, so
-        # the records are built without validating again (``construct``, a shortcut of
-        # model_construct): on the application's thread validation was most of the cost
-        # of building a record.
-        app = run.app
-        # Keys the store indexes are bounded (see ragtrail.schemas.keys): a long session
-        # token must not make the database refuse the record.
-        run_id, trace_id = bounded_key(run.id), bounded_key(run.trace_id)
-        parent_id = None if run.parent_id is None else bounded_key(run.parent_id)
-        record_run = construct(Run, {
-            "id": run_id, "trace_id": trace_id, "parent_id": parent_id,
-            "path": run.path, "kind": run.kind, "name": run.name,
-            "framework": _member(Framework, run.framework),
-            "started_at": run.started_at, "ended_at": ended_at, "duration_ms": duration_ms,
-            "status": _member(RunStatus, status), "error": error, "inputs": run.inputs,
-            "outputs": run.outputs, "tags": run.tags, "metadata": run.metadata,
-            "truncated": run.truncated, "redacted": run.redacted, "retries": run.retries,
-            "events": run.events, "app_name": _key(app.app_name),
-            "app_version": _key(app.app_version), "user_hash": app.user_hash,
-            "session_id": _key(app.session_id), "request_type": _key(app.request_type),
-            "environment": dict(environment) if environment is not None else None,
-            "tenant": _key(app.tenant),
-        })
-        llm = None
-        if run.kind is RunKind.LLM or run.llm:
-            llm = self._llm_record(run, ended_at, duration_ms, template)
-        links = [
-            construct(DocumentLink, {
-                "run_id": run_id, "trace_id": trace_id, "content_hash": link.content_hash,
-                "document_id": link.document_id, "stage": _member(DocStage, link.stage),
-                "rank": link.rank, "score": link.score, "input_rank": link.input_rank})
-            for link in run.links
-        ]
-        record = construct(CapturedRun, {
-            "run": record_run, "llm": llm, "documents": list(run.documents.values()),
-            "links": links})
-        record._approx_bytes = run.size + 600 + 150 * len(links)
-        return record
-
-    def _llm_record(
-        self,
-        run: OpenRun,
-        ended_at: datetime,
-        duration_ms: float,
-        template: tuple[str, dict[str, Any] | None, str, str | None] | None,
-    ) -> LLMMetadata:
-        data = dict(run.llm)
-        if template is not None and "prompt_template" not in data:
-            data["prompt_template"], variables, data["prompt_template_hash"], name = template
-            if name is not None:
-                data["prompt_template_name"] = name
-            if variables is not None and "prompt_variables" not in data:
-                data["prompt_variables"] = variables
-        meta = build_llm(data)
-        if meta.provider_model is None and meta.request_parameters is not None:
-            meta.provider_model = meta.request_parameters.model
-        if meta.provider_model is None and meta.response_metadata is not None:
-            # A model that does not say what was asked for still says what answered.
-            meta.provider_model = meta.response_metadata.model_version
-        self._resolve_provider(meta)
-        meta.provider, meta.provider_model = _key(meta.provider), _key(meta.provider_model)
-        meta.request_timestamp = meta.request_timestamp or run.started_at
-        meta.response_timestamp = meta.response_timestamp or ended_at
-        meta.performance_metrics = performance(meta, run, duration_ms)
-        if meta.cost_metrics is None or meta.cost_metrics.price_status is None:
-            meta.cost_metrics = self._price(meta, run.started_at)
-        meta.cost_metrics = storable_cost(meta.cost_metrics)
-        return meta
-
-    @guarded(default=None)
-    def _resolve_provider(self, meta: LLMMetadata) -> None:
-        resolve_provider(meta, getattr(self.pricer, "infer_provider", None))
-
-    @guarded(default=None)
-    def _price(self, meta: LLMMetadata, at: datetime) -> LLMCostMetrics | None:
-        return self.pricer.cost(
-            meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at,
-            cache_write_1h_tokens=cache_write_1h_tokens(meta.provider_specific),
-        )
-
-
-_E = TypeVar("_E", bound=Enum)
-
 
 def _doc_metadata(conv: SafeJson, doc: DocumentInput) -> dict[str, Any]:
     metadata: dict[str, Any] = conv.convert(dict(doc.metadata)) if doc.metadata else {}
     if doc.source_id:
         metadata[SOURCE_ID_KEY] = conv.text(str(doc.source_id))
     return metadata
-
-
-def _key(value: str | None) -> str | None:
-    return None if value is None else bounded_key(value)
-
-
-def _member(enum: type[_E], value: Any) -> _E:
-    """``enum(value)``, without the enum call when ``value`` is a member already."""
-    return value if type(value) is enum else enum(value)
-
-
