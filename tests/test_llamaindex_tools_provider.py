@@ -1,7 +1,7 @@
 """A LlamaIndex ``FunctionAgent`` on the real OpenAI and Anthropic clients (against the
 loopback provider server): tool definitions, tool calls and tool results stored as the
 provider received them, the tool's documents in the answering call's prompt, and
-``ragtrail replay`` giving a body the provider's own client sends unchanged."""
+``ragtrail replay`` giving the body the client sent."""
 
 from __future__ import annotations
 
@@ -77,37 +77,9 @@ async def test_function_agent_tools_as_the_provider_received_them(
     assert tool.name == "search_notes"
     stages = {(d.run_id, d.stage) for d in lineage.documents if d.document_id == "note-wal"}
     assert stages == {(tool.id, DocStage.RETRIEVED), (answered.run_id, DocStage.IN_PROMPT)}
-    # Replay: the provider's own client accepts the stored call and sends the same
-    # conversation, tools and tool_choice. (Not byte for byte: LlamaIndex's OpenAI also
-    # sends parallel_tool_calls, its Anthropic an empty system and text blocks, which
-    # the stored call does not keep.)
+    # Replay: the provider's own client sends what LlamaIndex's client sent, as JSON
+    # (its unmodelled parameters and request style included: test_llamaindex_replay.py).
     for call, sent in ((asked, first), (answered, second)):
-        assert _essence(_send(client, provider, _replay(trail, call.run_id))) == _essence(sent)
+        assert _send(client, provider, _replay(trail, call.run_id)) == sent
     trail.close()
 
-
-def _essence(body: dict[str, Any]) -> tuple[Any, ...]:
-    """What a request asks: model, each message's role, text and tool-call ids, the
-    tools offered (canonical) and tool_choice."""
-    messages = []
-    for message in body["messages"]:
-        content = message.get("content")
-        blocks = content if isinstance(content, list) else []
-        ids = [c["id"] for c in message.get("tool_calls") or ()]
-        ids += [b.get("id") or b.get("tool_use_id") for b in blocks
-                if b.get("type") in ("tool_use", "tool_result")]
-        if message.get("tool_call_id"):
-            ids.append(message["tool_call_id"])
-        messages.append((message["role"], _text(content), ids))
-    return (body["model"], messages, tool_definitions(body.get("tools")),
-            body.get("tool_choice"))
-
-
-def _text(content: Any) -> str:
-    """Text of a message content: a string, or (nested) blocks' texts."""
-    if isinstance(content, str):
-        return content.strip()
-    if isinstance(content, list):
-        return " ".join(_text(b.get("text") or b.get("content") or "") for b in content
-                        if isinstance(b, dict)).strip()
-    return ""
