@@ -683,3 +683,52 @@ def test_content_hash_is_sha256_of_the_text_with_or_without_the_cache(texts: lis
     for text in texts + texts:  # the second round is served from the cache
         expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         assert content_hash(text) == expected
+
+
+def _grading_step(rec: Recorder) -> None:
+    """root > retriever (d1, d2) and root > step > wrapper > llm, whose prompt shows d1."""
+    rec.start_run("root", kind="chain", name="rag")
+    rec.start_run("ret", kind="retriever", name="r", parent_id="root")
+    rec.add_documents("ret", [DocumentInput(text="WAL lets readers read.", document_id="d1"),
+                              DocumentInput(text="Vacuum frees pages.", document_id="d2")],
+                      stage=DocStage.RETRIEVED)
+    rec.end_run("ret")
+    rec.start_run("step", kind="chain", name="grade", parent_id="root")
+    rec.start_run("wrap", kind="chain", name="judge", parent_id="step")
+    rec.start_run("llm", kind="llm", name="chat", parent_id="wrap")
+    rec.update_llm("llm", {"prompt_text": "Is this relevant? WAL lets readers read."})
+    rec.end_run("llm")
+    rec.end_run("wrap")
+
+
+def _in_prompt(sink: ListSink, run_id: str) -> list[str]:
+    (record,) = [r for r in sink.records if r.run.id == run_id]
+    return [link.document_id for link in record.links if link.stage is DocStage.IN_PROMPT]
+
+
+def test_llm_call_of_a_step_that_ends_a_reranker_links_nothing_in_prompt(
+        rec: Recorder, sink: ListSink) -> None:
+    _grading_step(rec)
+    # Held while the steps around the call are open: they may still turn out rerankers.
+    assert [r.run.id for r in sink.records] == ["ret", "wrap"]
+    rec.set_kind("step", RunKind.RERANKER)  # recognised from its output, at its end
+    rec.end_run("step", outputs=["d1"])
+    assert [r.run.id for r in sink.records] == ["ret", "wrap", "llm", "step"]
+    assert _in_prompt(sink, "llm") == []
+    rec.end_run("root")
+
+
+def test_held_in_prompt_links_are_kept_when_no_step_turns_reranker(
+        rec: Recorder, sink: ListSink) -> None:
+    _grading_step(rec)
+    rec.end_run("step")
+    rec.end_run("root")
+    assert [r.run.id for r in sink.records] == ["ret", "wrap", "step", "llm", "root"]
+    assert _in_prompt(sink, "llm") == ["d1"]
+
+
+def test_held_records_are_stored_when_runs_are_abandoned(rec: Recorder, sink: ListSink) -> None:
+    _grading_step(rec)
+    assert rec.abandon_all() == 2  # step and root: on close
+    assert {r.run.id for r in sink.records} == {"ret", "llm", "wrap", "step", "root"}
+    assert _in_prompt(sink, "llm") == ["d1"]  # no step said it was a reranker
