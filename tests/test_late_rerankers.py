@@ -19,7 +19,7 @@ from langchain_classic.retrievers.document_compressors import LLMChainFilter
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
-from test_llm_rerankers import KEEP, QUESTION, Judge
+from test_llm_rerankers import KEEP, QUESTION, Judge, assert_answers_use_only_kept
 
 from lc_support import assert_same_tree, build_rag_chain, make_retriever, open_trail, stored
 from ragtrail import Trail
@@ -64,10 +64,4 @@ async def test_llm_calls_of_a_step_recognised_as_reranker_at_its_end(
     assert [u.document_id for u in in_prompt] == [d.id for d in kept]
     assert [(u.document_id, u.input_rank) for u in lineage.documents_at(DocStage.RERANKED)
             if u.run_id == step.id] == [(d.id, retrieved.index(d)) for d in kept]
-    for doc in dropped:
-        assert trail.answers_using(str(doc.id), min_stage="in_prompt") == []
-        (usage,) = trail.answers_using(str(doc.id))
-        assert usage.stage is DocStage.RETRIEVED
-    for doc in kept:
-        (usage,) = trail.answers_using(str(doc.id), min_stage="in_prompt")
-        assert usage.trace_id == str(rid) and usage.stage is DocStage.IN_PROMPT
+    assert_answers_use_only_kept(trail, rid, kept, dropped)

@@ -101,13 +101,20 @@ def test_documents_an_llm_reranker_dropped_never_reach_the_answer(
     assert [(u.document_id, u.input_rank) for u in reranked
             if lineage.run(u.run_id).kind is RunKind.RERANKER][:len(kept)] == [
         (d.id, retrieved.index(d)) for d in kept]
+    assert_answers_use_only_kept(trail, rid, kept, dropped)
+
+
+def assert_answers_use_only_kept(trail: Trail, rid: uuid.UUID, kept: list[Document],
+                                 dropped: list[Document]) -> None:
+    """``answers_using``: a dropped document reached no answer's prompt (its highest
+    stage is ``retrieved``); each kept one reached this trace's answer."""
     for doc in dropped:
         assert trail.answers_using(str(doc.id), min_stage="in_prompt") == []
         (usage,) = trail.answers_using(str(doc.id))
         assert usage.stage is DocStage.RETRIEVED
     for doc in kept:
         (usage,) = trail.answers_using(str(doc.id), min_stage="in_prompt")
-        assert usage.trace_id == str(rid)
+        assert usage.trace_id == str(rid) and usage.stage is DocStage.IN_PROMPT
 
 
 def _identity() -> Any:
