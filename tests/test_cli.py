@@ -162,6 +162,28 @@ def test_documents_lists_answers_using_a_document(db: DB) -> None:
     assert bad.exit_code == 2 and "--limit" in bad.stderr
 
 
+def test_documents_shows_each_answers_stage_and_filters_by_min_stage(db: DB) -> None:
+    """Every trace that used the document, with the highest stage it reached there (the
+    stage column stays on a narrow terminal); --min-stage in_prompt keeps the answers
+    whose prompt it reached."""
+    lineage = as_json("lineage", db.first, "--db", db.url)
+    in_prompt = {d["document_id"] for d in lineage["documents"] if d["stage"] == "in_prompt"}
+    dropped = next(d["document_id"] for d in lineage["documents"]
+                   if d["document_id"] not in in_prompt)
+    rows = as_json("documents", dropped, "--db", db.url)
+    assert [r["stage"] for r in rows if r["trace_id"] == db.first] == ["retrieved"]
+    text = run("documents", dropped, "--db", db.url, columns=60).stdout
+    assert "stage" in text and "retrieved" in text, text
+    reached = as_json("documents", dropped, "--db", db.url, "--min-stage", "in_prompt")
+    assert db.first not in [r["trace_id"] for r in reached]
+    assert {r["trace_id"] for r in reached} == {r["trace_id"] for r in rows
+                                                if r["stage"] == "in_prompt"}
+    kept = sorted(in_prompt)[0]
+    reached = as_json("documents", kept, "--db", db.url, "--min-stage", "in_prompt")
+    assert db.first in [r["trace_id"] for r in reached]
+    assert {r["stage"] for r in reached} == {"in_prompt"}
+
+
 def test_usage_groups_and_counts_unpriced_apart(db: DB) -> None:
     rows = as_json("usage", "--db", db.url, "--by", "model")
     assert [r["group"]["model"] for r in rows] == ["gpt-4o-mini"]
