@@ -27,10 +27,11 @@ def _tool_refs(conn: Connection) -> sa.Select[Any]:
     """``SELECT hash FROM ...``: the tool definition hash of each reference in an LLM
     call's stored ``tools``, one row per reference (filter on ``llm_calls``' columns)."""
     if conn.dialect.name == "postgresql":
-        path = sa.literal_column(f"'$.tools[*].{TOOL_REF_KEY}'::jsonpath")  # a constant
-        ref = sa.func.jsonb_path_query(llm_calls.c.metadata, path).op("#>>")(
+        path: sa.ColumnElement[Any] = sa.literal_column(
+            f"'$.tools[*].{TOOL_REF_KEY}'::jsonpath")  # a constant
+        found = sa.func.jsonb_path_query(llm_calls.c.metadata, path).op("#>>")(
             sa.literal_column("'{}'"))
-        return sa.select(ref.label("hash")).select_from(llm_calls)
+        return sa.select(found.label("hash")).select_from(llm_calls)
     tool = sa.func.json_each(llm_calls.c.metadata, "$.tools").table_valued("value").alias("tool")
     ref = sa.func.json_extract(tool.c.value, f"$.{TOOL_REF_KEY}")
     return sa.select(ref.label("hash")).select_from(llm_calls).join(tool, sa.true())
