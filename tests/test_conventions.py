@@ -155,3 +155,25 @@ def test_question_and_answer_of_a_root(inputs: Any, outputs: Any, question: str,
     from ragtrail.query._common import answer_of, question_of
 
     assert (question_of(inputs), answer_of(outputs)) == (question, answer)
+
+
+def test_client_request_fields_keep_wire_parameters_not_transport_or_secrets() -> None:
+    from ragtrail.conventions.requests import provider_request
+    from ragtrail.providers import REQUEST_EXTRA, REQUEST_STYLE, client_request_fields
+    from ragtrail.schemas import LLMMetadata
+
+    fields = client_request_fields(
+        "llama_index.llms.anthropic.base",
+        {"user": "u-1", "extra_headers": {"Authorization": "Bearer s"}, "api_key": "k"},
+        {"parallel_tool_calls": True, "tools": [{"name": "t"}], "tool_choice": "auto",
+         "timeout": 3.0, "stream": True, "callback": object()})
+    assert fields == {REQUEST_EXTRA: {"user": "u-1", "parallel_tool_calls": True},
+                      REQUEST_STYLE: "llamaindex-anthropic"}
+    assert client_request_fields("llama_index.llms.anthropic_like", {}) == {}
+    meta = LLMMetadata(provider="openai", provider_model="gpt-4o-mini",
+                       messages=[{"role": "user", "content": "hi"}],
+                       provider_specific={REQUEST_EXTRA: {"parallel_tool_calls": False,
+                                                          "model": "other"}})
+    body = provider_request(meta)
+    assert body["parallel_tool_calls"] is False and body["model"] == "gpt-4o-mini"
+    assert "parallel_tool_calls" not in provider_request(meta, "anthropic")

@@ -6,8 +6,9 @@ Two things differ between clients of one provider:
 - **Unmodelled wire parameters.** A call may pass parameters ragtrail has no field for
   (``parallel_tool_calls``, ``service_tier``, ``user``, ``metadata``...). They are kept
   in the call's provider specifics under :data:`REQUEST_EXTRA` (plain JSON values
-  only; secrets, messages, tools and ``tool_choice``, stored elsewhere, left out) and
-  replayed in the call's own provider format.
+  only; secrets and the SDK's transport options such as ``extra_headers`` left out, and
+  messages, tools and ``tool_choice``, stored elsewhere) and replayed in the call's own
+  provider format.
 - **The client's request style** (:data:`REQUEST_STYLE`): how it writes the same
   conversation. LlamaIndex's Anthropic client always sends ``system`` (``""`` when
   there is no system message, system texts joined by one newline), writes text as text
@@ -36,8 +37,14 @@ REQUEST_EXTRA = "request_extra"
 #: :data:`REQUEST_STYLES`), only for a client that writes requests its own way.
 REQUEST_STYLE = "request_style"
 
-#: Parameters never replayed from the extras: stored in fields of their own, or transport.
-_NOT_EXTRA = frozenset({"tool_choice", "stream", "stream_options", "system", "prompt"})
+#: Parameters never kept as extras: stored in fields of their own, streaming, or the
+#: SDK's transport options (which may carry credentials: headers, URLs, clients).
+_NOT_EXTRA = frozenset({"tool_choice", "stream", "stream_options", "system", "prompt",
+                        "timeout", "max_retries", "api_base", "base_url", "api_version",
+                        "organization", "default_headers", "default_query", "http_client",
+                        "headers"})
+#: Prefix of the SDKs' per-request transport options (extra_headers, extra_query, ...).
+_TRANSPORT_PREFIX = "extra_"
 _MAX_EXTRA_DEPTH = 6
 
 
@@ -93,7 +100,8 @@ def request_extra(*sources: Mapping[str, Any]) -> dict[str, Any] | None:
         merged.update(source)
     extra = specific_params(merged) or {}
     kept = {k: (list(v) if isinstance(v, tuple) else v) for k, v in extra.items()
-            if k not in _NOT_EXTRA and not k.startswith("_") and _plain(v)}
+            if k not in _NOT_EXTRA and not k.startswith(("_", _TRANSPORT_PREFIX))
+            and _plain(v)}
     return kept or None
 
 
