@@ -17,7 +17,7 @@ import pytest
 
 from ragtrail.schemas import DocStage, RunKind
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import _instructions  # noqa: E402

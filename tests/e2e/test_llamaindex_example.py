@@ -12,7 +12,7 @@ from li_support import reset_llamaindex
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, PriceStatus
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llamaindex_rag.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llamaindex_rag.py"
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from ragtrail.cli import cli
 from ragtrail.export._openlineage import events_for, run_uuid
 from ragtrail.schemas import DocStage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 import langchain_rag
 import llamaindex_rag

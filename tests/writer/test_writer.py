@@ -38,7 +38,7 @@ from ragtrail.writer._spool import Spool
 from reliability._factory import make_record
 from reliability._stores import FaultyStore, FileStore, MemoryStore, ids_in
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 MakeWriter = Callable[..., BackgroundWriter]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="the web view needs the ui extra (ragtrail[ui])")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import render  # noqa: E402

@@ -24,7 +24,7 @@ from ragtrail.errors import ConfigError
 from ragtrail.export import OtlpExporter, span_ids
 from ragtrail_langchain import RagtrailCallbackHandler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 import langchain_rag
 

@@ -92,6 +92,8 @@ def test_evaluate_since_with_a_real_client_then_evals_and_usage(
     assert json.loads(run("evals", "--vendor", "Ragas", "--db", url, "--json").stdout) == []
     text = run("evals", "--db", url).stdout
     assert "faithfulness" in text and "LlamaIndex" in text
+    # at 80 columns every trace id is shown whole (never wrapped or cut)
+    assert all(trace_id in text for trace_id in ids), text
     judges = json.loads(run("usage", "--by", "provider", "--evaluations", "--db", url,
                             "--json").stdout)
     assert [(row["group"]["provider"], Decimal(row["total_cost"])) for row in judges] == [

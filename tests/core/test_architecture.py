@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ragtrail
 
 CORE = Path(ragtrail.__file__).parent
@@ -49,7 +51,7 @@ def test_core_never_imports_a_framework() -> None:
 
 
 def test_import_linter_contracts_hold() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint)], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -64,7 +66,7 @@ def test_importing_schemas_does_not_load_sqlalchemy_or_frameworks() -> None:
     assert out.stdout.strip() == "[]"
 
 
-ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"
 _SYMBOL = re.compile(r"`([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)`")
 
 
@@ -114,3 +116,15 @@ def test_the_table_names_every_cli_command_and_query() -> None:
     assert commands <= named, commands - named
     functions = {name for name in queries if name.islower()}
     assert {("ragtrail.query", name) for name in functions} <= named
+
+
+def test_tests_are_grouped_by_layer(pytestconfig: pytest.Config) -> None:
+    """Every test module lives in a layer directory that is a registered marker."""
+    from conftest import LAYERS
+
+    tests = Path(__file__).resolve().parents[1]
+    assert not sorted(p.name for p in tests.glob("test_*.py")), "tests/ root holds tests"
+    layers = {p.relative_to(tests).parts[0] for p in tests.rglob("test_*.py")}
+    assert layers == set(LAYERS), layers ^ set(LAYERS)
+    markers = {line.split(":")[0].strip() for line in pytestconfig.getini("markers")}
+    assert set(LAYERS) <= markers, set(LAYERS) - markers

@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rows_dump
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "rows.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "rows.json"
 
 
 def test_stored_rows_equal_the_golden_dump(db_url: str) -> None:

@@ -40,7 +40,7 @@ from ragtrail.schemas import DocStage, RunKind  # noqa: E402
 from ragtrail.web import create_app  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("RAGTRAIL_TEST_ARTIFACTS")
-                 or Path(__file__).resolve().parents[1] / "tmp" / "artifacts") / "web"
+                 or Path(__file__).resolve().parents[2] / "tmp" / "artifacts") / "web"
 
 
 @pytest.fixture(scope="module")

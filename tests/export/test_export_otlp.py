@@ -24,7 +24,7 @@ from ragtrail.export._otlp import send_lineages, span_exporter
 from ragtrail.query import Lineage
 from ragtrail.schemas import DocStage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 import langchain_rag
 import llamaindex_rag

@@ -27,7 +27,7 @@ from ragtrail.writer import WriterConfig
 from ragtrail_langchain import RagtrailCallbackHandler
 from ragtrail_llamaindex import instrument, uninstrument
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import langchain_rag
 import llamaindex_rag
 

@@ -64,7 +64,7 @@ def _llamaindex_query(trail: Trail) -> str:
     """One real LlamaIndex query engine run (the example's offline engine)."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
     import llamaindex_rag
 
     from ragtrail_llamaindex import instrument, uninstrument

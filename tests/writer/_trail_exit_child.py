@@ -1,4 +1,4 @@
-"""Child process for tests/test_trail_exit.py: leaves without closing its Trail.
+"""Child process for tests/writer/test_trail_exit.py: leaves without closing its Trail.
 
 usage: _trail_exit_child.py <sqlite url> (background | sync | fork)
 

@@ -24,7 +24,7 @@ from ragtrail.schemas import content_hash
 from ragtrail_langchain import RagtrailCallbackHandler
 from ragtrail_llamaindex import instrument, uninstrument
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 import llamaindex_rag
 

@@ -26,7 +26,7 @@ from ragtrail_langchain import RagtrailCallbackHandler, instrument, uninstrument
 trail = pytest.fixture(name="trail")(open_trail)
 
 QUESTION = "What does VACUUM do in SQLite?"
-TESTS_DIR = Path(__file__).parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -187,7 +187,7 @@ def test_schema_command_prints_the_models_schema() -> None:
     out = subprocess.run([sys.executable, "-m", "ragtrail", "schema"], capture_output=True,
                          text=True, check=True).stdout
     document = json.loads(out)
-    assert document.pop("user_hash_key") in ("default", "configured")  # tests/test_redaction.py
+    assert document.pop("user_hash_key") in ("default", "configured")  # tests/core/test_redaction.py
     assert document == json_schema()
 
 

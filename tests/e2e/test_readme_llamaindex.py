@@ -38,7 +38,7 @@ from ragtrail.schemas import PriceStatus, RunKind
 from ragtrail_llamaindex import _roles, instrument
 from ragtrail_llamaindex._roles import span_name
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 LLAMAINDEX_SECTION = README[README.index("\nLlamaIndex:\n"):README.index("## What is captured")]
 
 provider = pytest.fixture(name="provider")(serve_provider)

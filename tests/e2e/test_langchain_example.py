@@ -12,7 +12,7 @@ import pytest
 from ragtrail import Trail
 from ragtrail.schemas import DocStage, RunKind
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "langchain_rag.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "langchain_rag.py"
 
 
 def _load() -> ModuleType:

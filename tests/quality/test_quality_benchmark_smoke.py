@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("scipy", reason="drift needs the drift extra (ragtrail[drift])")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import render  # noqa: E402

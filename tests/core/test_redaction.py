@@ -158,7 +158,7 @@ def _run_hash_child(tmp_path: Path, *flags: str, secret: str | None = None
     env = {k: v for k, v in os.environ.items() if k != "RAGTRAIL_USER_HASH_SECRET"}
     if secret is not None:
         env["RAGTRAIL_USER_HASH_SECRET"] = secret
-    code = _HASH_CHILD.format(tests=str(Path(__file__).parent), url=url)
+    code = _HASH_CHILD.format(tests=str(Path(__file__).resolve().parents[1]), url=url)
     done = subprocess.run([sys.executable, *flags, "-c", code], env=env, capture_output=True,
                           text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr

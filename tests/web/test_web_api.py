@@ -300,7 +300,7 @@ def test_the_view_never_writes(demo: tuple[str, DemoIds], tmp_path: Path) -> Non
     path = Path(url.removeprefix("sqlite:///"))
     before = _fingerprint(path)
     # Audit lines are the view's one write, through a connection of their own
-    # (tests/test_governance_audit.py); without them the file is untouched.
+    # (tests/governance/test_governance_audit.py); without them the file is untouched.
     app = create_app(url, audit=False)
     client = TestClient(app)
     for page in ("/traces", f"/traces/{ids.langchain}", f"/traces/{ids.langchain}/lineage",
