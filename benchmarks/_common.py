@@ -40,7 +40,7 @@ class Sizes:
     memory_warmup: int = 1_000
     instruction_invocations: int = 20
     startup_runs: int = 15
-    export_traces: int = 2_000
+    export_traces: int = 10_000
 
     @classmethod
     def quick(cls) -> Sizes:

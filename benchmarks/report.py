@@ -254,11 +254,31 @@ def targets(results: dict[str, Any]) -> list[str]:
 
 
 def export(data: dict[str, Any]) -> list[str]:
-    """Export throughput: spans per second (see benchmarks/_export.py)."""
-    return [f"{data['traces']:,} traces, {data['spans']:,} spans: mapping "
-            f"{data['map_spans_per_s']:,.0f} spans/s, mapping + OTLP/HTTP send "
-            f"{data['send_spans_per_s']:,.0f} spans/s, from the SQLite store (lineage per "
-            f"trace, mapping, send) {data['from_store_spans_per_s']:,.0f} spans/s"]
+    """Export throughput with the ceilings measured in the same run (benchmarks/_export.py)."""
+    rows = [
+        ("OTLP: mapping (records -> spans)", f"{data['map_spans_per_s']:,.0f} spans/s", "-"),
+        ("OTLP: mapping + SDK exporter (encode, POST)", f"{data['send_spans_per_s']:,.0f} spans/s",
+         f"SDK exporter alone, same spans: {data['sdk_export_spans_per_s']:,.0f} spans/s; "
+         f"bare intake: {data['intake_spans_per_s']:,.0f} spans/s"),
+        ("OTLP from the SQLite store (lineage per trace, mapping, send)",
+         f"{data['from_store_spans_per_s']:,.0f} spans/s",
+         f"lineage load alone: {data['lineage_load_traces_per_s']:,.0f} traces/s"),
+    ]
+    if "openlineage_events" in data:
+        rows += [
+            ("OpenLineage: events_for + JSON", f"{data['openlineage_map_events_per_s']:,.0f} "
+             "events/s", "-"),
+            ("OpenLineage: + HTTP transport (a POST per event)",
+             f"{data['openlineage_send_events_per_s']:,.0f} events/s "
+             f"({data['openlineage_send_runs_per_s']:,.0f} runs/s)",
+             f"bare intake: {data['openlineage_intake_events_per_s']:,.0f} events/s "
+             f"({data['openlineage_intake_runs_per_s']:,.0f} runs/s)"),
+        ]
+    return [f"{data['traces']:,} traces, {data['spans']:,} spans "
+            f"({data['otlp_bytes_per_span']:,.0f} protobuf bytes per span, "
+            f"{data['batch_spans']} per request)", "",
+            "| path | measured | ceiling (same run, same receiver) |", "| --- | --- | --- |",
+            *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
 
 
 def render(results: dict[str, Any]) -> str:

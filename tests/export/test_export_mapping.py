@@ -97,3 +97,16 @@ def test_no_content_drops_tool_arguments_and_results() -> None:
     assert "gen_ai.tool.call.result" not in spans["t"]
     assert "A1" not in json.dumps(spans)
     assert spans["t"]["gen_ai.tool.name"] == "lookup_order"
+
+
+def test_a_tool_run_returning_a_tool_message_names_the_call_it_answered() -> None:
+    """LangChain stores a tool run's ToolMessage as its output (``tool_call_id`` there,
+    not in the metadata): the span still says which call it answered."""
+    tool = Run(id="t", trace_id="t", path="0", name="lookup_order", kind=RunKind.TOOL,
+               started_at=T0, ended_at=T0, inputs={"order": "A1"},
+               outputs={"role": "tool", "content": "shipped", "name": "lookup_order",
+                        "tool_call_id": "call_9"})
+    plain = tool.model_copy(update={"id": "p", "trace_id": "p", "outputs": "shipped"})
+    spans = _attrs([CapturedRun(run=tool), CapturedRun(run=plain)])
+    assert spans["t"]["gen_ai.tool.call.id"] == "call_9" and spans["t"]["tool.id"] == "call_9"
+    assert "gen_ai.tool.call.id" not in spans["p"] and "tool.id" not in spans["p"]
