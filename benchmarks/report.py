@@ -266,7 +266,7 @@ def critical(data: dict[str, Any]) -> list[str]:
     lines = [f"{data['invocations']:,} invocations after {data['warmup']} warm-up; "
              "microseconds per invocation spent in the handler's callbacks, writer excluded", "",
              "| framework | handler | CPU p50 | CPU p99 | wall p50 | wall p99 "
-             "| callbacks | whole invocation p50 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| callbacks | whole invocation p50 |", "|" + " --- |" * 8]
     for framework in ("langchain", "llamaindex"):
         for config, entry in data.get(framework, {}).items():
             cpu, wall = entry["cpu"], entry["wall"]
