@@ -25,7 +25,6 @@ __all__ = [
     "RedactionConfig",
     "Redactor",
     "Rule",
-    "any_secret_key",
     "is_secret_key",
     "user_hash_key_kind",
 ]
@@ -118,11 +117,10 @@ _MAY_MATCH: dict[str, Callable[[str], bool]] = {
     "phone": lambda text: _DIGIT.search(text) is not None,
 }
 
-_SECRET_KEY_WORDS = (r"(api[_-]?key|secret|password|passwd|authorization|access[_-]?token|"
-                     r"refresh[_-]?token|auth[_-]?token|private[_-]?key|credentials?)$")
-_SECRET_KEY = re.compile(rf"(?i){_SECRET_KEY_WORDS}")
-#: The same test on many keys at once, one per line.
-_SECRET_KEY_LINES = re.compile(rf"(?im){_SECRET_KEY_WORDS}")
+_SECRET_KEY = re.compile(
+    r"(?i)(api[_-]?key|secret|password|passwd|authorization|access[_-]?token|"
+    r"refresh[_-]?token|auth[_-]?token|private[_-]?key|credentials?)$"
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -132,12 +130,6 @@ def is_secret_key(key: str) -> bool:
     Their values are never stored, whatever the redaction settings.
     """
     return bool(_SECRET_KEY.search(key))
-
-
-def any_secret_key(keys: str) -> bool:
-    """True when one of ``keys`` (one per line, none holding a line break) is a secret
-    key for :func:`is_secret_key`: one search for a whole payload's keys."""
-    return _SECRET_KEY_LINES.search(keys) is not None
 
 
 @dataclass(frozen=True)
@@ -232,13 +224,6 @@ class Redactor:
         """True when redacting the same text always gives the same result (no user rules,
         which may be any callable)."""
         return not self.config._compiled
-
-    def may_change(self, text: str) -> bool:
-        """False when :meth:`redact` certainly returns ``text`` unchanged (one scan for
-        what any built-in rule needs; always True with user rules)."""
-        if not self.config.enabled or not text:
-            return False
-        return not self.pure or _ANY_TRIGGER.search(text) is not None
 
     def redact(self, text: str) -> tuple[str, bool]:
         """Return the redacted text and whether anything changed. Never raises."""

@@ -19,7 +19,6 @@ from pathlib import PurePath
 from typing import Any
 
 from ..redaction import Redactor, is_secret_key
-from ._fast_json import fast_candidate, fast_convert
 from .converters import converter_for
 
 __all__ = ["ConvertedCache", "Limits", "SafeJson"]
@@ -120,22 +119,7 @@ class SafeJson:
         return value
 
     def convert(self, value: Any, depth: int = 0) -> Any:
-        """Convert ``value`` (see module docstring): natively when the fast path
-        (``_fast_json``) can tell the result is the walk's, else by the walk."""
-        if depth == 0 and fast_candidate(value):
-            limits = self._limits
-            fast = fast_convert(value, self._redactor, limits.max_string_chars,
-                                limits.max_list_items, limits.max_depth, self._budget)
-            if fast is not None:
-                converted, used, size, redacted = fast
-                self._budget -= used
-                self.size += size
-                self.redacted |= redacted
-                return converted
-        return self._convert(value, depth)
-
-    def _convert(self, value: Any, depth: int) -> Any:
-        """The walk: convert ``value`` found at ``depth``."""
+        """Convert ``value`` (see module docstring)."""
         kind = type(value)
         if kind is str:  # the common cases first, without isinstance chains
             return self.text(value)
@@ -185,7 +169,7 @@ class SafeJson:
         if converter_for(kind) is not None:  # a framework object an adapter registered
             return self._visit(value, depth, self._registered)
         if isinstance(value, enum.Enum):
-            return self._convert(value.value, depth + 1)
+            return self.convert(value.value, depth + 1)
         if isinstance(value, (bytes, bytearray, memoryview)):
             raw = bytes(value)
             self.size += 80
@@ -220,7 +204,7 @@ class SafeJson:
             return self.text(f"<{type(value).__name__}: {_safe_repr(value)}>")
         cache = self._cache
         if cache is None or type(plain) is not dict:
-            return self._convert(plain, depth + 1)
+            return self.convert(plain, depth + 1)
         known = cache.get(value, plain, depth, self._budget)
         if known is not None:
             converted, used, size = known
@@ -229,7 +213,7 @@ class SafeJson:
             return converted
         budget, size, truncated, redacted = self._budget, self.size, self.truncated, self.redacted
         self.truncated = self.redacted = False
-        converted = self._convert(plain, depth + 1)
+        converted = self.convert(plain, depth + 1)
         if not (self.truncated or self.redacted):  # others would never match their data
             cache.put(value, depth, budget - self._budget, self.size - size, converted)
         self.truncated |= truncated
@@ -251,7 +235,7 @@ class SafeJson:
             return self._sequence(items, depth)
         item = getattr(value, "item", None)
         if callable(item) and type(value).__module__ == "numpy":
-            return self._convert(item(), depth + 1)
+            return self.convert(item(), depth + 1)
         dumped = _structured(value)
         if dumped is not None:
             return self._mapping(dumped.items(), len(dumped), depth, type_name=type(value).__name__)
@@ -262,7 +246,7 @@ class SafeJson:
         if type_name is not None:
             out["__type__"] = type_name
         limit = self._limits.max_list_items
-        text, convert = self.text, self._convert
+        text, convert = self.text, self.convert
         inner = depth + 1
         keys = 0
         for i, (k, v) in enumerate(items):
@@ -282,7 +266,7 @@ class SafeJson:
 
     def _sequence(self, items: Any, depth: int) -> list[Any]:
         limit = self._limits.max_list_items
-        text, convert = self.text, self._convert
+        text, convert = self.text, self.convert
         inner = depth + 1
         if len(items) > limit:
             out = [text(v) if type(v) is str else convert(v, inner) for v in items[:limit]]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Converter", "converter_for", "native_subclass_registered", "register_converter"]
+__all__ = ["Converter", "converter_for", "register_converter"]
 
 #: Turns one framework object into plain data (dicts, lists, strings, numbers), which
 #: may still hold other registered objects. An exception loses only that value.
@@ -22,10 +22,6 @@ Converter = Callable[[Any], Any]
 _registry: dict[type, Converter] = {}
 _resolved: dict[type, Converter | None] = {}  # per concrete class, after an MRO search
 _lock = threading.Lock()
-#: The JSON encoder's own container and scalar types: a registered subclass of one of
-#: them would be encoded as that type by a native encoder, bypassing its converter.
-_NATIVE = (dict, list, tuple, str, int, float)
-_native_subclass = False
 
 
 def register_converter(cls: type, converter: Converter) -> Callable[[], None]:
@@ -34,19 +30,15 @@ def register_converter(cls: type, converter: Converter) -> Callable[[], None]:
     Returns a function removing the registration. Registering a class again replaces
     its converter; the most specific registered class of an object wins.
     """
-    global _native_subclass
     with _lock:
         _registry[cls] = converter
         _resolved.clear()
-        _native_subclass = any(issubclass(known, _NATIVE) for known in _registry)
 
     def unregister() -> None:
-        global _native_subclass
         with _lock:
             if _registry.get(cls) is converter:
                 del _registry[cls]
                 _resolved.clear()
-                _native_subclass = any(issubclass(known, _NATIVE) for known in _registry)
 
     return unregister
 
@@ -61,9 +53,3 @@ def converter_for(cls: type) -> Converter | None:
         found = next((_registry[base] for base in cls.__mro__ if base in _registry), None)
         _resolved[cls] = found
     return found
-
-
-def native_subclass_registered() -> bool:
-    """True while a registered class subclasses dict, list, tuple, str, int or float
-    (payloads are then converted by the Python walk only, see ``_fast_json``)."""
-    return _native_subclass
