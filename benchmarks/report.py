@@ -281,13 +281,47 @@ def export(data: dict[str, Any]) -> list[str]:
             *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
 
 
+def critical(data: dict[str, Any]) -> list[str]:
+    """The application thread's time in callbacks per invocation (benchmarks/_critical.py)."""
+    lines = [f"{data['invocations']:,} invocations after {data['warmup']} warm-up; "
+             "microseconds per invocation spent in the handler's callbacks, writer excluded", "",
+             "| framework | handler | CPU p50 | CPU p99 | wall p50 | wall p99 "
+             "| callbacks | whole invocation p50 |", "|" + " --- |" * 8]
+    for framework in ("langchain", "llamaindex"):
+        for config, entry in data.get(framework, {}).items():
+            cpu, wall = entry["cpu"], entry["wall"]
+            lines.append(f"| {framework} | {config} | {cpu['p50_us']:,.0f} | {cpu['p99_us']:,.0f} "
+                         f"| {wall['p50_us']:,.0f} | {wall['p99_us']:,.0f} "
+                         f"| {entry['callbacks_per_invocation']} "
+                         f"| {entry['invocation']['p50_us']:,.0f} |")
+    return lines
+
+
+def stored_bytes(data: dict[str, Any]) -> list[str]:
+    """Database growth per invocation (benchmarks/_bytes.py)."""
+    lines = [f"{data['invocations']:,} invocations after {data['warmup']} warm-up", "",
+             "| backend | framework | bytes per invocation | largest tables and indexes |",
+             "| --- | --- | --- | --- |"]
+    for backend in ("sqlite", "postgresql"):
+        entry = data.get(backend, {})
+        if "skipped" in entry:
+            lines.append(f"| {backend} | skipped: {entry['skipped']} | | |")
+            continue
+        for framework, result in entry.items():
+            top = sorted(result["per_table"].items(), key=lambda kv: -kv[1])[:4]
+            lines.append(f"| {backend} | {framework} | {result['bytes_per_invocation']:,.0f} | "
+                         + ", ".join(f"{name} {size:,.0f}" for name, size in top) + " |")
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     out = [f"Command: `{results['command']}`, started {results['started_at']}", "",
            f"Machine: {results['machine']}; load average (1, 5, 15 min) at start "
            f"{results.get('load_average', {}).get('start')}, at end "
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
-    for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
+    for name, fn in (("overhead", overhead), ("critical", critical), ("bytes", stored_bytes),
+                     ("offload", offload), ("instructions", instructions),
                      ("ingest", ingest), ("scale", scale), ("ui", ui), ("quality", quality),
                      ("memory", memory), ("startup", startup), ("export", export)):
         data = results["benchmarks"].get(name)

@@ -97,6 +97,29 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert again["benchmarks"]["scale"]["sqlite"]["cached"] is True
 
 
+def test_the_critical_path_and_bytes_benchmarks_measure_ragtrail(tmp_path: Path) -> None:
+    results = _bench(tmp_path, "--only", "critical", "--only", "bytes")
+    critical, stored = results["benchmarks"]["critical"], results["benchmarks"]["bytes"]
+    for framework in ("langchain", "llamaindex"):
+        noop, ragtrail = critical[framework]["noop_handler"], critical[framework]["ragtrail_sqlite"]
+        for entry in (noop, ragtrail):
+            assert entry["cpu"]["n"] == entry["wall"]["n"] == critical["invocations"] > 0
+            assert entry["callbacks_per_invocation"] > 0  # the handler's callbacks were timed
+            assert 0 < entry["cpu"]["p50_us"] <= entry["cpu"]["p99_us"]
+        # Converting, bounding and redacting every step's payloads costs more than the
+        # clocks around a handler that does nothing.
+        assert ragtrail["cpu"]["mean_us"] > noop["cpu"]["mean_us"]
+    backends = ["sqlite"] + (["postgresql"] if "skipped" not in stored["postgresql"] else [])
+    for backend in backends:
+        for framework in ("langchain", "llamaindex"):
+            growth = stored[backend][framework]
+            assert growth["size_after"] > growth["size_before"] > 0
+            assert growth["bytes_per_invocation"] > 0 and growth["per_table"]["runs"] > 0
+    rendered = render(results)
+    assert "### critical" in rendered and "### bytes" in rendered
+    assert "| sqlite | langchain |" in rendered
+
+
 def test_generated_traces_have_the_promised_shape() -> None:
     factory = TraceFactory(50)
     records = factory.trace(7)
