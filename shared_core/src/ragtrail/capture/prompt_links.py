@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from ..schemas import NON_ANSWERING_KINDS, ROLE_KEY, DocStage, StepRole
 from ._state import OpenRun, PendingLink, TraceState
 
-__all__ = ["answering", "link_in_prompt", "probes"]
+__all__ = ["answering", "link_in_prompt", "non_answering_step", "probes"]
 
 _PROBE_CHARS = 200
 _ROLES = frozenset(role.value for role in StepRole)
@@ -40,6 +40,11 @@ def answering(run: OpenRun, open_runs: Mapping[str, OpenRun]) -> bool:
         node = open_runs.get(node.parent_id) if node.parent_id is not None else None
         seen += 1
     return True
+
+
+def non_answering_step(run: OpenRun) -> bool:
+    """A step whose LLM calls are not answering calls, by its kind or declared role."""
+    return run.kind in NON_ANSWERING_KINDS or run.metadata.get(ROLE_KEY) in _ROLES
 
 
 def link_in_prompt(run: OpenRun, state: TraceState, prompt: str) -> None:

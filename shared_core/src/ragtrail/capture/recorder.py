@@ -42,7 +42,7 @@ from ._values import error_of, hidden, prompt_text, score_of
 from .ambient import ambient_parents
 from .config import CaptureConfig
 from .llm_update import LLMUpdate
-from .prompt_links import answering, link_in_prompt, probes
+from .prompt_links import answering, link_in_prompt, non_answering_step, probes
 from .records import PricerLike, RecordBuilder
 
 __all__ = ["SOURCE_ID_KEY", "DocumentInput", "PricerLike", "Recorder"]
@@ -52,6 +52,9 @@ SOURCE_ID_KEY = "ragtrail_source_id"
 
 _UNSET: Any = object()
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
+#: Most records held back at once for an open ancestor's outcome (see _hold_for_ancestor);
+#: beyond it a record is offered at once, its in_prompt links as they were found.
+_MAX_HELD = 10_000
 _AGE_SCAN_EVERY = 256
 _TEXT_FIELDS = frozenset(
     {"messages", "prompt_text", "output_text", "prompt_variables", "prompt_template",
@@ -131,6 +134,10 @@ class Recorder:
         self._traces: dict[str, TraceState] = {}
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (trace, path)
         self._cut: dict[str, float] = {}  # open runs cut short (see cut_below) -> when
+        # Ended runs' records with in_prompt links, held by the id of their nearest open
+        # ancestor until it ends: it may turn out a reranker or filter (_settle_held).
+        self._held: dict[str, list[CapturedRun]] = {}
+        self._held_count = 0
         self._starts = 0
         self._counts = {"started": 0, "ended": 0, "offered": 0, "refused": 0, "abandoned": 0,
                         "duplicate_starts": 0, "unknown_ends": 0}
@@ -313,9 +320,11 @@ class Recorder:
         filter, a query rewriter, a parser's retry) or when it or an ancestor declares a
         :class:`~ragtrail.schemas.StepRole` under :data:`~ragtrail.schemas.ROLE_KEY` in
         its metadata (an evaluator, a query rewriter written as a chain). The Recorder
-        applies the rule itself in :meth:`update_llm`; adapters only have to give such
-        steps their kind (e.g. a LlamaIndex postprocessor run is a ``reranker``) *before*
-        the LLM call inside it starts. Ancestors that already ended are not looked at.
+        applies the rule itself in :meth:`update_llm`. A step recognised as a reranker
+        or filter only when it ends (its kind set, or its role declared, before
+        :meth:`end_run`) is covered too: an LLM call's record with ``in_prompt`` links is
+        held until its open ancestors have ended, and the links are dropped when one of
+        them ended as such a step. Ancestors that already ended are not looked at.
         """
         with self._lock:
             run = self._open.get(str(run_id))
@@ -429,6 +438,7 @@ class Recorder:
         self._open = OrderedDict()
         self._traces = {}
         self._cut = {}
+        self._held, self._held_count = {}, 0
         self._records.environment = None
 
     def stats(self) -> dict[str, Any]:
@@ -687,18 +697,60 @@ class Recorder:
             self._counts["ended"] += 1
             if status is RunStatus.ABANDONED:
                 self._counts["abandoned"] += 1
+            held = self._held.pop(rid, None)  # popped with the run: none is added later
         record = self._records.build(run, end_ns, status, error, template)
         if run.parent_id is None:
             self.last_trace_id = run.trace_id
+        ready = self._settle_held(run, held) if held else []
+        if not self._hold_for_ancestor(run, record):
+            ready.append(record)
+        for item in ready:  # children before their parent, as they ended
+            self._offer(item)
+        if run.on_end is not None and status is not RunStatus.ABANDONED:
+            self._root_ended(run.on_end, run.trace_id)
+        return record
+
+    def _offer(self, record: CapturedRun) -> None:
         accepted = False
         try:
             accepted = bool(self.sink.offer(record))
         finally:
             with self._lock:
                 self._counts["offered" if accepted else "refused"] += 1
-        if run.on_end is not None and status is not RunStatus.ABANDONED:
-            self._root_ended(run.on_end, run.trace_id)
-        return record
+
+    # -- in_prompt links of steps that turn out rerankers when they end -------------------
+
+    def _hold_for_ancestor(self, run: OpenRun, record: CapturedRun) -> bool:
+        """Hold ``record`` (which has in_prompt links) for its nearest open ancestor,
+        which may still turn out a reranker or filter; False when there is none (or too
+        many records are held), and the record is to be offered now."""
+        if not any(link.stage is DocStage.IN_PROMPT for link in record.links):
+            return False
+        return self._hold_under(run.parent_id, [record])
+
+    def _hold_under(self, parent_id: str | None, records: list[CapturedRun]) -> bool:
+        with self._lock:
+            parent = self._open.get(parent_id) if parent_id is not None else None
+            if parent is None or self._held_count + len(records) > _MAX_HELD:
+                return False
+            self._held.setdefault(parent.id, []).extend(records)
+            self._held_count += len(records)
+            return True
+
+    def _settle_held(self, run: OpenRun, held: list[CapturedRun]) -> list[CapturedRun]:
+        """``run`` ended: the records held for it lose their in_prompt links when it ended
+        a non-answering step (their LLM calls saw its candidates, not the answer's
+        prompt), and are held on for its own open ancestor or returned to offer now."""
+        with self._lock:
+            self._held_count -= len(held)
+        if non_answering_step(run):
+            for record in held:
+                record.links = [link for link in record.links
+                                if link.stage is not DocStage.IN_PROMPT]
+            return held
+        if self._hold_under(run.parent_id, held):
+            return []
+        return held
 
     @guarded(default=None)
     def _root_ended(self, hook: Callable[[str], None], trace_id: str) -> None:
