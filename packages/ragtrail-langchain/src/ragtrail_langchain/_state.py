@@ -36,6 +36,7 @@ class RunState:
     seen: dict[str, int] = field(default_factory=dict)
     children: set[str] = field(default_factory=set)
     first_token: bool = False
+    streamed: bool = False  # a chunk arrived: stored as the call's ``streamed``
     provider_unknown: bool = False  # the model reported no provider of its own
     provider_guess: str | None = None  # then: the one its class name suggests
     provider_inferable: bool = False  # a class of the user's own: infer from the model

@@ -123,11 +123,18 @@ def _json_text(column: sa.ColumnElement[Any], *path: str) -> sa.ColumnElement[An
     return column[path].as_string()  # type: ignore[no-any-return]
 
 
-#: (name, description, condition on the row, lower_is_better) per LLM-call figure.
-def _llm_figures() -> list[tuple[str, str, sa.ColumnElement[bool], bool]]:
+#: (name, description, condition on the row, lower_is_better, the calls it is counted
+#: among: None for every call) per LLM-call figure.
+_LLMFigure = tuple[str, str, sa.ColumnElement[bool], bool, sa.ColumnElement[bool] | None]
+
+
+def _llm_figures() -> list[_LLMFigure]:
     meta = _calls.c.metadata
     status = _calls.c.price_status
-    return [
+    ttft = _json_text(meta, "performance_metrics", "time_to_first_token_ms").is_not(None)
+    # Calls stored before ``streamed`` was recorded: one with a time to first token streamed.
+    streamed = sa.or_(meta["streamed"].as_boolean(), ttft)
+    every: list[_LLMFigure] = [(*f, None) for f in [
         ("llm_with_token_usage", "LLM calls with token usage",
          _calls.c.total_tokens.is_not(None), False),
         ("llm_priced", "LLM calls with a known price", _calls.c.total_cost.is_not(None), False),
@@ -141,10 +148,9 @@ def _llm_figures() -> list[tuple[str, str, sa.ColumnElement[bool], bool]]:
          _json_text(meta, "response_metadata", "finish_reason").is_not(None), False),
         ("llm_with_model_version", "LLM calls with the exact model version that answered",
          _json_text(meta, "response_metadata", "model_version").is_not(None), False),
-        ("llm_with_ttft", "LLM calls with a time to first token (streamed calls; ragtrail "
-         "does not store whether a call was asked to stream)",
-         _json_text(meta, "performance_metrics", "time_to_first_token_ms").is_not(None), False),
-    ]
+    ]]
+    return [*every, ("llm_with_ttft", "Streamed LLM calls with a time to first token", ttft,
+                     False, streamed)]
 
 
 def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any]
@@ -152,9 +158,14 @@ def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any]
     groups = [_LLM_KEYS[k].label(f"g_{i}") for i, k in enumerate(keys)]
     figures = _llm_figures()
     columns: list[Any] = [sa.func.count().label("n")]
-    for name, _, cond, lower in figures:
+    for name, _, cond, lower, among in figures:
+        if among is not None:
+            columns.append(_count(among, f"{name}_n"))
+            cond = sa.and_(among, cond)
         columns.append(_count(cond, name))
-        columns += _examples(cond if lower else sa.not_(cond), _calls.c.run_id, name)
+        missing = cond if lower else sa.not_(cond)
+        columns += _examples(missing if among is None else sa.and_(among, missing),
+                             _calls.c.run_id, name)
     stmt = (sa.select(*groups, *columns)
             .select_from(_calls.join(_call_run, _call_run.c.id == _calls.c.run_id))
             .where(*time_filters(_calls.c.started_at, *window))
@@ -163,8 +174,8 @@ def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any]
     for row in conn.execute(stmt):
         data = row._mapping
         key = tuple(data[f"g_{i}"] for i in range(len(keys)))
-        out[key] = [_figure(name, text, data, data["n"], lower)
-                    for name, text, _, lower in figures]
+        out[key] = [_figure(name, text, data, data["n" if among is None else f"{name}_n"],
+                            lower) for name, text, _, lower, among in figures]
     return out
 
 
