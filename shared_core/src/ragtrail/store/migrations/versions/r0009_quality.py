@@ -83,7 +83,7 @@ def upgrade() -> None:
     op.create_index("ix_document_links_trace_id_stage", "document_links", ["trace_id", "stage"])
     op.drop_index("ix_document_links_trace_id", table_name="document_links")
     op.drop_index("ix_runs_started_at", table_name="runs")
-    op.create_index("ix_runs_started_at", "runs", ["started_at", "id", "app_name"])
+    op.create_index("ix_runs_started_at", "runs", ["started_at", "app_name", "id"])
     analyzed = dialect == "sqlite" and op.get_bind().exec_driver_sql(
         "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first() is not None
     if analyzed:
