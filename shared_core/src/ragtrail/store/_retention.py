@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
+from ._rollups import forget_traces
 from ._tables import document_links, documents, evaluations, llm_calls, runs
 
 __all__ = ["delete_traces", "purge_before"]
@@ -42,6 +43,7 @@ def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int
             sa.select(evaluations.c.judge_trace_id)
             .where(judged, evaluations.c.judge_trace_id.is_not(None))).scalars()]
         _count(counts, evaluations.name, conn.execute(sa.delete(evaluations).where(judged)))
+        forget_traces(conn, batch)  # before the calls go: usage_rollup subtracts them
         for table in (document_links, llm_calls, runs):
             _count(counts, table.name,
                    conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))
