@@ -54,6 +54,8 @@ _root = runs.alias("root_run")
 
 def _dimensions(with_root: bool) -> list[sa.ColumnElement[Any]]:
     """The bucket of each call, its trace's root as stored (``with_root``) or absent."""
+    app: sa.ColumnElement[Any]
+    request_type: sa.ColumnElement[Any]
     if with_root:
         app = sa.func.coalesce(_run.c.app_name, _root.c.app_name)
         request_type = sa.func.coalesce(_run.c.request_type, _root.c.request_type)
@@ -69,7 +71,7 @@ def _dimensions(with_root: bool) -> list[sa.ColumnElement[Any]]:
 
 def _sums(where: sa.ColumnElement[bool], with_root: bool) -> sa.Select[Any]:
     values = _dimensions(with_root)
-    dims = [dim.label(name) for dim, name in zip(values, DIMENSIONS)]
+    dims = [dim.label(name) for dim, name in zip(values, DIMENSIONS, strict=True)]
     # Not by a constant (the root-less judge flag): SQLite reads GROUP BY 0 as a position.
     keys = [dim for dim in values if with_root or dim is not values[DIMENSIONS.index("judge")]]
     source = llm_calls.outerjoin(_run, _run.c.id == llm_calls.c.run_id)
