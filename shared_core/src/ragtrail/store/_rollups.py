@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +49,7 @@ DIMENSIONS = ("day", "provider_model", "provider", "prompt_template_hash", "app_
 MEASURES = ("calls", "priced_calls", "total_cost", *(f"{name}_tokens" for name in _TOKENS))
 _RUN_TRACE = COLUMNS["runs"].index("trace_id")
 
+_TABLES = {"runs": runs, "llm_calls": llm_calls}
 _run = runs.alias("call_run")
 _root = runs.alias("root_run")
 
@@ -69,7 +71,10 @@ def _dimensions(with_root: bool) -> list[sa.ColumnElement[Any]]:
             _run.c.tenant]
 
 
-def _sums(where: sa.ColumnElement[bool], with_root: bool) -> sa.Select[Any]:
+@cache
+def _sums(by: str | None, with_root: bool) -> sa.Select[Any]:
+    """Sums per bucket of the calls whose ``by`` column is in the ``keys`` parameter (of
+    every call when ``by`` is None). Built once: the insert path runs it per batch."""
     values = _dimensions(with_root)
     dims = [dim.label(name) for dim, name in zip(values, DIMENSIONS, strict=True)]
     # Not by a constant (the root-less judge flag): SQLite reads GROUP BY 0 as a position.
@@ -82,16 +87,19 @@ def _sums(where: sa.ColumnElement[bool], with_root: bool) -> sa.Select[Any]:
                 sa.func.sum(llm_calls.c.total_cost).label("total_cost"),
                 *(sa.func.sum(llm_calls.c[f"{name}_tokens"]).label(f"{name}_tokens")
                   for name in _TOKENS)]
-    return sa.select(*dims, *measures).select_from(source).where(where).group_by(*keys)
+    stmt = sa.select(*dims, *measures).select_from(source).group_by(*keys)
+    if by is not None:
+        stmt = stmt.where(llm_calls.c[by].in_(sa.bindparam("keys", expanding=True)))
+    return stmt
 
 
 Deltas = dict[str, dict[str, Any]]
 
 
-def _add(deltas: Deltas, conn: Connection, where: sa.ColumnElement[bool], with_root: bool,
+def _add(deltas: Deltas, conn: Connection, by: str | None, keys: list[str], with_root: bool,
          sign: int) -> None:
-    """Add ``sign`` times the sums of the calls matching ``where`` to ``deltas``."""
-    for row in conn.execute(_sums(where, with_root)):
+    """Add ``sign`` times the sums of the calls whose ``by`` is in ``keys`` to ``deltas``."""
+    for row in conn.execute(_sums(by, with_root), {"keys": keys} if by else {}):
         data = row._mapping
         dims = {name: data[name] for name in DIMENSIONS}
         dims["judge"] = bool(dims["judge"])
@@ -103,6 +111,14 @@ def _add(deltas: Deltas, conn: Connection, where: sa.ColumnElement[bool], with_r
             entry[name] += sign * (value if value is not None else 0)
 
 
+@cache
+def _upsert(dialect: str) -> sa.Insert:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage_rollup)
+    return insert.on_conflict_do_update(
+        index_elements=[usage_rollup.c.bucket],
+        set_={name: usage_rollup.c[name] + insert.excluded[name] for name in MEASURES})
+
+
 def _apply(conn: Connection, deltas: Deltas) -> None:
     """Add ``deltas`` to their buckets (created when new); in key order, so concurrent
     writers take their row locks in one order."""
@@ -112,12 +128,7 @@ def _apply(conn: Connection, deltas: Deltas) -> None:
         return
     for entry in rows:
         entry["total_cost"] = Decimal(entry["total_cost"])
-    dialect = conn.dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage_rollup)
-    stmt = insert.on_conflict_do_update(
-        index_elements=[usage_rollup.c.bucket],
-        set_={name: usage_rollup.c[name] + insert.excluded[name] for name in MEASURES})
-    conn.execute(stmt, rows)
+    conn.execute(_upsert(conn.dialect.name), rows)
 
 
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
@@ -126,12 +137,21 @@ def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
         yield ordered[start:start + _IN_CHUNK]
 
 
-def _stored(conn: Connection, column: sa.ColumnElement[Any], keys: Iterable[str],
-            select: sa.ColumnElement[Any] | None = None) -> set[str]:
+@cache
+def _lookup(table: str, column: str, wanted: str) -> sa.Select[Any]:
+    found = _TABLES[table]
+    return sa.select(found.c[wanted]).where(
+        found.c[column].in_(sa.bindparam("keys", expanding=True)))
+
+
+def _stored(conn: Connection, table: str, column: str, keys: Iterable[str],
+            wanted: str | None = None) -> set[str]:
+    """The ``wanted`` values (else ``column``'s) of the stored rows whose ``column`` is
+    one of ``keys``."""
+    stmt = _lookup(table, column, wanted or column)
     found: set[str] = set()
-    wanted = column if select is None else select
     for chunk in _chunks(keys):
-        found.update(conn.execute(sa.select(wanted).where(column.in_(chunk))).scalars())
+        found.update(conn.execute(stmt, {"keys": chunk}).scalars())
     return found
 
 
@@ -145,17 +165,17 @@ def track_usage(conn: Connection, encoded: Encoded) -> Iterator[None]:
     if not call_ids and not roots:
         yield
         return
-    stored_calls = _stored(conn, llm_calls.c.run_id, call_ids)
-    new_roots = set(roots) - _stored(conn, runs.c.id, roots)
+    stored_calls = _stored(conn, "llm_calls", "run_id", call_ids)
+    new_roots = set(roots) - _stored(conn, "runs", "id", roots)
     # Calls stored before their root: counted root-less until now.
-    earlier = _stored(conn, llm_calls.c.trace_id, new_roots, select=llm_calls.c.run_id)
+    earlier = _stored(conn, "llm_calls", "trace_id", new_roots, wanted="run_id")
     yield
     new_calls = set(call_ids) - stored_calls
     deltas: Deltas = {}
     for chunk in _chunks(new_calls | earlier):
-        _add(deltas, conn, llm_calls.c.run_id.in_(chunk), True, 1)
+        _add(deltas, conn, "run_id", chunk, True, 1)
     for chunk in _chunks(earlier):
-        _add(deltas, conn, llm_calls.c.run_id.in_(chunk), False, -1)
+        _add(deltas, conn, "run_id", chunk, False, -1)
     _apply(conn, deltas)
 
 
@@ -164,7 +184,7 @@ def forget_traces(conn: Connection, trace_ids: list[str]) -> None:
     transaction) from their buckets; buckets left empty go."""
     deltas: Deltas = {}
     for chunk in _chunks(trace_ids):
-        _add(deltas, conn, llm_calls.c.trace_id.in_(chunk), True, -1)
+        _add(deltas, conn, "trace_id", chunk, True, -1)
     _apply(conn, deltas)
     if deltas:
         conn.execute(sa.delete(usage_rollup).where(usage_rollup.c.calls == 0))
@@ -175,6 +195,6 @@ def rebuild(conn: Connection) -> int:
     a repair); returns the number of buckets."""
     conn.execute(sa.delete(usage_rollup))
     deltas: Deltas = {}
-    _add(deltas, conn, sa.true(), True, 1)
+    _add(deltas, conn, None, [], True, 1)
     _apply(conn, deltas)
     return len(deltas)
