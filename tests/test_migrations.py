@@ -381,7 +381,7 @@ def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from decimal import Decimal
 
-    from test_usage_rollup import _records
+    from test_usage_rollup import _records, calls_only
 
     from ragtrail.query import _usage, usage
 
@@ -403,7 +403,7 @@ def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
             for flags in ({}, {"include_evaluations": True}):
                 rolled = usage(store.engine, group_by=keys, **flags)
                 with monkeypatch.context() as patched:
-                    patched.setattr(_usage, "_from_rollup", lambda *args: None)
+                    patched.setattr(_usage, "_plan", calls_only)
                     assert rolled == usage(store.engine, group_by=keys, **flags)
         [everything] = usage(store.engine, group_by=())
         assert (everything.calls, everything.unpriced_calls) == (4, 2)

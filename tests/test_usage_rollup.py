@@ -44,7 +44,28 @@ FILTERS: list[dict[str, Any]] = [
     {"request_type": "query", "since": "2024-03-11"}, {"until": datetime(2024, 3, 11)},
     {"since": "2024-03-10T00:00:00Z", "until": "2024-03-11T00:00:00+00:00",
      "include_evaluations": True},
+    # Parts of a day at either end: those parts from the calls, whole days from the rollup.
+    {"since": "2024-03-10T22:45:00Z"}, {"until": "2024-03-11T01:30:00.5+00:00"},
+    {"since": "2024-03-09T23:59:59Z", "until": "2024-03-11T00:00:01Z",
+     "request_type": "evaluation"},
 ]
+#: Less than a day, or by session: from the calls alone.
+CALLS_ONLY: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    ((), {"since": "2024-03-10T23:00:00Z", "until": "2024-03-11T01:00:00Z"}),
+    (("session", "model"), {}),
+]
+
+
+def calls_only(keys: list[str], since: Any, until: Any, request_type: str | None,
+               include_evaluations: bool) -> list[sa.Select[Any]]:
+    """The query plan of ``usage()`` before the rollup: the calls alone."""
+    return [_usage._from_calls(keys, since, until, request_type, include_evaluations)]
+
+
+def _reads_rollup(keys: tuple[str, ...], filters: dict[str, Any]) -> bool:
+    plan = _usage._plan(list(keys), filters.get("since"), filters.get("until"),
+                        filters.get("request_type"), filters.get("include_evaluations", False))
+    return any("usage_rollup" in str(stmt) for stmt in plan)
 
 call_st = st.fixed_dictionaries({
     "model": st.none() | st.sampled_from(["gpt-4o-mini", "claude-3-5-haiku"]),
@@ -106,16 +127,14 @@ def _deliver(store: SqlStore, records: list[CapturedRun], rng: random.Random) ->
 
 
 def _both_ways(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    for keys in GROUPINGS:
-        for filters in FILTERS:
-            assert _usage._from_rollup(list(keys), filters.get("since"), filters.get("until"),
-                                       filters.get("request_type"),
-                                       filters.get("include_evaluations", False)) is not None
-            rolled = usage(engine, group_by=keys, **filters)
-            with monkeypatch.context() as patched:
-                patched.setattr(_usage, "_from_rollup", lambda *args: None)
-                raw = usage(engine, group_by=keys, **filters)
-            assert rolled == raw, (keys, filters)
+    cases = [(keys, filters) for keys in GROUPINGS for filters in FILTERS]
+    for keys, filters in cases + CALLS_ONLY:
+        assert _reads_rollup(keys, filters) is ((keys, filters) not in CALLS_ONLY)
+        rolled = usage(engine, group_by=keys, **filters)
+        with monkeypatch.context() as patched:
+            patched.setattr(_usage, "_plan", calls_only)
+            raw = usage(engine, group_by=keys, **filters)
+        assert rolled == raw, (keys, filters)
 
 
 def _wipe(engine: sa.Engine) -> None:
@@ -172,9 +191,8 @@ def test_usage_outside_the_rollup_still_answers(store: SqlStore) -> None:
         "calls": [{"model": "m", "provider": "p", "template": None, "cost": Decimal("0.1"),
                    "tokens": 10, "minutes": 30, "app": None, "request_type": None}]})
     store.write_batch([*children, root])
-    # By session, or from a time that is not midnight: answered from the calls.
-    assert _usage._from_rollup(["session"], None, None, None, False) is None
-    assert _usage._from_rollup([], "2024-03-10T22:10:00Z", None, None, False) is None
+    # By session: answered from the calls.
+    assert not _reads_rollup(("session",), {})
     [row] = usage(store.engine, group_by="session")
     assert (row.group, row.calls, row.total_cost) == ({"session": "s1"}, 1, Decimal("0.1"))
     assert usage(store.engine, group_by=(), since="2024-03-10T22:31:00Z") == []

@@ -5,14 +5,15 @@ and never added to ``total_cost`` as zero. ``day`` is the UTC day of the call's
 start, ``YYYY-MM-DD`` on both backends.
 
 Answers come from the pre-aggregated ``usage_rollup`` (see ``store._rollups``) when it
-holds the grouping and filters asked for (no user or session; time bounds at UTC
-midnight); otherwise from the LLM calls themselves. Both give identical rows.
+holds the grouping asked for (no user or session): whole UTC days from it, the parts of
+a day at either end of [since, until) from the LLM calls; otherwise from the LLM calls
+alone. Both give identical rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,11 +86,13 @@ def usage(
     (``"evaluation"``: the judges' spend alone).
     """
     keys = _keys(group_by)
-    stmt = _from_rollup(keys, since, until, request_type, include_evaluations)
-    if stmt is None:
-        stmt = _from_calls(keys, since, until, request_type, include_evaluations)
+    plan = _plan(keys, since, until, request_type, include_evaluations)
     with engine.connect() as conn:
-        rows = [_row(keys, row) for row in conn.execute(stmt) if row.calls]
+        totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for stmt in plan:
+            for found in conn.execute(stmt):
+                _sum_into(totals, keys, found._mapping)
+        rows = [_row(keys, data) for data in totals.values()]
         if "template" in keys:
             names = _template_names(conn, {r.group["template"] for r in rows} - {None})
             for row in rows:
@@ -119,6 +122,50 @@ def _day_bound(value: datetime | str | None, name: str) -> str | None:
     if moment.timetz().replace(tzinfo=None) != time(0):
         raise ValueError(name)
     return moment.date().isoformat()
+
+
+def _sum_into(totals: dict[tuple[Any, ...], dict[str, Any]], keys: list[str],
+              data: Any) -> None:
+    """Add one result row (of one of the plan's statements) to its group's totals."""
+    if not data["calls"]:  # no group: one row of NULL sums over nothing
+        return
+    group = tuple(data[f"g_{index}"] for index in range(len(keys)))
+    entry = totals.get(group)
+    if entry is None:
+        totals[group] = dict(data)
+        return
+    for name in ("calls", "priced_calls", *_TOKENS):
+        entry[name] += data[name]
+    if data["total_cost"] is not None:
+        cost = entry["total_cost"]
+        entry["total_cost"] = data["total_cost"] if cost is None else cost + data["total_cost"]
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _plan(keys: list[str], since: datetime | str | None, until: datetime | str | None,
+          request_type: str | None, include_evaluations: bool) -> list[sa.Select[Any]]:
+    """Statements whose rows, summed per group, answer the query: the rollup for the
+    whole UTC days in [since, until) and the calls for the parts of a day at either end;
+    the calls alone when the rollup cannot help (a grouping it lacks, less than a day)."""
+    calls = [_from_calls(keys, since, until, request_type, include_evaluations)]
+    if not set(keys) <= set(ROLLUP_KEYS):
+        return calls
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+    first = None if start is None else _midnight(start)
+    if first is not None and start is not None and first < start:
+        first += timedelta(days=1)
+    last = None if end is None else _midnight(end)
+    if first is not None and last is not None and first >= last:
+        return calls
+    plan = [_from_rollup(keys, first, last, request_type, include_evaluations)]
+    if start is not None and first is not None and start < first:
+        plan.append(_from_calls(keys, start, first, request_type, include_evaluations))
+    if end is not None and last is not None and last < end:
+        plan.append(_from_calls(keys, last, end, request_type, include_evaluations))
+    return [stmt for stmt in plan if stmt is not None]
 
 
 def _from_rollup(keys: list[str], since: datetime | str | None,
@@ -229,8 +276,7 @@ def _template_names(conn: Connection, hashes: set[str]) -> dict[str, str]:
     return names
 
 
-def _row(keys: list[str], row: Any) -> UsageRow:
-    data = row._mapping
+def _row(keys: list[str], data: Any) -> UsageRow:
     calls, priced = int(data["calls"]), int(data["priced_calls"])
     return UsageRow(
         group={key: data[f"g_{index}"] for index, key in enumerate(keys)},
