@@ -34,7 +34,7 @@ from ragtrail.store import (
 )
 
 RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions",
-                   "erasure_log", "read_audit",
+                   "erasure_log", "read_audit", "usage_rollup",
                    "evaluations", "vendors"}
 
 
@@ -414,3 +414,36 @@ def test_revision_0009_fills_the_promoted_llm_columns_from_the_stored_metadata(
         assert quality(store.engine).model_dump() == before
         figure = quality(store.engine).groups[0].figure("llm_with_ttft")
         assert (figure.count, figure.denominator) == (1, 1)
+
+
+def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    from test_usage_rollup import _records, calls_only
+
+    from ragtrail.query import _usage, usage
+
+    call = {"model": "m", "provider": "p", "template": None, "cost": Decimal("0.25"),
+            "tokens": 10, "minutes": 30, "app": None, "request_type": None}
+    with open_store(db_url) as store:
+        for index, judge in enumerate((None, "evaluation", None)):
+            root, children = _records(index, {
+                "root_stored": True, "app": "bot", "request_type": judge, "tenant": None,
+                "session": "s1", "minutes": 0,
+                "calls": [call, {**call, "cost": None, "minutes": 200}]})
+            store.write_batch([*children, *([root] if index < 2 else [])])
+    with _connect(db_url) as conn:
+        command.downgrade(_migrate._config(conn), "0007")
+        assert "usage_rollup" not in sa.inspect(conn).get_table_names()
+    upgrade_database(db_url)  # an old database: created and filled, then kept
+    with open_store(db_url) as store:
+        for keys in ((), ("day", "app_name"), ("request_type",)):
+            for flags in ({}, {"include_evaluations": True}):
+                rolled = usage(store.engine, group_by=keys, **flags)
+                with monkeypatch.context() as patched:
+                    patched.setattr(_usage, "_plan", calls_only)
+                    assert rolled == usage(store.engine, group_by=keys, **flags)
+        [everything] = usage(store.engine, group_by=())
+        assert (everything.calls, everything.unpriced_calls) == (4, 2)
+        assert everything.total_cost == Decimal("0.5")

@@ -32,5 +32,7 @@ def test_ui_benchmark_runs_and_reports(tmp_path: Path) -> None:
     for name in ("trace_page_50", "traces_50", "lineage", "usage_page_queries"):
         assert ui["query_layer"][name]["n"] > 0, name
     assert set(ui["met"]) == {"traces_page", "trace_detail_page", "usage_page"}
+    assert ui["usage_rollup_rows"] > 0  # the usage page reads pre-aggregated usage
     text = render(json.loads(output.read_text(encoding="utf-8")))
     assert "### ui" in text and "trace detail page at" in text
+    assert "ms in the query layer" in text

@@ -3,12 +3,17 @@
 A call with no known price (``total_cost`` NULL) is counted in ``unpriced_calls``
 and never added to ``total_cost`` as zero. ``day`` is the UTC day of the call's
 start, ``YYYY-MM-DD`` on both backends.
+
+Answers come from the pre-aggregated ``usage_rollup`` (see ``store._rollups``) when it
+holds the grouping asked for (no user or session): whole UTC days from it, the parts of
+a day at either end of [since, until) from the LLM calls; otherwise from the LLM calls
+alone. Both give identical rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..store import _tables
 from ..store._types import utc_day
-from ._common import excerpt, time_filters
+from ._common import excerpt, parse_time, time_filters
 from ._evaluations import EVALUATION_REQUEST_TYPE, judge_trace_ids
 from ._models import UsageRow
 
@@ -81,6 +86,128 @@ def usage(
     (``"evaluation"``: the judges' spend alone).
     """
     keys = _keys(group_by)
+    plan = _plan(keys, since, until, request_type, include_evaluations)
+    with engine.connect() as conn:
+        totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for stmt in plan:
+            for found in conn.execute(stmt):
+                _sum_into(totals, keys, found._mapping)
+        rows = [_row(keys, data) for data in totals.values()]
+        if "template" in keys:
+            names = _template_names(conn, {r.group["template"] for r in rows} - {None})
+            for row in rows:
+                row.template_name = names.get(row.group["template"])
+    # Sorted here, not in SQL: NULL placement and collation differ between backends.
+    rows.sort(key=lambda row: [(value is None, value or "") for value in row.group.values()])
+    return rows
+
+
+_rollup = _tables.usage_rollup
+#: group_by key -> the usage_rollup column holding it (user and session are not there).
+ROLLUP_KEYS: dict[str, sa.ColumnElement[Any]] = {
+    "model": _rollup.c.provider_model,
+    "provider": _rollup.c.provider,
+    "template": _rollup.c.prompt_template_hash,
+    "day": _rollup.c.day,
+    "app_name": _rollup.c.app_name,
+    "request_type": _rollup.c.request_type,
+}
+
+
+def _day_bound(value: datetime | str | None, name: str) -> str | None:
+    """``value``'s UTC day when it is midnight UTC, else ValueError (not a day bound)."""
+    moment = parse_time(value, name)
+    if moment is None:
+        return None
+    if moment.timetz().replace(tzinfo=None) != time(0):
+        raise ValueError(name)
+    return moment.date().isoformat()
+
+
+def _sum_into(totals: dict[tuple[Any, ...], dict[str, Any]], keys: list[str],
+              data: Any) -> None:
+    """Add one result row (of one of the plan's statements) to its group's totals."""
+    if not data["calls"]:  # no group: one row of NULL sums over nothing
+        return
+    group = tuple(data[f"g_{index}"] for index in range(len(keys)))
+    entry = totals.get(group)
+    if entry is None:
+        totals[group] = dict(data)
+        return
+    for name in ("calls", "priced_calls", *_TOKENS):
+        entry[name] += data[name]
+    if data["total_cost"] is not None:
+        cost = entry["total_cost"]
+        entry["total_cost"] = data["total_cost"] if cost is None else cost + data["total_cost"]
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _plan(keys: list[str], since: datetime | str | None, until: datetime | str | None,
+          request_type: str | None, include_evaluations: bool) -> list[sa.Select[Any]]:
+    """Statements whose rows, summed per group, answer the query: the rollup for the
+    whole UTC days in [since, until) and the calls for the parts of a day at either end;
+    the calls alone when the rollup cannot help (a grouping it lacks, less than a day)."""
+    calls = [_from_calls(keys, since, until, request_type, include_evaluations)]
+    if not set(keys) <= set(ROLLUP_KEYS):
+        return calls
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+    first = None if start is None else _midnight(start)
+    if first is not None and start is not None and first < start:
+        first += timedelta(days=1)
+    last = None if end is None else _midnight(end)
+    if first is not None and last is not None and first >= last:
+        return calls
+    plan = [_from_rollup(keys, first, last, request_type, include_evaluations)]
+    if start is not None and first is not None and start < first:
+        plan.append(_from_calls(keys, start, first, request_type, include_evaluations))
+    if end is not None and last is not None and last < end:
+        plan.append(_from_calls(keys, last, end, request_type, include_evaluations))
+    return [stmt for stmt in plan if stmt is not None]
+
+
+def _from_rollup(keys: list[str], since: datetime | str | None,
+                 until: datetime | str | None, request_type: str | None,
+                 include_evaluations: bool) -> sa.Select[Any] | None:
+    """The usage query over ``usage_rollup``, or None when it cannot answer it."""
+    if not set(keys) <= set(ROLLUP_KEYS):
+        return None
+    try:
+        start, end = _day_bound(since, "since"), _day_bound(until, "until")
+    except ValueError:
+        return None
+    wanted: list[sa.ColumnElement[bool]] = []
+    if start is not None:
+        wanted.append(_rollup.c.day >= start)
+    if end is not None:
+        wanted.append(_rollup.c.day < end)
+    # As in the query over the calls: a request type is the call's own run's; the
+    # judges' calls are those of judges' traces.
+    if request_type == EVALUATION_REQUEST_TYPE:
+        wanted.append(_rollup.c.judge.is_(True))
+    elif request_type is not None:
+        wanted.append(_rollup.c.run_request_type == request_type)
+    elif not include_evaluations:
+        wanted.append(_rollup.c.judge.is_(False))
+    groups = [ROLLUP_KEYS[key].label(f"g_{index}") for index, key in enumerate(keys)]
+    priced = sa.func.sum(_rollup.c.priced_calls)
+    measures = [
+        sa.func.sum(_rollup.c.calls).label("calls"),
+        priced.label("priced_calls"),
+        # NULL when no call is priced, as SUM over the calls' NULL costs gives.
+        sa.case((priced > 0, sa.func.sum(_rollup.c.total_cost)), else_=sa.null())
+        .label("total_cost"),
+        *(sa.func.sum(_rollup.c[f"{name}_tokens"]).label(name) for name in _TOKENS),
+    ]
+    return sa.select(*groups, *measures).where(*wanted).group_by(*groups)
+
+
+def _from_calls(keys: list[str], since: datetime | str | None,
+                until: datetime | str | None, request_type: str | None,
+                include_evaluations: bool) -> sa.Select[Any]:
+    """The usage query over the LLM calls themselves (every grouping and filter)."""
     groups = [GROUP_KEYS[key].label(f"g_{index}") for index, key in enumerate(keys)]
     measures = [
         sa.func.count().label("calls"),
@@ -106,21 +233,12 @@ def usage(
         )
     elif by_run:
         source = _calls.outerjoin(_run, _run.c.id == _calls.c.run_id)
-    stmt = (
+    return (
         sa.select(*groups, *measures)
         .select_from(source)
         .where(*wanted)
         .group_by(*groups)
     )
-    with engine.connect() as conn:
-        rows = [_row(keys, row) for row in conn.execute(stmt) if row.calls]
-        if "template" in keys:
-            names = _template_names(conn, {r.group["template"] for r in rows} - {None})
-            for row in rows:
-                row.template_name = names.get(row.group["template"])
-    # Sorted here, not in SQL: NULL placement and collation differ between backends.
-    rows.sort(key=lambda row: [(value is None, value or "") for value in row.group.values()])
-    return rows
 
 
 #: Characters of a template's first line used as its name.
@@ -158,13 +276,13 @@ def _template_names(conn: Connection, hashes: set[str]) -> dict[str, str]:
     return names
 
 
-def _row(keys: list[str], row: Any) -> UsageRow:
-    data = row._mapping
+def _row(keys: list[str], data: Any) -> UsageRow:
+    calls, priced = int(data["calls"]), int(data["priced_calls"])
     return UsageRow(
         group={key: data[f"g_{index}"] for index, key in enumerate(keys)},
-        calls=data["calls"],
-        priced_calls=data["priced_calls"],
-        unpriced_calls=data["calls"] - data["priced_calls"],
+        calls=calls,
+        priced_calls=priced,
+        unpriced_calls=calls - priced,
         total_cost=data["total_cost"],
         **{f"{name}_tokens": int(data[name]) for name in _TOKENS},
     )

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
 from ..schemas.flat import TOOL_REF_KEY
+from ._rollups import forget_traces
 from ._tables import document_links, documents, evaluations, llm_calls, runs, tool_definitions
 
 __all__ = ["delete_traces", "purge_before"]
@@ -79,6 +80,7 @@ def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int
         refs = _tool_refs(conn).where(llm_calls.c.trace_id.in_(batch)).subquery()
         tools |= {h for h in conn.execute(sa.select(refs.c.hash).distinct()).scalars()
                   if isinstance(h, str)}
+        forget_traces(conn, batch)  # before the calls go: usage_rollup subtracts them
         for table in (document_links, llm_calls, runs):
             _count(counts, table.name,
                    conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))

@@ -20,6 +20,7 @@ from ._checkpoint import WalCheckpointer
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import check_readable, ensure_schema, inspect_schema, migrate
 from ._retention import purge_before
+from ._rollups import track_usage
 from ._rows import Encoded, EncodeError, encode_batch
 from ._url import (
     EngineConfig,
@@ -147,7 +148,8 @@ class SqlStore:
             with self._engine.begin() as conn:
                 if self._copy is None:
                     self._copy = self.dialect == "postgresql" and can_stage(conn)
-                insert_encoded(conn, encoded, copy=self._copy)
+                with track_usage(conn, encoded):
+                    insert_encoded(conn, encoded, copy=self._copy)
         except Exception as exc:
             raise classify_write_error(exc) from exc
         if self._checkpointer is not None:

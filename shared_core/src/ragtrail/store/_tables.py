@@ -26,6 +26,7 @@ __all__ = [
     "read_audit",
     "runs",
     "tool_definitions",
+    "usage_rollup",
     "vendors",
 ]
 
@@ -298,6 +299,34 @@ sa.Index("ix_evaluations_judge_gin", evaluations.c.judge, postgresql_using="gin"
 BUILTIN_VENDORS = ("DeepEval", "Ragas", "MLflow", "Deepchecks", "Arize Phoenix",
                    "LlamaIndex", "custom")
 
+
+#: Usage summed per bucket (revision 0008), kept by the store in the transaction that
+#: stores or deletes the LLM calls it sums (``_rollups``), so ``usage()`` need not scan
+#: every call. A bucket is one value of each column before ``calls``: the UTC day of the
+#: call, its model, provider and template, its app and request type as ``usage()`` reads
+#: them (the call's run, else its trace's root), the request type of the call's own run,
+#: whether its trace is a judge's, and its run's tenant. ``bucket`` is those values as
+#: JSON (a key that NULLs cannot escape). Derived data: tests/rows_dump.py leaves it out.
+usage_rollup = sa.Table(
+    "usage_rollup",
+    metadata,
+    sa.Column("bucket", KEY, primary_key=True),
+    sa.Column("day", sa.String, nullable=False),
+    sa.Column("provider_model", KEY),
+    sa.Column("provider", KEY),
+    sa.Column("prompt_template_hash", KEY),
+    sa.Column("app_name", KEY),
+    sa.Column("request_type", sa.String),
+    sa.Column("run_request_type", sa.String),
+    sa.Column("judge", sa.Boolean, nullable=False),
+    sa.Column("tenant", KEY),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("priced_calls", sa.BigInteger, nullable=False),
+    # The sum of the priced calls' costs (0 when none is priced: read with priced_calls).
+    sa.Column("total_cost", Money, nullable=False),
+    *(sa.Column(f"{name}_tokens", sa.BigInteger, nullable=False)
+      for name in ("input", "output", "total", "cache_read", "cache_creation", "reasoning")),
+)
 
 #: One receipt per erasure (``ragtrail erase``): when, whose (the keyed hash of the user
 #: or session id, never the id itself), how many traces and rows per table went.

@@ -10,7 +10,7 @@ aggregates read, in the order they group (see ``store._tables``); the document l
 trace index gains the stage.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 from ragtrail.store._types import KEY
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
