@@ -57,7 +57,7 @@ class WriterLoop:
             spool = Spool(spool_dir, max_bytes=config.spool_max_bytes,
                           segment_max_bytes=config.spool_segment_max_bytes)
         self._seam = seam
-        self._delivery = RetryLayer(config, ledger, seam, pause=self._pause,
+        self._retry = RetryLayer(config, ledger, seam, pause=self._pause,
                                     give_up=self._past_deadline, dead_letters=dead_letters,
                                     log=self._log)
         self._spiller = Spiller(config, ledger, spool, self._log, drop_log=self._drop_log)
@@ -77,7 +77,7 @@ class WriterLoop:
         self._ledger.close()
 
     def abandon_in_child(self) -> None:
-        """In a forked child: this engine's threads do not exist here; release its files."""
+        """In a forked child: this loop's threads do not exist here; release its files."""
         if self._spiller.spool is not None:
             self._spiller.spool.abandon()
 
@@ -103,7 +103,7 @@ class WriterLoop:
         self._drop_log.maybe_log()
         if time.monotonic() - self._last_scan >= _ORPHAN_SCAN_INTERVAL_S:
             self._scan_orphans()
-        if self._closing() and self._delivery.store_down:
+        if self._closing() and self._retry.store_down:
             self._spiller.spill(everything=True)  # safe on disk for the next writer
         interval_s = self._config.flush_interval_s
         if self._carry:  # failed before and could not be spooled: its last chance
@@ -111,7 +111,7 @@ class WriterLoop:
             self._deliver_memory(batch, behind_spool=False, last_chance=True)
         elif self._prefetch.has_taken:
             self._deliver_taken()
-        elif self._spiller.has_data and (self._delivery.failing
+        elif self._spiller.has_data and (self._retry.failing
                                          or not self._ledger.batch_due(interval_s)):
             # Once the store is back, the backlog replays in the time fresh records
             # leave free: live traffic goes straight from memory, not through the disk.
@@ -130,7 +130,7 @@ class WriterLoop:
         if self._carry or self._prefetch.has_taken or self._ledger.queued_in_deque() > 0:
             return False
         # Store down at close: what waits is safe on disk; the next writer replays it.
-        return not self._spiller.has_data or self._delivery.store_down
+        return not self._spiller.has_data or self._retry.store_down
 
     def _past_deadline(self) -> bool:
         deadline = self._close_deadline
@@ -201,9 +201,9 @@ class WriterLoop:
                  last_chance: bool) -> Outcome:
         """Deliver ``batch`` while the helper thread fetches what goes next (not while
         writes fail)."""
-        written = None if self._delivery.failing else self._prefetch.start(writing)
+        written = None if self._retry.failing else self._prefetch.start(writing)
         try:
-            return self._delivery.deliver(batch, last_chance=last_chance)
+            return self._retry.deliver(batch, last_chance=last_chance)
         finally:
             if written is not None:
                 written.set()
@@ -215,7 +215,7 @@ class WriterLoop:
 
     def _probe_wait(self) -> None:
         """While the store is down, try one write per ``retry_max_backoff_s``."""
-        if self._delivery.store_down and not self._closing():
+        if self._retry.store_down and not self._closing():
             self._pause(self._config.retry_max_backoff_s)
 
     def _scan_orphans(self) -> None:
