@@ -25,9 +25,9 @@ from .._log import RateLimitedLog, SafeLogger
 from ..sink import PreparedBatch
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
+from ._droplog import DropLog
 from ._ledger import Entry, Ledger
 from ._prefetch import Prefetch
-from ._ratelimit import DropLog
 from ._replay import replay_spool
 from ._retry import Outcome, RetryLayer
 from ._seam import Batch, StoreSeam
