@@ -170,7 +170,14 @@ def test_outage_replays_from_the_spool_into_sql_as_json(db_url: str, tmp_path: P
         seen.extend({type(r) for r in records})
         inner_write(records)
 
+    inner_prepared = store.inner.write_prepared
+
+    def spy_prepared(batch: PreparedBatch) -> None:  # PostgreSQL: replayed batches come prepared
+        seen.extend({type(r) for r in batch.records})
+        inner_prepared(batch)
+
     store.inner.write_batch = spy  # type: ignore[method-assign]
+    store.inner.write_prepared = spy_prepared  # type: ignore[method-assign]
     config = WriterConfig(spool_dir=tmp_path / "spool", max_queue_events=200,
                           batch_max_events=50, flush_interval_s=0.05,
                           retry_max_attempts=2, retry_initial_backoff_s=0.01,
