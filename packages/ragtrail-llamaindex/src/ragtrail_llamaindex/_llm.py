@@ -17,7 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ragtrail.capture import guarded
-from ragtrail.providers import CACHE_TTL_KEYS, anthropic_usage, field_of, openai_usage
+from ragtrail.providers import (
+    CACHE_TTL_KEYS,
+    anthropic_usage,
+    client_request_fields,
+    field_of,
+    openai_usage,
+)
 
 from ._extract import message_dicts, tool_calls_of, tool_definitions_of
 
@@ -159,15 +165,29 @@ def _request_parameters(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, A
     return {k: v for k, v in params.items() if v is not None}
 
 
+#: Arguments of LlamaIndex's LLM methods that are not passed on to the client.
+_METHOD_ARGS = ("messages", "prompt", "formatted", "args")
+
+
+@guarded(default={})
+def _client_fields(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the client sends beyond the canonical call (the core decides, from the
+    client's module and its raw parameters: the LLM's defaults, then the call's own)."""
+    extra = getattr(llm, "additional_kwargs", None)
+    return client_request_fields(type(llm).__module__,
+                                 extra if isinstance(extra, Mapping) else {}, call_kwargs)
+
+
 @guarded(default={})
 def llm_request(llm: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """LLMMetadata fields known when the call starts: model, parameters, prompt."""
-    call_kwargs = {k: v for k, v in arguments.items() if k not in ("messages", "prompt")}
+    call_kwargs = {k: v for k, v in arguments.items() if k not in _METHOD_ARGS}
     meta: dict[str, Any] = {
         "provider": provider_of(llm),
         "provider_model": model_of(llm),
         "request_parameters": _request_parameters(llm, call_kwargs) or None,
-        "provider_specific": {"llm_class": type(llm).__name__},
+        "provider_specific": {"llm_class": type(llm).__name__,
+                              **_client_fields(llm, call_kwargs)},
     }
     if "messages" in arguments:
         meta["messages"] = message_dicts(arguments["messages"])
