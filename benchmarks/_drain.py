@@ -35,19 +35,33 @@ _HANG_GUARD_S = 600.0  # flush's deadline: never a result, only an end to a hang
 
 
 class _Outage:
-    """A store that fails transiently while ``down``; otherwise the real one (its fast
-    paths, read through ``__getattr__``, included)."""
+    """A store that fails transiently while ``down``; otherwise the real one (its
+    declared capabilities and prepared writes included)."""
 
     def __init__(self, store: Any) -> None:
         self._store = store
+        self.capabilities = store.capabilities
         self.down = False
 
-    def write_batch(self, records: Sequence[Any]) -> None:
+    def _check(self) -> None:
         from ragtrail.sink import TransientStoreError
 
         if self.down:
             raise TransientStoreError("benchmark: the database is away")
+
+    def write_batch(self, records: Sequence[Any]) -> None:
+        self._check()
         self._store.write_batch(records)
+
+    def prepare_batch(self, records: Sequence[Any]) -> Any:
+        return self._store.prepare_batch(records)
+
+    def write_prepared(self, batch: Any) -> None:
+        self._check()
+        self._store.write_prepared(batch)
+
+    def reset_after_fork(self) -> None:
+        self._store.reset_after_fork()
 
     def close(self) -> None:
         self._store.close()

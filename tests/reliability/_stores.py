@@ -9,7 +9,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from ragtrail.schemas import CapturedRun
-from ragtrail.sink import PermanentStoreError, Store, TransientStoreError
+from ragtrail.sink import (
+    CapableStore,
+    PermanentStoreError,
+    PreparedBatch,
+    Store,
+    StoreCapabilities,
+    TransientStoreError,
+    capabilities_of,
+)
 
 
 class MemoryStore:
@@ -49,6 +57,9 @@ class FaultyStore:
     ``slow``: ids whose batches take ``slow_s`` longer.
     ``hang``: writes block until the event is set (a hung database).
     ``close_inner``: whether close() closes the wrapped store.
+    ``prepares_ahead``: declared to the writer (as the wrapped store by default: on
+    PostgreSQL the writer takes and prepares the next batch while one is written);
+    set it before the writer is built, which reads the declaration once.
     """
 
     def __init__(self, inner: Store, *, close_inner: bool = True) -> None:
@@ -68,15 +79,38 @@ class FaultyStore:
         self.attempts = 0
         self.threads: set[int] = set()
         self._lock = threading.Lock()
-        # As the wrapped store (PostgreSQL: the writer reads the spool ahead); settable.
-        self.waits_outside_python = bool(getattr(inner, "waits_outside_python", False))
+        self.prepares_ahead = capabilities_of(inner).prepare_ahead
 
     @property
-    def accepts_serialized_records(self) -> bool:
-        """As the wrapped store: the SQL store takes spooled records as JSON data."""
-        return bool(getattr(self.inner, "accepts_serialized_records", False))
+    def capabilities(self) -> StoreCapabilities:
+        """As the wrapped store's, but for ``prepares_ahead``."""
+        inner = capabilities_of(self.inner)
+        return StoreCapabilities(flat_records=inner.flat_records,
+                                 prepare_ahead=self.prepares_ahead, fork_reset=inner.fork_reset)
+
+    def prepare_batch(self, records: Sequence[CapturedRun]) -> PreparedBatch:
+        if isinstance(self.inner, CapableStore) and capabilities_of(self.inner).prepare_ahead:
+            return self.inner.prepare_batch(records)
+        return PreparedBatch(records)
+
+    def write_prepared(self, batch: PreparedBatch) -> None:
+        self._inject(batch.records)  # type: ignore[arg-type]
+        if isinstance(self.inner, CapableStore) and capabilities_of(self.inner).prepare_ahead:
+            self.inner.write_prepared(batch)
+        else:
+            self.inner.write_batch(batch.records)  # type: ignore[arg-type]
+        self._after_commit(batch.records)  # type: ignore[arg-type]
+
+    def reset_after_fork(self) -> None:
+        if isinstance(self.inner, CapableStore) and capabilities_of(self.inner).fork_reset:
+            self.inner.reset_after_fork()
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
+        self._inject(records)
+        self.inner.write_batch(records)
+        self._after_commit(records)
+
+    def _inject(self, records: Sequence[CapturedRun]) -> None:
         with self._lock:
             self.attempts += 1
             self.threads.add(threading.get_ident())
@@ -93,7 +127,8 @@ class FaultyStore:
         bad = [r.id for r in records if r.id in self.poison]
         if bad:
             raise PermanentStoreError(f"injected: poison record {bad[0]}")
-        self.inner.write_batch(records)
+
+    def _after_commit(self, records: Sequence[CapturedRun]) -> None:
         with self._lock:
             if self.ambiguous > 0:
                 self.ambiguous -= 1

@@ -74,7 +74,7 @@ class Run:
         self.faulty = FaultyStore(store, close_inner=False)
         # Spooled batches are read ahead while one is stored (as on PostgreSQL), so
         # partial writes, failures and close also meet a batch read in advance.
-        self.faulty.waits_outside_python = True
+        self.faulty.prepares_ahead = True
         self.writer = BackgroundWriter(self.faulty, config)
         self.prefix = f"c{uuid.uuid4().hex[:10]}-"
         self.accepted: list[str] = []

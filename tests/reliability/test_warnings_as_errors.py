@@ -91,7 +91,7 @@ def test_this_suite_turns_ragtrails_own_deprecations_into_errors(
         category: type[Warning]) -> None:
     # pyproject's filterwarnings: what ragtrail's code (core or adapter) calls is an
     # error here; third-party deprecations stay quiet.
-    for module in ("ragtrail.writer._delivery", "ragtrail_langchain._core",
+    for module in ("ragtrail.writer._retry", "ragtrail_langchain._core",
                    "ragtrail_llamaindex._engine"):
         with pytest.raises(category):
             warnings.warn_explicit("deprecated", category, "x.py", 1, module=module)

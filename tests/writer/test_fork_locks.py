@@ -103,3 +103,27 @@ def test_llamaindex_capture_in_a_child_forked_while_its_locks_were_held(
 
         with held(locks):
             assert _in_forked_child(child) == 0
+
+
+def test_an_owner_collected_while_the_registry_is_held_does_not_deadlock() -> None:
+    # The collector may run an owner's weak-reference callback on a thread that holds
+    # the registry lock (inside fork_safe_lock, whose allocations can trigger it).
+    import gc
+
+    from ragtrail import _forksafe
+
+    class Owner:
+        pass
+
+    def collect_inside() -> None:
+        owner = Owner()
+        _forksafe.fork_safe_lock(owner)
+        with _forksafe._registry_lock:
+            del owner
+            gc.collect()  # runs the callback here, the lock held by this thread
+        _forksafe.fork_safe_lock(Owner())  # purges the collected owner's entry
+
+    thread = threading.Thread(target=collect_inside, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the registry's callback waited on its own lock"

@@ -14,9 +14,9 @@ from test_writer import spool_files, wait_until
 from ragtrail.schemas import CapturedRun, RunError, RunStatus
 from ragtrail.schemas.flat import RUN_FIELDS, FlatRecord, flatten, read_record
 from ragtrail.schemas.record import SerializedRecord
-from ragtrail.sink import PermanentStoreError
+from ragtrail.sink import PermanentStoreError, PreparedBatch
 from ragtrail.store import SqlStore, _tables, open_store
-from ragtrail.store._store import PreparedBatch
+from ragtrail.store._pipeline import PreparedRows
 from ragtrail.writer import BackgroundWriter, WriterConfig
 from reliability._factory import make_record
 from reliability._stores import FaultyStore
@@ -90,9 +90,10 @@ def test_a_spooled_record_is_stored_like_the_record_itself(db_url: str, tmp_path
     # connection), as the writer does while the previous batch is being written.
     empty_tables(replayed)
     prepared = replayed.prepare_batch(flat)
-    assert isinstance(prepared, PreparedBatch) and list(prepared) == flat
-    assert bool(prepared.encoded.copy_data) == (replayed.dialect == "postgresql")
-    replayed.write_batch(prepared)
+    assert isinstance(prepared, PreparedBatch) and list(prepared.records) == flat
+    assert isinstance(prepared.payload, PreparedRows)
+    assert bool(prepared.payload.encoded.copy_data) == (replayed.dialect == "postgresql")
+    replayed.write_prepared(prepared)
     assert table_rows(replayed) == expected
     replayed.close()
 
@@ -102,11 +103,12 @@ def test_a_batch_prepared_in_parts_hands_the_interpreter_over_and_stores_the_sam
     # The writer prepares the next batch on a helper thread while its own thread waits
     # on the server; the helper hands the interpreter over between parts, so the
     # writer thread is not kept waiting when the server answers. Writing never does.
-    from ragtrail.store import _store
+    from ragtrail.store import _pipeline
 
     handovers: list[str] = []
-    monkeypatch.setattr(_store, "_hand_over", lambda: handovers.append("x"))
-    records = [make_record("parts", approx=False) for _ in range(3 * _store._PREPARE_CHUNK + 5)]
+    monkeypatch.setattr(_pipeline, "_hand_over", lambda: handovers.append("x"))
+    records = [make_record("parts", approx=False)
+               for _ in range(3 * _pipeline._PREPARE_CHUNK + 5)]
     store = open_store(db_url)
     try:
         store.write_batch(records)
@@ -114,10 +116,10 @@ def test_a_batch_prepared_in_parts_hands_the_interpreter_over_and_stores_the_sam
         expected = table_rows(store)
         empty_tables(store)
         prepared = store.prepare_batch(records)
-        assert isinstance(prepared, PreparedBatch)
+        assert isinstance(prepared.payload, PreparedRows)
         assert len(handovers) >= 4  # four parts of records (and COPY rows on PostgreSQL)
-        assert len(prepared.encoded.rows["runs"]) == len(records)
-        store.write_batch(prepared)
+        assert len(prepared.payload.encoded.rows["runs"]) == len(records)
+        store.write_prepared(prepared)
         assert table_rows(store) == expected
     finally:
         store.close()
@@ -168,7 +170,14 @@ def test_outage_replays_from_the_spool_into_sql_as_json(db_url: str, tmp_path: P
         seen.extend({type(r) for r in records})
         inner_write(records)
 
+    inner_prepared = store.inner.write_prepared
+
+    def spy_prepared(batch: PreparedBatch) -> None:  # PostgreSQL: replayed batches come prepared
+        seen.extend({type(r) for r in batch.records})
+        inner_prepared(batch)
+
     store.inner.write_batch = spy  # type: ignore[method-assign]
+    store.inner.write_prepared = spy_prepared  # type: ignore[method-assign]
     config = WriterConfig(spool_dir=tmp_path / "spool", max_queue_events=200,
                           batch_max_events=50, flush_interval_s=0.05,
                           retry_max_attempts=2, retry_initial_backoff_s=0.01,

@@ -478,18 +478,18 @@ def test_a_failure_around_the_delivery_keeps_the_batch(
 ) -> None:
     # A bug in the writer's own code once a batch has left the queue: the batch waits
     # on the spool and is stored, not lost.
-    from ragtrail.writer._engine import Engine
+    from ragtrail.writer._loop import WriterLoop
 
-    original = Engine._probe_wait
+    original = WriterLoop._probe_wait
     calls = []
 
-    def broken_once(self: Engine) -> None:
+    def broken_once(self: WriterLoop) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("a bug in the writer")
         original(self)
 
-    monkeypatch.setattr(Engine, "_probe_wait", broken_once)
+    monkeypatch.setattr(WriterLoop, "_probe_wait", broken_once)
     inner = MemoryStore()
     writer = make_writer(inner, fast_config(tmp_path))
     records = offer_all(writer, 10)
@@ -558,7 +558,7 @@ def test_outage_spills_to_disk_and_replays_in_order(
 ) -> None:
     inner, store = down_store()
     # A server's client (PostgreSQL) has the next spooled batch read while one is stored.
-    store.waits_outside_python = read_ahead
+    store.prepares_ahead = read_ahead
     readers: list[str] = []
     plain_read = Spool.read
 
@@ -838,7 +838,7 @@ def test_a_batch_stored_in_part_is_resumed_not_skipped_by_the_read_ahead(
     inner = MemoryStore()
     store = _FailsOnce(inner)
     store.down = True
-    store.waits_outside_python = True  # the next batch is read while one is stored
+    store.prepares_ahead = True  # the next batch is read while one is stored
     config = fast_config(tmp_path, max_queue_events=8, batch_max_events=4,
                          retry_max_attempts=1)
     writer = make_writer(store, config)
@@ -883,7 +883,7 @@ def test_fresh_records_due_during_a_replay_are_taken_and_prepared_meanwhile(
     tmp_path: Path, make_writer: MakeWriter, takers: list[str]
 ) -> None:
     inner, store = down_store()
-    store.waits_outside_python = True
+    store.prepares_ahead = True
     store.slow, store.slow_s = set(), 0.02  # each replayed batch takes a while
     config = fast_config(tmp_path, max_queue_events=100, batch_max_events=10)
     writer = make_writer(store, config)
@@ -916,7 +916,7 @@ def test_live_traffic_alone_has_its_next_batch_taken_and_prepared_meanwhile(
     # is taken from the queue on the helper thread, so the writer thread only sends.
     inner = MemoryStore()
     store = FaultyStore(inner)
-    store.waits_outside_python = True
+    store.prepares_ahead = True
     store.slow_s = 0.02  # each batch takes a while
     config = fast_config(tmp_path, max_queue_events=400, batch_max_events=10)
     writer = make_writer(store, config)

@@ -21,6 +21,10 @@ L = TypeVar("L")
 # id(owner) -> (weak reference to owner, [(attribute, lock factory), ...])
 _owners: dict[int, tuple[weakref.ref[Any], list[tuple[str, Callable[[], Any]]]]] = {}
 _registry_lock = threading.Lock()
+# Keys of owners that were garbage-collected, removed at the next registration. The
+# weak reference's callback must not take _registry_lock: the collector may run it on
+# a thread that holds the lock already (inside fork_safe_lock), which would deadlock.
+_dead: list[int] = []
 
 
 @overload
@@ -35,10 +39,14 @@ def fork_safe_lock(owner: object, attr: str = "_lock",
     key = id(owner)
 
     def forget(_ref: weakref.ref[Any], key: int = key) -> None:
-        with _registry_lock:
-            _owners.pop(key, None)
+        _dead.append(key)  # list.append takes no lock of ours
 
     with _registry_lock:
+        while _dead:
+            gone = _dead.pop()
+            found = _owners.get(gone)
+            if found is not None and found[0]() is None:  # not an owner reusing the id
+                _owners.pop(gone, None)
         entry = _owners.get(key)
         if entry is None or entry[0]() is not owner:
             entry = (weakref.ref(owner, forget), [])

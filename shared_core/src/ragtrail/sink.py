@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from .schemas.flat import AnyRecord
 from .schemas.record import CapturedRun
 
 __all__ = [
+    "CapableStore",
     "ListSink",
     "PermanentStoreError",
+    "PreparedBatch",
     "Sink",
     "Store",
+    "StoreCapabilities",
     "SyncSink",
     "TransientStoreError",
+    "capabilities_of",
 ]
 
 
@@ -51,18 +57,11 @@ class PermanentStoreError(Exception):
 
 @runtime_checkable
 class Store(Protocol):
-    """What the writer needs from a database. Writes are idempotent.
+    """What the writer needs from a database: idempotent batch writes, and ``close``.
 
-    A store whose class sets ``accepts_serialized_records = True`` also receives
-    records replayed from the writer's disk spool as they were read back
-    (:class:`~ragtrail.schemas.flat.FlatRecord`, or
-    :class:`~ragtrail.schemas.record.SerializedRecord` from an older spool), not
-    validated again; every other store gets validated :class:`CapturedRun` objects only.
-    A store whose ``waits_outside_python`` is True (a client of a database server)
-    has the writer read the next spooled batch while a write is in flight, and hand
-    it to the store's ``prepare_batch(records)`` if it has one (work without a
-    connection, such as encoding rows); what that returns is what ``write_batch``
-    then receives.
+    That is all a plain store implements; it receives validated :class:`CapturedRun`
+    objects only. A store that can do more says so with a :class:`StoreCapabilities`
+    declaration (see :class:`CapableStore`), which the writer reads once.
     """
 
     def write_batch(self, records: Sequence[CapturedRun]) -> None:
@@ -74,6 +73,82 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """What a :class:`CapableStore` declares to the writer, read once when the writer
+    gets the store (at construction for a store instance, when a factory builds it).
+
+    - ``flat_records``: ``write_batch`` also takes records replayed from the writer's
+      disk spool as they were read back (:class:`~ragtrail.schemas.flat.FlatRecord`, or
+      :class:`~ragtrail.schemas.record.SerializedRecord` from an older spool), not
+      validated into models again.
+    - ``prepare_ahead``: a write mostly waits outside the interpreter (a client of a
+      database server), so while one batch is written the writer takes the next one
+      (from the queue or the spool) on a helper thread and has ``prepare_batch`` do
+      the work that needs no connection; ``write_prepared`` then sends it.
+    - ``fork_reset``: a store instance shared with a forked child must have
+      ``reset_after_fork`` called there before the child writes (pooled connections
+      inherited from the parent are dropped, not closed).
+    """
+
+    flat_records: bool = False
+    prepare_ahead: bool = False
+    fork_reset: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch a store prepared ahead of writing it (:meth:`CapableStore.prepare_batch`).
+
+    ``records`` are the records as given; ``payload`` is the store's own work on them
+    (encoded rows, a driver's bulk data), opaque to the writer. A part of a batch
+    (poison isolation) is written from ``records`` with ``write_batch``.
+    """
+
+    records: Sequence[AnyRecord]
+    payload: object = None
+
+
+@runtime_checkable
+class CapableStore(Store, Protocol):
+    """A :class:`Store` that declares what more it can do (:class:`StoreCapabilities`).
+
+    ``prepare_batch`` is called only when ``capabilities.prepare_ahead`` is set (on a
+    helper thread, with no connection needed), ``reset_after_fork`` only when
+    ``capabilities.fork_reset`` is; ``write_batch`` gets spooled records as they were
+    read back only when ``capabilities.flat_records`` is.
+    """
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """What the writer may use; read once."""
+
+    def write_batch(self, records: Sequence[AnyRecord]) -> None:
+        """As :meth:`Store.write_batch`; spooled records as read back if ``flat_records``."""
+
+    def prepare_batch(self, records: Sequence[AnyRecord]) -> PreparedBatch:
+        """Do ahead, without a connection, what :meth:`write_prepared` needs; never raises
+        for bad data (``write_prepared`` reports it)."""
+
+    def write_prepared(self, batch: PreparedBatch) -> None:
+        """Write a batch from :meth:`prepare_batch`; errors as :meth:`write_batch`."""
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: drop what is inherited from the parent (connections)."""
+
+
+def capabilities_of(store: Store) -> StoreCapabilities:
+    """The store's declaration (none for a plain :class:`Store`), checked: a store that
+    declares something else than a :class:`StoreCapabilities` raises ``TypeError``."""
+    if not isinstance(store, CapableStore):
+        return StoreCapabilities()
+    declared = store.capabilities
+    if not isinstance(declared, StoreCapabilities):
+        raise TypeError(f"{type(store).__name__}.capabilities must be a StoreCapabilities, "
+                        f"not {type(declared).__name__}")
+    return declared
 
 
 class ListSink:

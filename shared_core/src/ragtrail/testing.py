@@ -19,16 +19,23 @@ production; nothing is written anywhere. Thread-safe: callbacks may run in any t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from .capture import CaptureConfig, PricerLike, Recorder
 from .redaction import Redactor
 from .schemas import AppContext, CapturedRun, DocStage, DocumentLink, LLMMetadata, Run, RunKind
-from .sink import ListSink
+from .schemas.flat import AnyRecord
+from .sink import (
+    ListSink,
+    PermanentStoreError,
+    PreparedBatch,
+    StoreCapabilities,
+    TransientStoreError,
+)
 
-__all__ = ["CapturingTrail", "ListSink", "capture_records"]
+__all__ = ["CapturingTrail", "FakeStore", "ListSink", "capture_records"]
 
 
 class CapturingTrail:
@@ -122,3 +129,44 @@ def capture_records(**kwargs: Any) -> Iterator[CapturingTrail]:
         yield trail
     finally:
         trail.close()
+
+
+class FakeStore:
+    """A store in memory that fails on command, declaring every capability, so a
+    :class:`~ragtrail.writer.BackgroundWriter` on it takes every path: ``fail_next``
+    writes fail transiently (retried), ``down`` fails every write (records spill to the
+    spool, replayed once it is up), ids in ``poison`` are rejected for good
+    (dead-lettered); ``rows`` holds what was stored by id, ``resets`` counts
+    ``reset_after_fork`` calls. Writes come from the writer's one thread."""
+
+    capabilities = StoreCapabilities(flat_records=True, prepare_ahead=True, fork_reset=True)
+
+    def __init__(self) -> None:
+        self.rows: dict[str, AnyRecord] = {}
+        self.poison: set[str] = set()
+        self.down, self.fail_next, self.resets, self.closed = False, 0, 0, False
+
+    def write_batch(self, records: Sequence[AnyRecord]) -> None:
+        """Store ``records`` by id, or fail as told."""
+        if self.down or self.fail_next > 0:
+            self.fail_next = max(0, self.fail_next - 1)
+            raise TransientStoreError("fake store: unavailable")
+        if any(record.id in self.poison for record in records):
+            raise PermanentStoreError("fake store: poison record")
+        self.rows.update((record.id, record) for record in records)
+
+    def prepare_batch(self, records: Sequence[AnyRecord]) -> PreparedBatch:
+        """Nothing to prepare: the records as they are."""
+        return PreparedBatch(records)
+
+    def write_prepared(self, batch: PreparedBatch) -> None:
+        """As :meth:`write_batch`."""
+        self.write_batch(batch.records)
+
+    def reset_after_fork(self) -> None:
+        """Count the call (a forked child's writer makes it)."""
+        self.resets += 1
+
+    def close(self) -> None:
+        """Remember that the store was closed."""
+        self.closed = True

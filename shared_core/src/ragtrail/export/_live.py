@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from .._backoff import exponential_backoff
+from ..sink import PreparedBatch, StoreCapabilities, capabilities_of
 
 __all__ = ["ExportingStore", "LiveExporter"]
 
@@ -230,17 +231,41 @@ class LiveExporter:
 class ExportingStore:
     """The store the writer writes through when a Trail has exporters.
 
-    Delegates everything to ``store``; after ``write_batch`` returns (the batch is
-    stored), each exporter gets the batch through its non-blocking ``offer``.
+    Delegates everything to ``store`` and declares what it declares; after a write
+    returns (the batch is stored), each exporter gets the batch through its
+    non-blocking ``offer``.
     """
 
     def __init__(self, store: Any, exporters: Sequence[LiveExporter]) -> None:
         self._store = store
         self._exporters = list(exporters)
+        self._capabilities = capabilities_of(store)
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """As the wrapped store."""
+        return self._capabilities
 
     def write_batch(self, records: Sequence[Any]) -> None:
         """Store the batch; then hand it on (never raising, never waiting)."""
         self._store.write_batch(records)
+        self._hand_on(records)
+
+    def prepare_batch(self, records: Sequence[Any]) -> PreparedBatch:
+        """The wrapped store's (called only when it declares ``prepare_ahead``)."""
+        prepared: PreparedBatch = self._store.prepare_batch(records)
+        return prepared
+
+    def write_prepared(self, batch: PreparedBatch) -> None:
+        """Store the prepared batch; then hand its records on."""
+        self._store.write_prepared(batch)
+        self._hand_on(batch.records)
+
+    def reset_after_fork(self) -> None:
+        """The wrapped store's (called only when it declares ``fork_reset``)."""
+        self._store.reset_after_fork()
+
+    def _hand_on(self, records: Sequence[Any]) -> None:
         batch = list(records)
         for exporter in self._exporters:
             exporter.offer(batch)  # never raises, never waits
@@ -249,18 +274,8 @@ class ExportingStore:
         """Close the wrapped store."""
         self._store.close()
 
-    @property
-    def accepts_serialized_records(self) -> bool:
-        """As the wrapped store."""
-        return bool(getattr(self._store, "accepts_serialized_records", False))
-
-    @property
-    def waits_outside_python(self) -> bool:
-        """As the wrapped store."""
-        return bool(getattr(self._store, "waits_outside_python", False))
-
     def __getattr__(self, name: str) -> Any:
-        # prepare_batch, reset_after_fork, engine, url, ...: the wrapped store's own.
+        # engine, url, dialect, ...: the wrapped store's own.
         return getattr(self._store, name)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
@@ -13,12 +12,13 @@ from sqlalchemy.engine import URL, Engine
 
 from ..errors import ConfigError, StoreUnavailableError
 from ..schemas.flat import AnyRecord
-from ..sink import PermanentStoreError, TransientStoreError
+from ..sink import PermanentStoreError, PreparedBatch, StoreCapabilities, TransientStoreError
 from . import _tables
-from ._bulk import can_stage, copy_text, insert_encoded
+from ._bulk import can_stage, insert_encoded
 from ._checkpoint import WalCheckpointer
 from ._errors import classify_write_error, one_line_reason
 from ._migrate import check_readable, ensure_schema, inspect_schema, migrate
+from ._pipeline import PreparedRows, prepare_rows
 from ._retention import purge_before
 from ._rollups import track_usage
 from ._rows import Encoded, EncodeError, encode_batch
@@ -35,49 +35,15 @@ __all__ = ["SqlStore", "open_store", "upgrade_database"]
 
 logger = logging.getLogger("ragtrail.store")
 
-#: ``prepare_batch`` runs on the writer's helper thread while the writer thread waits on
-#: the server. Between parts of this many records it hands the interpreter over, so
-#: the writer thread, back from a round trip, gets it at once instead of after up to
-#: CPython's switch interval (5 ms), which it would otherwise wait at every round trip
-#: of a batch. Measured (ingestion writer into PostgreSQL, three interleaved pairs):
-#: 7,538-8,599 runs/s without, 10,782-12,625 with parts of 20 (50: 9,511-11,524).
-_PREPARE_CHUNK = 20
-
-
-def _hand_over() -> None:
-    """Let a thread waiting for the interpreter lock take it now (sleep(0) releases it)."""
-    time.sleep(0)
-
-
-def _copy_text_handing_over(rows: list[Sequence[object]]) -> bytes:
-    """``copy_text(rows)``, handing the interpreter over between parts."""
-    step = 4 * _PREPARE_CHUNK  # rows are cheaper than records
-    parts = []
-    for start in range(0, len(rows), step):
-        parts.append(copy_text(rows[start:start + step]))
-        _hand_over()
-    return b"".join(parts)
-
-
-class PreparedBatch(list[AnyRecord]):
-    """Records with their rows already encoded for one dialect (see ``prepare_batch``)."""
-
-    def __init__(self, records: Sequence[AnyRecord], encoded: Encoded, dialect: str) -> None:
-        super().__init__(records)
-        self.encoded = encoded
-        self.dialect = dialect
-
-
 class SqlStore:
     """Runs, LLM calls and documents in SQLite or PostgreSQL. Build with :func:`open_store`.
 
     ``write_batch`` is idempotent: records are keyed (runs by id, LLM calls by run
     id, documents by content hash, links by run, document and stage) and a key
     already stored is left as it is, so retrying a batch never duplicates rows.
-    """
 
-    #: The writer may hand back spooled records as JSON data (no model validation).
-    accepts_serialized_records = True
+    A :class:`~ragtrail.sink.CapableStore`: see :attr:`capabilities`.
+    """
 
     def __init__(self, engine: Engine, url: URL, *, readonly: bool = False) -> None:
         self._engine = engine
@@ -108,12 +74,14 @@ class SqlStore:
         return display_url(self._url)
 
     @property
-    def waits_outside_python(self) -> bool:
-        """True on PostgreSQL: a write mostly waits on the server with the interpreter
-        released, so the writer parses the next spooled batch meanwhile (measured on
-        the outage drain: faster on PostgreSQL, slower on SQLite, whose inserts run in
-        this process)."""
-        return self.dialect == "postgresql"
+    def capabilities(self) -> StoreCapabilities:
+        """Spooled records are taken as read back (no model validation); a forked child
+        resets the pool; on PostgreSQL, whose writes mostly wait on the server with the
+        interpreter released, the writer prepares the next batch meanwhile
+        (:mod:`ragtrail.store._pipeline`; measured slower on SQLite, whose inserts run
+        in this process)."""
+        return StoreCapabilities(flat_records=True, prepare_ahead=self.dialect == "postgresql",
+                                 fork_reset=True)
 
     @property
     def dialect(self) -> str:
@@ -131,19 +99,34 @@ class SqlStore:
         later (locked, disconnected, restarting) and
         :class:`~ragtrail.sink.PermanentStoreError` when the database refuses the data.
         """
+        self._check_writable()
+        if not records:
+            return
+        try:
+            encoded = encode_batch(records, self.dialect)
+        except EncodeError as exc:
+            raise PermanentStoreError(str(exc)) from exc
+        self._insert(encoded)
+
+    def write_prepared(self, batch: PreparedBatch) -> None:
+        """Write a batch from :meth:`prepare_batch` (its rows already encoded); errors as
+        :meth:`write_batch`."""
+        rows = batch.payload
+        if not isinstance(rows, PreparedRows) or rows.dialect != self.dialect:
+            self.write_batch(batch.records)  # not prepared here, or not encodable
+            return
+        self._check_writable()
+        if batch.records:
+            self._insert(rows.encoded)
+
+    def _check_writable(self) -> None:
         if self._closed:
             raise TransientStoreError("store is closed")
         if self._readonly:
             raise PermanentStoreError(f"{self.url} was opened read-only")
-        if not records:
-            return
-        if isinstance(records, PreparedBatch) and records.dialect == self.dialect:
-            encoded = records.encoded
-        else:
-            try:
-                encoded = encode_batch(records, self.dialect)
-            except EncodeError as exc:
-                raise PermanentStoreError(str(exc)) from exc
+
+    def _insert(self, encoded: Encoded) -> None:
+        """One transaction inserting every row of ``encoded``."""
         try:
             with self._engine.begin() as conn:
                 if self._copy is None:
@@ -155,25 +138,16 @@ class SqlStore:
         if self._checkpointer is not None:
             self._checkpointer.poke()
 
-    def prepare_batch(self, records: Sequence[AnyRecord]) -> Sequence[AnyRecord]:
+    def prepare_batch(self, records: Sequence[AnyRecord]) -> PreparedBatch:
         """The same records with their rows encoded (and on PostgreSQL their COPY data
-        built), for a later :meth:`write_batch`. Uses no connection: the writer calls it
-        on a helper thread while the previous batch is being written.
+        built), for a later :meth:`write_prepared`. Uses no connection: the writer calls
+        it on a helper thread while the previous batch is being written.
 
-        Records that cannot be encoded come back as they are; ``write_batch`` then
-        reports the error.
+        Records that cannot be encoded come back unprepared; writing them reports the
+        error.
         """
-        encoded = Encoded()
-        try:
-            for start in range(0, len(records), _PREPARE_CHUNK):
-                encode_batch(records[start:start + _PREPARE_CHUNK], self.dialect, into=encoded)
-                _hand_over()
-        except EncodeError:
-            return records
-        if self.dialect == "postgresql" and self._copy is not False:
-            encoded.copy_data = {table: _copy_text_handing_over(rows)
-                                 for table, rows in encoded.tables() if rows}
-        return PreparedBatch(records, encoded, self.dialect)
+        copy = self.dialect == "postgresql" and self._copy is not False
+        return PreparedBatch(records, prepare_rows(records, self.dialect, copy=copy))
 
     def integrity_check(self) -> bool:
         """True when the database reports itself consistent and at this code's schema.

@@ -21,8 +21,8 @@ from .._log import RateLimitedLog, SafeLogger
 from ..schemas.flat import flatten
 from ..schemas.record import CapturedRun
 from ._config import WriterConfig
+from ._droplog import DropLog
 from ._ledger import Entry, Ledger
-from ._ratelimit import DropLog
 from ._spool import Spool
 from ._stats import DropReason
 

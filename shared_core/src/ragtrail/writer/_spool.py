@@ -23,12 +23,13 @@ import secrets
 import shutil
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._log import SafeLogger
 from ..schemas.flat import AnyRecord, read_record
+from ..sink import PreparedBatch
 
 try:  # POSIX only; without it orphaned spools of dead processes are not adopted.
     import fcntl
@@ -73,8 +74,8 @@ class SpoolRead:
     seqs: list[int | None] = field(default_factory=list)
     records: list[AnyRecord | None] = field(default_factory=list)  # None: unreadable line
     ends: list[int] = field(default_factory=list)  # file offset after each line
-    #: The readable records as the store prepared them ahead (``Store.prepare_batch``).
-    prepared: Sequence[AnyRecord] | None = None
+    #: The readable records as the store prepared them ahead (``CapableStore.prepare_batch``).
+    prepared: PreparedBatch | None = None
 
 
 class Spool:

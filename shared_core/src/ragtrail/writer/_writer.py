@@ -14,9 +14,9 @@ from ..sink import Store
 from . import _lifecycle
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
-from ._delivery import StoreSource
-from ._engine import Engine
 from ._ledger import Ledger
+from ._loop import WriterLoop
+from ._seam import StoreSeam
 from ._stats import DropReason, WriterStats
 
 __all__ = ["BackgroundWriter"]
@@ -42,8 +42,11 @@ class BackgroundWriter:
 
     ``store_factory`` is a callable building a Store (called on the writer thread,
     again in a forked child; the writer closes what it built), or a Store, which stays
-    the caller's to close (a forked child calls its ``reset_after_fork()`` if it has
-    one). ``name`` labels the threads and keys the default spool directory (hashed,
+    the caller's to close (a forked child calls its ``reset_after_fork()`` if it
+    declares ``fork_reset``). What a :class:`~ragtrail.sink.CapableStore` declares
+    (:class:`~ragtrail.sink.StoreCapabilities`) is read once, here for a Store (a
+    declaration that is not a StoreCapabilities raises ``TypeError``), when built for a
+    factory. ``name`` labels the threads and keys the default spool directory (hashed,
     see :func:`default_spool_dir`): pass the database URL.
     """
 
@@ -51,7 +54,7 @@ class BackgroundWriter:
                  config: WriterConfig | None = None, *, name: str = "default") -> None:
         self._config = config if config is not None else WriterConfig()
         self._name = name
-        self._source = StoreSource(store_factory)
+        self._seam = StoreSeam(store_factory)  # checks what the store declares
         self._spool_dir = self._config.resolved_spool_dir(name)
         self._dead_letters = DeadLetterFile(self._config.resolved_dead_letter_path(name),
                                             max_bytes=self._config.dead_letter_max_bytes,
@@ -60,8 +63,8 @@ class BackgroundWriter:
         self._closing = False
         self._close_reported = False
         self._ledger = Ledger(self._config)
-        self._engine = self._new_engine(self._source)
-        self._thread = self._start(self._engine)
+        self._loop = self._new_loop(self._seam)
+        self._thread = self._start(self._loop)
         _lifecycle.track(self)
 
     @property
@@ -112,12 +115,12 @@ class BackgroundWriter:
             with self._close_lock:
                 if not self._closing:
                     self._closing = True
-                    self._engine.begin_close(deadline)
+                    self._loop.begin_close(deadline)
                     _lifecycle.forget(self)
             if threading.current_thread() is not self._thread:
                 self._thread.join(max(0.0, deadline - time.monotonic()))
             stats = self._ledger.snapshot()
-            complete = (self._engine.finished.is_set() and stats.pending == 0
+            complete = (self._loop.finished.is_set() and stats.pending == 0
                         and not stats.dropped.get(DropReason.SHUTDOWN.value))
             if not complete and not self._close_reported:
                 self._close_reported = True
@@ -146,12 +149,12 @@ class BackgroundWriter:
 
     # --- internals ---------------------------------------------------------------------
 
-    def _new_engine(self, source: StoreSource) -> Engine:
-        return Engine(self._config, self._ledger, source, spool_dir=self._spool_dir,
-                      dead_letters=self._dead_letters)
+    def _new_loop(self, seam: StoreSeam) -> WriterLoop:
+        return WriterLoop(self._config, self._ledger, seam, spool_dir=self._spool_dir,
+                          dead_letters=self._dead_letters)
 
-    def _start(self, engine: Engine) -> threading.Thread:
-        thread = threading.Thread(target=engine.run, name=f"ragtrail-writer-{_label(self._name)}",
+    def _start(self, loop: WriterLoop) -> threading.Thread:
+        thread = threading.Thread(target=loop.run, name=f"ragtrail-writer-{_label(self._name)}",
                                   daemon=True)
         thread.start()
         return thread
@@ -160,17 +163,17 @@ class BackgroundWriter:
         """Called in a forked child: drop the parent's queue, start an empty writer."""
         # The parent still owns and writes the records it had queued; the child starts
         # from zero with its own locks, spool directory, store and thread.
-        self._engine.abandon_in_child()
+        self._loop.abandon_in_child()
         self._close_lock = threading.Lock()
         self._ledger = Ledger(self._config)
-        self._source = self._source.for_child()
-        self._engine = self._new_engine(self._source)
+        self._seam = self._seam.for_child()
+        self._loop = self._new_loop(self._seam)
         if self._closing:
             self._ledger.close()
             self._ledger.finish()
-            self._engine.finished.set()
+            self._loop.finished.set()
             return
-        self._thread = self._start(self._engine)
+        self._thread = self._start(self._loop)
 
 
 def _estimate_bytes(record: CapturedRun) -> int:
