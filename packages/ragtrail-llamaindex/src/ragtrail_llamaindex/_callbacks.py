@@ -15,7 +15,7 @@ from typing import Any
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
-from ragtrail.capture import Recorder, fork_safe_lock, guarded
+from ragtrail.capture import LLMUpdate, Recorder, fork_safe_lock, guarded
 from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._extract import NodeRef, document_inputs, message_dicts, node_refs, plain, query_text
@@ -132,10 +132,10 @@ def _inputs(event: _Event, data: dict[str, Any]) -> Any:
     return plain({k: v for k, v in data.items() if k != EventPayload.SERIALIZED.value})
 
 
-@guarded(default={})
-def _llm_start(data: dict[str, Any]) -> dict[str, Any]:
+@guarded(default=LLMUpdate())
+def _llm_start(data: dict[str, Any]) -> LLMUpdate:
     serialized = data.get(EventPayload.SERIALIZED.value) or {}
-    meta: dict[str, Any] = {}
+    meta = LLMUpdate()
     model = serialized.get("model") or serialized.get("model_name")
     if isinstance(model, str):
         meta["provider_model"] = model

@@ -20,7 +20,8 @@ from typing import Any
 
 from llama_index.core.instrumentation.span import active_span_id
 
-from ragtrail.capture import Recorder, fork_safe_lock, guarded
+from ragtrail.capture import LLMUpdate, Recorder, fork_safe_lock, guarded
+from ragtrail.providers import merge_counts
 from ragtrail.schemas import (
     ROLE_KEY,
     AppContext,
@@ -44,13 +45,7 @@ from ._extract import (
 )
 from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
 from ._infer import Pipeline, infer_rerank, pipeline_of
-from ._llm import (
-    llm_request,
-    llm_response,
-    merge_usage_fields,
-    response_metadata,
-    usage_fields,
-)
+from ._llm import llm_request, llm_response, response_metadata, usage_fields
 from ._roles import Family, Role, classify, starts_ingestion
 from ._streams import is_lazy_stream, wrap_response_gen
 
@@ -83,7 +78,7 @@ class _Run:
     child_text: str | None = None
     child_error: BaseException | None = None  # a streaming child failed
     input_refs: list[NodeRef] = field(default_factory=list)
-    template: dict[str, Any] | None = None
+    template: LLMUpdate | None = None
     stream_usage: dict[str, int] = field(default_factory=dict)
     stream_meta: dict[str, str] = field(default_factory=dict)  # response metadata so far
     inner_spans: list[str] = field(default_factory=list)  # same-call spans streaming for it
@@ -374,7 +369,7 @@ class Engine:
         if not run.first_token and getattr(response, "delta", None):
             run.first_token = True
             self.recorder.record_first_token(run.run_id)
-        merge_usage_fields(run.stream_usage, usage_fields(response))
+        merge_counts(run.stream_usage, usage_fields(response))
         # OpenAI's last chunk carries the usage but no finish reason: keep what came before.
         run.stream_meta.update(response_metadata(response))
 

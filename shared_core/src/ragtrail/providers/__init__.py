@@ -3,7 +3,9 @@
 The only place that knows providers' key names: token usage per wire shape (OpenAI chat
 and Responses, Anthropic with cache TTLs, Gemini, Bedrock, Ollama), request-parameter
 synonyms with one priority rule (:data:`PARAM_SYNONYMS`), response metadata, the
-request id and rate-limit headers.
+request id and rate-limit headers, and raw responses of unknown shape read whole
+(:func:`usage_counts`, :func:`usage_from_counts`, :func:`raw_response_fields`).
+:data:`PROVIDER_KEY_NAMES` lists the names no adapter spells.
 
 Framework-free: the adapters find the values in their framework's objects and hand
 them here, so LangChain and LlamaIndex store the same numbers for the same answer.
@@ -48,6 +50,18 @@ from ._params import (
     request_parameters,
     specific_params,
 )
+from ._raw import (
+    PROVIDER_KEY_NAMES,
+    USAGE_COUNT_KEYS,
+    USAGE_DETAIL_KEYS,
+    checked_parameters,
+    merge_counts,
+    raw_response_fields,
+    standard_usage,
+    top_level_counts,
+    usage_counts,
+    usage_from_counts,
+)
 from ._response import FINISH_REASON_KEYS, response_fields
 from ._usage import (
     CACHE_CREATION,
@@ -78,26 +92,36 @@ __all__ = [
     "PARAM_SYNONYMS",
     "PROVIDER_FROM_CLASS",
     "PROVIDER_INFERRED",
+    "PROVIDER_KEY_NAMES",
     "REQUEST_ID_HEADERS",
+    "USAGE_COUNT_KEYS",
+    "USAGE_DETAIL_KEYS",
     "ProviderUsage",
     "anthropic_usage",
     "bedrock_usage",
     "cache_creation_tokens",
     "cache_write_1h_tokens",
+    "checked_parameters",
     "field_of",
     "first_param",
     "gemini_usage",
     "lower_headers",
+    "merge_counts",
     "ollama_usage",
     "openai_chat_usage",
     "openai_responses_usage",
     "openai_usage",
     "parse_duration_s",
     "rate_limit_info",
+    "raw_response_fields",
     "request_id",
     "request_parameters",
     "resolve_provider",
     "response_fields",
     "specific_params",
+    "standard_usage",
+    "top_level_counts",
+    "usage_counts",
+    "usage_from_counts",
     "usage_from_mapping",
 ]
