@@ -14,7 +14,7 @@ own response, or a stream event, as ``response.raw``) gives the raw object here:
 
 :func:`standard_usage` reads the usage LangChain normalises every provider's to
 (``AIMessage.usage_metadata``). :data:`PROVIDER_KEY_NAMES` are the names no adapter
-spells (``tests/test_provider_names.py`` checks the adapters' sources).
+spells (``tests/providers/test_names.py`` checks the adapters' sources).
 
 Every read of a raw object is guarded: a property that raises costs its value only.
 """
