@@ -213,3 +213,35 @@ def test_rerank_events_outside_a_postprocessor_become_their_own_run(sqlite_url: 
     assert [d.input_rank for d in reranked] == [3, 2]
     assert [d.document_id for d in reranked] == [n.node.node_id for n in response.source_nodes]
     trail.close()
+
+
+class VendorScoresStart(ReRankStartEvent):
+    """An integration's own rerank event: told by its type, whatever its class name."""
+
+
+class VendorScoresEnd(ReRankEndEvent):
+    """The end of it."""
+
+
+class VendorRerankingRetriever(RerankingRetriever):
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        nodes = self._inner.retrieve(query_bundle)
+        dispatcher.event(VendorScoresStart(query=query_bundle, nodes=nodes, top_n=2,
+                                           model_name="vendor-model"))
+        result = list(reversed(nodes))[:2]
+        dispatcher.event(VendorScoresEnd(nodes=result))
+        return result
+
+
+def test_rerank_events_are_recognised_by_type_not_by_name(sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    handler = instrument(trail)
+    retriever = VendorRerankingRetriever(build_index().as_retriever(similarity_top_k=4))
+    RetrieverQueryEngine.from_args(retriever, llm=MockLLM()).query(QUESTION)
+    assert trail.flush()
+    lineage = trail.lineage(handler.last_trace_id)
+    (rerank,) = [r for r in lineage.runs if r.kind is RunKind.RERANKER]
+    assert rerank.name == "vendor-model"
+    assert rerank.metadata["llamaindex_event"] == "VendorScoresStart"
+    assert [d.input_rank for d in _docs(lineage, rerank, DocStage.RERANKED)] == [3, 2]
+    trail.close()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from llama_index.core.instrumentation.span import active_span_id
 
@@ -34,6 +34,7 @@ from ragtrail.schemas import (
 )
 
 from ._coverage import handlers_of, holds_engine, reaches_engine
+from ._events import RERANK_EVENTS, EventKind, event_kind, is_streaming
 from ._extract import (
     NodeRef,
     arguments_of,
@@ -229,7 +230,7 @@ class Engine:
             elif is_lazy_stream(result):
                 run.waiting, run.pending = "stream", result
                 wrap_response_gen(result, span_id, partial(self._stream_done, run))
-            elif _is_streaming(result) and run.open_children > 0:
+            elif is_streaming(result) and run.open_children > 0:
                 run.waiting, run.pending = "children", result
             else:
                 self._finish(run, result)
@@ -340,28 +341,46 @@ class Engine:
 
     @guarded
     def on_event(self, event: Any) -> None:
-        """LLM streaming progress and end, exceptions, rerank events, tool calls."""
-        name = type(event).__name__
+        """LLM streaming progress and end, exceptions, rerank events, tool calls (each
+        handled by the method its type maps to, see :mod:`._events`)."""
+        kind = event_kind(event)
+        if kind is None:
+            return
         with self._lock:
             span_id = getattr(event, "span_id", None)
             span = self._spans.get(span_id) if span_id is not None else None
             run = span.run if span is not None else None
-            if name.startswith("ReRank"):
-                self._rerank_event(name, event, span_id, span, run)
+            if kind in RERANK_EVENTS:
+                self._rerank_event(kind, event, span_id, span, run)
                 return
             if run is None and span is not None:
                 run = span.same_call
             if run is None or run.ended:
                 return
-            if name in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
-                self._progress(run, event.response)
-            elif name in ("LLMChatEndEvent", "LLMCompletionEndEvent") and run.waiting == "event":
-                self._finish(run, event.response)
-            elif name == "ExceptionEvent" and run.exited:
-                self._finish(run, _UNSET, error=event.exception)
-            elif name == "AgentToolCallEvent":
-                self.recorder.add_event(run.run_id, "tool_call", {
-                    "tool": getattr(event.tool, "name", None), "arguments": event.arguments})
+            self._ON_RUN_EVENT[kind](self, run, event)
+
+    def _on_llm_progress(self, run: _Run, event: Any) -> None:
+        self._progress(run, event.response)
+
+    def _on_llm_end(self, run: _Run, event: Any) -> None:
+        if run.waiting == "event":
+            self._finish(run, event.response)
+
+    def _on_exception(self, run: _Run, event: Any) -> None:
+        if run.exited:
+            self._finish(run, _UNSET, error=event.exception)
+
+    def _on_tool_call(self, run: _Run, event: Any) -> None:
+        self.recorder.add_event(run.run_id, "tool_call", {
+            "tool": getattr(event.tool, "name", None), "arguments": event.arguments})
+
+    #: Event kind -> what it does to the run it belongs to (rerank events aside).
+    _ON_RUN_EVENT: ClassVar[dict[EventKind, Callable[[Engine, _Run, Any], None]]] = {
+        EventKind.LLM_PROGRESS: _on_llm_progress,
+        EventKind.LLM_END: _on_llm_end,
+        EventKind.EXCEPTION: _on_exception,
+        EventKind.TOOL_CALL: _on_tool_call,
+    }
 
     def _progress(self, run: _Run, response: Any) -> None:
         if run.role.family is not Family.LLM:
@@ -373,10 +392,10 @@ class Engine:
         # OpenAI's last chunk carries the usage but no finish reason: keep what came before.
         run.stream_meta.update(response_metadata(response))
 
-    def _rerank_event(self, name: str, event: Any, span_id: str | None, span: _Span | None,
-                      run: _Run | None) -> None:
+    def _rerank_event(self, kind: EventKind, event: Any, span_id: str | None,
+                      span: _Span | None, run: _Run | None) -> None:
         key = span_id or ""
-        if name == "ReRankStartEvent":
+        if kind is EventKind.RERANK_START:
             info = {"model_name": getattr(event, "model_name", None),
                     "top_n": getattr(event, "top_n", None)}
             info = {k: v for k, v in info.items() if v is not None}
@@ -397,8 +416,8 @@ class Engine:
             self._rerank_events[key] = born
             self._start(born, {"query": query_text(getattr(event, "query", None)),
                                "nodes": [r.as_dict() for r in born.input_refs]},
-                        {**info, "llamaindex_event": name}, None)
-        elif name == "ReRankEndEvent":
+                        {**info, "llamaindex_event": type(event).__name__}, None)
+        elif kind is EventKind.RERANK_END:
             ended = self._rerank_events.pop(key, None)
             if ended is not None and not ended.ended:
                 self._finish(ended, list(event.nodes))
@@ -448,12 +467,6 @@ def _same_call(parent: _Run | None, role: Role, instance: Any) -> bool:
     """``MockLLM.chat`` calling ``self.complete``, ``aquery`` calling ``query``: one call."""
     return parent is not None and parent.instance_id == id(instance) \
         and parent.role.family is role.family
-
-
-def _is_streaming(result: Any) -> bool:
-    if isinstance(result, (Generator, AsyncGenerator)):
-        return True
-    return type(result).__name__.startswith(("Streaming", "AsyncStreaming"))
 
 
 def _is_cancel(error: BaseException) -> bool:
