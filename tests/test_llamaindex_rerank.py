@@ -62,16 +62,20 @@ class EventReranker(BaseNodePostprocessor):
 class RerankingRetriever(BaseRetriever):
     """Retrieves, then reranks inside its own method (no postprocessor span at all)."""
 
+    start_event: type[ReRankStartEvent] = ReRankStartEvent
+    end_event: type[ReRankEndEvent] = ReRankEndEvent
+    model_name = "inline-model"
+
     def __init__(self, inner: BaseRetriever) -> None:
         super().__init__()
         self._inner = inner
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         nodes = self._inner.retrieve(query_bundle)
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=2,
-                                          model_name="inline-model"))
+        dispatcher.event(self.start_event(query=query_bundle, nodes=nodes, top_n=2,
+                                          model_name=self.model_name))
         result = list(reversed(nodes))[:2]
-        dispatcher.event(ReRankEndEvent(nodes=result))
+        dispatcher.event(self.end_event(nodes=result))
         return result
 
 
@@ -224,13 +228,9 @@ class VendorScoresEnd(ReRankEndEvent):
 
 
 class VendorRerankingRetriever(RerankingRetriever):
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        nodes = self._inner.retrieve(query_bundle)
-        dispatcher.event(VendorScoresStart(query=query_bundle, nodes=nodes, top_n=2,
-                                           model_name="vendor-model"))
-        result = list(reversed(nodes))[:2]
-        dispatcher.event(VendorScoresEnd(nodes=result))
-        return result
+    start_event = VendorScoresStart
+    end_event = VendorScoresEnd
+    model_name = "vendor-model"
 
 
 def test_rerank_events_are_recognised_by_type_not_by_name(sqlite_url: str) -> None:
