@@ -35,14 +35,13 @@ from ragtrail.capture.llm_update import compact
 from ragtrail.conventions import tool_call_list, tool_definitions
 from ragtrail.providers import (
     CACHE_CREATION,
-    PARAM_SYNONYMS,
-    first_param,
     rate_limit_info,
     response_fields,
     specific_params,
     standard_usage,
     usage_from_mapping,
 )
+from ragtrail.providers import request_parameters as provider_request_parameters
 from ragtrail.schemas import (
     LLMRequestParameters,
     LLMResponseMetadata,
@@ -142,16 +141,9 @@ def request_parameters(
 ) -> dict[str, Any]:
     """``LLMRequestParameters`` fields from invocation params, ``ls_*`` metadata and,
     last, the constructor arguments (a call's own values come first)."""
-    values: dict[str, Any] = {}
-    for field in PARAM_SYNONYMS:  # the core's synonyms and priority rule
-        value = first_param(params, field)
-        if value is None and field in _LS_PARAMS:
-            value = metadata.get(_LS_PARAMS[field])
-        if value is None and constructed:
-            value = first_param(constructed, field)
-        if field == "stop_sequences" and isinstance(value, str):
-            value = [value]
-        values[field] = value
+    ls_values = {field: metadata.get(key) for field, key in _LS_PARAMS.items()}
+    # The core's synonyms and priority rule, the sources in this order.
+    values = provider_request_parameters(params, ls_values, constructed or {})
     if values.get("model") is None:
         values["model"] = metadata.get(LS_MODEL_NAME)
     return _valid_fields(LLMRequestParameters, values)
