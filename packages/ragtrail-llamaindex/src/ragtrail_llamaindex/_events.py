@@ -53,12 +53,23 @@ RERANK_EVENTS = frozenset({EventKind.RERANK_START, EventKind.RERANK_END})
 _STREAMING_RESPONSES = (StreamingResponse, AsyncStreamingResponse, StreamingAgentChatResponse)
 
 
+#: Event class -> its kind, as first seen (an isinstance walk per event would cost more
+#: than the rest of an ignored event's handling). Bounded: classes are few.
+_SEEN: dict[type, EventKind | None] = {}
+_MAX_SEEN = 1024
+
+
 def event_kind(event: Any) -> EventKind | None:
     """The kind of a dispatcher event, or None for an event the engine ignores."""
-    kind = EVENT_KINDS.get(type(event))
-    if kind is not None:
-        return kind
-    return next((kind for base, kind in EVENT_KINDS.items() if isinstance(event, base)), None)
+    cls = type(event)
+    try:
+        return _SEEN[cls]
+    except KeyError:
+        pass
+    kind = next((kind for base, kind in EVENT_KINDS.items() if issubclass(cls, base)), None)
+    if len(_SEEN) < _MAX_SEEN:
+        _SEEN[cls] = kind
+    return kind
 
 
 def is_streaming(result: Any) -> bool:

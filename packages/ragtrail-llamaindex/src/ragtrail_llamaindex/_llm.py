@@ -21,7 +21,7 @@ from typing import Any
 from ragtrail.capture import LLMUpdate, guarded
 from ragtrail.capture.llm_update import compact
 from ragtrail.providers import (
-    MAPPED_PARAMS,
+    PARAM_SYNONYMS,
     checked_parameters,
     field_of,
     merge_counts,
@@ -62,6 +62,9 @@ _PROVIDERS: dict[str, str | None] = {
 }
 _UNKNOWN_MODELS = frozenset({"", "unknown"})
 _MODEL_ATTRS = ("model", "model_name", "deployment_name", "engine")
+#: The LLM attributes read as request parameters (the model is :func:`model_of`'s).
+_ATTR_PARAMS = tuple(name for field, names in PARAM_SYNONYMS.items() if field != "model"
+                     for name in names)
 
 
 @guarded(default=None)
@@ -108,7 +111,7 @@ def _request_parameters(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, A
     extra = getattr(llm, "additional_kwargs", None)
     if isinstance(extra, Mapping):
         sources.append(extra)
-    sources.append({name: getattr(llm, name, None) for name in MAPPED_PARAMS})
+    sources.append({name: getattr(llm, name, None) for name in _ATTR_PARAMS})
     return checked_parameters({**request_parameters(*sources), "model": model_of(llm)})
 
 
