@@ -44,7 +44,7 @@ test-interop: $(STAMP)
 # here, apart from `make test`, in the same environment with --inexact.
 test-extras: $(STAMP)
 	$(UV) sync --python $(PYTHON) --all-packages --group dev --group evals --inexact --quiet
-	$(UV) run --no-sync python -m pytest tests/test_deepeval_evaluate.py -p no:cacheprovider
+	$(UV) run --no-sync python -m pytest tests/evals/test_deepeval_evaluate.py -p no:cacheprovider
 
 # Benchmarks (not part of `make test`): the optional comparison tools are added
 # to the same environment with --inexact, so the test environment keeps working.

@@ -18,8 +18,8 @@ from typing import Any
 from ._common import Sizes, machine, pg_base_url, pg_server_version, say, versions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "offload", "ingest", "scale", "ui", "quality", "memory", "instructions",
-         "startup", "export")
+NAMES = ("overhead", "critical", "bytes", "offload", "ingest", "scale", "ui", "quality",
+         "memory", "instructions", "startup", "export")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 
@@ -39,7 +39,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-competitors", action="store_true",
                         help="measure only none / no-op / ragtrail in the overhead benchmark")
     parser.add_argument("--frameworks", default="langchain,llamaindex",
-                        help="frameworks of the overhead and instructions benchmarks, "
+                        help="frameworks of the overhead, critical, bytes and instructions "
+                             "benchmarks, "
                              "comma-separated")
     parser.add_argument("--cache-dir", type=Path, default=HERE / ".cache",
                         help="where the queries-at-scale databases are kept between runs")
@@ -94,9 +95,18 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
     if name == "overhead":
         from . import _overhead
 
-        frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
         return _overhead.run(sizes, work, pg_url=pg_url, competitors=not args.no_competitors,
-                             frameworks=frameworks)
+                             frameworks=_frameworks(args))
+    if name == "critical":
+        from . import _critical
+
+        return _critical.run(sizes.critical_invocations, sizes.critical_warmup, work,
+                             frameworks=_frameworks(args))
+    if name == "bytes":
+        from . import _bytes
+
+        return _bytes.run(sizes.bytes_invocations, sizes.bytes_warmup, work, pg_url=pg_url,
+                          frameworks=_frameworks(args))
     if name == "offload":
         from . import _offload
 
@@ -124,8 +134,8 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
     if name == "instructions":
         from . import _instructions
 
-        frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
-        return _instructions.run(sizes.instruction_invocations, work, frameworks=frameworks)
+        return _instructions.run(sizes.instruction_invocations, work,
+                                 frameworks=_frameworks(args))
     if name == "export":
         from . import _export
 
@@ -133,6 +143,10 @@ def _run(name: str, sizes: Sizes, tmp: Path, args: argparse.Namespace,
     from . import _memory
 
     return _memory.run(sizes, work)
+
+
+def _frameworks(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
 
 
 if __name__ == "__main__":

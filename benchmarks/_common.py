@@ -40,14 +40,20 @@ class Sizes:
     memory_warmup: int = 1_000
     instruction_invocations: int = 20
     startup_runs: int = 15
-    export_traces: int = 2_000
+    export_traces: int = 10_000
+    critical_invocations: int = 2_000
+    critical_warmup: int = 50
+    bytes_invocations: int = 10_000
+    bytes_warmup: int = 50
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(overhead_rounds=2, overhead_block=2, ingest_runs=300, drain_backlog=300,
                    drain_rate=300, drain_fresh_s=1, scale_traces=60,
                    scale_samples=5, memory_invocations=30, memory_warmup=5,
-                   instruction_invocations=1, startup_runs=1, export_traces=10)
+                   instruction_invocations=1, startup_runs=1, export_traces=10,
+                   critical_invocations=5, critical_warmup=2, bytes_invocations=10,
+                   bytes_warmup=2)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -254,11 +254,64 @@ def targets(results: dict[str, Any]) -> list[str]:
 
 
 def export(data: dict[str, Any]) -> list[str]:
-    """Export throughput: spans per second (see benchmarks/_export.py)."""
-    return [f"{data['traces']:,} traces, {data['spans']:,} spans: mapping "
-            f"{data['map_spans_per_s']:,.0f} spans/s, mapping + OTLP/HTTP send "
-            f"{data['send_spans_per_s']:,.0f} spans/s, from the SQLite store (lineage per "
-            f"trace, mapping, send) {data['from_store_spans_per_s']:,.0f} spans/s"]
+    """Export throughput with the ceilings measured in the same run (benchmarks/_export.py)."""
+    rows = [
+        ("OTLP: mapping (records -> spans)", f"{data['map_spans_per_s']:,.0f} spans/s", "-"),
+        ("OTLP: mapping + SDK exporter (encode, POST)", f"{data['send_spans_per_s']:,.0f} spans/s",
+         f"SDK exporter alone, same spans: {data['sdk_export_spans_per_s']:,.0f} spans/s; "
+         f"bare intake: {data['intake_spans_per_s']:,.0f} spans/s"),
+        ("OTLP from the SQLite store (lineage per trace, mapping, send)",
+         f"{data['from_store_spans_per_s']:,.0f} spans/s",
+         f"lineage load alone: {data['lineage_load_traces_per_s']:,.0f} traces/s"),
+    ]
+    if "openlineage_events" in data:
+        rows += [
+            ("OpenLineage: events_for + JSON", f"{data['openlineage_map_events_per_s']:,.0f} "
+             "events/s", "-"),
+            ("OpenLineage: + HTTP transport (a POST per event)",
+             f"{data['openlineage_send_events_per_s']:,.0f} events/s "
+             f"({data['openlineage_send_runs_per_s']:,.0f} runs/s)",
+             f"bare intake: {data['openlineage_intake_events_per_s']:,.0f} events/s "
+             f"({data['openlineage_intake_runs_per_s']:,.0f} runs/s)"),
+        ]
+    return [f"{data['traces']:,} traces, {data['spans']:,} spans "
+            f"({data['otlp_bytes_per_span']:,.0f} protobuf bytes per span, "
+            f"{data['batch_spans']} per request)", "",
+            "| path | measured | ceiling (same run, same receiver) |", "| --- | --- | --- |",
+            *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
+
+
+def critical(data: dict[str, Any]) -> list[str]:
+    """The application thread's time in callbacks per invocation (benchmarks/_critical.py)."""
+    lines = [f"{data['invocations']:,} invocations after {data['warmup']} warm-up; "
+             "microseconds per invocation spent in the handler's callbacks, writer excluded", "",
+             "| framework | handler | CPU p50 | CPU p99 | wall p50 | wall p99 "
+             "| callbacks | whole invocation p50 |", "|" + " --- |" * 8]
+    for framework in ("langchain", "llamaindex"):
+        for config, entry in data.get(framework, {}).items():
+            cpu, wall = entry["cpu"], entry["wall"]
+            lines.append(f"| {framework} | {config} | {cpu['p50_us']:,.0f} | {cpu['p99_us']:,.0f} "
+                         f"| {wall['p50_us']:,.0f} | {wall['p99_us']:,.0f} "
+                         f"| {entry['callbacks_per_invocation']} "
+                         f"| {entry['invocation']['p50_us']:,.0f} |")
+    return lines
+
+
+def stored_bytes(data: dict[str, Any]) -> list[str]:
+    """Database growth per invocation (benchmarks/_bytes.py)."""
+    lines = [f"{data['invocations']:,} invocations after {data['warmup']} warm-up", "",
+             "| backend | framework | bytes per invocation | largest tables and indexes |",
+             "| --- | --- | --- | --- |"]
+    for backend in ("sqlite", "postgresql"):
+        entry = data.get(backend, {})
+        if "skipped" in entry:
+            lines.append(f"| {backend} | skipped: {entry['skipped']} | | |")
+            continue
+        for framework, result in entry.items():
+            top = sorted(result["per_table"].items(), key=lambda kv: -kv[1])[:4]
+            lines.append(f"| {backend} | {framework} | {result['bytes_per_invocation']:,.0f} | "
+                         + ", ".join(f"{name} {size:,.0f}" for name, size in top) + " |")
+    return lines
 
 
 def render(results: dict[str, Any]) -> str:
@@ -267,7 +320,8 @@ def render(results: dict[str, Any]) -> str:
            f"{results.get('load_average', {}).get('start')}, at end "
            f"{results.get('load_average', {}).get('end')}", "", f"Versions: {results['versions']}, "
            f"PostgreSQL server {results.get('postgresql_server')}", ""]
-    for name, fn in (("overhead", overhead), ("offload", offload), ("instructions", instructions),
+    for name, fn in (("overhead", overhead), ("critical", critical), ("bytes", stored_bytes),
+                     ("offload", offload), ("instructions", instructions),
                      ("ingest", ingest), ("scale", scale), ("ui", ui), ("quality", quality),
                      ("memory", memory), ("startup", startup), ("export", export)):
         data = results["benchmarks"].get(name)

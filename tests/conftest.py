@@ -1,5 +1,11 @@
 """Shared fixtures: database URLs for SQLite and the real PostgreSQL server.
 
+Tests are grouped by layer, one directory each (``core``: capture, schemas, pricing,
+redaction; ``store``; ``writer``; ``reliability``; ``providers``; ``langchain``;
+``llamaindex``; ``evals``; ``quality``; ``cli``; ``web``; ``export``; ``governance``;
+``e2e``: the examples, the README and the benchmarks' smoke runs; ``interop``). Every
+test carries its layer as a marker, so ``pytest -m langchain`` runs one layer.
+
 PostgreSQL tests read the server URL from ``RAGTRAIL_TEST_POSTGRES_URL`` (set by
 ``.ci/run``); without it, or when the server does not answer, they skip with the
 reason. Each test gets its own PostgreSQL schema, so tests never see each other's
@@ -68,3 +74,20 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+#: The layer directories under tests/ (each is also a registered marker).
+LAYERS = ("core", "store", "writer", "reliability", "providers", "langchain", "llamaindex",
+          "evals", "quality", "cli", "web", "export", "governance", "e2e", "interop")
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its layer (the directory under tests/ it lives in)."""
+    for item in items:
+        try:
+            layer = Path(str(item.fspath)).resolve().relative_to(_TESTS).parts[0]
+        except ValueError:
+            continue
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))

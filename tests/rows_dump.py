@@ -13,7 +13,7 @@ replaced by something stable:
 - the environment (host, process id, versions) keeps only its keys;
 - any UUID left inside a value becomes ``"<uuid>"``.
 
-``tests/test_rows_unchanged.py`` compares the dump, on SQLite and on PostgreSQL, with
+``tests/store/test_rows_unchanged.py`` compares the dump, on SQLite and on PostgreSQL, with
 ``tests/golden/rows.json``, generated from main before the issue-25 refactor (the two
 backends' dumps were identical, so there is one golden file). Regenerate it only when a
 change of stored rows is intended, and say so in the commit::

@@ -127,3 +127,43 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
 
     url = f"sqlite:///{tmp_path_factory.mktemp('interop') / 'demo.db'}"
     return url, [langchain_rag.main(url), llamaindex_rag.main(url)]
+
+
+@pytest.fixture(scope="session")
+def tools_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    """Tool-calling agent traces (LangChain's ``create_agent`` on the real ChatOpenAI and
+    ChatAnthropic clients, against the loopback provider server), each: an LLM call
+    offered a tool that asks for it, the tool run, and the LLM call that answers from the
+    tool's result. Two rounds of the two clients (4 traces): a receiver keys a trace by
+    its (deterministic) OTLP trace id, so a test that exports twice uses one round each."""
+    from langchain.agents import create_agent
+    from langchain_anthropic import ChatAnthropic
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    from provider_server import ANTHROPIC_MODEL, OPENAI_MODEL, ProviderServer
+    from ragtrail import Trail
+    from ragtrail_langchain import RagtrailCallbackHandler
+
+    @tool
+    def search_notes(query: str, k: int = 2) -> str:
+        """Search the engineering notes."""
+        return "SQLite WAL mode lets readers proceed while one writer appends."
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('interop-tools') / 'tools.db'}"
+    ids = []
+    with ProviderServer() as provider, Trail(url, app_name="tools-agent") as trail:
+        handler = RagtrailCallbackHandler(trail)
+        for model in 2 * (
+                ChatOpenAI(model=OPENAI_MODEL, base_url=provider.openai_url, api_key="sk-test",
+                           max_retries=0, timeout=10),
+                ChatAnthropic(model_name=ANTHROPIC_MODEL, base_url=provider.url,
+                              api_key="sk-ant-test", max_retries=0,
+                              default_request_timeout=10)):
+            agent = create_agent(model, tools=[search_notes], name="notes_agent")
+            provider.tool_call_next("search_notes", {"query": "WAL readers", "k": 2})
+            agent.invoke({"messages": [{"role": "user", "content": "What does WAL change?"}]},
+                         config={"callbacks": [handler]})
+            assert trail.flush(30.0)
+            ids.append(str(handler.last_trace_id))
+    return url, ids

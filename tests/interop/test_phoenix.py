@@ -35,9 +35,9 @@ def phoenix() -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="module")
-def exported(phoenix: str, demo_db: tuple[str, list[str]]) -> dict[str, Any]:
-    url, ids = demo_db
+def _export_and_read(phoenix: str, url: str, ids: list[str]) -> dict[str, Any]:
+    """``ragtrail export --otlp`` to Phoenix, then every trace's spans through Phoenix's
+    own client (waiting for its asynchronous ingestion)."""
     result = CliRunner().invoke(cli, ["export", *ids, "--db", url, "--otlp",
                                       f"{phoenix}/v1/traces"])
     assert result.exit_code == 0, result.output
@@ -58,6 +58,11 @@ def exported(phoenix: str, demo_db: tuple[str, list[str]]) -> dict[str, Any]:
             time.sleep(0.5)
         spans[lineage.trace_id] = got
     return {"lineages": lineages, "spans": spans}
+
+
+@pytest.fixture(scope="module")
+def exported(phoenix: str, demo_db: tuple[str, list[str]]) -> dict[str, Any]:
+    return _export_and_read(phoenix, *demo_db)
 
 
 def _otel_trace(trace_id: str) -> str:
@@ -129,3 +134,62 @@ def _metadata(attrs: dict[str, Any], key: str) -> Any:
         return json.loads(value) if isinstance(value, str) else value
     prefix = key + "."
     return {k[len(prefix):]: v for k, v in attrs.items() if k.startswith(prefix)}
+
+
+@pytest.fixture(scope="module")
+def tools_exported(phoenix: str, tools_db: tuple[str, list[str]]) -> dict[str, Any]:
+    return _export_and_read(phoenix, *tools_db)
+
+
+def _json_attr(attrs: dict[str, Any], key: str) -> Any:
+    """A JSON-valued attribute as Phoenix returns it (the JSON text, or already parsed)."""
+    value = attrs[key]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _tool_calls(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """The OpenInference ``message.tool_calls`` of the message at ``prefix``, as Phoenix
+    returns them, in the canonical {id, name, arguments} shape."""
+    calls = []
+    index = 0
+    while f"{prefix}.message.tool_calls.{index}.tool_call.function.name" in attrs:
+        call = f"{prefix}.message.tool_calls.{index}.tool_call"
+        calls.append({"id": attrs.get(f"{call}.id"),
+                      "name": attrs[f"{call}.function.name"],
+                      "arguments": _json_attr(attrs, f"{call}.function.arguments")})
+        index += 1
+    return calls
+
+
+def test_phoenix_shows_tools_offered_called_and_run(tools_exported) -> None:
+    for lineage in tools_exported["lineages"]:
+        spans = _by_run(tools_exported["spans"][lineage.trace_id])
+        assert set(spans) == {run.id for run in lineage.runs}
+        asked, answered = lineage.llm_calls
+        assert asked.metadata.tool_calls and asked.metadata.tools
+        for call in (asked, answered):
+            attrs = spans[call.run_id]["attributes"]
+            assert spans[call.run_id]["span_kind"] == "LLM"
+            # The tools offered: OpenInference llm.tools.N.tool.json_schema.
+            offered = [_json_attr(attrs, f"llm.tools.{n}.tool.json_schema")
+                       for n in range(len(call.metadata.tools or ()))]
+            assert [t["function"] for t in offered] == [
+                {k: v for k, v in d.items() if v is not None} for d in call.metadata.tools]
+            assert "llm.tools.1.tool.json_schema" not in attrs  # one tool offered
+        # The call the model asked for: the output message's tool_calls.
+        attrs = spans[asked.run_id]["attributes"]
+        assert _tool_calls(attrs, "llm.output_messages.0") == asked.metadata.tool_calls
+        # The answering call got it back: the assistant message with the call, then the
+        # tool result under its tool_call_id.
+        attrs = spans[answered.run_id]["attributes"]
+        (call_id,) = [c["id"] for c in asked.metadata.tool_calls]
+        assert _tool_calls(attrs, "llm.input_messages.1") == asked.metadata.tool_calls
+        assert attrs["llm.input_messages.2.message.role"] == "tool"
+        assert attrs["llm.input_messages.2.message.tool_call_id"] == call_id
+        # The tool run: a TOOL span with the tool's name and the call it answered.
+        (tool,) = [run for run in lineage.runs if run.kind.value == "tool"]
+        span = spans[tool.id]
+        assert span["span_kind"] == "TOOL" and span["name"] == "search_notes"
+        assert span["attributes"]["tool.name"] == "search_notes"
+        assert span["attributes"]["tool.id"] == call_id
+        assert span["parent_id"] == spans[tool.parent_id]["context"]["span_id"]

@@ -1,4 +1,7 @@
-"""The handler's core: per-run bookkeeping shared by every callback.
+"""The handler's core: the start and end of runs, shared by every callback.
+
+The Recorder is the run table: each run this handler records carries its
+:class:`RunState` there (no map of runs here).
 
 Callbacks only record: they never wait on I/O (the Recorder hands finished runs to the
 writer's queue) and never raise into the application (each one is ``guarded``).
@@ -20,8 +23,9 @@ from ragtrail.capture import Recorder, guarded
 from ragtrail.schemas import AppContext, Framework, MetaKey, RunKind, RunStatus
 
 from . import _convert  # noqa: F401  (registers the LangChain converters)
+from ._documents import DocList
 from ._names import CANCEL_ERRORS, LG_THREAD_ID, LS_INTEGRATION, RETRY_TAG_PREFIX
-from ._state import RunState, RunTable
+from ._state import RunState
 
 __all__ = ["UNSET", "HandlerCore", "StreamAbandoned"]
 
@@ -63,7 +67,6 @@ class HandlerCore(BaseCallbackHandler):
         self.session_id = session_id
         self.app_name = app_name
         self.app_version = app_version
-        self._runs = RunTable()
         self._last_trace_id: str | None = None
 
     # LangChain copies configs (and with them handler lists); a copy must share state.
@@ -126,28 +129,30 @@ class HandlerCore(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None,
         marked: bool = False,
     ) -> RunState | None:
-        if self._runs.has_cuts:
+        recorder = self.recorder
+        if recorder.has_cuts:
             self._sweep()
         parent_key = str(parent_run_id) if parent_run_id is not None else None
         state = RunState(str(run_id), kind, parent_key, lc_root=parent_run_id is None,
                          marked=marked, name=name,
                          integration=str((metadata or {}).get(LS_INTEGRATION) or ""))
-        if not self._runs.claim(state):
-            return None  # this handler is attached to the run more than once
-        recorder = self.recorder
-        if self._runs.parent_of(state) is None:
+        if self._state_of(parent_key) is None:
             meta, context = self._context(metadata or {})
         else:  # children inherit the context from their parent run
             meta, context = dict(metadata or ()), {}
             meta.pop(MetaKey.USER_ID.value, None)
-        state.owned = recorder.start_run(
+        started = recorder.start_run(
             state.key, kind=kind, name=name, framework=Framework.LANGCHAIN,
-            parent_id=parent_key, inputs=inputs,
-            tags=tags, metadata=meta, **context,
+            parent_id=parent_key, inputs=inputs, tags=tags, metadata=meta,
+            owner=self, state=state, on_end=self._root_ended if state.lc_root else None,
+            **context,
         )
-        if not state.owned:
-            self._runs.release(state.key)  # another handler on this Recorder has it
-            return None
+        if not started:
+            known = self._state_of(state.key)
+            if known is not None:  # this handler is attached to the run more than once
+                with recorder.lock:
+                    known.copies += 1
+            return None  # else another handler on this Recorder has it
         if parent_key and tags and any(str(t).startswith(RETRY_TAG_PREFIX) for t in tags):
             recorder.record_retry(parent_key)  # RunnableRetry's attempts 2, 3, ...
         return state
@@ -160,29 +165,30 @@ class HandlerCore(BaseCallbackHandler):
         error: BaseException | None = None,
         inputs: Any = UNSET,
     ) -> None:
-        if self._runs.release(state.key) is None:
-            return
         recorder = self.recorder
         if inputs is not UNSET:
             recorder.set_inputs(state.key, inputs)
-        cancelled = state.cut or (error is not None and isinstance(error, CANCEL_ERRORS))
-        if state.children and (cancelled or (error is None and inputs is not UNSET)):
+        cancelled = recorder.is_cut(state.key) or (
+            error is not None and isinstance(error, CANCEL_ERRORS))
+        if (cancelled or (error is None and inputs is not UNSET)) and recorder.children_of(
+                state.key, self):
             # A stream closed early: LangChain ends the outer steps (reporting success
             # for sync streams) before the inner ones it abandoned.
-            if self._runs.cut_below(state):
+            if recorder.cut_below(state.key, self):
                 self._sweep_later()
             cancelled = True
         out = None if outputs is UNSET else outputs  # None: the run reported no outputs
         if error is not None:
             status = RunStatus.CANCELLED if cancelled else RunStatus.ERROR
-            record = recorder.fail_run(state.key, error, outputs=out, status=status)
+            recorder.fail_run(state.key, error, outputs=out, status=status)
         else:
             status = RunStatus.CANCELLED if cancelled else RunStatus.OK
-            record = recorder.end_run(state.key, outputs=out, status=status)
-        if state.lc_root and record is not None:
-            self._last_trace_id = record.run.trace_id
-        if self._runs.has_cuts:
+            recorder.end_run(state.key, outputs=out, status=status)
+        if recorder.has_cuts:
             self._sweep()
+
+    def _root_ended(self, trace_id: str) -> None:
+        self._last_trace_id = trace_id
 
     def _sweep_later(self) -> None:
         # Under asyncio, LangChain closes abandoned inner generators only when the loop
@@ -195,14 +201,39 @@ class HandlerCore(BaseCallbackHandler):
 
     @guarded
     def _sweep(self) -> None:
-        for state in self._runs.overdue_cuts(_CUT_GRACE_S):
-            self.recorder.fail_run(
-                state.key, StreamAbandoned("the stream was closed before this step ended"),
-                status=RunStatus.CANCELLED,
-            )
+        self.recorder.cancel_overdue_cuts(
+            _CUT_GRACE_S, lambda: StreamAbandoned("the stream was closed before this step ended"))
 
     def _state(self, run_id: UUID) -> RunState | None:
-        return self._runs.get(str(run_id))
+        """The state of an open run this handler records."""
+        return self._state_of(str(run_id))
+
+    def _state_of(self, key: str | None) -> RunState | None:
+        if key is None:
+            return None
+        state: RunState | None = self.recorder.state_of(key, self)
+        return state
+
+    def _once(self, state: RunState, event: str) -> bool:
+        """True for the first of the ``copies`` identical deliveries of an event."""
+        with self.recorder.lock:
+            count = state.seen.get(event, 0)
+            state.seen[event] = count + 1
+            return count % state.copies == 0
+
+    def _report_to_parent(
+        self, state: RunState, *, docs: DocList | None, reranked: tuple[str, ...] | None
+    ) -> None:
+        """Tell the parent what an ending child produced (for reranking detection)."""
+        with self.recorder.lock:
+            parent = self._state_of(state.parent)
+            if parent is None:
+                return
+            if state.kind is RunKind.RETRIEVER and parent.kind is RunKind.RETRIEVER:
+                parent.child_retrievers += 1
+                parent.child_docs = docs
+            if reranked is not None:
+                parent.reranked = reranked
 
 
 def _text_or_none(value: object) -> str | None:

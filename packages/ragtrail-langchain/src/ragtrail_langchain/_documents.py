@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from ragtrail.capture import DocumentInput, guarded
+from ragtrail.capture.rerank import rerank_plan
 from ragtrail.schemas import content_hash
 
 from ._names import SCORE_KEYS
@@ -120,29 +121,20 @@ def reranking(source: DocList, output: DocList, *, explicit: bool = False) -> Re
     "Reorders" means: a different order, fewer documents, or scores the input did not
     carry. An unchanged list is a pass-through, not a reranker, unless ``explicit``.
     """
-    first_rank: dict[str, int] = {}
-    for rank, digest in enumerate(source.hashes):
-        first_rank.setdefault(digest, rank)
-    ranks: list[int] = []
-    sources: list[str | None] = []
-    for doc, digest in zip(output.documents, output.hashes, strict=True):
-        at = first_rank.get(digest)
-        origin = None
-        if at is None:  # not a copy: a piece of an input document, or something new
-            at = _containing(source, doc.page_content)
-            if at is None:
-                return None
-            origin = source.documents[at].id or source.hashes[at]
-        ranks.append(at)
-        sources.append(origin)
-    changed = (
-        output.hashes != source.hashes
-        or any(score_of(o) != score_of(source.documents[r])
-               for o, r in zip(output.documents, ranks, strict=True))
-    )
+    plan = rerank_plan(source.hashes, output.hashes, piece_of=lambda position: _containing(
+        source, output.documents[position].page_content))
+    if plan is None:
+        return None
+    ranks = plan.input_ranks
+    changed = not plan.same_as_input or any(
+        score_of(o) != score_of(source.documents[r])
+        for o, r in zip(output.documents, ranks, strict=True))
     if not (changed or explicit):
         return None
-    return Reranking(output, tuple(ranks), tuple(sources) if any(sources) else None)
+    sources = None if plan.pieces is None else tuple(
+        (source.documents[at].id or source.hashes[at]) if piece else None
+        for at, piece in zip(ranks, plan.pieces, strict=True))
+    return Reranking(output, ranks, sources)
 
 
 def _containing(source: DocList, text: str) -> int | None:

@@ -75,7 +75,7 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Mark the run as an agent and keep the action as an event."""
         state = self._state(run_id)
-        if state is None or not self._runs.once(state, "agent_action"):
+        if state is None or not self._once(state, "agent_action"):
             return
         if state.kind is not RunKind.AGENT:
             state.kind = RunKind.AGENT
@@ -89,7 +89,7 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
     def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Keep the agent's final answer as an event."""
         state = self._state(run_id)
-        if state is not None and self._runs.once(state, "agent_finish"):
+        if state is not None and self._once(state, "agent_finish"):
             data = {"return_values": plain(getattr(finish, "return_values", None)),
                     "log": getattr(finish, "log", None)}
             self.recorder.add_event(state.key, "agent_finish", data)
@@ -100,12 +100,12 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
     def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Count one retry on the run (e.g. a provider call retried by tenacity)."""
         state = self._state(run_id)
-        if state is not None and self._runs.once(state, "retry"):
+        if state is not None and self._once(state, "retry"):
             self.recorder.record_retry(state.key)
 
     @guarded
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Keep an event the application dispatched inside a run."""
         state = self._state(run_id)
-        if state is not None and self._runs.once(state, "custom_event"):
+        if state is not None and self._once(state, "custom_event"):
             self.recorder.add_event(state.key, name, plain(data))

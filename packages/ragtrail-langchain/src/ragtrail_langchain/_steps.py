@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from ragtrail.capture import guarded
+from ragtrail.capture.rerank import record_inferred_reranker, record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._convert import plain, run_name
@@ -76,7 +77,7 @@ class StepCallbacks(HandlerCore):
 
     def _react_agent(self, node: RunState) -> None:
         """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
-        graph = self._runs.parent_of(node) if node.name == REACT_AGENT_NODE else None
+        graph = self._state_of(node.parent) if node.name == REACT_AGENT_NODE else None
         if graph is not None and graph.kind is RunKind.CHAIN:
             graph.kind = RunKind.AGENT
             self.recorder.set_kind(graph.key, RunKind.AGENT)
@@ -89,7 +90,7 @@ class StepCallbacks(HandlerCore):
             return
         inputs = kwargs.get("inputs", UNSET)
         reranked = self._detect_reranking(state, outputs, inputs)
-        self._runs.report_to_parent(state, docs=None, reranked=reranked)
+        self._report_to_parent(state, docs=None, reranked=reranked)
         self._end(state, outputs, inputs=inputs)
 
     @guarded
@@ -114,9 +115,7 @@ class StepCallbacks(HandlerCore):
         found = reranking(source, out, explicit=state.kind is RunKind.RERANKER) if source else None
         if found is None:
             return None
-        if state.kind is not RunKind.RERANKER:
-            self.recorder.set_kind(state.key, RunKind.RERANKER)
-        self.recorder.add_documents(state.key, found.inputs(), stage=DocStage.RERANKED)
+        record_reranking(self.recorder, state.key, found.inputs(), kind=state.kind)
         return out.hashes
 
     # -- retrievers ----------------------------------------------------------------------
@@ -156,21 +155,19 @@ class StepCallbacks(HandlerCore):
                 reranked = docs.hashes
             else:
                 self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
-        self._runs.report_to_parent(state, docs=docs, reranked=reranked)
+        self._report_to_parent(state, docs=docs, reranked=reranked)
         self._end(state, list(documents))
 
     def _inferred_reranker(self, state: RunState, source: DocList, found: Reranking) -> None:
         # LangChain emits no callback for document compressors, so a reranker inside a
         # ContextualCompressionRetriever is inferred from the child and parent outputs.
         recorder = self.recorder
-        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ragtrail:rerank:{state.key}"))
         limit = recorder.config.max_list_items
-        recorder.start_run(rid, kind=RunKind.RERANKER, name=INFERRED_RERANKER_NAME,
-                           framework=Framework.LANGCHAIN, parent_id=state.key,
-                           inputs={"documents": plain(list(source.documents), limit)},
-                           metadata={"inferred": True})
-        recorder.add_documents(rid, found.inputs(), stage=DocStage.RERANKED)
-        recorder.end_run(rid, outputs=plain(list(found.output.documents), limit))
+        record_inferred_reranker(
+            recorder, str(uuid.uuid5(uuid.NAMESPACE_URL, f"ragtrail:rerank:{state.key}")),
+            parent_id=state.key, name=INFERRED_RERANKER_NAME, framework=Framework.LANGCHAIN,
+            inputs={"documents": plain(list(source.documents), limit)},
+            outputs=plain(list(found.output.documents), limit), documents=found.inputs())
 
     @guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

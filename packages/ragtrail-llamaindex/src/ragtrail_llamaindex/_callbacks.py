@@ -5,6 +5,7 @@ there only adds its id (and a legacy rerank's model) to the run it belongs to. C
 that emits callback events with no dispatcher span around it (older integrations,
 hand-written ``callback_manager.event(...)`` blocks) is recorded from the callback
 payloads here, with the event id as run id and the callback trace stack as lineage.
+What is kept per event rides along with its run in the Recorder (the run table).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
-from ragtrail.capture import LLMUpdate, Recorder, fork_safe_lock, guarded
+from ragtrail.capture import LLMUpdate, Recorder, guarded
+from ragtrail.capture.rerank import record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
 from ._extract import NodeRef, document_inputs, message_dicts, node_refs, plain, query_text
-from ._families import rerank_plan
+from ._infer import node_plan
 from ._llm import llm_response
 
 __all__ = ["LegacyCallbacks", "rerank_details"]
@@ -32,7 +34,6 @@ _KINDS = {
     CBEventType.FUNCTION_CALL: RunKind.TOOL,
     CBEventType.AGENT_STEP: RunKind.AGENT,
 }
-_MAX_OPEN = 10_000
 
 
 @dataclass(eq=False)
@@ -60,8 +61,6 @@ class LegacyCallbacks:
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
-        self._open: dict[str, _Event] = {}
-        self._lock = fork_safe_lock(self)
         self.last_trace_id: str | None = None
 
     @guarded
@@ -69,11 +68,9 @@ class LegacyCallbacks:
               event_id: str, parent_id: str | None) -> None:
         """Open a run for a callback event."""
         data = _payload(payload)
-        with self._lock:
-            parent = parent_id if parent_id in self._open else None
-            if len(self._open) >= _MAX_OPEN:
-                self._open.pop(next(iter(self._open)))
-            event = self._open[event_id] = _Event(event_type, parent is None)
+        known = parent_id is not None and self._recorder.state_of(parent_id, self) is not None
+        parent = parent_id if known else None
+        event = _Event(event_type, parent is None)
         if event_type is CBEventType.RERANKING:
             event.input_refs = node_refs(data.get(EventPayload.NODES.value))
         meta = rerank_details(payload) if event_type is CBEventType.RERANKING else None
@@ -81,6 +78,7 @@ class LegacyCallbacks:
             event_id, kind=_KINDS.get(event_type, RunKind.CHAIN), name=event_type.value,
             framework=Framework.LLAMAINDEX, parent_id=parent, inputs=_inputs(event, data),
             metadata={**(meta or {}), "llamaindex_event_ids": [event_id]},
+            owner=self, state=event, on_end=self._top_ended if event.top else None,
         )
         if event_type is CBEventType.LLM:
             self._recorder.update_llm(event_id, _llm_start(data))
@@ -89,8 +87,7 @@ class LegacyCallbacks:
     def end(self, event_type: CBEventType, payload: Mapping[Any, Any] | None,
             event_id: str) -> None:
         """End the run of a callback event this class opened (others are ignored)."""
-        with self._lock:
-            event = self._open.pop(event_id, None)
+        event: _Event | None = self._recorder.state_of(event_id, self)
         if event is None:
             return
         data = _payload(payload)
@@ -99,8 +96,9 @@ class LegacyCallbacks:
             self._recorder.fail_run(event_id, error)
         else:
             self._recorder.end_run(event_id, outputs=self._outputs(event, event_id, data))
-        if event.top:
-            self.last_trace_id = self._recorder.trace_of(event_id) or event_id
+
+    def _top_ended(self, trace_id: str) -> None:
+        self.last_trace_id = trace_id
 
     def _outputs(self, event: _Event, event_id: str, data: dict[str, Any]) -> Any:
         nodes = data.get(EventPayload.NODES.value)
@@ -108,10 +106,10 @@ class LegacyCallbacks:
             self._recorder.add_documents(event_id, document_inputs(nodes),
                                          stage=DocStage.RETRIEVED)
         elif event.event_type is CBEventType.RERANKING:
-            plan = rerank_plan(event.input_refs, node_refs(nodes))
+            plan = node_plan(event.input_refs, node_refs(nodes))
             if plan is not None:
-                self._recorder.add_documents(event_id, document_inputs(nodes, plan),
-                                             stage=DocStage.RERANKED)
+                record_reranking(self._recorder, event_id,
+                                 document_inputs(nodes, plan.input_ranks), kind=RunKind.RERANKER)
         elif event.event_type is CBEventType.LLM:
             response = data.get(EventPayload.RESPONSE.value) or data.get(
                 EventPayload.COMPLETION.value)

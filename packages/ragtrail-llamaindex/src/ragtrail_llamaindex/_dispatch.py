@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -15,17 +15,13 @@ from ._engine import Engine
 __all__ = ["EngineEventHandler", "EngineSpanHandler"]
 
 
-#: What ``open_spans`` holds for each open span: the engine keeps the runs themselves,
-#: the dispatcher only needs the keys (to drop what is still open at shutdown).
-_OPEN = BaseSpan(id_="ragtrail-open-span")
-
-
 class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
     """Forwards span enter, exit and drop to an engine.
 
     ``span_enter``, ``span_exit`` and ``span_drop`` are overridden: the base class
     builds a validated span model per step and takes a lock (through a private
-    pydantic attribute) to file it, bookkeeping the engine does itself.
+    pydantic attribute) to file it, bookkeeping the engine does itself, in this
+    handler's ``open_spans`` (the one table of open spans, under the Recorder's lock).
     """
 
     _engine: Any = PrivateAttr(default=None)
@@ -33,6 +29,7 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
     def __init__(self, engine: Engine) -> None:
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
         self._engine = engine
+        engine.spans = cast("dict[str, Any]", self.open_spans)
 
     @property
     def engine(self) -> Engine:
@@ -57,7 +54,6 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         """Record the span (when it is a step)."""
         if id_ not in self.open_spans:
             self.engine.span_enter(id_, parent_id, instance, bound_args, tags)
-            self.open_spans[id_] = _OPEN
 
     def span_exit(
         self,
@@ -68,7 +64,6 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> None:
         """End the span's run with what it returned."""
-        self.open_spans.pop(id_, None)
         self.engine.span_exit(id_, result)
 
     def span_drop(
@@ -80,7 +75,6 @@ class EngineSpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> None:
         """End the span's run with its error."""
-        self.open_spans.pop(id_, None)
         self.engine.span_drop(id_, err)
 
     # The base class's abstract hooks. Only its own span_enter/exit/drop call them, and

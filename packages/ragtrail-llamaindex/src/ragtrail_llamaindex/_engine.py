@@ -4,14 +4,14 @@ One engine serves one Recorder, whichever way it was enabled (``instrument()`` o
 ``RagtrailHandler`` in a callback manager), so both forms produce the same runs and,
 used together, record each run once. Run ids are LlamaIndex span ids.
 
-Locking: the engine lock is taken before the Recorder's, never after; the ambient
-parent provider (called by the Recorder under its lock) reads without the engine lock.
+Bookkeeping: the Recorder is the run table (each run carries the engine's ``_Run`` as
+its state) and its lock is the engine's; the open spans are the span handler's
+``open_spans`` (see ``_dispatch``), each holding the engine's ``_Span``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 
 from llama_index.core.instrumentation.span import active_span_id
 
-from ragtrail.capture import LLMUpdate, Recorder, fork_safe_lock, guarded
+from ragtrail.capture import LLMUpdate, Recorder, guarded
+from ragtrail.capture.rerank import record_reranking
 from ragtrail.providers import merge_counts
 from ragtrail.schemas import (
     ROLE_KEY,
@@ -44,8 +45,8 @@ from ._extract import (
     tool_calls_of,
     tool_output_nodes,
 )
-from ._families import inputs_of, outputs_of, rerank_plan, start_metadata, template_of
-from ._infer import Pipeline, infer_rerank, pipeline_of
+from ._families import inputs_of, outputs_of, start_metadata, template_of
+from ._infer import Pipeline, infer_rerank, node_plan, pipeline_of
 from ._llm import llm_request, llm_response, response_metadata, usage_fields
 from ._roles import Family, Role, classify, starts_ingestion
 from ._streams import is_lazy_stream, wrap_response_gen
@@ -59,7 +60,6 @@ _MAX_HOPS = 10_000  # bound on parent walks (a cycle would be a LlamaIndex bug)
 # Spans remembered at once. Entries leave when their span exits or their run ends; a
 # stream never consumed keeps its runs (and entries) until this bound evicts them.
 _MAX_SPANS = 100_000
-_MAX_RERANK_EVENTS = 10_000
 _UNSET: Any = object()
 #: ``request_type`` of the traces ingestion starts.
 INGESTION_REQUEST_TYPE = "ingestion"
@@ -94,6 +94,8 @@ class _Span:
     covered: bool
     run: _Run | None = None
     same_call: _Run | None = None  # the run this span is a part of (see _same_call)
+    rerank_event: _Run | None = None  # the run a ReRankStartEvent in this span opened
+    placeholder: bool = False  # a span the engine never saw enter, kept for its rerank
 
 
 class Engine:
@@ -104,9 +106,8 @@ class Engine:
         self.instrumented = False
         self.has_handlers = False  # a RagtrailHandler of the callback form exists
         self.last_trace_id: str | None = None
-        self._lock = fork_safe_lock(self, factory=threading.RLock)
-        self._spans: dict[str, _Span] = {}
-        self._rerank_events: dict[str, _Run] = {}
+        #: The open spans by id: the span handler's ``open_spans`` once one is attached.
+        self.spans: dict[str, _Span] = {}
 
     # -- who records what --------------------------------------------------------
 
@@ -126,7 +127,7 @@ class Engine:
     def _nearest_run(self, span_id: str | None) -> _Run | None:
         hops = 0
         while span_id is not None and hops < _MAX_HOPS:
-            span = self._spans.get(span_id)
+            span = self.spans.get(span_id)
             if span is None:
                 return None
             if span.run is not None and not span.run.ended:
@@ -145,11 +146,13 @@ class Engine:
     def span_enter(self, span_id: str, parent_id: str | None, instance: Any,
                    bound_args: Any, tags: Mapping[str, Any] | None) -> None:
         """A span started: record it when it is a step worth a run."""
-        with self._lock:
-            parent = self._spans.get(parent_id) if parent_id is not None else None
-            if len(self._spans) >= _MAX_SPANS:
-                self._spans.pop(next(iter(self._spans)))
-            span = self._spans[span_id] = _Span(parent_id, self._covered(instance, parent))
+        with self.recorder.lock:
+            parent = self.spans.get(parent_id) if parent_id is not None else None
+            if parent is not None and parent.placeholder:
+                parent = None
+            if len(self.spans) >= _MAX_SPANS:
+                self.spans.pop(next(iter(self.spans)))
+            span = self.spans[span_id] = _Span(parent_id, self._covered(instance, parent))
             if not (self.instrumented or span.covered):
                 return
             parent_run = self._nearest_run(parent_id)
@@ -202,6 +205,7 @@ class Engine:
             metadata=meta, user_id=tags.get(MetaKey.USER_ID.value),
             session_id=_str_or_none(tags.get(MetaKey.SESSION_ID.value)),
             app=_tenant_context(tags) if app is None else app.merged(_tenant_context(tags)),
+            owner=self, state=run, on_end=self._root_ended if run.parent is None else None,
         )
         if run.parent is not None:
             run.parent.open_children += 1
@@ -217,12 +221,12 @@ class Engine:
     @guarded
     def span_exit(self, span_id: str, result: Any) -> None:
         """A span returned: end its run, unless what it returned is still streaming."""
-        with self._lock:
-            span = self._spans.get(span_id)
+        with self.recorder.lock:
+            span = self.spans.get(span_id)
             run = span.run if span is not None else None
             if run is None or run.ended:
                 if not self._keep_inner_stream(span_id, span, result):
-                    self._spans.pop(span_id, None)
+                    self.spans.pop(span_id, None)
                 return
             run.exited = True
             if run.role.family is Family.LLM and isinstance(result, (Generator, AsyncGenerator)):
@@ -248,18 +252,20 @@ class Engine:
     @guarded
     def span_drop(self, span_id: str, error: BaseException | None) -> None:
         """A span raised: its run ends with status error (cancelled for cancellation)."""
-        with self._lock:
-            span = self._spans.get(span_id)
+        with self.recorder.lock:
+            span = self.spans.get(span_id)
             run = span.run if span is not None else None
+            if run is not None and run.exited:
+                return  # the dispatcher's shutdown: what it returned is still streaming
             if run is None or run.ended:
-                self._spans.pop(span_id, None)
+                self.spans.pop(span_id, None)
                 return
             self._finish(run, _UNSET, error=error or RuntimeError("span dropped"))
 
     # -- ending runs -------------------------------------------------------------
 
     def _stream_done(self, run: _Run, text: str, error: BaseException | None) -> None:
-        with self._lock:
+        with self.recorder.lock:
             if run.ended:
                 return
             error = error or run.child_error
@@ -275,7 +281,7 @@ class Engine:
         run.ended = True
         rid = run.run_id
         for inner in run.inner_spans:
-            self._spans.pop(inner, None)
+            self.spans.pop(inner, None)
         if error is not None:
             status = RunStatus.CANCELLED if _is_cancel(error) else RunStatus.ERROR
             self.recorder.fail_run(rid, error, status=status)
@@ -284,9 +290,7 @@ class Engine:
             self.recorder.end_run(rid, outputs=outputs)
             if text is None and run.role.family is Family.LLM and isinstance(outputs, dict):
                 text = outputs.get("output")
-        self._spans.pop(rid, None)
-        if run.parent is None:
-            self.last_trace_id = self.recorder.trace_of(rid) or rid
+        self.spans.pop(rid, None)
         parent = run.parent
         if parent is None or parent.ended:
             return
@@ -298,6 +302,9 @@ class Engine:
         if parent.waiting == "children" and parent.open_children <= 0:
             self._finish(parent, parent.pending, text=parent.child_text,
                          error=parent.child_error)
+
+    def _root_ended(self, trace_id: str) -> None:
+        self.last_trace_id = trace_id
 
     def _outputs(self, run: _Run, result: Any, text: str | None) -> Any:
         family = run.role.family
@@ -329,13 +336,11 @@ class Engine:
         return outputs
 
     def _reranked(self, run: _Run, result: Any) -> None:
-        plan = rerank_plan(run.input_refs, node_refs(result))
+        plan = node_plan(run.input_refs, node_refs(result))
         if plan is None:
             return  # content changed or nodes added: a transform, not a reranker
-        if run.role.kind is not RunKind.RERANKER:
-            self.recorder.set_kind(run.run_id, RunKind.RERANKER)
-        self.recorder.add_documents(run.run_id, document_inputs(result, plan),
-                                    stage=DocStage.RERANKED)
+        record_reranking(self.recorder, run.run_id, document_inputs(result, plan.input_ranks),
+                         kind=run.role.kind)
 
     # -- dispatcher events -------------------------------------------------------
 
@@ -346,9 +351,9 @@ class Engine:
         kind = event_kind(event)
         if kind is None:
             return
-        with self._lock:
+        with self.recorder.lock:
             span_id = getattr(event, "span_id", None)
-            span = self._spans.get(span_id) if span_id is not None else None
+            span = self.spans.get(span_id) if span_id is not None else None
             run = span.run if span is not None else None
             if kind in RERANK_EVENTS:
                 self._rerank_event(kind, event, span_id, span, run)
@@ -394,6 +399,9 @@ class Engine:
 
     def _rerank_event(self, kind: EventKind, event: Any, span_id: str | None,
                       span: _Span | None, run: _Run | None) -> None:
+        """A rerank event in a postprocessor's run makes it a reranker; elsewhere (say, a
+        retriever that reranks inline) the start and end events become a run of their
+        own, kept on the span they happened in until its end event."""
         key = span_id or ""
         if kind is EventKind.RERANK_START:
             info = {"model_name": getattr(event, "model_name", None),
@@ -411,14 +419,21 @@ class Engine:
             born.input_refs = node_refs(event.nodes)
             if born.parent is not None and born.parent.pipeline is not None:
                 born.parent.pipeline.postprocessed = True
-            if len(self._rerank_events) >= _MAX_RERANK_EVENTS:  # ends never seen
-                self._rerank_events.pop(next(iter(self._rerank_events)))
-            self._rerank_events[key] = born
+            if span is None:  # a span that entered before the engine was attached
+                if len(self.spans) >= _MAX_SPANS:
+                    self.spans.pop(next(iter(self.spans)))
+                span = self.spans[key] = _Span(None, False, placeholder=True)
+            span.rerank_event = born
             self._start(born, {"query": query_text(getattr(event, "query", None)),
                                "nodes": [r.as_dict() for r in born.input_refs]},
                         {**info, "llamaindex_event": type(event).__name__}, None)
         elif kind is EventKind.RERANK_END:
-            ended = self._rerank_events.pop(key, None)
+            holder = self.spans.get(key)
+            ended = holder.rerank_event if holder is not None else None
+            if holder is not None:
+                holder.rerank_event = None
+                if holder.placeholder:
+                    del self.spans[key]
             if ended is not None and not ended.ended:
                 self._finish(ended, list(event.nodes))
 
@@ -427,13 +442,14 @@ class Engine:
     def run_for_callback(self) -> tuple[bool, _Run | None]:
         """(whether a known LlamaIndex span is active here, the run it belongs to)."""
         span_id = active_span_id.get()
-        if span_id is None or span_id not in self._spans:
+        span = self.spans.get(span_id) if span_id is not None else None
+        if span is None or span.placeholder:
             return False, None
         return True, self._nearest_run(span_id)
 
     def note_callback(self, run: _Run, event_id: str, rerank: Mapping[str, Any] | None) -> None:
         """Keep a classic callback event's id (and a legacy rerank's model) on its run."""
-        with self._lock:
+        with self.recorder.lock:
             if run.ended or event_id in run.event_ids:
                 return
             run.event_ids.append(event_id)

@@ -50,6 +50,11 @@ class NodeRef:
     content_hash: str
     score: float | None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies the node for reranking: the same node with the same text."""
+        return (self.node_id, self.content_hash)
+
     def as_dict(self) -> dict[str, Any]:
         """The form stored in run inputs and outputs."""
         return {"node_id": self.node_id, "score": self.score}

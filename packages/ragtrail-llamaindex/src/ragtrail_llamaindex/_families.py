@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ragtrail.capture import LLMUpdate, guarded
 from ragtrail.schemas import ROLE_KEY, StepRole, content_hash
 
-from ._extract import NodeRef, message_dicts, node_refs, plain, query_text, response_output
+from ._extract import message_dicts, node_refs, plain, query_text, response_output
 from ._llm import model_of
 from ._roles import Family
 
-__all__ = ["inputs_of", "outputs_of", "rerank_plan", "reranker_info", "start_metadata",
+__all__ = ["inputs_of", "outputs_of", "reranker_info", "start_metadata",
            "template_of"]
 
 _QUERY_ARGS = ("str_or_query_bundle", "query_bundle", "query", "query_str")
@@ -177,19 +177,3 @@ def _prompt_type(prompt: Any) -> str | None:
     kind = metadata.get("prompt_type") if isinstance(metadata, Mapping) else None
     value = getattr(kind, "value", kind)
     return value if isinstance(value, str) and value and value != "custom" else None
-
-
-def rerank_plan(inputs: Sequence[NodeRef], outputs: Sequence[NodeRef]) -> list[int] | None:
-    """Input position of each output node when the output is a reordered or filtered
-    subset of the input (same node, same text); None when the step changed or added
-    nodes (then it is not a reranker)."""
-    positions: dict[tuple[str, str], int] = {}
-    for index, ref in enumerate(inputs):
-        positions.setdefault((ref.node_id, ref.content_hash), index)
-    plan = []
-    for ref in outputs:
-        position = positions.get((ref.node_id, ref.content_hash))
-        if position is None:
-            return None
-        plan.append(position)
-    return plan

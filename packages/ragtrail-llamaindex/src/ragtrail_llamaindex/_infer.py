@@ -11,16 +11,18 @@ postprocessor run was seen in between, the step is stored as a reranker run mark
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ragtrail.capture import Recorder, guarded
-from ragtrail.schemas import DocStage, Framework, RunKind
+from ragtrail.capture.rerank import RerankPlan, record_inferred_reranker, rerank_plan
+from ragtrail.schemas import Framework
 
 from ._extract import NodeRef, document_inputs, node_refs
-from ._families import rerank_plan, reranker_info
+from ._families import reranker_info
 
-__all__ = ["Pipeline", "infer_rerank", "pipeline_of"]
+__all__ = ["Pipeline", "infer_rerank", "node_plan", "pipeline_of"]
 
 
 @dataclass(eq=False)
@@ -46,17 +48,23 @@ def infer_rerank(recorder: Recorder, parent_id: str, pipeline: Pipeline, nodes: 
     retrieved, pipeline.retrieved = pipeline.retrieved, None
     if retrieved is None or pipeline.postprocessed:
         return
-    plan = rerank_plan(retrieved, node_refs(nodes))
-    if plan is None or plan == list(range(len(retrieved))):
+    plan = node_plan(retrieved, node_refs(nodes))
+    if plan is None or plan.identity:
         return  # not a subset of what was retrieved, or nothing changed
     names = [type(p).__name__ for p in pipeline.postprocessors] or ["NodePostprocessor"]
-    metadata: dict[str, Any] = {"inferred": True, "postprocessors": names}
+    metadata: dict[str, Any] = {"postprocessors": names}
     if len(pipeline.postprocessors) == 1:
         metadata.update(reranker_info(pipeline.postprocessors[0]))
-    run_id = str(uuid.uuid4())
     refs = node_refs(nodes)
-    recorder.start_run(run_id, kind=RunKind.RERANKER, name="+".join(names) + ".apostprocess_nodes",
-                       framework=Framework.LLAMAINDEX, parent_id=parent_id,
-                       inputs={"nodes": [r.as_dict() for r in retrieved]}, metadata=metadata)
-    recorder.add_documents(run_id, document_inputs(nodes, plan), stage=DocStage.RERANKED)
-    recorder.end_run(run_id, outputs={"nodes": [r.as_dict() for r in refs]})
+    record_inferred_reranker(
+        recorder, str(uuid.uuid4()), parent_id=parent_id,
+        name="+".join(names) + ".apostprocess_nodes", framework=Framework.LLAMAINDEX,
+        inputs={"nodes": [r.as_dict() for r in retrieved]},
+        outputs={"nodes": [r.as_dict() for r in refs]},
+        documents=document_inputs(nodes, plan.input_ranks), metadata=metadata)
+
+
+def node_plan(inputs: Sequence[NodeRef], outputs: Sequence[NodeRef]) -> RerankPlan | None:
+    """The rerank plan of a step from the nodes in and out (same node, same text), or
+    None when it changed or added nodes (then it is not a reranker)."""
+    return rerank_plan([ref.key for ref in inputs], [ref.key for ref in outputs])

@@ -23,6 +23,7 @@ from ragtrail.capture.llm_update import compact
 from ragtrail.providers import (
     PARAM_SYNONYMS,
     checked_parameters,
+    client_request_fields,
     field_of,
     merge_counts,
     raw_response_fields,
@@ -115,15 +116,29 @@ def _request_parameters(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, A
     return checked_parameters({**request_parameters(*sources), "model": model_of(llm)})
 
 
+#: Arguments of LlamaIndex's LLM methods that are not passed on to the client.
+_METHOD_ARGS = ("messages", "prompt", "formatted", "args")
+
+
+@guarded(default={})
+def _client_fields(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the client sends beyond the canonical call (the core decides, from the
+    client's module and its raw parameters: the LLM's defaults, then the call's own)."""
+    extra = getattr(llm, "additional_kwargs", None)
+    return client_request_fields(type(llm).__module__,
+                                 extra if isinstance(extra, Mapping) else {}, call_kwargs)
+
+
 @guarded(default=LLMUpdate())
 def llm_request(llm: Any, arguments: Mapping[str, Any]) -> LLMUpdate:
     """LLMMetadata fields known when the call starts: model, parameters, prompt."""
-    call_kwargs = {k: v for k, v in arguments.items() if k not in ("messages", "prompt")}
+    call_kwargs = {k: v for k, v in arguments.items() if k not in _METHOD_ARGS}
     meta = LLMUpdate(
         provider=provider_of(llm),
         provider_model=model_of(llm),
         request_parameters=_request_parameters(llm, call_kwargs) or None,
-        provider_specific={"llm_class": type(llm).__name__},
+        provider_specific={"llm_class": type(llm).__name__,
+                           **_client_fields(llm, call_kwargs)},
     )
     if "messages" in arguments:
         meta["messages"] = message_dicts(arguments["messages"])

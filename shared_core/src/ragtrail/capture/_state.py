@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,14 @@ class OpenRun:
     links: list[PendingLink] = field(default_factory=list)
     first_token_ns: int | None = None
     size: int = 0
+    #: The adapter that started the run and its own framework state for it (the
+    #: Recorder is the only run table: adapters keep no map of their own).
+    owner: object = None
+    state: Any = None
+    #: Ids of the open runs started under this one (None until the first).
+    children: set[str] | None = None
+    #: Called with the trace id when the run ends (not when it is abandoned).
+    on_end: Callable[[str], None] | None = None
 
 
 @dataclass

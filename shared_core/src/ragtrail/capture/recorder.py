@@ -1,9 +1,11 @@
 """The Recorder: framework-neutral bookkeeping of runs, with no I/O.
 
-Adapters call it from framework callbacks; it keeps the open runs, assigns lineage,
-reads the clock once at the edge, redacts and bounds payloads, prices LLM calls and
-hands each finished run to a :class:`~ragtrail.sink.Sink`. No method raises into the
-caller: internal errors are logged (rate-limited) and counted.
+Adapters call it from framework callbacks; it is their run table (the open runs, with
+each adapter's own state for them), assigns lineage, reads the clock once at the edge,
+redacts and bounds payloads, and hands each finished run, built and priced by
+:mod:`.records`, to a :class:`~ragtrail.sink.Sink`; documents reaching a prompt are
+linked by :mod:`.prompt_links`. No method raises into the caller: internal errors are
+logged (rate-limited) and counted.
 """
 
 from __future__ import annotations
@@ -11,34 +13,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from enum import Enum
-from typing import Any, Protocol, TypeVar
+from datetime import datetime, timezone
+from typing import Any
 
 from .._forksafe import fork_safe_lock
 from ..guard import error_counter, guarded, report_failure
-from ..providers import cache_write_1h_tokens, resolve_provider
 from ..redaction import Redactor
 from ..schemas import (
-    NON_ANSWERING_KINDS,
-    ROLE_KEY,
     AppContext,
     CapturedRun,
     DocStage,
     Document,
-    DocumentLink,
-    Environment,
     Framework,
-    LLMCostMetrics,
     LLMMetadata,
-    LLMTokenUsage,
-    Run,
     RunError,
     RunKind,
     RunStatus,
-    StepRole,
     bounded_key,
     content_hash,
 )
@@ -46,18 +38,12 @@ from ..schemas._base import construct
 from ..sink import Sink
 from ._safe_json import ConvertedCache, Limits, SafeJson
 from ._state import OpenRun, PendingLink, TraceState
-from ._values import (
-    build_llm,
-    error_of,
-    hidden,
-    performance,
-    prompt_text,
-    score_of,
-    storable_cost,
-)
+from ._values import error_of, hidden, prompt_text, score_of
 from .ambient import ambient_parents
 from .config import CaptureConfig
 from .llm_update import LLMUpdate
+from .prompt_links import answering, link_in_prompt, non_answering_step, probes
+from .records import PricerLike, RecordBuilder
 
 __all__ = ["SOURCE_ID_KEY", "DocumentInput", "PricerLike", "Recorder"]
 
@@ -66,32 +52,13 @@ SOURCE_ID_KEY = "ragtrail_source_id"
 
 _UNSET: Any = object()
 _RECENT_ENDED = 4_096  # ended runs remembered so late children still find their parent
+#: Most records held back at once for an open ancestor's outcome (see _hold_for_ancestor);
+#: beyond it a record is offered at once, its in_prompt links as they were found.
+_MAX_HELD = 10_000
 _AGE_SCAN_EVERY = 256
-_PROBE_CHARS = 200
-_ROLES = frozenset(role.value for role in StepRole)
 _TEXT_FIELDS = frozenset(
     {"messages", "prompt_text", "output_text", "prompt_variables", "prompt_template",
      "tools", "tool_calls", "tool_choice"})
-
-
-class PricerLike(Protocol):
-    """What the Recorder needs from :class:`ragtrail.pricing.Pricer`."""
-
-    def cost(
-        self,
-        usage: LLMTokenUsage | None,
-        *,
-        model: str | None,
-        provider: str | None = None,
-        at: datetime | None = None,
-        cache_write_1h_tokens: int | None = None,
-    ) -> LLMCostMetrics:
-        """Cost of one call (``cache_write_1h_tokens``: see :meth:`Pricer.cost`).
-
-        A pricer may also have ``infer_provider(model) -> str | None`` (see
-        :meth:`ragtrail.pricing.Pricer.infer_provider`): calls whose client named no
-        provider then get the one their model name implies.
-        """
 
 
 @dataclass(frozen=True)
@@ -132,13 +99,6 @@ def _segment(started_at: datetime, run_id: str) -> str:
     return f"{text}{t.microsecond:06d}Z{run_id.replace('.', '_')}"
 
 
-def _probes(text: str) -> tuple[str, ...]:
-    stripped = text.strip()
-    if len(stripped) <= 2 * _PROBE_CHARS:
-        return (stripped,) if stripped else ()
-    return (stripped[:_PROBE_CHARS], stripped[-_PROBE_CHARS:])
-
-
 class Recorder:
     """Keeps open runs and turns finished ones into :class:`CapturedRun` records."""
 
@@ -158,7 +118,7 @@ class Recorder:
             from ..pricing import Pricer
 
             pricer = Pricer()
-        self.pricer = pricer
+        self._records = RecordBuilder(self.config, pricer)
         self.app = app or AppContext()
         self._limits = Limits(
             max_string_chars=self.config.max_string_chars,
@@ -173,11 +133,24 @@ class Recorder:
         self._open: OrderedDict[str, OpenRun] = OrderedDict()
         self._traces: dict[str, TraceState] = {}
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (trace, path)
+        self._cut: dict[str, float] = {}  # open runs cut short (see cut_below) -> when
+        # Ended runs' records with in_prompt links, held by the id of their nearest open
+        # ancestor until it ends: it may turn out a reranker or filter (_settle_held).
+        self._held: dict[str, list[CapturedRun]] = {}
+        self._held_count = 0
         self._starts = 0
-        self._environment: dict[str, Any] | None = None
         self._counts = {"started": 0, "ended": 0, "offered": 0, "refused": 0, "abandoned": 0,
                         "duplicate_starts": 0, "unknown_ends": 0}
         self.last_trace_id: str | None = None
+
+    @property
+    def pricer(self) -> PricerLike:
+        """What prices LLM calls (see :class:`~ragtrail.capture.records.RecordBuilder`)."""
+        return self._records.pricer
+
+    @pricer.setter
+    def pricer(self, pricer: PricerLike) -> None:
+        self._records.pricer = pricer
 
     # -- public API ------------------------------------------------------------
 
@@ -195,11 +168,25 @@ class Recorder:
         user_id: object | None = None,
         session_id: str | None = None,
         app: AppContext | None = None,
+        owner: object = None,
+        state: Any = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> bool:
-        """Open a run. False (not an error) if a run with this id is already open."""
+        """Open a run. False (not an error) if a run with this id is already open.
+
+        The Recorder is the adapters' run table, as langchain-core's ``_TracerCore`` is
+        for its tracers: ``owner`` (the adapter object recording the run) and ``state``
+        (its own framework state for the run) stay with the open run, found again with
+        :meth:`state_of`; ``on_end`` is called with the trace id when the run ends
+        (through :meth:`end_run` or :meth:`fail_run`, not when it is abandoned), e.g. to
+        keep the last trace id of a framework's root runs. A start of an open run is a
+        duplicate, counted in :meth:`stats`, unless the same ``owner`` started it: a
+        framework delivering one event twice (a handler attached twice) sees the run as
+        its own in :meth:`state_of`.
+        """
         try:
             return self._start(run_id, kind, name, framework, parent_id, inputs, tags, metadata,
-                               user_id, session_id, app)
+                               user_id, session_id, app, (owner, state, on_end))
         except Exception as exc:
             self._failed("start_run", exc)
             return False
@@ -333,13 +320,15 @@ class Recorder:
         filter, a query rewriter, a parser's retry) or when it or an ancestor declares a
         :class:`~ragtrail.schemas.StepRole` under :data:`~ragtrail.schemas.ROLE_KEY` in
         its metadata (an evaluator, a query rewriter written as a chain). The Recorder
-        applies the rule itself in :meth:`update_llm`; adapters only have to give such
-        steps their kind (e.g. a LlamaIndex postprocessor run is a ``reranker``) *before*
-        the LLM call inside it starts. Ancestors that already ended are not looked at.
+        applies the rule itself in :meth:`update_llm`. A step recognised as a reranker
+        or filter only when it ends (its kind set, or its role declared, before
+        :meth:`end_run`) is covered too: an LLM call's record with ``in_prompt`` links is
+        held until its open ancestors have ended, and the links are dropped when one of
+        them ended as such a step. Ancestors that already ended are not looked at.
         """
         with self._lock:
             run = self._open.get(str(run_id))
-            return run is not None and self._answering(run)
+            return run is not None and answering(run, self._open)
 
     def is_open(self, run_id: object) -> bool:
         """True while a run with this id has started and not ended."""
@@ -360,6 +349,77 @@ class Recorder:
         run = self._open.get(str(run_id))
         return run.kind if run is not None else None
 
+    # -- the run table ---------------------------------------------------------------
+
+    @property
+    def lock(self) -> Any:
+        """The run table's lock (reentrant): an adapter holds it to read or change the
+        ``state`` of several open runs together. Recorder methods may be called under it.
+        """
+        return self._lock
+
+    def state_of(self, run_id: object, owner: object = None) -> Any:
+        """The ``state`` an open run was started with, when ``owner`` started it; else None."""
+        run = self._open.get(str(run_id))
+        if run is None or run.owner is not owner:
+            return None
+        return run.state
+
+    def children_of(self, run_id: object, owner: object = None) -> list[str]:
+        """Ids of the open runs started with this one as their ``parent_id`` (by ``owner``).
+
+        Runs placed under it by an ambient parent provider are not its children here.
+        """
+        with self._lock:
+            run = self._open.get(str(run_id))
+            if run is None or not run.children:
+                return []
+            return [c for c in run.children
+                    if (child := self._open.get(c)) is not None and child.owner is owner]
+
+    def cut_below(self, run_id: object, owner: object = None) -> int:
+        """Mark the open descendants of a run (those ``owner`` started) as cut short.
+
+        A framework that abandons inner steps (a stream closed early) may still end them:
+        a cut run ends ``cancelled`` whatever status it ends with
+        (:meth:`is_cut` tells), and :meth:`cancel_overdue_cuts` ends those that never do.
+        Returns how many runs were newly cut.
+        """
+        now = time.monotonic()
+        with self._lock:
+            run = self._open.get(str(run_id))
+            stack, count = list(run.children or ()) if run is not None else [], 0
+            while stack:
+                child = self._open.get(stack.pop())
+                if child is None or child.owner is not owner or child.id in self._cut:
+                    continue
+                self._cut[child.id] = now
+                stack.extend(child.children or ())
+                count += 1
+            return count
+
+    def is_cut(self, run_id: object) -> bool:
+        """Whether an open run was cut short by :meth:`cut_below`."""
+        return bool(self._cut) and str(run_id) in self._cut
+
+    @property
+    def has_cuts(self) -> bool:
+        """Whether some run was cut short and has not ended yet (cheap, unlocked)."""
+        return bool(self._cut)
+
+    def cancel_overdue_cuts(self, grace_s: float, error: Callable[[], BaseException]) -> int:
+        """End as ``cancelled`` (with ``error()``) the cut runs still open ``grace_s``
+        after they were cut. Returns how many."""
+        if not self._cut:
+            return 0
+        limit = time.monotonic() - grace_s
+        with self._lock:
+            late = [rid for rid, at in self._cut.items() if at <= limit]
+            for rid in late:
+                del self._cut[rid]
+        return sum(self.fail_run(rid, error(), status=RunStatus.CANCELLED) is not None
+                   for rid in late)
+
     def abandon_all(self) -> int:
         """Store every open run as ``abandoned`` (on close). Returns how many."""
         with self._lock:
@@ -377,7 +437,9 @@ class Recorder:
         """
         self._open = OrderedDict()
         self._traces = {}
-        self._environment = None
+        self._cut = {}
+        self._held, self._held_count = {}, 0
+        self._records.environment = None
 
     def stats(self) -> dict[str, Any]:
         """Counters: runs started, ended, offered, refused by the sink, abandoned, errors."""
@@ -435,6 +497,7 @@ class Recorder:
         user_id: object | None,
         session_id: str | None,
         app: AppContext | None,
+        slot: tuple[object, Any, Callable[[str], None] | None],
     ) -> bool:
         started_at = datetime.now(timezone.utc)
         start_ns = time.perf_counter_ns()
@@ -449,8 +512,10 @@ class Recorder:
         conv = self._conv()
         safe_meta = conv.convert(dict(metadata)) if metadata else {}
         with self._lock:
-            if rid in self._open:
-                self._counts["duplicate_starts"] += 1
+            known = self._open.get(rid)
+            if known is not None:
+                if known.owner is None or known.owner is not slot[0]:
+                    self._counts["duplicate_starts"] += 1
                 return False
             parent_key = str(parent_id) if parent_id is not None else None
             if parent_key is None:
@@ -486,6 +551,11 @@ class Recorder:
                 truncated=conv.truncated,
                 redacted=conv.redacted,
             )
+            run.owner, run.state, run.on_end = slot
+            if parent is not None and parent_id is not None:
+                if parent.children is None:
+                    parent.children = set()
+                parent.children.add(rid)
             self._open[rid] = run
             state = self._traces.get(trace_id)
             if state is None:
@@ -519,8 +589,8 @@ class Recorder:
                                 if isinstance(meta, LLMMetadata) else dict(meta))
         state = self._traces.get(run.trace_id)
         raw_prompt = prompt_text(data)
-        if raw_prompt and state is not None and self._answering(run):
-            self._link_in_prompt(run, state, raw_prompt)
+        if raw_prompt and state is not None and answering(run, self._open):
+            link_in_prompt(run, state, raw_prompt)
         conv = self._conv()
         for key, value in data.items():
             if value is None:
@@ -543,35 +613,6 @@ class Recorder:
         if key in ("output_text", "tool_calls"):
             return self.config.hide_outputs
         return False
-
-    def _answering(self, run: OpenRun) -> bool:
-        """Whether an LLM call may produce (part of) the answer: neither it nor an
-        ancestor is a non-answering step (see :meth:`is_answering`). Holds the lock."""
-        seen = 0
-        node: OpenRun | None = run
-        while node is not None and seen < 10_000:
-            if node is not run and node.kind in NON_ANSWERING_KINDS:
-                return False
-            if node.metadata.get(ROLE_KEY) in _ROLES:
-                return False
-            node = self._open.get(node.parent_id) if node.parent_id is not None else None
-            seen += 1
-        return True
-
-    def _link_in_prompt(self, run: OpenRun, state: TraceState, prompt: str) -> None:
-        linked = {link.content_hash for link in run.links if link.stage is DocStage.IN_PROMPT}
-        found: list[tuple[int, str, str]] = []
-        for digest, (probes, doc_id) in state.documents.items():
-            if digest in linked or not probes:
-                continue
-            position = prompt.find(probes[0])
-            if position >= 0 and all(p in prompt for p in probes[1:]):
-                found.append((position, digest, doc_id))
-        # Rank = order of appearance in the prompt, which is what the model read.
-        rank = len(linked)
-        for _, digest, doc_id in sorted(found):
-            run.links.append(PendingLink(digest, doc_id, DocStage.IN_PROMPT, rank, None, None))
-            rank += 1
 
     def _add_docs(self, run: OpenRun, documents: Iterable[DocumentInput], stage: DocStage) -> None:
         state = self._traces.get(run.trace_id)
@@ -607,7 +648,7 @@ class Recorder:
             run.redacted |= conv.redacted or self.config.hide_document_content
             run.size += conv.size + 200
             if state is not None and digest not in state.documents:
-                state.documents[digest] = (_probes(text), stored.document_id)
+                state.documents[digest] = (probes(text), stored.document_id)
         if cut:
             run.truncated = True
             cuts = run.metadata.setdefault("documents_cut", {})
@@ -636,6 +677,12 @@ class Recorder:
             if run is None:
                 self._counts["unknown_ends"] += 1
                 return None
+            if run.parent_id is not None:
+                parent = self._open.get(run.parent_id)
+                if parent is not None and parent.children:
+                    parent.children.discard(rid)
+            if self._cut:
+                self._cut.pop(rid, None)
             if outputs is not _UNSET and outputs is not None:
                 self._set_payload(run, "outputs", outputs)
             state = self._traces.get(run.trace_id)
@@ -650,114 +697,64 @@ class Recorder:
             self._counts["ended"] += 1
             if status is RunStatus.ABANDONED:
                 self._counts["abandoned"] += 1
-        record = self._build(run, end_ns, status, error, template)
+            held = self._held.pop(rid, None)  # popped with the run: none is added later
+        record = self._records.build(run, end_ns, status, error, template)
         if run.parent_id is None:
             self.last_trace_id = run.trace_id
+        ready = self._settle_held(run, held) if held else []
+        if not self._hold_for_ancestor(run, record):
+            ready.append(record)
+        for item in ready:  # children before their parent, as they ended
+            self._offer(item)
+        if run.on_end is not None and status is not RunStatus.ABANDONED:
+            self._root_ended(run.on_end, run.trace_id)
+        return record
+
+    def _offer(self, record: CapturedRun) -> None:
         accepted = False
         try:
             accepted = bool(self.sink.offer(record))
         finally:
             with self._lock:
                 self._counts["offered" if accepted else "refused"] += 1
-        return record
 
-    def _build(
-        self,
-        run: OpenRun,
-        end_ns: int,
-        status: RunStatus,
-        error: RunError | None,
-        template: tuple[str, dict[str, Any] | None, str, str | None] | None,
-    ) -> CapturedRun:
-        duration_ms = max(end_ns - run.start_ns, 0) / 1e6
-        ended_at = run.started_at + timedelta(milliseconds=duration_ms)
-        environment = None
-        if run.parent_id is None and self.config.capture_environment:
-            if self._environment is None:
-                self._environment = Environment.detect().as_dict()
-            environment = self._environment
-        # Every value below was made (validated, redacted, bounded) by this Recorder, so
-        # the records are built without validating again (``construct``, a shortcut of
-        # model_construct): on the application's thread validation was most of the cost
-        # of building a record.
-        app = run.app
-        # Keys the store indexes are bounded (see ragtrail.schemas.keys): a long session
-        # token must not make the database refuse the record.
-        run_id, trace_id = bounded_key(run.id), bounded_key(run.trace_id)
-        parent_id = None if run.parent_id is None else bounded_key(run.parent_id)
-        record_run = construct(Run, {
-            "id": run_id, "trace_id": trace_id, "parent_id": parent_id,
-            "path": run.path, "kind": run.kind, "name": run.name,
-            "framework": _member(Framework, run.framework),
-            "started_at": run.started_at, "ended_at": ended_at, "duration_ms": duration_ms,
-            "status": _member(RunStatus, status), "error": error, "inputs": run.inputs,
-            "outputs": run.outputs, "tags": run.tags, "metadata": run.metadata,
-            "truncated": run.truncated, "redacted": run.redacted, "retries": run.retries,
-            "events": run.events, "app_name": _key(app.app_name),
-            "app_version": _key(app.app_version), "user_hash": app.user_hash,
-            "session_id": _key(app.session_id), "request_type": _key(app.request_type),
-            "environment": dict(environment) if environment is not None else None,
-            "tenant": _key(app.tenant),
-        })
-        llm = None
-        if run.kind is RunKind.LLM or run.llm:
-            llm = self._llm_record(run, ended_at, duration_ms, template)
-        links = [
-            construct(DocumentLink, {
-                "run_id": run_id, "trace_id": trace_id, "content_hash": link.content_hash,
-                "document_id": link.document_id, "stage": _member(DocStage, link.stage),
-                "rank": link.rank, "score": link.score, "input_rank": link.input_rank})
-            for link in run.links
-        ]
-        record = construct(CapturedRun, {
-            "run": record_run, "llm": llm, "documents": list(run.documents.values()),
-            "links": links})
-        record._approx_bytes = run.size + 600 + 150 * len(links)
-        return record
+    # -- in_prompt links of steps that turn out rerankers when they end -------------------
 
-    def _llm_record(
-        self,
-        run: OpenRun,
-        ended_at: datetime,
-        duration_ms: float,
-        template: tuple[str, dict[str, Any] | None, str, str | None] | None,
-    ) -> LLMMetadata:
-        data = dict(run.llm)
-        if template is not None and "prompt_template" not in data:
-            data["prompt_template"], variables, data["prompt_template_hash"], name = template
-            if name is not None:
-                data["prompt_template_name"] = name
-            if variables is not None and "prompt_variables" not in data:
-                data["prompt_variables"] = variables
-        meta = build_llm(data)
-        if meta.provider_model is None and meta.request_parameters is not None:
-            meta.provider_model = meta.request_parameters.model
-        if meta.provider_model is None and meta.response_metadata is not None:
-            # A model that does not say what was asked for still says what answered.
-            meta.provider_model = meta.response_metadata.model_version
-        self._resolve_provider(meta)
-        meta.provider, meta.provider_model = _key(meta.provider), _key(meta.provider_model)
-        meta.request_timestamp = meta.request_timestamp or run.started_at
-        meta.response_timestamp = meta.response_timestamp or ended_at
-        meta.performance_metrics = performance(meta, run, duration_ms)
-        if meta.cost_metrics is None or meta.cost_metrics.price_status is None:
-            meta.cost_metrics = self._price(meta, run.started_at)
-        meta.cost_metrics = storable_cost(meta.cost_metrics)
-        return meta
+    def _hold_for_ancestor(self, run: OpenRun, record: CapturedRun) -> bool:
+        """Hold ``record`` (which has in_prompt links) for its nearest open ancestor,
+        which may still turn out a reranker or filter; False when there is none (or too
+        many records are held), and the record is to be offered now."""
+        if not any(link.stage is DocStage.IN_PROMPT for link in record.links):
+            return False
+        return self._hold_under(run.parent_id, [record])
+
+    def _hold_under(self, parent_id: str | None, records: list[CapturedRun]) -> bool:
+        with self._lock:
+            parent = self._open.get(parent_id) if parent_id is not None else None
+            if parent is None or self._held_count + len(records) > _MAX_HELD:
+                return False
+            self._held.setdefault(parent.id, []).extend(records)
+            self._held_count += len(records)
+            return True
+
+    def _settle_held(self, run: OpenRun, held: list[CapturedRun]) -> list[CapturedRun]:
+        """``run`` ended: the records held for it lose their in_prompt links when it ended
+        a non-answering step (their LLM calls saw its candidates, not the answer's
+        prompt), and are held on for its own open ancestor or returned to offer now."""
+        with self._lock:
+            self._held_count -= len(held)
+        if non_answering_step(run):
+            for record in held:
+                record.links = [link for link in record.links
+                                if link.stage is not DocStage.IN_PROMPT]
+            return held
+        if self._hold_under(run.parent_id, held):
+            return []
+        return held
 
     @guarded(default=None)
-    def _resolve_provider(self, meta: LLMMetadata) -> None:
-        resolve_provider(meta, getattr(self.pricer, "infer_provider", None))
-
-    @guarded(default=None)
-    def _price(self, meta: LLMMetadata, at: datetime) -> LLMCostMetrics | None:
-        return self.pricer.cost(
-            meta.token_usage, model=meta.provider_model, provider=meta.provider, at=at,
-            cache_write_1h_tokens=cache_write_1h_tokens(meta.provider_specific),
-        )
-
-
-_E = TypeVar("_E", bound=Enum)
+    def _root_ended(self, hook: Callable[[str], None], trace_id: str) -> None:
+        hook(trace_id)
 
 
 def _doc_metadata(conv: SafeJson, doc: DocumentInput) -> dict[str, Any]:
@@ -765,14 +762,3 @@ def _doc_metadata(conv: SafeJson, doc: DocumentInput) -> dict[str, Any]:
     if doc.source_id:
         metadata[SOURCE_ID_KEY] = conv.text(str(doc.source_id))
     return metadata
-
-
-def _key(value: str | None) -> str | None:
-    return None if value is None else bounded_key(value)
-
-
-def _member(enum: type[_E], value: Any) -> _E:
-    """``enum(value)``, without the enum call when ``value`` is a member already."""
-    return value if type(value) is enum else enum(value)
-
-

@@ -77,12 +77,18 @@ def lineage(run_id: str, db: str | None, as_json: bool) -> None:
 @json_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the newest N answers (default: all).")
-def documents(document: str, db: str | None, as_json: bool, limit: int | None) -> None:
-    """List the answers that used DOCUMENT (a document id or content hash), newest first."""
+@click.option("--min-stage", "min_stage", type=click.Choice(["retrieved", "reranked", "in_prompt"]),
+              default=None, help="Only the answers where the document got at least that far "
+                                 "(in_prompt: the answers whose prompt it reached).")
+def documents(document: str, db: str | None, as_json: bool, limit: int | None,
+              min_stage: str | None) -> None:
+    """List the answers that used DOCUMENT (a document id or content hash), newest first,
+    each with the highest stage the document reached there (retrieved, reranked,
+    in_prompt)."""
     from ..errors import NotFoundError
 
     with open_trail(db) as trail:
-        rows = trail.answers_using(document, limit=limit)
+        rows = trail.answers_using(document, limit=limit, min_stage=min_stage)
     if not rows and not as_json:
         raise NotFoundError(f"no stored answer used document {document!r}")
     emit(rows, as_json, lambda: _report().documents_table(rows))

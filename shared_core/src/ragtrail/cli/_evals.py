@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..query import Lineage
 
 #: ``EvaluationSource``'s values, spelt here so that listing the commands (``--help``)
-#: does not import the query layer (tests/test_cli.py checks they agree).
+#: does not import the query layer (tests/cli/test_cli.py checks they agree).
 SOURCES = ("human", "llm", "code")
 
 

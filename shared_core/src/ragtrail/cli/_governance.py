@@ -47,7 +47,8 @@ def purge(db: str | None, as_json: bool, older_than: str | None, app: str | None
     """Delete traces whose root started more than --older-than ago (retention).
 
     A trace goes whole: runs, LLM calls, document links, its evaluations and their
-    judge traces, and documents no remaining trace links to.
+    judge traces, documents no remaining trace links to and tool definitions no
+    remaining LLM call offers.
     """
     from ..governance import RetentionPolicy, RetentionRule, apply_policy, load_policy
 

@@ -7,6 +7,10 @@ the provider's own client takes it (``client.chat.completions.create(**body)``,
 included, the tools offered, ``tool_choice`` and the generation parameters. Both read
 only the canonical shapes ragtrail stores (:mod:`.messages`, :mod:`.tools`). The body
 asks for no streaming (``stream`` is left out) whether or not the call streamed.
+
+In the call's own provider format, :func:`provider_request` gives the body its client
+sent: the unmodelled parameters it passed and its request style, as captured
+(:mod:`ragtrail.providers`, ``REQUEST_EXTRA`` and ``REQUEST_STYLE``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..providers import REQUEST_EXTRA, REQUEST_STYLE, RequestStyle, request_style
 from ..schemas import LLMMetadata
 from .messages import ASSISTANT, SYSTEM, TOOL, USER, message_role, message_text
 from .tools import tool_call_list, tool_definitions
@@ -78,6 +83,34 @@ def openai_chat_request(meta: LLMMetadata) -> dict[str, Any]:
     return body
 
 
+def _text_blocks(content: Any) -> Any:
+    """String content as text blocks (none for an empty string); other content as is."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return content
+
+
+def _anthropic_tool_result(message: Mapping[str, Any], style: RequestStyle) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
+                             "content": message.get("content")}
+    if style.text_blocks:
+        block["content"] = _text_blocks(block["content"])
+    if style.tool_result_is_error:
+        block["is_error"] = message.get("status") == "error"
+    return block
+
+
+def _append_turn(messages: list[dict[str, Any]], turn: dict[str, Any],
+                 style: RequestStyle) -> None:
+    """Add a turn; a style that merges turns joins it to a previous turn of its role."""
+    last = messages[-1] if messages else None
+    if (style.merge_turns and last is not None and last["role"] == turn["role"]
+            and isinstance(last["content"], list) and isinstance(turn["content"], list)):
+        last["content"] = last["content"] + turn["content"]
+    else:
+        messages.append(turn)
+
+
 def _anthropic_content(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     content = message.get("content")
     calls = tool_call_list(message.get("tool_calls")) if message_role(message) == ASSISTANT \
@@ -96,9 +129,12 @@ def _anthropic_content(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
-def anthropic_messages_request(meta: LLMMetadata) -> dict[str, Any]:
+def anthropic_messages_request(meta: LLMMetadata,
+                               style: RequestStyle | None = None) -> dict[str, Any]:
     """The Anthropic messages body of a stored call: system messages become ``system``,
-    tool results become ``tool_result`` blocks of a user turn."""
+    tool results become ``tool_result`` blocks of a user turn. ``style`` is how the
+    client writes it (the reference form by default)."""
+    style = style or RequestStyle()
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for message in meta.messages or ():
@@ -109,26 +145,25 @@ def anthropic_messages_request(meta: LLMMetadata) -> dict[str, Any]:
             system.append(message_text(message) or "")
             continue
         if role == TOOL:
-            block = {"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
-                     "content": message.get("content"),
-                     "is_error": message.get("status") == "error"}
-            if messages and messages[-1]["role"] == USER and isinstance(
-                    messages[-1]["content"], list) and all(
+            block = _anthropic_tool_result(message, style)
+            if not style.merge_turns and messages and messages[-1]["role"] == USER \
+                    and isinstance(messages[-1]["content"], list) and all(
                     b.get("type") == "tool_result" for b in messages[-1]["content"]):
                 messages[-1]["content"].append(block)  # one user turn for parallel results
             else:
-                messages.append({"role": USER, "content": [block]})
+                _append_turn(messages, {"role": USER, "content": [block]}, style)
             continue
         wire_role = ASSISTANT if role == ASSISTANT else USER
         content: Any = message.get("content")
-        if wire_role == ASSISTANT or isinstance(content, list):
+        if wire_role == ASSISTANT or isinstance(content, list) or style.text_blocks:
             content = _anthropic_content(message)
-        messages.append({"role": wire_role, "content": content})
+        _append_turn(messages, {"role": wire_role, "content": content}, style)
     if meta.prompt_text is not None and not messages:
-        messages = [{"role": USER, "content": meta.prompt_text}]
+        messages = [{"role": USER, "content": _text_blocks(meta.prompt_text)
+                     if style.text_blocks else meta.prompt_text}]
     body: dict[str, Any] = {"model": _model(meta), "messages": messages}
-    if system:
-        body["system"] = "\n\n".join(system)
+    if system or style.system_always:
+        body["system"] = style.system_separator.join(system)
     body.update(_params(meta, {"temperature": "temperature", "top_p": "top_p",
                                "top_k": "top_k", "max_tokens": "max_tokens",
                                "stop_sequences": "stop_sequences"}))
@@ -150,10 +185,23 @@ REQUEST_FORMATS = {"openai": openai_chat_request, "anthropic": anthropic_message
 
 def provider_request(meta: LLMMetadata, fmt: str | None = None) -> dict[str, Any]:
     """The request body in ``fmt`` (a key of :data:`REQUEST_FORMATS`); by default the
-    call's provider's own format. Raises ValueError for a format it cannot build."""
-    name = (fmt or meta.provider or "").lower()
-    build = REQUEST_FORMATS.get(name)
-    if build is None:
+    call's provider's own format. In its own format the body is what the call's client
+    sent: its unmodelled parameters and its request style included. Raises ValueError
+    for a format it cannot build."""
+    own = (meta.provider or "").lower()
+    name = (fmt or own).lower()
+    if name not in REQUEST_FORMATS:
         raise ValueError(f"no request format {name or '(unknown provider)'!r}; "
                          f"use one of {', '.join(REQUEST_FORMATS)}")
-    return build(meta)
+    if name != own:
+        return REQUEST_FORMATS[name](meta)
+    specific = meta.provider_specific or {}
+    if name == "anthropic":
+        body = anthropic_messages_request(meta, request_style(specific.get(REQUEST_STYLE)))
+    else:
+        body = REQUEST_FORMATS[name](meta)
+    extra = specific.get(REQUEST_EXTRA)
+    if isinstance(extra, Mapping):
+        for key, value in extra.items():
+            body.setdefault(key, value)  # never over what the call's fields say
+    return body

@@ -2,7 +2,8 @@
 
 Canonical tool definition (what a model was offered)::
 
-    {"name": str, "description": str | None, "parameters": {JSON schema} | None}
+    {"name": str, "description": str | None, "parameters": {JSON schema} | None,
+     "strict": bool}  # "strict" only when the definition says (OpenAI)
 
 accepted from the OpenAI spelling (``{"type": "function", "function": {...}}``), the
 Anthropic one (``{"name", "description", "input_schema"}``), LlamaIndex's
@@ -44,9 +45,12 @@ def tool_definition(raw: Any) -> dict[str, Any] | None:
     params = next((body[k] for k in ("parameters", "input_schema", "fn_schema", "args_schema")
                    if isinstance(body.get(k), Mapping)), None)
     description = body.get("description")
-    return {"name": name,
-            "description": description if isinstance(description, str) else None,
-            "parameters": dict(params) if params is not None else None}
+    found: dict[str, Any] = {
+        "name": name, "description": description if isinstance(description, str) else None,
+        "parameters": dict(params) if params is not None else None}
+    if isinstance(body.get("strict"), bool):
+        found["strict"] = body["strict"]
+    return found
 
 
 def tool_definitions(raw: Any) -> list[dict[str, Any]] | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from rich.table import Table
 from rich.text import Text
 
 from ..query._evaluations import Evaluation
+from ..report import FitTable, _Column, _short
 
 __all__ = ["evaluation_line", "evaluations_table", "judge_cost", "judge_tokens"]
 
@@ -53,20 +53,33 @@ def evaluation_line(evaluation: Evaluation) -> Text:
                 f"{evaluation.source.value}]  judge {_judge(evaluation)}")
 
 
-def evaluations_table(rows: Sequence[Evaluation], title: str = "Evaluations") -> Table:
-    """Evaluations with their result and their judge's model, tokens and cost."""
-    table = Table(title=title, title_justify="left")
-    for col in ("created (UTC)", "trace", "name", "result", "vendor", "source", "judge model",
-                "judge tokens", "judge cost", "explanation"):
-        table.add_column(col, overflow="fold" if col == "trace" else "ellipsis",
-                         justify="right" if col.startswith("judge t") else "left")
-    for row in rows:
-        tokens, cost = judge_tokens(row), judge_cost(row)
-        table.add_row(
-            row.created_at.strftime("%Y-%m-%d %H:%M:%S"), row.trace_id, row.name, _result(row),
-            row.vendor_name, row.source.value,
-            (row.judge.provider_model or "-") if row.judge else "-",
-            "-" if tokens is None else str(tokens),
-            "-" if row.judge is None else ("unpriced" if cost is None else f"${cost:f}"),
-            (row.explanation or "")[:60])
-    return table
+def evaluations_table(rows: Sequence[Evaluation], title: str = "Evaluations") -> FitTable:
+    """Evaluations with their result and their judge's model, tokens and cost.
+
+    Fitted to the width it is shown at (see :class:`ragtrail.report.FitTable`): trace ids
+    are never wrapped or cut; on a narrow screen the creation time, source and judge
+    columns are left out before the name, result, vendor and explanation.
+    """
+    def cost(row: Evaluation) -> str:
+        value = judge_cost(row)
+        return "-" if row.judge is None else ("unpriced" if value is None else f"${value:f}")
+
+    def tokens(row: Evaluation) -> str:
+        value = judge_tokens(row)
+        return "-" if value is None else str(value)
+
+    return FitTable(title, [
+        _Column("created (UTC)", [r.created_at.strftime("%Y-%m-%d %H:%M:%S") for r in rows],
+                drop=7, least=10),
+        _Column("trace", [r.trace_id for r in rows], is_id=True),
+        _Column("name", [r.name for r in rows], least=12),
+        _Column("result", [_result(r) for r in rows], least=6),
+        _Column("vendor", [r.vendor_name for r in rows], drop=2, least=10),
+        _Column("source", [r.source.value for r in rows], drop=6, least=6),
+        _Column("judge model", [(r.judge.provider_model or "-") if r.judge else "-"
+                                for r in rows], drop=3, least=10),
+        _Column("judge tokens", [tokens(r) for r in rows], drop=5, justify="right", least=6),
+        _Column("judge cost", [cost(r) for r in rows], drop=4, justify="right", least=8),
+        _Column("explanation", [_short(r.explanation or "", 120) for r in rows], drop=1, least=12,
+                flex=True),
+    ])

@@ -503,8 +503,20 @@ def tool_definitions(meta: LLMMetadata) -> list[dict[str, Any]]:
     return canonical_definitions(meta.tools) or []
 
 
+def _tool_call_id(run: Run) -> str | None:
+    """The id of the tool call a tool run answered: from its metadata (LlamaIndex), else
+    from its output when that is the tool message it returned (LangChain's ToolMessage
+    carries ``tool_call_id``)."""
+    for source in (run.metadata, run.outputs):
+        if isinstance(source, Mapping):
+            call_id = source.get("tool_call_id")
+            if isinstance(call_id, str) and call_id:
+                return call_id
+    return None
+
+
 def _tool(attrs: _Attrs, run: Run, options: SpanOptions) -> None:
-    call_id = run.metadata.get("tool_call_id") if isinstance(run.metadata, Mapping) else None
+    call_id = _tool_call_id(run)
     if options.genai:
         attrs.put(GenAI.OPERATION_NAME, GenAI.EXECUTE_TOOL)
         attrs.put(GenAI.TOOL_NAME, run.name)

@@ -3,9 +3,11 @@
 The only place that knows providers' key names: token usage per wire shape (OpenAI chat
 and Responses, Anthropic with cache TTLs, Gemini, Bedrock, Ollama), request-parameter
 synonyms with one priority rule (:data:`PARAM_SYNONYMS`), response metadata, the
-request id and rate-limit headers, and raw responses of unknown shape read whole
-(:func:`usage_counts`, :func:`usage_from_counts`, :func:`raw_response_fields`).
-:data:`PROVIDER_KEY_NAMES` lists the names no adapter spells.
+request id and rate-limit headers, raw responses of unknown shape read whole
+(:func:`usage_counts`, :func:`usage_from_counts`, :func:`raw_response_fields`), and
+what a client sends beyond the canonical call (unmodelled parameters, its request
+style: :mod:`._clients`), for ``ragtrail replay``. :data:`PROVIDER_KEY_NAMES` lists
+the names no adapter spells.
 
 Framework-free: the adapters find the values in their framework's objects and hand
 them here, so LangChain and LlamaIndex store the same numbers for the same answer.
@@ -35,6 +37,16 @@ does not know keeps the adapter's guess from the class name
 (:data:`PROVIDER_FROM_CLASS`), or no provider, and stays unpriced.
 """
 
+from ._clients import (
+    CLIENT_STYLES,
+    REQUEST_EXTRA,
+    REQUEST_STYLE,
+    REQUEST_STYLES,
+    RequestStyle,
+    client_request_fields,
+    request_extra,
+    request_style,
+)
 from ._headers import (
     REQUEST_ID_HEADERS,
     lower_headers,
@@ -86,6 +98,7 @@ from ._usage import (
 __all__ = [
     "CACHE_CREATION",
     "CACHE_TTL_KEYS",
+    "CLIENT_STYLES",
     "FINISH_REASON_KEYS",
     "MAPPED_PARAMS",
     "NOT_SPECIFIC_PARAMS",
@@ -93,15 +106,20 @@ __all__ = [
     "PROVIDER_FROM_CLASS",
     "PROVIDER_INFERRED",
     "PROVIDER_KEY_NAMES",
+    "REQUEST_EXTRA",
     "REQUEST_ID_HEADERS",
+    "REQUEST_STYLE",
+    "REQUEST_STYLES",
     "USAGE_COUNT_KEYS",
     "USAGE_DETAIL_KEYS",
     "ProviderUsage",
+    "RequestStyle",
     "anthropic_usage",
     "bedrock_usage",
     "cache_creation_tokens",
     "cache_write_1h_tokens",
     "checked_parameters",
+    "client_request_fields",
     "field_of",
     "first_param",
     "gemini_usage",
@@ -114,8 +132,10 @@ __all__ = [
     "parse_duration_s",
     "rate_limit_info",
     "raw_response_fields",
+    "request_extra",
     "request_id",
     "request_parameters",
+    "request_style",
     "resolve_provider",
     "response_fields",
     "specific_params",

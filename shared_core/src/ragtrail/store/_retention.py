@@ -1,4 +1,10 @@
-"""Retention: delete whole traces whose root started before a cutoff."""
+"""Retention: delete whole traces whose root started before a cutoff.
+
+Every deletion of traces (:func:`delete_traces`: retention, ``ragtrail purge``, erasure)
+also deletes what only those traces used: documents no remaining trace links to, and
+tool definitions no remaining LLM call references (a call keeps ``{name,
+definition_hash}`` references in its metadata's ``tools``).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,47 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
-from ._tables import document_links, documents, evaluations, llm_calls, runs
+from ..schemas.flat import TOOL_REF_KEY
+from ._tables import document_links, documents, evaluations, llm_calls, runs, tool_definitions
 
 __all__ = ["delete_traces", "purge_before"]
 
 _IN_CHUNK = 500  # bound on SQL IN lists (SQLite allows 32766 variables)
 
 
+def _tool_refs(conn: Connection) -> sa.Select[Any]:
+    """``SELECT hash FROM ...``: the tool definition hash of each reference in an LLM
+    call's stored ``tools``, one row per reference (filter on ``llm_calls``' columns)."""
+    if conn.dialect.name == "postgresql":
+        path: sa.ColumnElement[Any] = sa.literal_column(
+            f"'$.tools[*].{TOOL_REF_KEY}'::jsonpath")  # a constant
+        found = sa.func.jsonb_path_query(llm_calls.c.metadata, path).op("#>>")(
+            sa.literal_column("'{}'"))
+        return sa.select(found.label("hash")).select_from(llm_calls)
+    tool = sa.func.json_each(llm_calls.c.metadata, "$.tools").table_valued("value").alias("tool")
+    ref = sa.func.json_extract(tool.c.value, f"$.{TOOL_REF_KEY}")
+    return sa.select(ref.label("hash")).select_from(llm_calls).join(tool, sa.true())
+
+
+def _delete_unused_tool_definitions(conn: Connection, hashes: list[str],
+                                    counts: dict[str, int]) -> None:
+    """Delete the definitions among ``hashes`` that no remaining LLM call references."""
+    refs = _tool_refs(conn).subquery()
+    used = set(conn.execute(sa.select(refs.c.hash).where(refs.c.hash.in_(hashes))
+                            .distinct()).scalars())
+    unused = [h for h in hashes if h not in used]
+    if unused:
+        _count(counts, tool_definitions.name, conn.execute(
+            sa.delete(tool_definitions).where(tool_definitions.c.definition_hash.in_(unused))))
+
+
 def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int]
-                   ) -> set[str]:
+                   ) -> tuple[set[str], set[str]]:
     """Delete the traces' rows, their evaluations and those evaluations' judge traces
     (adding the rows deleted per table to ``counts``); return the content hashes their
-    links pointed to."""
+    links pointed to and the tool definitions their LLM calls referenced."""
     hashes: set[str] = set()
+    tools: set[str] = set()
     seen: set[str] = set()
     pending = list(trace_ids)
     while pending:
@@ -42,10 +76,13 @@ def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int
             sa.select(evaluations.c.judge_trace_id)
             .where(judged, evaluations.c.judge_trace_id.is_not(None))).scalars()]
         _count(counts, evaluations.name, conn.execute(sa.delete(evaluations).where(judged)))
+        refs = _tool_refs(conn).where(llm_calls.c.trace_id.in_(batch)).subquery()
+        tools |= {h for h in conn.execute(sa.select(refs.c.hash).distinct()).scalars()
+                  if isinstance(h, str)}
         for table in (document_links, llm_calls, runs):
             _count(counts, table.name,
                    conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))
-    return hashes
+    return hashes, tools
 
 
 def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> None:
@@ -53,14 +90,18 @@ def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> 
 
 
 def delete_traces(conn: Connection, trace_ids: list[str]) -> dict[str, int]:
-    """Delete whole traces with their evaluations (and judge traces), and documents no
-    remaining trace links to, inside the caller's transaction; returns the rows deleted
-    per table."""
+    """Delete whole traces with their evaluations (and judge traces), documents no
+    remaining trace links to and tool definitions no remaining LLM call references,
+    inside the caller's transaction; returns the rows deleted per table."""
     counts = {name: 0 for name in ("runs", "llm_calls", "document_links", "documents",
-                                   "evaluations")}
-    ordered = sorted(_delete_traces(conn, trace_ids, counts))
+                                   "evaluations", "tool_definitions")}
+    linked, offered = _delete_traces(conn, trace_ids, counts)
+    ordered = sorted(linked)
     for start in range(0, len(ordered), _IN_CHUNK):
         _delete_unlinked_documents(conn, ordered[start : start + _IN_CHUNK], counts)
+    tools = sorted(offered)
+    for start in range(0, len(tools), _IN_CHUNK):
+        _delete_unused_tool_definitions(conn, tools[start : start + _IN_CHUNK], counts)
     return counts
 
 
@@ -76,8 +117,8 @@ def purge_before(engine: Engine, before: datetime) -> int:
     """Delete every trace whose root run started before ``before``; return how many.
 
     Runs, LLM calls and document links of those traces go, their evaluations and the
-    judge traces of those, and documents no remaining trace links to. Runs whose root
-    was never stored are kept.
+    judge traces of those, documents no remaining trace links to and tool definitions
+    no remaining LLM call references. Runs whose root was never stored are kept.
     """
     if not isinstance(before, datetime):
         raise ConfigError(f"before must be a datetime, got {type(before).__name__}")

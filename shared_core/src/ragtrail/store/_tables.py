@@ -5,7 +5,7 @@ from ``runs.parent_id`` or a document link to another row with a foreign key; on
 an LLM call, which always travels with its own run, references ``runs``.
 
 A change here needs a new Alembic revision in ``migrations/versions``
-(``tests/test_migrations.py`` fails while the two disagree).
+(``tests/store/test_migrations.py`` fails while the two disagree).
 """
 
 from __future__ import annotations
