@@ -62,6 +62,7 @@ class Window:
     temperature: float = 0.2
     score_mean: float = 0.80
     error_share: float = 0.0
+    streamed: bool = False  # the calls streamed (and their time to first token was lost)
     latency_ms: float = 800.0
     tokens: int = 1200
     documents: tuple[int, ...] = tuple(range(0, 20))
@@ -121,7 +122,7 @@ def _trace(w: Window, rng: random.Random, t0: datetime, failed: bool) -> list[Ca
                                               request_id=f"req_{rng.getrandbits(40):010x}"),
         performance_metrics=LLMPerformanceMetrics(total_duration_ms=duration - 60),
         prompt_template=w.template, prompt_template_hash=content_hash(w.template),
-        output_text=None if failed else answer,
+        output_text=None if failed else answer, streamed=w.streamed or None,
     )
     if failed:
         meta.cost_metrics = LLMCostMetrics(price_status=PriceStatus.NO_USAGE)

@@ -32,7 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-TIME_COLUMNS = {"started_at", "ended_at", "duration_ms", "created_at", "stored_at"}
+TIME_COLUMNS = {"started_at", "ended_at", "duration_ms", "created_at", "stored_at",
+                "time_to_first_token_ms"}
 RUN_ID_COLUMNS = {"id", "trace_id", "parent_id", "run_id"}
 # Written by the examples with "now" in them (cost_report's week window) or host facts.
 KEYS_ONLY_COLUMNS = {"environment"}

@@ -13,6 +13,7 @@ from ragtrail.schemas import CapturedRun, RunError, RunStatus
 from ragtrail.schemas.flat import (
     FLAT_FORM,
     LLM_FIELDS,
+    LLM_PROMOTED,
     RUN_FIELDS,
     FlatRecord,
     flatten,
@@ -129,3 +130,18 @@ def test_to_record_fills_what_a_store_keeps_as_null() -> None:
         run[RUN_FIELDS.index(name)] = None
     rebuilt = FlatRecord(tuple(run), flat.llm, flat.documents, flat.links).to_record()
     assert rebuilt.run.tags == [] and rebuilt.run.events == [] and rebuilt.run.metadata == {}
+
+
+def test_a_form_3_line_gets_its_promoted_llm_columns_from_the_metadata() -> None:
+    """A spool written before the promoted LLM columns (form 3) is replayed into rows
+    equal to a fresh record's."""
+    record = make_record("flat", approx=False)
+    assert record.llm is not None
+    record.llm.streamed = True
+    flat = flatten(record)
+    old = len(LLM_FIELDS) - len(LLM_PROMOTED)
+    assert flat.llm is not None and any(v is not None for v in flat.llm[old:])
+    line = to_json([3, flat.run, list(flat.llm[:old]), flat.documents, flat.links, []])
+    back = read_record(line)
+    assert isinstance(back, FlatRecord) and back.llm is not None
+    assert list(back.llm) == list(flat.llm)

@@ -81,6 +81,7 @@ def test_time_to_first_token(framework: str, client: str, provider: ProviderServ
     provider.first_chunk_delay_s = DELAY_S
     stream = langchain_stream if framework == "langchain" else llamaindex_stream
     meta = stream(client, provider, trail)
+    assert meta.streamed is True
     perf = meta.performance_metrics
     assert perf is not None
     ttft, total = perf.time_to_first_token_ms, perf.total_duration_ms

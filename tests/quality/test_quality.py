@@ -150,3 +150,36 @@ def test_grouping_by_model_and_bad_keys(sqlite_url: str) -> None:
         assert report.groups[-1].figure("runs_error").denominator == 75
         with pytest.raises(ConfigError, match="cannot group quality by 'colour'"):
             trail.quality(group_by="colour")
+
+
+def test_streamed_calls_are_stored_and_the_ttft_figure_counts_them(db_url: str) -> None:
+    """Each adapter stores whether a call streamed; "streamed calls with a time to first
+    token" counts among the streamed calls only (a plain call has no first token)."""
+    streamed, plain = str(uuid.uuid4()), str(uuid.uuid4())
+    with Trail(db_url, app_name="lc") as trail:
+        handler = RagtrailCallbackHandler(trail)
+        model = FakeOpenAIChat()
+        assert "".join(str(chunk.content) for chunk in model.stream(
+            "Why WAL?", config={"callbacks": [handler], "run_id": streamed}))
+        model.invoke("Why WAL?", config={"callbacks": [handler], "run_id": plain})
+        assert trail.flush(10)
+    for _ in reset_llamaindex():
+        with Trail(db_url, app_name="li") as trail:
+            instrument(trail)
+            llm = MockLLM(max_tokens=4)
+            assert "".join(part.delta or "" for part in llm.stream_complete("why wal then"))
+            llm.complete("why wal then")
+            uninstrument(trail)
+            assert trail.flush(10)
+        break
+    with Trail.open_readonly(db_url) as trail:
+        calls = {app: [c for t in trail.traces(app_name=app, limit=10)
+                       for c in trail.lineage(t.trace_id).llm_calls] for app in ("lc", "li")}
+        assert trail.lineage(streamed).llm_calls[0].metadata.streamed is True
+        assert trail.lineage(plain).llm_calls[0].metadata.streamed is None
+        assert sorted(c.metadata.streamed is True for c in calls["li"]) == [False, True]
+        report = trail.quality()
+        for app in ("lc", "li"):
+            figure = report.group(app_name=app).figure("llm_with_ttft")
+            assert (figure.count, figure.denominator, figure.example_ids) == (1, 1, []), app
+            assert report.group(app_name=app).figure("llm_with_request_id").denominator == 2

@@ -27,7 +27,7 @@ def url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     store_windows(url, Window(start=NOW - timedelta(days=13), count=60, step=timedelta(hours=1)),
                   Window(start=NOW - timedelta(days=6), count=60, step=timedelta(hours=1),
-                         seed=2, template=HOSTILE, score_mean=0.6))
+                         seed=2, streamed=True, template=HOSTILE, score_mean=0.6))
     return url
 
 
@@ -38,8 +38,9 @@ def test_quality_page_and_api_match_trail_quality(url: str) -> None:
     assert client.get("/api/v1/quality").json() == want.model_dump(mode="json")
     page = client.get("/quality")
     assert page.status_code == 200
-    figure = want.groups[0].figure("llm_with_ttft")
+    figure = want.groups[0].figure("llm_with_ttft")  # the second window's streamed calls
     assert figure.description in page.text
+    assert figure.example_ids
     for example in figure.example_ids:
         assert f'href="/traces/{example}"' in page.text
         assert client.get(f"/traces/{example}").status_code == 200  # a run id opens its trace

@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 
 from ragtrail.errors import ConfigError, SchemaTooNewError
 from ragtrail.schemas import Document, DocumentLink, Run
+from ragtrail.schemas.flat import LLM_PROMOTED
 from ragtrail.store import (
     VERSION_TABLE,
     SchemaTooOldError,
@@ -375,3 +376,41 @@ def test_revision_0004_drops_the_path_index_and_keeps_rows(db_url: str) -> None:
         assert [t.trace_id for t in traces(store.engine)] == ["p1"]
     with _connect(db_url) as conn, pytest.raises(sa.exc.NoResultFound):
         _index_sql(conn, "ix_runs_path")
+
+
+def test_revision_0009_fills_the_promoted_llm_columns_from_the_stored_metadata(
+        db_url: str) -> None:
+    """Calls stored before 0009 get their report columns from their JSON: the quality
+    and drift figures of an upgraded database are those of one written at head."""
+    from test_store import record
+
+    from ragtrail.query import quality
+    from ragtrail.schemas import (
+        LLMPerformanceMetrics,
+        LLMRequestParameters,
+        LLMResponseMetadata,
+    )
+
+    full = record("m1", trace_id="m1")
+    assert full.llm is not None
+    full.llm.response_metadata = LLMResponseMetadata(model_version="gpt-4o-mini-2024-07-18",
+                                                     request_id="req_1", finish_reason="stop")
+    full.llm.performance_metrics = LLMPerformanceMetrics(time_to_first_token_ms=12.5)
+    full.llm.streamed = True
+    full.llm.request_parameters = LLMRequestParameters(temperature=0.3, max_tokens=256)
+    columns = [c for c, _, _ in LLM_PROMOTED]
+    with open_store(db_url) as store:
+        store.write_batch([full, record("m2", trace_id="m2")])
+        before = quality(store.engine).model_dump()
+    with _connect(db_url) as conn:
+        command.downgrade(_migrate._config(conn), "0007")
+    with _connect(db_url) as conn:
+        assert not set(columns) & {c["name"] for c in sa.inspect(conn).get_columns("llm_calls")}
+    with open_store(db_url, auto_upgrade=True) as store, store.engine.connect() as conn:
+        rows = {r.run_id: tuple(r)[1:] for r in conn.execute(sa.select(
+            _tables.llm_calls.c.run_id, *(_tables.llm_calls.c[c] for c in columns)))}
+        assert rows == {"m1": ("gpt-4o-mini-2024-07-18", "req_1", "stop", 12.5, True, 0.3, 256),
+                        "m2": (None,) * len(columns)}
+        assert quality(store.engine).model_dump() == before
+        figure = quality(store.engine).groups[0].figure("llm_with_ttft")
+        assert (figure.count, figure.denominator) == (1, 1)

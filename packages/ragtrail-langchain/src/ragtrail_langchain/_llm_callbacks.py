@@ -98,10 +98,13 @@ class LLMCallbacks(HandlerCore):
 
     @guarded
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Time to first token: the first streamed token with content."""
+        """The call streams; time to first token: the first streamed token with content."""
         state = self._state(run_id)
         if state is None or state.first_token:
             return
+        if not state.streamed:
+            state.streamed = True
+            self.recorder.update_llm(state.key, LLMUpdate(streamed=True))
         chunk = kwargs.get("chunk")
         message = getattr(chunk, "message", None)
         if token or getattr(message, "tool_call_chunks", None):

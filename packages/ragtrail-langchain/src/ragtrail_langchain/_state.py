@@ -32,6 +32,7 @@ class RunState:
     copies: int = 1  # how many times this handler is attached to the run
     seen: dict[str, int] = field(default_factory=dict)
     first_token: bool = False
+    streamed: bool = False  # a chunk arrived: stored as the call's ``streamed``
     provider_unknown: bool = False  # the model reported no provider of its own
     provider_guess: str | None = None  # then: the one its class name suggests
     provider_inferable: bool = False  # a class of the user's own: infer from the model

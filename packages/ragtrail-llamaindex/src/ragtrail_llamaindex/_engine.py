@@ -84,6 +84,7 @@ class _Run:
     stream_meta: dict[str, str] = field(default_factory=dict)  # response metadata so far
     inner_spans: list[str] = field(default_factory=list)  # same-call spans streaming for it
     first_token: bool = False
+    streamed: bool = False  # an in-progress event arrived: stored as the call's ``streamed``
     event_ids: list[str] = field(default_factory=list)
     pipeline: Pipeline | None = None  # query and chat runs: see _infer
 
@@ -390,6 +391,9 @@ class Engine:
     def _progress(self, run: _Run, response: Any) -> None:
         if run.role.family is not Family.LLM:
             return
+        if not run.streamed:
+            run.streamed = True
+            self.recorder.update_llm(run.run_id, LLMUpdate(streamed=True))
         if not run.first_token and getattr(response, "delta", None):
             run.first_token = True
             self.recorder.record_first_token(run.run_id)

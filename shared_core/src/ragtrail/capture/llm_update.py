@@ -29,6 +29,7 @@ class LLMUpdate(TypedDict, total=False):
     provider_specific: Mapping[str, Any] | None
     request_timestamp: datetime | None
     response_timestamp: datetime | None
+    streamed: bool | None
     messages: list[dict[str, Any]] | None
     prompt_text: str | None
     output_text: str | None

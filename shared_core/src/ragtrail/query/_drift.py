@@ -32,7 +32,7 @@ from ..schemas import DocStage, RunKind, RunStatus
 from ..store import _tables
 from ._common import parse_time, time_filters
 from ._evaluations import not_evaluation
-from ._quality import _LLM_KEYS, _call_run, _json_text, _keys
+from ._quality import _LLM_KEYS, CALL_RUN_JOIN, _call_run, _keys
 
 __all__ = ["DriftFinding", "DriftReport", "DriftThresholds", "Window", "drift"]
 
@@ -232,11 +232,9 @@ class _Drift:
 
     def llm(self) -> None:
         groups = [_LLM_KEYS[k].label(f"g_{i}") for i, k in enumerate(self.keys)]
-        version = _json_text(_calls.c.metadata, "response_metadata", "model_version")
-        temp = sa.cast(_json_text(_calls.c.metadata, "request_parameters", "temperature"),
-                       sa.Float)
-        maxt = sa.cast(_json_text(_calls.c.metadata, "request_parameters", "max_tokens"),
-                       sa.Float)
+        version = _calls.c.model_version
+        temp = sa.cast(_calls.c.temperature, sa.Float)
+        maxt = sa.cast(_calls.c.max_tokens, sa.Float)
         rows: dict[str, list[Any]] = {}
         for name, window in self.windows.items():
             stmt = (
@@ -249,7 +247,7 @@ class _Drift:
                           sa.func.avg(temp * temp).label("temp_sq"),
                           sa.func.count(maxt).label("maxt_n"), sa.func.avg(maxt).label("maxt"),
                           sa.func.avg(maxt * maxt).label("maxt_sq"))
-                .select_from(_calls.join(_call_run, _call_run.c.id == _calls.c.run_id))
+                .select_from(_calls.join(_call_run, CALL_RUN_JOIN))
                 .where(not_evaluation(_call_run.c.request_type),
                        *time_filters(_calls.c.started_at, *window))
                 .group_by(*groups, _calls.c.provider_model, version,
@@ -382,7 +380,7 @@ class _Drift:
                           sa.func.count(_calls.c.total_cost).label("priced"),
                           sa.func.count().label("calls"),
                           sa.cast(sa.func.sum(_calls.c.total_cost), sa.Float).label("cost"))
-                .select_from(_calls.join(_call_run, _call_run.c.id == _calls.c.run_id))
+                .select_from(_calls.join(_call_run, CALL_RUN_JOIN))
                 .where(not_evaluation(_call_run.c.request_type),
                        *time_filters(_calls.c.started_at, *window))
                 .group_by(_calls.c.trace_id).subquery())
@@ -585,58 +583,85 @@ class _Drift:
                 baseline_examples=[b["hi"]], current_examples=[c["hi"]],
             ), moved=rel is not None and abs(rel) >= self.t.relative_change)
 
-    def _cited(self, window: tuple[Any, Any], documents: list[str] | None
-               ) -> dict[Any, list[Any]]:
-        """In-prompt citations per document (answers citing it), by group: the top
-        documents, or the given ones."""
+    def _link_window(self, window: tuple[Any, Any]) -> list[sa.ColumnElement[bool]]:
+        """The window on the links' runs. On SQLite the start is compared as ``+started_at``
+        (no index use): the planner then reads the window's in-prompt links from
+        ix_document_links_reports and looks their run up (ix_runs_call_context), ~5x
+        faster than walking every run of the window to find its links."""
+        started: sa.ColumnElement[Any] = _runs.c.started_at
+        if self.conn.dialect.name == "sqlite":
+            started = sa.type_coerce(sa.literal_column(f"+{_runs.name}.started_at"),
+                                     _runs.c.started_at.type)
+        return time_filters(started, *window)
+
+    def _cited(self, window: tuple[Any, Any]) -> dict[Any, list[Any]]:
+        """In-prompt citations per document (answers citing it), by group."""
         app = self.app_only
         stmt = (sa.select(*([_runs.c.app_name.label("g")] if app else []),
                           _links.c.document_id.label("doc"),
                           sa.func.count(sa.distinct(_links.c.trace_id)).label("answers"),
                           sa.func.max(_links.c.trace_id).label("hi"))
                 .select_from(_links.join(_runs, _runs.c.id == _links.c.run_id))
-                .where(_links.c.stage == DocStage.IN_PROMPT.value,
-                       *time_filters(_runs.c.started_at, *window))
+                .where(_links.c.stage == DocStage.IN_PROMPT.value, *self._link_window(window))
                 .group_by(*([_runs.c.app_name] if app else []), _links.c.document_id))
-        if documents is not None:
-            stmt = stmt.where(_links.c.document_id.in_(documents or [""]))
         out: dict[Any, list[Any]] = {}
         for r in self.conn.execute(stmt):
             out.setdefault(r._mapping["g"] if app else None, []).append(r._mapping)
         return out
 
-    def _answers(self, window: tuple[Any, Any], documents: list[str] | None
-                 ) -> dict[Any, Any]:
-        """Answers with an in-prompt document (citing one of ``documents`` when given)."""
+    def _answers(self, window: tuple[Any, Any], top: dict[Any, list[str]]
+                 ) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """Answers with an in-prompt document, and those citing one of their group's
+        ``top`` documents, by group: one pass over the window's citations."""
         app = self.app_only
-        stmt = (sa.select(*([_runs.c.app_name.label("g")] if app else []),
+        group = _runs.c.app_name
+        pairs = [(key, doc) for key, docs in top.items() for doc in docs]
+        # Outside SQL: the group's top documents as (group, document) pairs.
+        chosen: sa.ColumnElement[bool] = sa.false()
+        if pairs and app:
+            chosen = sa.tuple_(_runs.c.app_name, _links.c.document_id).in_(pairs)
+        elif pairs:
+            chosen = _links.c.document_id.in_([doc for _, doc in pairs])
+        cited = sa.case((chosen, _links.c.trace_id), else_=None)
+        stmt = (sa.select(*([group.label("g")] if app else []),
                           sa.func.count(sa.distinct(_links.c.trace_id)).label("answers"),
-                          sa.func.max(_links.c.trace_id).label("hi"))
+                          sa.func.max(_links.c.trace_id).label("hi"),
+                          sa.func.count(sa.distinct(cited)).label("top_answers"),
+                          sa.func.max(cited).label("top_hi"))
                 .select_from(_links.join(_runs, _runs.c.id == _links.c.run_id))
-                .where(_links.c.stage == DocStage.IN_PROMPT.value,
-                       *time_filters(_runs.c.started_at, *window))
-                .group_by(*([_runs.c.app_name] if app else [])))
-        if documents is not None:
-            stmt = stmt.where(_links.c.document_id.in_(documents or [""]))
-        return {(r._mapping["g"] if app else None): r._mapping for r in self.conn.execute(stmt)}
+                .where(_links.c.stage == DocStage.IN_PROMPT.value, *self._link_window(window))
+                .group_by(*([group] if app else [])))
+        totals: dict[Any, Any] = {}
+        tops: dict[Any, Any] = {}
+        for r in self.conn.execute(stmt):
+            key = r._mapping["g"] if app else None
+            totals[key] = {"answers": r.answers, "hi": r.hi}
+            if r.top_answers:
+                tops[key] = {"answers": r.top_answers, "hi": r.top_hi}
+        return totals, tops
 
     def _documents(self) -> None:
         n = self.t.top_documents
-        base_all = self._cited(self.windows["baseline"], None)
-        cur_all = self._cited(self.windows["current"], None)
-        totals = {name: self._answers(window, None) for name, window in self.windows.items()}
-        for key in sorted(set(base_all) & set(cur_all), key=repr):
-            tb = int(totals["baseline"].get(key, {}).get("answers", 0) or 0)
-            tc = int(totals["current"].get(key, {}).get("answers", 0) or 0)
+        base_all = self._cited(self.windows["baseline"])
+        cur_all = self._cited(self.windows["current"])
+        # Each window's own top documents: chosen on the data they are counted in,
+        # both shares carry the same selection bias, which then cancels out.
+        top_b = {key: sorted(rows, key=lambda r: (-r["answers"], r["doc"]))[:n]
+                 for key, rows in base_all.items()}
+        top_c = {key: sorted(rows, key=lambda r: (-r["answers"], r["doc"]))[:n]
+                 for key, rows in cur_all.items()}
+        both = set(base_all) & set(cur_all)
+        totals_b, tops_b = self._answers(self.windows["baseline"], {
+            k: [r["doc"] for r in top_b[k]] for k in both})
+        totals_c, tops_c = self._answers(self.windows["current"], {
+            k: [r["doc"] for r in top_c[k]] for k in both})
+        for key in sorted(both, key=repr):
+            tb = int(totals_b.get(key, {}).get("answers", 0) or 0)
+            tc = int(totals_c.get(key, {}).get("answers", 0) or 0)
             if not tb or not tc:
                 continue
-            top_b = sorted(base_all[key], key=lambda r: (-r["answers"], r["doc"]))[:n]
-            top_c = sorted(cur_all[key], key=lambda r: (-r["answers"], r["doc"]))[:n]
-            top_docs = [r["doc"] for r in top_b]
-            # Each window's own top documents: chosen on the data they are counted in,
-            # both shares carry the same selection bias, which then cancels out.
-            cb = self._answers(self.windows["baseline"], top_docs).get(key)
-            cc = self._answers(self.windows["current"], [r["doc"] for r in top_c]).get(key)
+            top_docs = [r["doc"] for r in top_b[key]]
+            cb, cc = tops_b.get(key), tops_c.get(key)
             kb = int(cb["answers"]) if cb else 0
             kc = int(cc["answers"]) if cc else 0
             rb, rc = kb / tb, kc / tc
@@ -652,8 +677,8 @@ class _Drift:
             ), moved=abs(rc - rb) >= self.t.top_share_change)
             base_counts = {r["doc"]: r for r in base_all[key]}
             cur_counts = {r["doc"]: r for r in cur_all[key]}
-            tested = len(top_c) + len(top_b)  # per-document tests: Bonferroni
-            for r in top_c:
+            tested = len(top_c[key]) + len(top_b[key])  # per-document tests: Bonferroni
+            for r in top_c[key]:
                 if r["doc"] in top_docs:
                     continue
                 before = base_counts.get(r["doc"])
@@ -669,7 +694,7 @@ class _Drift:
                     baseline_examples=[before["hi"]] if before else [],
                     current_examples=[r["hi"]],
                 ), moved=sc - sb >= self.t.document_share_change)
-            for r in top_b:
+            for r in top_b[key]:
                 if r["doc"] in cur_counts:
                     continue
                 kb1 = int(r["answers"])

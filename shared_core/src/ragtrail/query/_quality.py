@@ -6,7 +6,10 @@ usage) the examples are of what is missing, for one where less is better (runs t
 failed) of what was found. Each level is one aggregate query grouped in SQL (LLM calls,
 retrieval runs, answers and traces, runs); examples are the smallest and largest
 matching id of each group, taken in the same pass (``MIN``/``MAX``), so nothing is read
-row by row into Python.
+row by row into Python. Each level reads an index that holds every column it needs
+(revision 0009: ``ix_llm_calls_reports`` with the LLM metadata values promoted to
+columns, ``ix_runs_kind_started_at`` with ``ix_document_links_reports``,
+``ix_runs_roots_quality``, ``ix_runs_quality``), never the rows with their JSON.
 
 Grouping: ``app_name`` groups every level (by the run's own application); ``model``,
 ``provider`` and ``template`` group the LLM-call figures, and the figures of the other
@@ -35,6 +38,11 @@ _runs = _tables.runs
 _calls = _tables.llm_calls
 _links = _tables.document_links
 _call_run = _tables.runs.alias("call_run")
+#: An LLM call's run. A call is stored with its run's start time: joined on it too, the
+#: lookup is served by ix_runs_call_context alone (id, start, application, request type)
+#: where SQLite would otherwise take the primary key and read the run's whole row.
+CALL_RUN_JOIN = sa.and_(_call_run.c.id == _calls.c.run_id,
+                        _call_run.c.started_at == _calls.c.started_at)
 
 #: group_by key -> column of an LLM call (joined with its run for the application).
 _LLM_KEYS: dict[str, sa.ColumnElement[Any]] = {
@@ -44,6 +52,7 @@ _LLM_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "template": _calls.c.prompt_template_hash,
 }
 QUALITY_GROUP_KEYS = tuple(_LLM_KEYS)
+_UNBOUNDED = 2**62
 
 
 class _Result(BaseModel):
@@ -119,15 +128,17 @@ def _examples(condition: sa.ColumnElement[bool], column: sa.ColumnElement[Any],
     return [sa.func.min(chosen).label(f"{label}_lo"), sa.func.max(chosen).label(f"{label}_hi")]
 
 
-def _json_text(column: sa.ColumnElement[Any], *path: str) -> sa.ColumnElement[Any]:
-    return column[path].as_string()  # type: ignore[no-any-return]
+#: (name, description, condition on the row, lower_is_better, the calls it is counted
+#: among: None for every call) per LLM-call figure.
+_LLMFigure = tuple[str, str, sa.ColumnElement[bool], bool, sa.ColumnElement[bool] | None]
 
 
-#: (name, description, condition on the row, lower_is_better) per LLM-call figure.
-def _llm_figures() -> list[tuple[str, str, sa.ColumnElement[bool], bool]]:
-    meta = _calls.c.metadata
+def _llm_figures() -> list[_LLMFigure]:
     status = _calls.c.price_status
-    return [
+    ttft = _calls.c.time_to_first_token_ms.is_not(None)
+    # Calls stored before ``streamed`` was recorded: one with a time to first token streamed.
+    streamed = sa.or_(_calls.c.streamed.is_(True), ttft)
+    every: list[_LLMFigure] = [(*f, None) for f in [
         ("llm_with_token_usage", "LLM calls with token usage",
          _calls.c.total_tokens.is_not(None), False),
         ("llm_priced", "LLM calls with a known price", _calls.c.total_cost.is_not(None), False),
@@ -136,15 +147,14 @@ def _llm_figures() -> list[tuple[str, str, sa.ColumnElement[bool], bool]]:
         ("llm_unpriced_no_usage", "LLM calls unpriced: no token usage reported",
          status == PriceStatus.NO_USAGE.value, True),
         ("llm_with_request_id", "LLM calls with the provider's request id",
-         _json_text(meta, "response_metadata", "request_id").is_not(None), False),
+         _calls.c.request_id.is_not(None), False),
         ("llm_with_finish_reason", "LLM calls with a finish reason",
-         _json_text(meta, "response_metadata", "finish_reason").is_not(None), False),
+         _calls.c.finish_reason.is_not(None), False),
         ("llm_with_model_version", "LLM calls with the exact model version that answered",
-         _json_text(meta, "response_metadata", "model_version").is_not(None), False),
-        ("llm_with_ttft", "LLM calls with a time to first token (streamed calls; ragtrail "
-         "does not store whether a call was asked to stream)",
-         _json_text(meta, "performance_metrics", "time_to_first_token_ms").is_not(None), False),
-    ]
+         _calls.c.model_version.is_not(None), False),
+    ]]
+    return [*every, ("llm_with_ttft", "Streamed LLM calls with a time to first token", ttft,
+                     False, streamed)]
 
 
 def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any]
@@ -152,19 +162,24 @@ def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any]
     groups = [_LLM_KEYS[k].label(f"g_{i}") for i, k in enumerate(keys)]
     figures = _llm_figures()
     columns: list[Any] = [sa.func.count().label("n")]
-    for name, _, cond, lower in figures:
+    for name, _, cond, lower, among in figures:
+        if among is not None:
+            columns.append(_count(among, f"{name}_n"))
+            cond = sa.and_(among, cond)
         columns.append(_count(cond, name))
-        columns += _examples(cond if lower else sa.not_(cond), _calls.c.run_id, name)
+        missing = cond if lower else sa.not_(cond)
+        columns += _examples(missing if among is None else sa.and_(among, missing),
+                             _calls.c.run_id, name)
     stmt = (sa.select(*groups, *columns)
-            .select_from(_calls.join(_call_run, _call_run.c.id == _calls.c.run_id))
+            .select_from(_calls.join(_call_run, CALL_RUN_JOIN))
             .where(*time_filters(_calls.c.started_at, *window))
             .group_by(*groups))
     out: dict[tuple[Any, ...], list[QualityFigure]] = {}
     for row in conn.execute(stmt):
         data = row._mapping
         key = tuple(data[f"g_{i}"] for i in range(len(keys)))
-        out[key] = [_figure(name, text, data, data["n"], lower)
-                    for name, text, _, lower in figures]
+        out[key] = [_figure(name, text, data, data["n" if among is None else f"{name}_n"],
+                            lower) for name, text, _, lower, among in figures]
     return out
 
 
@@ -180,21 +195,30 @@ def _figure(name: str, text: str, data: Any, denominator: int, lower: bool) -> Q
 def _retrieval_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
                      ) -> dict[Any, list[QualityFigure]]:
     """Retriever runs, and tool runs that returned documents: with ids, with scores."""
-    retrieved = _links.c.stage == DocStage.RETRIEVED.value
+    # Per run, its retrieved links: three lookups of ix_document_links_reports (which holds
+    # all they read) from each run of ix_runs_kind_started_at; nothing is sorted by run.
+    own = sa.and_(_links.c.run_id == _runs.c.id, _links.c.stage == DocStage.RETRIEVED.value)
+
+    def of_links(value: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+        return sa.select(value).where(own).scalar_subquery()
+
     per_run = (
         sa.select(
             _runs.c.id.label("run_id"), _runs.c.app_name.label("app_name"),
             _runs.c.kind.label("kind"),
-            sa.func.count(_links.c.run_id).label("links"),
+            of_links(sa.func.count()).label("links"),
             # Without an id a document is stored under its content hash.
-            sa.func.min(sa.case((_links.c.document_id == _links.c.content_hash, 0),
-                                else_=1)).label("all_ids"),
-            sa.func.max(sa.case((_links.c.score.is_not(None), 1), else_=0)).label("scored"),
+            sa.func.coalesce(of_links(sa.func.min(sa.case(
+                (_links.c.document_id == _links.c.content_hash, 0), else_=1))), 1
+            ).label("all_ids"),
+            sa.func.coalesce(of_links(sa.func.max(sa.case(
+                (_links.c.score.is_not(None), 1), else_=0))), 0).label("scored"),
         )
-        .select_from(_runs.outerjoin(_links, sa.and_(_links.c.run_id == _runs.c.id, retrieved)))
         .where(_runs.c.kind.in_([RunKind.RETRIEVER.value, RunKind.TOOL.value]),
                *time_filters(_runs.c.started_at, *window))
-        .group_by(_runs.c.id, _runs.c.app_name, _runs.c.kind)
+        # A bound that is never reached keeps SQLite from inlining the subquery (and its
+        # lookups) into every aggregate that reads it: each lookup then runs once a run.
+        .limit(_UNBOUNDED)
         .subquery()
     )
     counted = sa.or_(per_run.c.kind == RunKind.RETRIEVER.value, per_run.c.links > 0)
@@ -231,11 +255,13 @@ def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
                        _runs.c.user_hash.label("user_hash"),
                        _runs.c.session_id.label("session_id"),
                        sa.case((answered, 1), else_=0).label("answered"),
-                       sa.case((sa.and_(answered, grounded), 1), else_=0).label("grounded"))
+                       sa.case((grounded, 1), else_=0).label("cited"))
              .where(_runs.c.parent_id.is_(None), not_evaluation(_runs.c.request_type),
                     *time_filters(_runs.c.started_at, *window))
+             .limit(_UNBOUNDED)  # the lookups run once a root (see _retrieval_level)
              .subquery())
-    ungrounded = sa.and_(roots.c.answered == 1, roots.c.grounded == 0)
+    is_grounded = sa.and_(roots.c.answered == 1, roots.c.cited == 1)
+    ungrounded = sa.and_(roots.c.answered == 1, roots.c.cited == 0)
     checks = [
         ("traces_with_app_version", "Traces with an app version", roots.c.app_version),
         ("traces_with_user", "Traces with a user", roots.c.user_hash),
@@ -244,7 +270,7 @@ def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
     group = [roots.c.app_name.label("g")] if app else []
     columns: list[Any] = [sa.func.count().label("n"),
                           sa.func.sum(roots.c.answered).label("answers"),
-                          sa.func.sum(roots.c.grounded).label("answers_grounded"),
+                          _count(is_grounded, "answers_grounded"),
                           *_examples(ungrounded, roots.c.id, "answers_grounded")]
     for name, _, column in checks:
         columns.append(_count(column.is_not(None), name))
@@ -263,36 +289,42 @@ def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
 
 def _run_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
                ) -> tuple[dict[Any, list[QualityFigure]], dict[Any, dict[str, int]]]:
-    """Every run: truncated, redacted, abandoned, failed; runs per schema version."""
-    checks = [
-        ("runs_truncated", "Runs with content cut to the size limits", _runs.c.truncated.is_(True)),
-        ("runs_redacted", "Runs with content redacted or hidden", _runs.c.redacted.is_(True)),
+    """Every run: truncated, redacted, abandoned, failed; runs per schema version.
+
+    One row per combination of the values the figures test (a few dozen at most), read
+    in the order of ``ix_runs_quality`` (which holds every column used: no table row is
+    read); the figures are sums of those rows, their examples the least and greatest id."""
+    checks: list[tuple[str, str, Any]] = [
+        ("runs_truncated", "Runs with content cut to the size limits",
+         lambda r: bool(r["truncated"])),
+        ("runs_redacted", "Runs with content redacted or hidden", lambda r: bool(r["redacted"])),
         ("runs_abandoned", "Runs never closed (stored as abandoned)",
-         _runs.c.status == RunStatus.ABANDONED.value),
-        ("runs_error", "Runs that failed", _runs.c.status == RunStatus.ERROR.value),
+         lambda r: r["status"] == RunStatus.ABANDONED.value),
+        ("runs_error", "Runs that failed", lambda r: r["status"] == RunStatus.ERROR.value),
     ]
-    group = [_runs.c.app_name.label("g")] if app else []
-    columns: list[Any] = [_runs.c.schema_version.label("v"), sa.func.count().label("n")]
-    for name, _, cond in checks:
-        columns.append(_count(cond, name))
-        columns += _examples(cond, _runs.c.id, name)
-    stmt = (sa.select(*group, *columns).where(*time_filters(_runs.c.started_at, *window))
-            .group_by(*group, _runs.c.schema_version))
+    split = [_runs.c.schema_version, _runs.c.truncated, _runs.c.redacted, _runs.c.status]
+    group = [_runs.c.app_name] if app else []
+    stmt = (sa.select(*(c.label(c.name) for c in (*group, *split)), sa.func.count().label("n"),
+                      sa.func.min(_runs.c.id).label("lo"), sa.func.max(_runs.c.id).label("hi"))
+            .where(*time_filters(_runs.c.started_at, *window))
+            .group_by(*split, *group))
     parts: dict[Any, list[Any]] = {}
     for row in conn.execute(stmt):
-        parts.setdefault(row._mapping["g"] if app else None, []).append(row._mapping)
+        parts.setdefault(row._mapping["app_name"] if app else None, []).append(row._mapping)
     figures: dict[Any, list[QualityFigure]] = {}
     versions: dict[Any, dict[str, int]] = {}
     for key, rows in parts.items():
         total = sum(r["n"] for r in rows)
-        versions[key] = {str(r["v"]): int(r["n"]) for r in rows}
+        versions[key] = {}
+        for r in rows:
+            v = str(r["schema_version"])
+            versions[key][v] = versions[key].get(v, 0) + int(r["n"])
         merged: dict[str, Any] = {}
-        for name, _, _ in checks:  # one row per schema version: add them up
-            merged[name] = sum(int(r[name] or 0) for r in rows)
-            los = [r[f"{name}_lo"] for r in rows if r[f"{name}_lo"] is not None]
-            his = [r[f"{name}_hi"] for r in rows if r[f"{name}_hi"] is not None]
-            merged[f"{name}_lo"] = min(los) if los else None
-            merged[f"{name}_hi"] = max(his) if his else None
+        for name, _, test in checks:  # add up the rows each figure counts
+            hits = [r for r in rows if test(r)]
+            merged[name] = sum(int(r["n"]) for r in hits)
+            merged[f"{name}_lo"] = min((r["lo"] for r in hits), default=None)
+            merged[f"{name}_hi"] = max((r["hi"] for r in hits), default=None)
         figures[key] = [_figure(name, text, merged, total, True) for name, text, _ in checks]
     return figures, versions
 

@@ -40,6 +40,7 @@ __all__ = [
     "FLAT_FORM",
     "LINK_FIELDS",
     "LLM_FIELDS",
+    "LLM_PROMOTED",
     "RUN_FIELDS",
     "TOOL_FIELDS",
     "TOOL_REF_KEY",
@@ -56,10 +57,10 @@ __all__ = [
 #: of the fields below (the store checks them against its tables at import) must bump
 #: it and keep a reader for the previous layout: spools written before an upgrade are
 #: replayed after it.
-FLAT_FORM = 3
+FLAT_FORM = 4
 #: Earlier layouts still read (spools written before an upgrade): 1 had no tool rows,
-#: 1 and 2 no tenant.
-_READ_FORMS = frozenset({1, 2, 3})
+#: 1 and 2 no tenant, 1 to 3 no promoted LLM columns (:data:`LLM_PROMOTED`).
+_READ_FORMS = frozenset({1, 2, 3, 4})
 
 RUN_FIELDS = (
     "id", "trace_id", "parent_id", "path", "kind", "name", "framework", "started_at",
@@ -69,10 +70,23 @@ RUN_FIELDS = (
 )
 _TOKENS = ("input", "output", "total", "cache_read", "cache_creation", "reasoning")
 _COSTS = ("input", "output", "cache_read", "cache_write", "reasoning", "total")
+#: Values of the LLM metadata that quality and drift reports aggregate, kept in columns
+#: of their own after ``metadata`` (a copy: the metadata JSON keeps them too), so the
+#: reports read no JSON: (column, group of LLMMetadata or None for top level, field).
+LLM_PROMOTED = (
+    ("model_version", "response_metadata", "model_version"),
+    ("request_id", "response_metadata", "request_id"),
+    ("finish_reason", "response_metadata", "finish_reason"),
+    ("time_to_first_token_ms", "performance_metrics", "time_to_first_token_ms"),
+    ("streamed", None, "streamed"),
+    ("temperature", "request_parameters", "temperature"),
+    ("max_tokens", "request_parameters", "max_tokens"),
+)
 LLM_FIELDS = (
     "run_id", "trace_id", "provider", "provider_model", "started_at",
     *(f"{name}_tokens" for name in _TOKENS), *(f"{name}_cost" for name in _COSTS),
     "currency", "price_status", "prompt_template_hash", "metadata",
+    *(column for column, _, _ in LLM_PROMOTED),
 )
 DOCUMENT_FIELDS = ("content_hash", "document_id", "content", "metadata")
 LINK_FIELDS = ("run_id", "content_hash", "stage", "trace_id", "document_id", "rank", "score",
@@ -87,6 +101,7 @@ TOOL_REF_KEY = "definition_hash"
 RUN_TIMES = (RUN_FIELDS.index("started_at"), RUN_FIELDS.index("ended_at"))
 LLM_TIME = LLM_FIELDS.index("started_at")
 LLM_MONEY = tuple(LLM_FIELDS.index(f"{name}_cost") for name in _COSTS)
+LLM_META = LLM_FIELDS.index("metadata")
 _RUN_JSON = frozenset(("error", "inputs", "outputs", "tags", "metadata", "events",
                        "environment"))
 _RUN_JSON_AT = tuple(i for i, name in enumerate(RUN_FIELDS) if name in _RUN_JSON)
@@ -134,6 +149,9 @@ class FlatRecord:
         if not (isinstance(run, list) and len(run) == len(RUN_FIELDS)
                 and isinstance(run[0], str)):
             raise ValueError("a flat record's run row is malformed")
+        if (data[0] < 4 and isinstance(llm, list) and len(llm) == LLM_META + 1
+                and isinstance(llm[LLM_META], str)):  # forms 1 to 3: no promoted columns
+            llm = [*llm, *_promoted_json(from_json(llm[LLM_META]))]
         if llm is not None and not (isinstance(llm, list) and len(llm) == len(LLM_FIELDS)):
             raise ValueError("a flat record's LLM row is malformed")
         if not (_rows_of(documents, len(DOCUMENT_FIELDS)) and _rows_of(links, len(LINK_FIELDS))):
@@ -159,7 +177,7 @@ class FlatRecord:
             run["events"] = []
         if run["metadata"] is None:
             run["metadata"] = {}
-        llm = None if self.llm is None else _value_of(self.llm[-1])
+        llm = None if self.llm is None else _value_of(self.llm[LLM_META])
         if llm is not None and self.tools:
             llm["tools"] = expand_tools(llm.get("tools"), {
                 row[0]: _value_of(row[2]) for row in self.tools})
@@ -230,6 +248,8 @@ def flatten(record: CapturedRun) -> FlatRecord:
             run_id, trace_id, _text(llm.provider or None), _text(_model_name(llm)), started,
             *tokens, *money, currency, price_status, _text(llm.prompt_template_hash or None),
             _json(llm if refs is None else llm.model_copy(update={"tools": refs})),
+            *(_scalar(getattr(llm if group is None else getattr(llm, group), name, None))
+              for _, group, name in LLM_PROMOTED),
         )
     documents = [(_text(doc.content_hash), _text(doc.document_id), _text(doc.content),
                   _json(doc.metadata) if doc.metadata is not None else "{}")
@@ -238,6 +258,19 @@ def flatten(record: CapturedRun) -> FlatRecord:
               _text(link.trace_id), _text(link.document_id), link.rank, _float(link.score),
               link.input_rank) for link in record.links]
     return FlatRecord(run_row, llm_row, documents, links, tool_rows if llm is not None else ())
+
+
+def _scalar(value: Any) -> Any:
+    return _float(value) if type(value) is float else _text(value)
+
+
+def _promoted_json(meta: Any) -> list[Any]:
+    """:data:`LLM_PROMOTED`'s values read from a call's metadata JSON (parsed)."""
+    out: list[Any] = []
+    for _, group, name in LLM_PROMOTED:
+        source = meta if group is None else (meta or {}).get(group)
+        out.append(source.get(name) if isinstance(source, Mapping) else None)
+    return out
 
 
 def _tool_rows(tools: Any) -> tuple[list[Row], list[dict[str, Any]] | None]:

@@ -176,6 +176,9 @@ class LLMMetadata(UtcModel):
     provider_specific: dict[str, Any] | None = None
     request_timestamp: UtcDateTime | None = None
     response_timestamp: UtcDateTime | None = None
+    streamed: bool | None = Field(
+        None, description="True when the response came as a stream (the framework reported "
+                          "streamed chunks); None when not streamed or not known.")
     # The prompt actually sent, and where it came from.
     messages: list[dict[str, Any]] | None = Field(
         None, description="Chat messages sent, as {role, content, ...} dicts."
@@ -233,6 +236,7 @@ FLAT_FIELD_MAP: dict[str, tuple[str | None, str]] = {
     "request_timestamp": (None, "request_timestamp"),
     "response_timestamp": (None, "response_timestamp"),
     "prompt_template_hash": (None, "prompt_template_hash"),
+    "streamed": (None, "streamed"),
 }
 for _group, _cls in _GROUPS.items():
     for _name in _cls.model_fields:
@@ -251,6 +255,7 @@ class LLMMetadataFlat(UtcModel):
     request_timestamp: UtcDateTime | None = None
     response_timestamp: UtcDateTime | None = None
     prompt_template_hash: str | None = None
+    streamed: bool | None = None
     # token_usage
     input_tokens: int | None = None
     output_tokens: int | None = None

@@ -39,6 +39,14 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+#: Columns of the covering indexes the quality and drift reports read (revision 0009).
+LLM_REPORT_COLUMNS = (
+    "started_at", "run_id", "trace_id", "provider", "provider_model", "prompt_template_hash",
+    "model_version", "total_tokens", "total_cost", "price_status", "temperature",
+    "max_tokens", "time_to_first_token_ms", "streamed", "finish_reason", "request_id",
+)
+LINK_REPORT_COLUMNS = ("stage", "run_id", "document_id", "trace_id", "content_hash", "score")
+
 runs = sa.Table(
     "runs",
     metadata,
@@ -79,7 +87,10 @@ runs = sa.Table(
         postgresql_where=sa.text("parent_id IS NOT NULL"),
         sqlite_where=sa.text("parent_id IS NOT NULL"),
     ),
-    sa.Index(None, "started_at"),
+    # With application and id (revision 0009): a window's runs joined to their links or
+    # evaluations, per application, without reading the runs' rows. (Not (started_at, id):
+    # that order would rival the roots index for "recent traces".)
+    sa.Index("ix_runs_started_at", "started_at", "app_name", "id"),
     # Context columns are empty in apps that set no app name, user or session: their
     # indexes hold only the runs that have one (a filter on a value implies NOT NULL).
     *(sa.Index(None, *columns, postgresql_where=sa.text(f"{columns[0]} IS NOT NULL"),
@@ -92,6 +103,24 @@ runs = sa.Table(
         "ix_runs_roots_started_at",
         "started_at",
         "id",
+        postgresql_where=sa.text("parent_id IS NULL"),
+        sqlite_where=sa.text("parent_id IS NULL"),
+    ),
+    # Quality and drift (revision 0009). Every column their per-run figures test, grouped
+    # as they group: one pass over this index, no table row read.
+    # (Not led by app_name: a query grouping by application would scan it for its order.)
+    sa.Index("ix_runs_quality", "schema_version", "truncated", "redacted", "status",
+             "app_name", "started_at", "id"),
+    # A run's window and context by id: an LLM call's or a document link's run, joined
+    # without reading the run's row.
+    sa.Index("ix_runs_call_context", "id", "started_at", "app_name", "request_type"),
+    # Runs of one kind in a window (retrievers, tools), with what the reports read of them.
+    sa.Index("ix_runs_kind_started_at", "kind", "started_at", "app_name", "id", "trace_id"),
+    # Roots per application with their context, status and latency (traces' figures).
+    sa.Index(
+        "ix_runs_roots_quality",
+        "app_name", "started_at", "id", "request_type", "status", "duration_ms",
+        "app_version", "user_hash", "session_id", "parent_id",
         postgresql_where=sa.text("parent_id IS NULL"),
         sqlite_where=sa.text("parent_id IS NULL"),
     ),
@@ -146,6 +175,15 @@ llm_calls = sa.Table(
     sa.Column("price_status", sa.String),
     sa.Column("prompt_template_hash", KEY),
     sa.Column("metadata", JSON_VALUE, nullable=False),
+    # Copies of metadata values the quality and drift reports aggregate (revision 0009,
+    # schemas.flat.LLM_PROMOTED): read from columns, not parsed out of every call's JSON.
+    sa.Column("model_version", KEY),
+    sa.Column("request_id", KEY),
+    sa.Column("finish_reason", sa.String),
+    sa.Column("time_to_first_token_ms", sa.Float),
+    sa.Column("streamed", sa.Boolean),
+    sa.Column("temperature", sa.Float),
+    sa.Column("max_tokens", sa.BigInteger),
     sa.Index(None, "trace_id"),
     sa.Index(None, "provider_model"),
     sa.Index(None, "provider"),
@@ -153,6 +191,9 @@ llm_calls = sa.Table(
     sa.Index(None, "prompt_template_hash",
              postgresql_where=sa.text("prompt_template_hash IS NOT NULL"),
              sqlite_where=sa.text("prompt_template_hash IS NOT NULL")),
+    # Every column the quality and drift reports read of a call (revision 0009): they
+    # scan this, never the rows with their metadata JSON.
+    sa.Index("ix_llm_calls_reports", *LLM_REPORT_COLUMNS),
 )
 
 documents = sa.Table(
@@ -178,7 +219,11 @@ document_links = sa.Table(
     sa.Column("input_rank", sa.Integer),
     sa.Index(None, "content_hash"),
     sa.Index(None, "document_id"),
-    sa.Index(None, "trace_id"),
+    # With the stage (revision 0009): "has this trace an in_prompt document" is answered
+    # by the index alone.
+    sa.Index(None, "trace_id", "stage"),
+    # The links of one stage (of one run) with what the reports read of them (0009).
+    sa.Index("ix_document_links_reports", *LINK_REPORT_COLUMNS),
 )
 
 #: Each distinct tool definition offered to a model, once (see schemas.flat.TOOL_FIELDS):
