@@ -164,3 +164,24 @@ def test_predict_keeps_the_template_on_its_llm_call(sqlite_url: str) -> None:
     assert meta.prompt_template_hash is not None
     assert meta.prompt_text == "Answer briefly: What is WAL?"
     trail.close()
+
+
+class KwargsLLM(UsageLLM):
+    """An LLM with provider keyword arguments of its own (as OpenAI's and Anthropic's)."""
+
+    additional_kwargs: dict[str, Any] = {"max_new_tokens": 9, "max_tokens": 100, "seed": 5,
+                                         "top_p": 0.5}
+
+
+def test_request_parameters_follow_the_core_synonyms_and_priority(sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    handler = instrument(trail)
+    # Two names for max_tokens in the call itself: the first in the core's synonym list
+    # wins, whatever the order given; the call's own values beat the LLM's kwargs, which
+    # beat its attributes.
+    KwargsLLM().complete("What is WAL?", num_predict=16, max_completion_tokens=32, top_p=0.9)
+    _, meta = _only_call(trail, handler.last_trace_id)
+    params = meta.request_parameters
+    assert (params.max_tokens, params.top_p, params.seed, params.temperature) == (32, 0.9, 5,
+                                                                                  0.2)
+    trail.close()

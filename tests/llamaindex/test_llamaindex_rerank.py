@@ -62,16 +62,20 @@ class EventReranker(BaseNodePostprocessor):
 class RerankingRetriever(BaseRetriever):
     """Retrieves, then reranks inside its own method (no postprocessor span at all)."""
 
+    start_event: type[ReRankStartEvent] = ReRankStartEvent
+    end_event: type[ReRankEndEvent] = ReRankEndEvent
+    model_name = "inline-model"
+
     def __init__(self, inner: BaseRetriever) -> None:
         super().__init__()
         self._inner = inner
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         nodes = self._inner.retrieve(query_bundle)
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=2,
-                                          model_name="inline-model"))
+        dispatcher.event(self.start_event(query=query_bundle, nodes=nodes, top_n=2,
+                                          model_name=self.model_name))
         result = list(reversed(nodes))[:2]
-        dispatcher.event(ReRankEndEvent(nodes=result))
+        dispatcher.event(self.end_event(nodes=result))
         return result
 
 
@@ -212,6 +216,34 @@ def test_rerank_events_outside_a_postprocessor_become_their_own_run(sqlite_url: 
     reranked = _docs(lineage, rerank, DocStage.RERANKED)
     assert [d.input_rank for d in reranked] == [3, 2]
     assert [d.document_id for d in reranked] == [n.node.node_id for n in response.source_nodes]
+    trail.close()
+
+
+class VendorScoresStart(ReRankStartEvent):
+    """An integration's own rerank event: told by its type, whatever its class name."""
+
+
+class VendorScoresEnd(ReRankEndEvent):
+    """The end of it."""
+
+
+class VendorRerankingRetriever(RerankingRetriever):
+    start_event = VendorScoresStart
+    end_event = VendorScoresEnd
+    model_name = "vendor-model"
+
+
+def test_rerank_events_are_recognised_by_type_not_by_name(sqlite_url: str) -> None:
+    trail = Trail(sqlite_url)
+    handler = instrument(trail)
+    retriever = VendorRerankingRetriever(build_index().as_retriever(similarity_top_k=4))
+    RetrieverQueryEngine.from_args(retriever, llm=MockLLM()).query(QUESTION)
+    assert trail.flush()
+    lineage = trail.lineage(handler.last_trace_id)
+    (rerank,) = [r for r in lineage.runs if r.kind is RunKind.RERANKER]
+    assert rerank.name == "vendor-model"
+    assert rerank.metadata["llamaindex_event"] == "VendorScoresStart"
+    assert [d.input_rank for d in _docs(lineage, rerank, DocStage.RERANKED)] == [3, 2]
     trail.close()
 
 

@@ -12,9 +12,10 @@ Where each value comes from, first found wins:
 - request parameters: invocation params, then ``ls_temperature``/``ls_max_tokens``/``ls_stop``,
   then the model's constructor arguments in ``serialized["kwargs"]`` (``ChatAnthropic``
   sends its ``stop_sequences`` but reports them nowhere else);
-- token usage: ``AIMessage.usage_metadata`` (with ``input_token_details`` and
-  ``output_token_details``; Anthropic's cache writes by TTL are summed and their split
-  kept), then ``llm_output["token_usage"]`` / ``["usage"]``;
+- token usage: ``AIMessage.usage_metadata`` (LangChain's normalised usage, read by the
+  core's :func:`~ragtrail.providers.standard_usage`: Anthropic's cache writes by TTL are
+  summed and their split kept), then ``llm_output["token_usage"]`` / ``["usage"]`` (the
+  provider's own usage, read by the core);
 - response metadata: the message's ``response_metadata`` over ``generation_info``, then
   ``llm_output``; rate limits from their ``headers`` when the model exposes them.
 """
@@ -34,14 +35,13 @@ from ragtrail.capture.llm_update import compact
 from ragtrail.conventions import tool_call_list, tool_definitions
 from ragtrail.providers import (
     CACHE_CREATION,
-    PARAM_SYNONYMS,
-    cache_creation_tokens,
-    first_param,
     rate_limit_info,
     response_fields,
     specific_params,
+    standard_usage,
     usage_from_mapping,
 )
+from ragtrail.providers import request_parameters as provider_request_parameters
 from ragtrail.schemas import (
     LLMRequestParameters,
     LLMResponseMetadata,
@@ -141,16 +141,9 @@ def request_parameters(
 ) -> dict[str, Any]:
     """``LLMRequestParameters`` fields from invocation params, ``ls_*`` metadata and,
     last, the constructor arguments (a call's own values come first)."""
-    values: dict[str, Any] = {}
-    for field in PARAM_SYNONYMS:  # the core's synonyms and priority rule
-        value = first_param(params, field)
-        if value is None and field in _LS_PARAMS:
-            value = metadata.get(_LS_PARAMS[field])
-        if value is None and constructed:
-            value = first_param(constructed, field)
-        if field == "stop_sequences" and isinstance(value, str):
-            value = [value]
-        values[field] = value
+    ls_values = {field: metadata.get(key) for field, key in _LS_PARAMS.items()}
+    # The core's synonyms and priority rule, the sources in this order.
+    values = provider_request_parameters(params, ls_values, constructed or {})
     if values.get("model") is None:
         values["model"] = metadata.get(LS_MODEL_NAME)
     return _valid_fields(LLMRequestParameters, values)
@@ -197,39 +190,17 @@ def _first_generation(response: LLMResult) -> Generation | None:
     return None
 
 
-#: langchain-openai prefixes the usage details of these service tiers with the tier's
-#: name ("priority_cache_read", "flex_reasoning").
-_SERVICE_TIERS = ("priority", "flex")
-
 _Usage = tuple[dict[str, Any], dict[str, Any] | None]  # usage fields, provider specifics
-
-
-def _detail(details: Any, key: str) -> Any:
-    """A usage detail of LangChain's ``input/output_token_details``, also when
-    langchain-openai prefixed it with the call's service tier."""
-    if not isinstance(details, Mapping):
-        return None
-    for name in (key, *(f"{tier}_{key}" for tier in _SERVICE_TIERS)):
-        if details.get(name) is not None:
-            return details[name]
-    return None
 
 
 @guarded(default=None)
 def _usage_from_message(generation: Generation | None) -> _Usage | None:
+    """LangChain's normalised usage on the message, read by the core."""
     message = generation.message if isinstance(generation, ChatGeneration) else None
     usage = getattr(message, "usage_metadata", None)
     if not usage:
         return None
-    inputs, outputs = usage.get("input_token_details"), usage.get("output_token_details")
-    # langchain-anthropic reports Anthropic's cache writes by TTL beside cache_creation: 0.
-    written, by_ttl = cache_creation_tokens(_detail(inputs, "cache_creation"), inputs)
-    fields = {"input_tokens": usage.get("input_tokens"),
-              "output_tokens": usage.get("output_tokens"),
-              "total_tokens": usage.get("total_tokens"),
-              "cache_read_tokens": _detail(inputs, "cache_read"),
-              "cache_creation_tokens": written,
-              "reasoning_tokens": _detail(outputs, "reasoning")}
+    fields, by_ttl = standard_usage(usage)
     return fields, {CACHE_CREATION: by_ttl} if by_ttl else None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
-from ragtrail.capture import Recorder, guarded
+from ragtrail.capture import LLMUpdate, Recorder, guarded
 from ragtrail.capture.rerank import record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
@@ -130,10 +130,10 @@ def _inputs(event: _Event, data: dict[str, Any]) -> Any:
     return plain({k: v for k, v in data.items() if k != EventPayload.SERIALIZED.value})
 
 
-@guarded(default={})
-def _llm_start(data: dict[str, Any]) -> dict[str, Any]:
+@guarded(default=LLMUpdate())
+def _llm_start(data: dict[str, Any]) -> LLMUpdate:
     serialized = data.get(EventPayload.SERIALIZED.value) or {}
-    meta: dict[str, Any] = {}
+    meta = LLMUpdate()
     model = serialized.get("model") or serialized.get("model_name")
     if isinstance(model, str):
         meta["provider_model"] = model

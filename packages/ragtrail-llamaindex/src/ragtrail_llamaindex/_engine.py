@@ -12,16 +12,17 @@ its state) and its lock is the engine's; the open spans are the span handler's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from llama_index.core.instrumentation.span import active_span_id
 
 from ragtrail.capture import LLMUpdate, Recorder, guarded
 from ragtrail.capture.rerank import record_reranking
+from ragtrail.providers import merge_counts
 from ragtrail.schemas import (
     ROLE_KEY,
     AppContext,
@@ -34,6 +35,7 @@ from ragtrail.schemas import (
 )
 
 from ._coverage import handlers_of, holds_engine, reaches_engine
+from ._events import RERANK_EVENTS, EventKind, event_kind, is_streaming
 from ._extract import (
     NodeRef,
     arguments_of,
@@ -45,13 +47,7 @@ from ._extract import (
 )
 from ._families import inputs_of, outputs_of, start_metadata, template_of
 from ._infer import Pipeline, infer_rerank, node_plan, pipeline_of
-from ._llm import (
-    llm_request,
-    llm_response,
-    merge_usage_fields,
-    response_metadata,
-    usage_fields,
-)
+from ._llm import llm_request, llm_response, response_metadata, usage_fields
 from ._roles import Family, Role, classify, starts_ingestion
 from ._streams import is_lazy_stream, wrap_response_gen
 
@@ -83,7 +79,7 @@ class _Run:
     child_text: str | None = None
     child_error: BaseException | None = None  # a streaming child failed
     input_refs: list[NodeRef] = field(default_factory=list)
-    template: dict[str, Any] | None = None
+    template: LLMUpdate | None = None
     stream_usage: dict[str, int] = field(default_factory=dict)
     stream_meta: dict[str, str] = field(default_factory=dict)  # response metadata so far
     inner_spans: list[str] = field(default_factory=list)  # same-call spans streaming for it
@@ -239,7 +235,7 @@ class Engine:
             elif is_lazy_stream(result):
                 run.waiting, run.pending = "stream", result
                 wrap_response_gen(result, span_id, partial(self._stream_done, run))
-            elif _is_streaming(result) and run.open_children > 0:
+            elif is_streaming(result) and run.open_children > 0:
                 run.waiting, run.pending = "children", result
             else:
                 self._finish(run, result)
@@ -351,28 +347,46 @@ class Engine:
 
     @guarded
     def on_event(self, event: Any) -> None:
-        """LLM streaming progress and end, exceptions, rerank events, tool calls."""
-        name = type(event).__name__
+        """LLM streaming progress and end, exceptions, rerank events, tool calls (each
+        handled by the method its type maps to, see :mod:`._events`)."""
+        kind = event_kind(event)
+        if kind is None:
+            return
         with self.recorder.lock:
             span_id = getattr(event, "span_id", None)
             span = self.spans.get(span_id) if span_id is not None else None
             run = span.run if span is not None else None
-            if name.startswith("ReRank"):
-                self._rerank_event(name, event, span_id, span, run)
+            if kind in RERANK_EVENTS:
+                self._rerank_event(kind, event, span_id, span, run)
                 return
             if run is None and span is not None:
                 run = span.same_call
             if run is None or run.ended:
                 return
-            if name in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
-                self._progress(run, event.response)
-            elif name in ("LLMChatEndEvent", "LLMCompletionEndEvent") and run.waiting == "event":
-                self._finish(run, event.response)
-            elif name == "ExceptionEvent" and run.exited:
-                self._finish(run, _UNSET, error=event.exception)
-            elif name == "AgentToolCallEvent":
-                self.recorder.add_event(run.run_id, "tool_call", {
-                    "tool": getattr(event.tool, "name", None), "arguments": event.arguments})
+            self._ON_RUN_EVENT[kind](self, run, event)
+
+    def _on_llm_progress(self, run: _Run, event: Any) -> None:
+        self._progress(run, event.response)
+
+    def _on_llm_end(self, run: _Run, event: Any) -> None:
+        if run.waiting == "event":
+            self._finish(run, event.response)
+
+    def _on_exception(self, run: _Run, event: Any) -> None:
+        if run.exited:
+            self._finish(run, _UNSET, error=event.exception)
+
+    def _on_tool_call(self, run: _Run, event: Any) -> None:
+        self.recorder.add_event(run.run_id, "tool_call", {
+            "tool": getattr(event.tool, "name", None), "arguments": event.arguments})
+
+    #: Event kind -> what it does to the run it belongs to (rerank events aside).
+    _ON_RUN_EVENT: ClassVar[dict[EventKind, Callable[[Engine, _Run, Any], None]]] = {
+        EventKind.LLM_PROGRESS: _on_llm_progress,
+        EventKind.LLM_END: _on_llm_end,
+        EventKind.EXCEPTION: _on_exception,
+        EventKind.TOOL_CALL: _on_tool_call,
+    }
 
     def _progress(self, run: _Run, response: Any) -> None:
         if run.role.family is not Family.LLM:
@@ -383,17 +397,17 @@ class Engine:
         if not run.first_token and getattr(response, "delta", None):
             run.first_token = True
             self.recorder.record_first_token(run.run_id)
-        merge_usage_fields(run.stream_usage, usage_fields(response))
+        merge_counts(run.stream_usage, usage_fields(response))
         # OpenAI's last chunk carries the usage but no finish reason: keep what came before.
         run.stream_meta.update(response_metadata(response))
 
-    def _rerank_event(self, name: str, event: Any, span_id: str | None, span: _Span | None,
-                      run: _Run | None) -> None:
+    def _rerank_event(self, kind: EventKind, event: Any, span_id: str | None,
+                      span: _Span | None, run: _Run | None) -> None:
         """A rerank event in a postprocessor's run makes it a reranker; elsewhere (say, a
         retriever that reranks inline) the start and end events become a run of their
         own, kept on the span they happened in until its end event."""
         key = span_id or ""
-        if name == "ReRankStartEvent":
+        if kind is EventKind.RERANK_START:
             info = {"model_name": getattr(event, "model_name", None),
                     "top_n": getattr(event, "top_n", None)}
             info = {k: v for k, v in info.items() if v is not None}
@@ -416,8 +430,8 @@ class Engine:
             span.rerank_event = born
             self._start(born, {"query": query_text(getattr(event, "query", None)),
                                "nodes": [r.as_dict() for r in born.input_refs]},
-                        {**info, "llamaindex_event": name}, None)
-        elif name == "ReRankEndEvent":
+                        {**info, "llamaindex_event": type(event).__name__}, None)
+        elif kind is EventKind.RERANK_END:
             holder = self.spans.get(key)
             ended = holder.rerank_event if holder is not None else None
             if holder is not None:
@@ -473,12 +487,6 @@ def _same_call(parent: _Run | None, role: Role, instance: Any) -> bool:
     """``MockLLM.chat`` calling ``self.complete``, ``aquery`` calling ``query``: one call."""
     return parent is not None and parent.instance_id == id(instance) \
         and parent.role.family is role.family
-
-
-def _is_streaming(result: Any) -> bool:
-    if isinstance(result, (Generator, AsyncGenerator)):
-        return True
-    return type(result).__name__.startswith(("Streaming", "AsyncStreaming"))
 
 
 def _is_cancel(error: BaseException) -> bool:

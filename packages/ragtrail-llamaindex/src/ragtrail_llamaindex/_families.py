@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ragtrail.capture import guarded
+from ragtrail.capture import LLMUpdate, guarded
 from ragtrail.schemas import ROLE_KEY, StepRole, content_hash
 
 from ._extract import message_dicts, node_refs, plain, query_text, response_output
@@ -147,7 +147,7 @@ def reranker_info(instance: Any) -> dict[str, Any]:
 
 
 @guarded(default=None)
-def template_of(instance: Any, arguments: Mapping[str, Any]) -> dict[str, Any] | None:
+def template_of(instance: Any, arguments: Mapping[str, Any]) -> LLMUpdate | None:
     """Template, variables and template hash of a ``predict``-style call."""
     prompt = arguments.get("prompt")
     get_template = getattr(prompt, "get_template", None)
@@ -162,9 +162,8 @@ def template_of(instance: Any, arguments: Mapping[str, Any]) -> dict[str, Any] |
     variables = dict(getattr(prompt, "kwargs", None) or {})
     variables.update({k: v for k, v in arguments.items()
                       if k not in ("prompt", "output_cls", "llm_kwargs")})
-    found: dict[str, Any] = {
-        "prompt_template": text, "prompt_template_hash": content_hash(text),
-        "prompt_variables": {k: plain(v) for k, v in variables.items()}}
+    found = LLMUpdate(prompt_template=text, prompt_template_hash=content_hash(text),
+                      prompt_variables={k: plain(v) for k, v in variables.items()})
     name = _prompt_type(prompt)
     if name is not None:
         found["prompt_template_name"] = name

@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from ..conventions import tool_call_list
+from ..conventions import tool_definitions as canonical_definitions
 from ..errors import ConfigError
 from ..query import DocumentUse
 from ..schemas import DocStage, LLMMetadata, Run, RunStatus
@@ -471,8 +473,10 @@ def _mapping(item: Any) -> Mapping[str, Any] | None:
 
 
 def _calls_of(value: Any) -> list[dict[str, Any]]:
-    """Tool calls in either common shape: {name, args|arguments, id} or OpenAI's
-    {id, function: {name, arguments}}; anything without a name is skipped."""
+    """Tool calls of a message as sent, in either common shape: {name, args|arguments,
+    id} or OpenAI's {id, function: {name, arguments}}; anything without a name is
+    skipped. Unlike the core's canonical reading, the arguments stay as sent (OpenAI's
+    JSON text is exported as that text)."""
     calls = []
     for raw in value if isinstance(value, list) else []:
         item = _mapping(raw)
@@ -488,26 +492,15 @@ def _calls_of(value: Any) -> list[dict[str, Any]]:
 
 
 def tool_calls(meta: LLMMetadata) -> list[dict[str, Any]]:
-    """The tool calls the model asked for, from the stored LLM metadata (if any)."""
-    return _calls_of(getattr(meta, "tool_calls", None))
+    """The tool calls the model asked for, from the stored LLM metadata (if any), in the
+    core's canonical shape (:func:`ragtrail.conventions.tool_call_list`)."""
+    return tool_call_list(meta.tool_calls) or []
 
 
 def tool_definitions(meta: LLMMetadata) -> list[dict[str, Any]]:
-    """The tools offered to the model, from the stored LLM metadata (if any)."""
-    raw = getattr(meta, "tool_definitions", None) or getattr(meta, "tools", None)
-    definitions = []
-    for entry in raw if isinstance(raw, list) else []:
-        item = _mapping(entry)
-        if item is None:
-            continue
-        function: Mapping[str, Any] = _mapping(item.get("function")) or item
-        name = function.get("name")
-        if not name:
-            continue
-        definitions.append({"name": str(name), "description": function.get("description"),
-                            "parameters": function.get("parameters",
-                                                       function.get("input_schema"))})
-    return definitions
+    """The tools offered to the model, from the stored LLM metadata (if any), in the
+    core's canonical shape (:func:`ragtrail.conventions.tool_definitions`)."""
+    return canonical_definitions(meta.tools) or []
 
 
 def _tool_call_id(run: Run) -> str | None:

@@ -3,8 +3,11 @@
 The only place that knows providers' key names: token usage per wire shape (OpenAI chat
 and Responses, Anthropic with cache TTLs, Gemini, Bedrock, Ollama), request-parameter
 synonyms with one priority rule (:data:`PARAM_SYNONYMS`), response metadata, the
-request id and rate-limit headers, and what a client sends beyond the canonical call
-(unmodelled parameters, its request style: :mod:`._clients`), for ``ragtrail replay``.
+request id and rate-limit headers, raw responses of unknown shape read whole
+(:func:`usage_counts`, :func:`usage_from_counts`, :func:`raw_response_fields`), and
+what a client sends beyond the canonical call (unmodelled parameters, its request
+style: :mod:`._clients`), for ``ragtrail replay``. :data:`PROVIDER_KEY_NAMES` lists
+the names no adapter spells.
 
 Framework-free: the adapters find the values in their framework's objects and hand
 them here, so LangChain and LlamaIndex store the same numbers for the same answer.
@@ -59,6 +62,18 @@ from ._params import (
     request_parameters,
     specific_params,
 )
+from ._raw import (
+    PROVIDER_KEY_NAMES,
+    USAGE_COUNT_KEYS,
+    USAGE_DETAIL_KEYS,
+    checked_parameters,
+    merge_counts,
+    raw_response_fields,
+    standard_usage,
+    top_level_counts,
+    usage_counts,
+    usage_from_counts,
+)
 from ._response import FINISH_REASON_KEYS, response_fields
 from ._usage import (
     CACHE_CREATION,
@@ -90,27 +105,33 @@ __all__ = [
     "PARAM_SYNONYMS",
     "PROVIDER_FROM_CLASS",
     "PROVIDER_INFERRED",
+    "PROVIDER_KEY_NAMES",
     "REQUEST_EXTRA",
     "REQUEST_ID_HEADERS",
     "REQUEST_STYLE",
     "REQUEST_STYLES",
+    "USAGE_COUNT_KEYS",
+    "USAGE_DETAIL_KEYS",
     "ProviderUsage",
     "RequestStyle",
     "anthropic_usage",
     "bedrock_usage",
     "cache_creation_tokens",
     "cache_write_1h_tokens",
+    "checked_parameters",
     "client_request_fields",
     "field_of",
     "first_param",
     "gemini_usage",
     "lower_headers",
+    "merge_counts",
     "ollama_usage",
     "openai_chat_usage",
     "openai_responses_usage",
     "openai_usage",
     "parse_duration_s",
     "rate_limit_info",
+    "raw_response_fields",
     "request_extra",
     "request_id",
     "request_parameters",
@@ -118,5 +139,9 @@ __all__ = [
     "resolve_provider",
     "response_fields",
     "specific_params",
+    "standard_usage",
+    "top_level_counts",
+    "usage_counts",
+    "usage_from_counts",
     "usage_from_mapping",
 ]
