@@ -234,12 +234,13 @@ class Recorder:
     # Mapping[str, Any] is still accepted for the LlamaIndex adapter, which passes plain
     # dicts until it builds LLMUpdate too; then the seam narrows to the two typed forms.
     def update_llm(
-        self, run_id: object, meta: LLMMetadata | LLMUpdate | Mapping[str, Any]
+        self, run_id: object, meta: LLMMetadata | LLMUpdate
     ) -> None:
         """Merge LLM metadata into a run; later non-None values win, groups merge field-wise.
 
-        ``meta``: an :class:`~ragtrail.capture.LLMUpdate` (the adapters' typed seam) or a
-        whole :class:`~ragtrail.schemas.LLMMetadata`.
+        ``meta``: an :class:`~ragtrail.capture.LLMUpdate` (the adapters' typed seam: a
+        misspelled key is a type error under mypy) or a whole
+        :class:`~ragtrail.schemas.LLMMetadata`. (A plain mapping is still accepted at run time.)
 
         Messages or prompt text given here are also matched against the trace's documents
         to link those that reached the prompt at stage ``in_prompt``.
