@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from layers import LAYERS
 
 PG_ENV = "RAGTRAIL_TEST_POSTGRES_URL"
 
@@ -76,9 +77,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-#: The layer directories under tests/ (each is also a registered marker).
-LAYERS = ("core", "store", "writer", "reliability", "providers", "langchain", "llamaindex",
-          "evals", "quality", "cli", "web", "export", "governance", "e2e", "interop")
 _TESTS = Path(__file__).resolve().parent
 
 

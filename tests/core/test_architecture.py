@@ -120,7 +120,7 @@ def test_the_table_names_every_cli_command_and_query() -> None:
 
 def test_tests_are_grouped_by_layer(pytestconfig: pytest.Config) -> None:
     """Every test module lives in a layer directory that is a registered marker."""
-    from conftest import LAYERS
+    from layers import LAYERS
 
     tests = Path(__file__).resolve().parents[1]
     assert not sorted(p.name for p in tests.glob("test_*.py")), "tests/ root holds tests"
