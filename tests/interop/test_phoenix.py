@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import free_port, start
@@ -51,8 +52,14 @@ def _export_and_read(phoenix: str, url: str, ids: list[str]) -> dict[str, Any]:
     for lineage in lineages:
         project = lineage.root.app_name
         while True:  # Phoenix ingests asynchronously
-            got = client.spans.get_spans(project_identifier=project, limit=1000,
-                                         trace_ids=[_otel_trace(lineage.trace_id)])
+            try:
+                got = client.spans.get_spans(project_identifier=project, limit=1000,
+                                             trace_ids=[_otel_trace(lineage.trace_id)])
+            except httpx.HTTPStatusError as exc:
+                # The project is created by the ingestion itself: 404 until it has run.
+                if exc.response.status_code != 404 or time.monotonic() > deadline:
+                    raise
+                got = []
             if len(got) >= len(lineage.runs) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
