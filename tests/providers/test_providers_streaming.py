@@ -39,7 +39,6 @@ provider = pytest.fixture(name="provider")(serve_provider)
 trail = pytest.fixture(name="trail", scope="module")(module_trail)
 
 DELAY_S = 0.4
-MARGIN_S = 2.0  # generous: a loaded CI machine, client set-up, thread switches
 
 
 def langchain_stream(client: str, server: ProviderServer, trail: Trail) -> LLMMetadata:
@@ -86,8 +85,11 @@ def test_time_to_first_token(framework: str, client: str, provider: ProviderServ
     assert perf is not None
     ttft, total = perf.time_to_first_token_ms, perf.total_duration_ms
     assert ttft is not None and total is not None
-    assert DELAY_S * 1000 <= ttft < (DELAY_S + MARGIN_S) * 1000
-    assert total > ttft  # the remaining events are spaced out by the server
+    # What must hold whatever the machine's load (no wall-clock ceiling): the first token
+    # cannot arrive before the server sent it, and it arrives before the stream ends
+    # (the server spaces out the remaining events).
+    assert ttft >= DELAY_S * 1000
+    assert total > ttft
     # Tokens per second: output tokens over the time spent after the first token.
     output = EXPECTED_USAGE[client].output_tokens
     assert meta.token_usage is not None and meta.token_usage.output_tokens == output
