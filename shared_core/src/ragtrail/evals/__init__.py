@@ -12,6 +12,8 @@ its judge's LLM calls as a trace of their own (``request_type="evaluation"``), w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..query._evaluations import (
     EVALUATION_REQUEST_TYPE,
     Evaluation,
@@ -22,6 +24,9 @@ from ..query._evaluations import (
 from ._judge import JudgeRun, judge_trace
 from ._runner import EvaluationInputs, evaluation_inputs, record_result, run_coroutine
 from ._write import MAX_LABEL_CHARS, MAX_NAME_CHARS, evaluation_key
+
+if TYPE_CHECKING:
+    from ._report import evaluations_table
 
 __all__ = [
     "EVALUATION_REQUEST_TYPE",
@@ -34,8 +39,18 @@ __all__ = [
     "JudgeRun",
     "evaluation_inputs",
     "evaluation_key",
+    "evaluations_table",
     "judge_trace",
     "record_result",
     "run_coroutine",
     "summarise_judge",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the rich table is imported only by who prints one.
+    if name == "evaluations_table":
+        from ._report import evaluations_table
+
+        return evaluations_table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,12 +18,14 @@ from ._live import ExportingStore, LiveExporter
 if TYPE_CHECKING:
     from ._otel import SpanOptions, span_ids, to_spans
     from ._otlp import OtlpExporter, OtlpSummary
+    from ._views import RunView, views_from_lineage, views_from_records
 
-__all__ = ["ExportingStore", "LiveExporter", "OtlpExporter", "OtlpSummary", "SpanOptions",
-           "span_ids", "to_spans"]
+__all__ = ["ExportingStore", "LiveExporter", "OtlpExporter", "OtlpSummary", "RunView",
+           "SpanOptions", "span_ids", "to_spans", "views_from_lineage", "views_from_records"]
 
 _LAZY = {"OtlpExporter": "_otlp", "OtlpSummary": "_otlp", "SpanOptions": "_otel",
-         "span_ids": "_otel", "to_spans": "_otel"}
+         "span_ids": "_otel", "to_spans": "_otel", "RunView": "_views",
+         "views_from_lineage": "_views", "views_from_records": "_views"}
 
 
 def __getattr__(name: str) -> Any:

@@ -23,11 +23,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .capture import CaptureConfig, PricerLike, Recorder
-from .redaction import Redactor
-from .schemas import AppContext, CapturedRun, DocStage, DocumentLink, LLMMetadata, Run, RunKind
-from .schemas.flat import AnyRecord
-from .sink import (
+from ..capture import CaptureConfig, PricerLike, Recorder
+from ..redaction import Redactor
+from ..schemas import AppContext, CapturedRun, DocStage, DocumentLink, LLMMetadata, Run, RunKind
+from ..schemas.flat import AnyRecord
+from ..sink import (
     ListSink,
     PermanentStoreError,
     PreparedBatch,
