@@ -29,7 +29,7 @@ from llamaindex_rag import build_query_engine
 from rich.console import Console
 
 from ragtrail import Trail
-from ragtrail.evals._report import evaluations_table
+from ragtrail.evals import evaluations_table
 from ragtrail_llamaindex import evaluate, instrument, uninstrument
 
 QUESTIONS = (
