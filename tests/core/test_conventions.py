@@ -152,7 +152,7 @@ def test_a_copy_keeps_the_id_and_a_piece_names_its_source() -> None:
 ])
 def test_question_and_answer_of_a_root(inputs: Any, outputs: Any, question: str,
                                        answer: str | None) -> None:
-    from ragtrail.query._common import answer_of, question_of
+    from ragtrail.testing.internals import answer_of, question_of
 
     assert (question_of(inputs), answer_of(outputs)) == (question, answer)
 

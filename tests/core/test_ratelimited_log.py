@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ragtrail._log import RateLimitedLog, SafeLogger
+from ragtrail.testing.internals import RateLimitedLog, SafeLogger
 
 
 def test_a_key_is_logged_once_per_interval_then_says_what_it_held_back(

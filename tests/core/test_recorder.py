@@ -338,7 +338,7 @@ def test_hidden_inputs_leave_no_unredacted_conversion_for_shown_outputs(sink: Li
 
 def test_a_payload_that_fails_to_convert_costs_the_field_not_the_run(
         sink: ListSink, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragtrail.capture import _safe_json
+    from ragtrail.testing.internals import SafeJson
 
     rec = Recorder(sink)
     errors_before = error_counter.total()
@@ -346,7 +346,7 @@ def test_a_payload_that_fails_to_convert_costs_the_field_not_the_run(
     def broken(self: Any, value: Any, depth: int = 0) -> Any:
         raise RuntimeError("converter bug")
 
-    monkeypatch.setattr(_safe_json.SafeJson, "convert", broken)
+    monkeypatch.setattr(SafeJson, "convert", broken)
     assert rec.start_run("p", kind="chain", name="x", inputs={"q": 1}) is True
     monkeypatch.undo()
     rec.end_run("p", outputs={"a": 1})
@@ -359,7 +359,7 @@ def test_a_payload_that_fails_to_convert_costs_the_field_not_the_run(
 def test_a_failure_to_report_a_failure_still_costs_only_the_field(
         sink: ListSink, monkeypatch: pytest.MonkeyPatch) -> None:
     # Near the recursion limit counting the error fails as well: still one field lost.
-    from ragtrail.capture import _safe_json
+    from ragtrail.testing.internals import SafeJson
 
     def broken(self: Any, value: Any, depth: int = 0) -> Any:
         raise RecursionError("maximum recursion depth exceeded")
@@ -368,7 +368,7 @@ def test_a_failure_to_report_a_failure_still_costs_only_the_field(
         raise RecursionError("maximum recursion depth exceeded")
 
     rec = Recorder(sink)
-    monkeypatch.setattr(_safe_json.SafeJson, "convert", broken)
+    monkeypatch.setattr(SafeJson, "convert", broken)
     monkeypatch.setattr(error_counter, "add", no_stack_left)
     assert rec.start_run("p", kind="chain", name="x", inputs={"q": 1}) is True
     monkeypatch.undo()
@@ -732,10 +732,10 @@ def test_redaction_applies_every_time_an_object_is_met(sink: ListSink, cards: No
 def test_lineage_segments_spell_the_start_time_like_strftime(starts: list[datetime],
                                                               run_id: str) -> None:
     # The second's text is cached between runs; every start must still spell its own.
-    from ragtrail.capture.recorder import _segment
+    from ragtrail.testing.internals import lineage_segment
 
     for started in starts:
-        assert _segment(started, run_id) == (started.strftime("%Y%m%dT%H%M%S%fZ")
+        assert lineage_segment(started, run_id) == (started.strftime("%Y%m%dT%H%M%S%fZ")
                                              + run_id.replace(".", "_"))
 
 

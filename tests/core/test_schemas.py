@@ -193,7 +193,8 @@ def test_schema_command_prints_the_models_schema() -> None:
 
 def test_construct_builds_exactly_what_model_construct_builds(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragtrail.schemas import CapturedRun, DocumentLink, Run, _base
+    from ragtrail.schemas import CapturedRun, DocumentLink, Run
+    from ragtrail.testing.internals import schemas_base
     from reliability._factory import make_record
 
     record = make_record("construct", approx=False)
@@ -204,20 +205,20 @@ def test_construct_builds_exactly_what_model_construct_builds(
         (CapturedRun, {"run": record.run, "llm": record.llm, "documents": record.documents,
                        "links": record.links}),
     ]
-    assert _base._FAST, "the shortcut must be active on the pinned pydantic"
+    assert schemas_base._FAST, "the shortcut must be active on the pinned pydantic"
     for cls, values in cases:
-        fast = _base.construct(cls, dict(values))
+        fast = schemas_base.construct(cls, dict(values))
         slow = cls.model_construct(**values)
         assert fast == slow and type(fast) is cls
         assert fast.model_dump_json() == slow.model_dump_json()
         assert fast.model_fields_set == slow.model_fields_set
-    built = _base.construct(CapturedRun, {"run": record.run})
+    built = schemas_base.construct(CapturedRun, {"run": record.run})
     assert built.approx_bytes == 0 and built.documents == [] and built.links == []
     built._approx_bytes = 5  # private attributes work on constructed records
     assert built.approx_bytes == 5
 
-    monkeypatch.setattr(_base, "_FAST", False)  # another pydantic: model_construct itself
-    assert _base.construct(Run, dict(cases[0][1])) == Run.model_construct(**cases[0][1])
+    monkeypatch.setattr(schemas_base, "_FAST", False)  # another pydantic: model_construct itself
+    assert schemas_base.construct(Run, dict(cases[0][1])) == Run.model_construct(**cases[0][1])
 
 
 @given(st.text(max_size=600), st.text(max_size=600))
