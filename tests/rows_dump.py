@@ -110,12 +110,12 @@ def dump(url: str) -> dict[str, list[Any]]:
     """Every table of the store at ``url``, normalised and sorted."""
     import sqlalchemy as sa
 
-    from ragtrail.store import _tables
+    from ragtrail.testing.internals import store_tables
 
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            runs = [dict(r._mapping) for r in conn.execute(sa.select(_tables.runs))]
+            runs = [dict(r._mapping) for r in conn.execute(sa.select(store_tables.runs))]
             names = {r["id"]: r["name"] for r in runs}
             parents = {r["id"]: r["parent_id"] for r in runs}
 
@@ -130,10 +130,10 @@ def dump(url: str) -> dict[str, list[Any]]:
                 return " > ".join(reversed(parts))
 
             out: dict[str, list[Any]] = {}
-            for table in _tables.metadata.sorted_tables:
-                if table is _tables.usage_rollup:
+            for table in store_tables.metadata.sorted_tables:
+                if table is store_tables.usage_rollup:
                     continue  # derived from llm_calls (sums), not stored rows of a run
-                rows = runs if table is _tables.runs else [
+                rows = runs if table is store_tables.runs else [
                     dict(r._mapping) for r in conn.execute(sa.select(table))]
                 normalised = []
                 for row in rows:

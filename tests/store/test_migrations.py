@@ -25,13 +25,11 @@ from ragtrail.store import (
     VERSION_TABLE,
     SchemaTooOldError,
     SqlStore,
-    _migrate,
-    _tables,
-    _url,
     head_revision,
     open_store,
     upgrade_database,
 )
+from ragtrail.testing.internals import store_migrate, store_tables, store_url
 
 RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions",
                    "erasure_log", "read_audit", "usage_rollup",
@@ -81,9 +79,9 @@ def test_migrated_schema_matches_the_table_definitions(db_url: str) -> None:
         context = MigrationContext.configure(conn, opts={
             "compare_type": True,
             "version_table": VERSION_TABLE,
-            "include_object": _migrate.autogenerate_filter(conn.dialect.name),
+            "include_object": store_migrate.autogenerate_filter(conn.dialect.name),
         })
-        assert compare_metadata(context, _tables.metadata) == []
+        assert compare_metadata(context, store_tables.metadata) == []
         indexes = {ix["name"] for table in RAGTRAIL_TABLES
                    for ix in sa.inspect(conn).get_indexes(table)}
     assert "ix_runs_roots_started_at" in indexes
@@ -128,8 +126,8 @@ def test_an_older_schema_is_not_migrated_silently(
     open_store(db_url).close()
     current = head_revision()
     # Pretend this code is one revision ahead of the database.
-    monkeypatch.setattr(_migrate, "head_revision", lambda: "0002_next")
-    monkeypatch.setattr(_migrate, "HEAD_REVISION", "0002_next")
+    monkeypatch.setattr(store_migrate, "head_revision", lambda: "0002_next")
+    monkeypatch.setattr(store_migrate, "HEAD_REVISION", "0002_next")
     with pytest.raises(SchemaTooOldError) as info:
         open_store(db_url)
     assert str(info.value).endswith(
@@ -226,33 +224,33 @@ def test_enabling_wal_retries_a_locked_answer_within_the_busy_timeout(tmp_path: 
             return self.real.execute(sql)
 
     cursor = LockedTwice()
-    _url._enable_wal(cursor, within_s=5.0)  # type: ignore[arg-type]
+    store_url._enable_wal(cursor, within_s=5.0)  # type: ignore[arg-type]
     assert cursor.switches == 3
     assert cursor.real.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # A file already in WAL is left alone: no switch, nothing to race.
     again = LockedTwice()
-    _url._enable_wal(again, within_s=5.0)  # type: ignore[arg-type]
+    store_url._enable_wal(again, within_s=5.0)  # type: ignore[arg-type]
     assert again.switches == 0
     # Past the deadline the error is the caller's to see.
     stuck = LockedTwice()
     stuck.real = sqlite3.connect(tmp_path / "other.db").cursor()
     stuck.switches = -10**6
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        _url._enable_wal(stuck, within_s=0.05)  # type: ignore[arg-type]
+        store_url._enable_wal(stuck, within_s=0.05)  # type: ignore[arg-type]
 
 
 def test_migrations_downgrade_to_an_empty_database(db_url: str) -> None:
     upgrade_database(db_url)
     with _connect(db_url) as conn:
-        command.downgrade(_migrate._config(conn), "base")
+        command.downgrade(store_migrate._config(conn), "base")
     assert _tables_in(db_url) <= {VERSION_TABLE}
     assert upgrade_database(db_url) == head_revision()
 
 
 def test_tables_hold_every_field_of_the_records() -> None:
-    assert set(_tables.runs.c.keys()) == set(Run.model_fields)
-    assert set(_tables.documents.c.keys()) == set(Document.model_fields)
-    assert set(_tables.document_links.c.keys()) == set(DocumentLink.model_fields)
+    assert set(store_tables.runs.c.keys()) == set(Run.model_fields)
+    assert set(store_tables.documents.c.keys()) == set(Document.model_fields)
+    assert set(store_tables.document_links.c.keys()) == set(DocumentLink.model_fields)
 
 
 def test_migrations_ship_inside_the_package() -> None:
@@ -263,11 +261,11 @@ def test_migrations_ship_inside_the_package() -> None:
 
 def test_the_alembic_command_line_is_pointed_at_ragtrail() -> None:
     with pytest.raises(RuntimeError, match="ragtrail db upgrade"):
-        command.upgrade(_migrate._config(), "head")
+        command.upgrade(store_migrate._config(), "head")
 
 
 def test_head_revision_constant_is_the_newest_migration() -> None:
-    assert _migrate.HEAD_REVISION == _migrate._script().get_current_head() == head_revision()
+    assert store_migrate.HEAD_REVISION == store_migrate._script().get_current_head() == head_revision()
 
 
 _OPEN_AND_REPORT = """
@@ -293,7 +291,7 @@ def test_opening_a_current_database_does_not_import_alembic(db_url: str) -> None
 def test_an_older_revision_is_still_seen_through_alembic(db_url: str) -> None:
     upgrade_database(db_url)
     with _connect(db_url) as conn:
-        command.downgrade(_migrate._config(conn), "0001")
+        command.downgrade(store_migrate._config(conn), "0001")
     with pytest.raises(SchemaTooOldError, match="0001"):
         open_store(db_url, auto_upgrade=False)
     open_store(db_url, auto_upgrade=True).close()
@@ -326,7 +324,7 @@ def test_revision_0003_keeps_rows_and_makes_keys_byte_ordered_and_context_indexe
     with open_store(db_url) as store:
         store.write_batch([record("r1", trace_id="r1")])
     with _connect(db_url) as conn:
-        command.downgrade(_migrate._config(conn), "0002")
+        command.downgrade(store_migrate._config(conn), "0002")
     with _connect(db_url) as conn:
         assert "NOT NULL" not in _index_sql(conn, "ix_runs_user_hash")
         if conn.dialect.name == "postgresql":
@@ -369,7 +367,7 @@ def test_revision_0004_drops_the_path_index_and_keeps_rows(db_url: str) -> None:
     with open_store(db_url) as store:
         store.write_batch([record("p1", trace_id="p1")])
     with _connect(db_url) as conn:
-        command.downgrade(_migrate._config(conn), "0003")
+        command.downgrade(store_migrate._config(conn), "0003")
     with _connect(db_url) as conn:
         assert "path" in _index_sql(conn, "ix_runs_path")
     with open_store(db_url, auto_upgrade=True) as store:
@@ -403,12 +401,12 @@ def test_revision_0009_fills_the_promoted_llm_columns_from_the_stored_metadata(
         store.write_batch([full, record("m2", trace_id="m2")])
         before = quality(store.engine).model_dump()
     with _connect(db_url) as conn:
-        command.downgrade(_migrate._config(conn), "0007")
+        command.downgrade(store_migrate._config(conn), "0007")
     with _connect(db_url) as conn:
         assert not set(columns) & {c["name"] for c in sa.inspect(conn).get_columns("llm_calls")}
     with open_store(db_url, auto_upgrade=True) as store, store.engine.connect() as conn:
         rows = {r.run_id: tuple(r)[1:] for r in conn.execute(sa.select(
-            _tables.llm_calls.c.run_id, *(_tables.llm_calls.c[c] for c in columns)))}
+            store_tables.llm_calls.c.run_id, *(store_tables.llm_calls.c[c] for c in columns)))}
         assert rows == {"m1": ("gpt-4o-mini-2024-07-18", "req_1", "stop", 12.5, True, 0.3, 256),
                         "m2": (None,) * len(columns)}
         assert quality(store.engine).model_dump() == before
@@ -422,7 +420,8 @@ def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
 
     from test_usage_rollup import _records, calls_only
 
-    from ragtrail.query import _usage, usage
+    from ragtrail.query import usage
+    from ragtrail.testing.internals import query_usage
 
     call = {"model": "m", "provider": "p", "template": None, "cost": Decimal("0.25"),
             "tokens": 10, "minutes": 30, "app": None, "request_type": None}
@@ -434,7 +433,7 @@ def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
                 "calls": [call, {**call, "cost": None, "minutes": 200}]})
             store.write_batch([*children, *([root] if index < 2 else [])])
     with _connect(db_url) as conn:
-        command.downgrade(_migrate._config(conn), "0007")
+        command.downgrade(store_migrate._config(conn), "0007")
         assert "usage_rollup" not in sa.inspect(conn).get_table_names()
     upgrade_database(db_url)  # an old database: created and filled, then kept
     with open_store(db_url) as store:
@@ -442,7 +441,7 @@ def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
             for flags in ({}, {"include_evaluations": True}):
                 rolled = usage(store.engine, group_by=keys, **flags)
                 with monkeypatch.context() as patched:
-                    patched.setattr(_usage, "_plan", calls_only)
+                    patched.setattr(query_usage, "_plan", calls_only)
                     assert rolled == usage(store.engine, group_by=keys, **flags)
         [everything] = usage(store.engine, group_by=())
         assert (everything.calls, everything.unpriced_calls) == (4, 2)

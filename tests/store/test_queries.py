@@ -25,9 +25,6 @@ from ragtrail.query import (
     traces,
     usage,
 )
-from ragtrail.query import _documents as query_documents
-from ragtrail.query._documents import links_statement
-from ragtrail.query._traces import roots_statement
 from ragtrail.schemas import (
     CapturedRun,
     DocStage,
@@ -48,6 +45,7 @@ from ragtrail.schemas import (
     content_hash,
 )
 from ragtrail.store import SqlStore, open_store
+from ragtrail.testing.internals import links_statement, query_documents, roots_statement
 
 UTC = timezone.utc
 T_A = datetime(2024, 3, 10, 12, 0, 0, 123456, tzinfo=UTC)

@@ -38,7 +38,7 @@ def test_the_dump_sees_a_changed_row(sqlite_url: str) -> None:
     """The comparison can fail: one token count changed in the store shows in the dump."""
     import sqlalchemy as sa
 
-    from ragtrail.store import _tables
+    from ragtrail.testing.internals import store_tables
 
     # The pipelines run in a fresh interpreter here too: run in this one, the examples
     # would leave their LlamaIndex handlers registered for the tests that follow.
@@ -47,8 +47,8 @@ def test_the_dump_sees_a_changed_row(sqlite_url: str) -> None:
     before = json.loads(done.stdout)
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
-        conn.execute(sa.update(_tables.llm_calls).values(
-            output_tokens=_tables.llm_calls.c.output_tokens + 1))
+        conn.execute(sa.update(store_tables.llm_calls).values(
+            output_tokens=store_tables.llm_calls.c.output_tokens + 1))
     engine.dispose()
     after = json.loads(json.dumps(rows_dump.dump(sqlite_url), sort_keys=True))
     assert before["runs"] == after["runs"]

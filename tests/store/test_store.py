@@ -30,7 +30,7 @@ from ragtrail.schemas import (
 )
 from ragtrail.sink import PermanentStoreError, Store, TransientStoreError
 from ragtrail.store import DEFAULT_URL, URL_ENV, SqlStore, normalise_url, open_store
-from ragtrail.store._errors import classify_write_error
+from ragtrail.testing.internals import classify_write_error
 
 UTC = timezone.utc
 T0 = datetime(2024, 6, 1, 8, 15, 30, 999999, tzinfo=UTC)

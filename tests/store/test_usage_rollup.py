@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from ragtrail.governance import erase
 from ragtrail.governance.retention import purge
-from ragtrail.query import _usage, usage
+from ragtrail.query import usage
 from ragtrail.schemas import (
     CapturedRun,
     LLMCostMetrics,
@@ -32,7 +32,8 @@ from ragtrail.schemas import (
     Run,
     RunKind,
 )
-from ragtrail.store import SqlStore, _rollups, _tables, open_store
+from ragtrail.store import SqlStore, open_store
+from ragtrail.testing.internals import query_usage, store_rollups, store_tables
 
 UTC = timezone.utc
 #: 22:00 UTC: calls up to four hours later fall on the next UTC day.
@@ -59,11 +60,11 @@ CALLS_ONLY: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 def calls_only(keys: list[str], since: Any, until: Any, request_type: str | None,
                include_evaluations: bool) -> list[sa.Select[Any]]:
     """The query plan of ``usage()`` before the rollup: the calls alone."""
-    return [_usage._from_calls(keys, since, until, request_type, include_evaluations)]
+    return [query_usage._from_calls(keys, since, until, request_type, include_evaluations)]
 
 
 def _reads_rollup(keys: tuple[str, ...], filters: dict[str, Any]) -> bool:
-    plan = _usage._plan(list(keys), filters.get("since"), filters.get("until"),
+    plan = query_usage._plan(list(keys), filters.get("since"), filters.get("until"),
                         filters.get("request_type"), filters.get("include_evaluations", False))
     return any("usage_rollup" in str(stmt) for stmt in plan)
 
@@ -132,14 +133,14 @@ def _both_ways(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
         assert _reads_rollup(keys, filters) is ((keys, filters) not in CALLS_ONLY)
         rolled = usage(engine, group_by=keys, **filters)
         with monkeypatch.context() as patched:
-            patched.setattr(_usage, "_plan", calls_only)
+            patched.setattr(query_usage, "_plan", calls_only)
             raw = usage(engine, group_by=keys, **filters)
         assert rolled == raw, (keys, filters)
 
 
 def _wipe(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        for table in reversed(_tables.metadata.sorted_tables):
+        for table in reversed(store_tables.metadata.sorted_tables):
             conn.execute(sa.delete(table))
 
 
@@ -175,12 +176,12 @@ def test_rollup_answers_like_the_calls_through_writes_and_deletes(
     # Rebuilt from the calls, the rollup is what the store kept (no bucket drifted).
     with engine.begin() as conn:
         kept = _rollup_rows(conn)
-        _rollups.rebuild(conn)
+        store_rollups.rebuild(conn)
         assert _rollup_rows(conn) == {k: v for k, v in kept.items() if v["calls"]}
 
 
 def _rollup_rows(conn: sa.Connection) -> dict[str, dict[str, Any]]:
-    table = _tables.usage_rollup
+    table = store_tables.usage_rollup
     return {row.bucket: dict(row._mapping) for row in conn.execute(sa.select(table))}
 
 

@@ -110,18 +110,18 @@ def test_an_owner_collected_while_the_registry_is_held_does_not_deadlock() -> No
     # the registry lock (inside fork_safe_lock, whose allocations can trigger it).
     import gc
 
-    from ragtrail import _forksafe
+    from ragtrail.testing.internals import forksafe
 
     class Owner:
         pass
 
     def collect_inside() -> None:
         owner = Owner()
-        _forksafe.fork_safe_lock(owner)
-        with _forksafe._registry_lock:
+        forksafe.fork_safe_lock(owner)
+        with forksafe._registry_lock:
             del owner
             gc.collect()  # runs the callback here, the lock held by this thread
-        _forksafe.fork_safe_lock(Owner())  # purges the collected owner's entry
+        forksafe.fork_safe_lock(Owner())  # purges the collected owner's entry
 
     thread = threading.Thread(target=collect_inside, daemon=True)
     thread.start()

@@ -15,8 +15,8 @@ from ragtrail.schemas import CapturedRun, RunError, RunStatus
 from ragtrail.schemas.flat import RUN_FIELDS, FlatRecord, flatten, read_record
 from ragtrail.schemas.record import SerializedRecord
 from ragtrail.sink import PermanentStoreError, PreparedBatch
-from ragtrail.store import SqlStore, _tables, open_store
-from ragtrail.store._pipeline import PreparedRows
+from ragtrail.store import SqlStore, open_store
+from ragtrail.testing.internals import PreparedRows, store_tables
 from ragtrail.writer import BackgroundWriter, WriterConfig
 from reliability._factory import make_record
 from reliability._stores import FaultyStore
@@ -33,7 +33,7 @@ def table_rows(store: SqlStore) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table as the database returns it, in key order."""
     out = {}
     with store.engine.connect() as conn:
-        for table in _tables.metadata.sorted_tables:
+        for table in store_tables.metadata.sorted_tables:
             keys = list(table.primary_key.columns)
             out[table.name] = [tuple(row) for row in conn.execute(
                 sa.select(table).order_by(*keys))]
@@ -59,7 +59,7 @@ def odd_records() -> list[CapturedRun]:
 
 def empty_tables(store: SqlStore) -> None:
     with store.engine.begin() as conn:
-        for table in reversed(_tables.metadata.sorted_tables):
+        for table in reversed(store_tables.metadata.sorted_tables):
             if table.name != "vendors":  # the catalog the migration seeds, not records
                 conn.execute(table.delete())
 
@@ -103,12 +103,12 @@ def test_a_batch_prepared_in_parts_hands_the_interpreter_over_and_stores_the_sam
     # The writer prepares the next batch on a helper thread while its own thread waits
     # on the server; the helper hands the interpreter over between parts, so the
     # writer thread is not kept waiting when the server answers. Writing never does.
-    from ragtrail.store import _pipeline
+    from ragtrail.testing.internals import store_pipeline
 
     handovers: list[str] = []
-    monkeypatch.setattr(_pipeline, "_hand_over", lambda: handovers.append("x"))
+    monkeypatch.setattr(store_pipeline, "_hand_over", lambda: handovers.append("x"))
     records = [make_record("parts", approx=False)
-               for _ in range(3 * _pipeline._PREPARE_CHUNK + 5)]
+               for _ in range(3 * store_pipeline._PREPARE_CHUNK + 5)]
     store = open_store(db_url)
     try:
         store.write_batch(records)
@@ -209,16 +209,16 @@ def test_outage_replays_from_the_spool_into_sql_as_json(db_url: str, tmp_path: P
 @pytest.mark.postgres
 def test_postgres_without_the_temp_privilege_writes_without_copy(
         pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragtrail.store import _bulk, _store
+    from ragtrail.testing.internals import sql_store, store_bulk
 
     store = open_store(pg_url)
     with store.engine.connect() as conn:
-        assert _bulk.can_stage(conn)  # the local server grants TEMP to everyone
+        assert store_bulk.can_stage(conn)  # the local server grants TEMP to everyone
     copies: list[str] = []
-    real_copy = _bulk._insert_postgresql
-    monkeypatch.setattr(_bulk, "_insert_postgresql",
+    real_copy = store_bulk._insert_postgresql
+    monkeypatch.setattr(store_bulk, "_insert_postgresql",
                         lambda conn, enc: (copies.append("copy"), real_copy(conn, enc)))
-    monkeypatch.setattr(_store, "can_stage", lambda conn: False)
+    monkeypatch.setattr(sql_store, "can_stage", lambda conn: False)
     records = odd_records()
     store.write_batch(records)
     store.write_batch(records)  # idempotent on this path too
@@ -232,7 +232,7 @@ def test_postgres_without_the_temp_privilege_writes_without_copy(
     # The same rows as through COPY.
     with_copy = open_store(pg_url)
     empty_tables(with_copy)
-    monkeypatch.setattr(_store, "can_stage", _bulk.can_stage)
+    monkeypatch.setattr(sql_store, "can_stage", store_bulk.can_stage)
     with_copy.write_batch(records)
     assert copies == ["copy"]
     assert table_rows(with_copy) == expected

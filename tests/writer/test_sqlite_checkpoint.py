@@ -14,7 +14,7 @@ from test_store import record
 
 from ragtrail.schemas import CapturedRun
 from ragtrail.store import open_store
-from ragtrail.store._checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
+from ragtrail.testing.internals import AUTOCHECKPOINT_PAGES, WalCheckpointer
 
 THREAD_NAME = "ragtrail-wal-checkpoint"
 

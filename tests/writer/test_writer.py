@@ -26,6 +26,7 @@ from ragtrail.errors import ConfigError
 from ragtrail.schemas import CapturedRun
 from ragtrail.schemas.flat import flatten
 from ragtrail.sink import Sink, TransientStoreError
+from ragtrail.testing.internals import Spiller, Spool
 from ragtrail.writer import (
     BackgroundWriter,
     DropReason,
@@ -33,8 +34,6 @@ from ragtrail.writer import (
     WriterStats,
     default_spool_dir,
 )
-from ragtrail.writer._spiller import Spiller
-from ragtrail.writer._spool import Spool
 from reliability._factory import make_record
 from reliability._stores import FaultyStore, FileStore, MemoryStore, ids_in
 
@@ -478,7 +477,7 @@ def test_a_failure_around_the_delivery_keeps_the_batch(
 ) -> None:
     # A bug in the writer's own code once a batch has left the queue: the batch waits
     # on the spool and is stored, not lost.
-    from ragtrail.writer._loop import WriterLoop
+    from ragtrail.testing.internals import WriterLoop
 
     original = WriterLoop._probe_wait
     calls = []
