@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from lc_support import FakeOpenAIChat, build_rag_chain
 from ragtrail import Trail
 from ragtrail.cli import cli
-from ragtrail.cli._io import records_of
 from ragtrail.schemas import content_hash
+from ragtrail.testing.internals import records_of
 from ragtrail_langchain import RagtrailCallbackHandler
 
 
@@ -473,7 +473,7 @@ def test_help_imports_no_database_or_rendering_library(db: DB) -> None:
 
 def test_evals_source_choices_match_the_evaluation_sources() -> None:
     # The CLI spells the sources out so that --help does not import the query layer.
-    from ragtrail.cli._evals import SOURCES
     from ragtrail.query import EvaluationSource
+    from ragtrail.testing.internals import SOURCES
 
     assert tuple(s.value for s in EvaluationSource) == SOURCES

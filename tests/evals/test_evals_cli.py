@@ -164,7 +164,7 @@ def test_lineage_show_list_evaluations_and_export_import_carry_them(
 
 
 def test_evals_source_choice_matches_the_enum() -> None:
-    from ragtrail.cli._evals import SOURCES
     from ragtrail.query import EvaluationSource
+    from ragtrail.testing.internals import SOURCES
 
     assert tuple(s.value for s in EvaluationSource) == SOURCES

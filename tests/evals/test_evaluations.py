@@ -20,7 +20,7 @@ from ragtrail.evals import Evaluation, EvaluationSource, judge_trace
 from ragtrail.pricing import Pricer
 from ragtrail.query import judge_cost_by_provider
 from ragtrail.schemas import LLMTokenUsage, RunKind
-from ragtrail.store import _tables
+from ragtrail.testing.internals import store_tables
 
 OPENAI_USAGE = {"input_tokens": 900, "output_tokens": 100, "total_tokens": 1000}
 ANTHROPIC_USAGE = {"input_tokens": 3000, "output_tokens": 500, "total_tokens": 3500}
@@ -124,13 +124,13 @@ def test_bad_arguments_are_named(trail: Trail, kwargs: dict[str, object], argume
 def test_unknown_vendor_is_added_to_the_catalog(trail: Trail) -> None:
     trace_id, _ = _answer(trail)
     with trail.store.engine.connect() as conn:
-        before = set(conn.execute(sa.select(_tables.vendors.c.name)).scalars())
+        before = set(conn.execute(sa.select(store_tables.vendors.c.name)).scalars())
     assert before == {"DeepEval", "Ragas", "MLflow", "Deepchecks", "Arize Phoenix",
                       "LlamaIndex", "custom"}
     trail.add_evaluation(trace_id, "x", score=1, vendor_name="Galileo")
     trail.add_evaluation(trace_id, "y", score=1, vendor_name="Galileo")
     with trail.store.engine.connect() as conn:
-        rows = {row.name: row.builtin for row in conn.execute(sa.select(_tables.vendors))}
+        rows = {row.name: row.builtin for row in conn.execute(sa.select(store_tables.vendors))}
     assert rows["Galileo"] is False and rows["Ragas"] is True and len(rows) == 8
     assert [e.vendor_name for e in trail.evaluations(vendor_name="Galileo")] == ["Galileo"] * 2
 
@@ -205,7 +205,7 @@ def test_the_seeds_queries_use_their_indexes(sqlite_url: str) -> None:
     with Trail(sqlite_url) as trail:
         _answer(trail)
         engine = trail.store.engine
-        ev = _tables.evaluations
+        ev = store_tables.evaluations
         queries = {
             "ix_evaluations_judge_provider_judge_total_cost":
                 sa.select(ev.c.id).where(ev.c.judge_provider == "openai"),
@@ -255,13 +255,13 @@ def test_purge_deletes_evaluations_and_their_judge_traces(trail: Trail) -> None:
     trail.add_evaluation(child_id, "child", score=1)
     kept = trail.add_evaluation(kept_id, "kept", score=1)
     with trail.store.engine.begin() as conn:  # only the evaluated trace is old
-        conn.execute(sa.update(_tables.runs).where(_tables.runs.c.trace_id == trace_id)
+        conn.execute(sa.update(store_tables.runs).where(store_tables.runs.c.trace_id == trace_id)
                      .values(started_at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
     assert trail.store.purge(before=datetime.now(timezone.utc) - timedelta(days=1)) == 1
     # The evaluated trace and its judge's (whose root is newer) both went.
     with trail.store.engine.connect() as conn:
-        left = set(conn.execute(sa.select(_tables.runs.c.trace_id)).scalars())
-        evaluations = set(conn.execute(sa.select(_tables.evaluations.c.id)).scalars())
+        left = set(conn.execute(sa.select(store_tables.runs.c.trace_id)).scalars())
+        evaluations = set(conn.execute(sa.select(store_tables.evaluations.c.id)).scalars())
     assert left == {kept_id}
     assert found.judge_trace_id not in left
     assert evaluations == {kept}
@@ -275,8 +275,8 @@ def test_reevaluating_with_the_same_name_replaces_and_drops_the_old_judge(trail:
     assert [e.score for e in trail.evaluations(trace_id)] == [0.8]
     assert first.judge_trace_id is not None
     with trail.store.engine.connect() as conn:
-        gone = conn.execute(sa.select(sa.func.count()).select_from(_tables.runs).where(
-            _tables.runs.c.trace_id == first.judge_trace_id)).scalar()
+        gone = conn.execute(sa.select(sa.func.count()).select_from(store_tables.runs).where(
+            store_tables.runs.c.trace_id == first.judge_trace_id)).scalar()
     assert gone == 0
 
 

@@ -10,8 +10,7 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
 
-from ragtrail.export._otel import SpanOptions, to_spans
-from ragtrail.export._views import views_from_records
+from ragtrail.export import SpanOptions, to_spans, views_from_records
 from ragtrail.schemas import (
     CapturedRun,
     DocStage,

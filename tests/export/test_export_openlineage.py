@@ -22,8 +22,8 @@ from openlineage.client.serde import Serde
 
 from ragtrail import Trail
 from ragtrail.cli import cli
-from ragtrail.export._openlineage import events_for, run_uuid
 from ragtrail.schemas import DocStage
+from ragtrail.testing.internals import events_for, run_uuid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 

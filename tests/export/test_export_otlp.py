@@ -18,11 +18,10 @@ from otlp_receiver import ReceivedSpan, Receiver, serve
 
 from ragtrail import Trail
 from ragtrail.cli import cli
-from ragtrail.export import span_ids
-from ragtrail.export._otel import SpanOptions
-from ragtrail.export._otlp import send_lineages, span_exporter
+from ragtrail.export import SpanOptions, span_ids
 from ragtrail.query import Lineage
 from ragtrail.schemas import DocStage
+from ragtrail.testing.internals import send_lineages, span_exporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 

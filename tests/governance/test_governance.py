@@ -32,7 +32,8 @@ from ragtrail.governance import (
     load_policy,
     purge,
 )
-from ragtrail.store import _migrate, _tables, open_store
+from ragtrail.store import open_store
+from ragtrail.testing.internals import store_migrate, store_tables
 from ragtrail_langchain import RagtrailCallbackHandler
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -82,7 +83,7 @@ def _dump(url: str) -> dict[str, list[dict[str, Any]]]:
     try:
         with engine.connect() as conn:
             return {name: [dict(r._mapping) for r in conn.execute(sa.select(table))]
-                    for name, table in _tables.metadata.tables.items()}
+                    for name, table in store_tables.metadata.tables.items()}
     finally:
         engine.dispose()
 
@@ -164,7 +165,7 @@ def _age(url: str, trace_ids: list[str], days: int) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            runs = _tables.runs
+            runs = store_tables.runs
             conn.execute(sa.update(runs).where(runs.c.trace_id.in_(trace_ids)).values(
                 started_at=datetime.now(timezone.utc) - timedelta(days=days)))
     finally:
@@ -250,14 +251,14 @@ def test_purge_and_erase_refuse_an_older_schema(tmp_path: Path) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            command.downgrade(_migrate._config(conn), "0006")
+            command.downgrade(store_migrate._config(conn), "0006")
     finally:
         engine.dispose()
     for args in (("purge", "--older-than", "30d", "--yes"),
                  ("erase", "--user", ALICE, "--yes")):
         result = run(*args, "--db", url, code=1)
         assert "ragtrail db upgrade" in result.output, result.output
-    assert _migrate.VERSION_TABLE in sa.inspect(sa.create_engine(url)).get_table_names()
+    assert store_migrate.VERSION_TABLE in sa.inspect(sa.create_engine(url)).get_table_names()
 
 
 def test_purge_bad_input(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from lc_support import build_rag_chain
 from ragtrail import Trail
+from ragtrail.testing.internals import audited_reads
 from ragtrail.web import create_app
-from ragtrail.web._audit import audited_reads
 from ragtrail_langchain import RagtrailCallbackHandler
 
 TOKEN = "s3cret-token-for-tests"

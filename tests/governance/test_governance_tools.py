@@ -19,7 +19,7 @@ from langchain_core.tools import tool
 from lc_support import ToolCallingChat
 from ragtrail import Trail
 from ragtrail.governance import erase, purge
-from ragtrail.store import _tables
+from ragtrail.testing.internals import store_tables
 from ragtrail_langchain import RagtrailCallbackHandler
 
 
@@ -53,7 +53,7 @@ def _capture(url: str) -> dict[str, str]:
 
 def _definitions(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
-        return sorted(conn.execute(sa.select(_tables.tool_definitions.c.name)).scalars())
+        return sorted(conn.execute(sa.select(store_tables.tool_definitions.c.name)).scalars())
 
 
 def test_erasure_and_purge_drop_tool_definitions_no_call_references(db_url: str) -> None:

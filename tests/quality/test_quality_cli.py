@@ -12,9 +12,8 @@ from click.testing import CliRunner
 from quality_support import Window, store_windows
 
 from ragtrail.cli import cli
-from ragtrail.cli._evals import SOURCES
-from ragtrail.cli._quality import DRIFT_EXIT, parse_window
 from ragtrail.query import EvaluationSource
+from ragtrail.testing.internals import DRIFT_EXIT, SOURCES, parse_window
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

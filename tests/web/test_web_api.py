@@ -382,7 +382,7 @@ def test_usage_page_folds_one_query_into_each_table(demo: tuple[str, DemoIds], t
 
 def test_evaluation_badges_match_trail_evaluations(demo: tuple[str, DemoIds], trail: Trail,
                                                    tmp_path: Path) -> None:
-    from ragtrail.query._browse import evaluations_by_trace
+    from ragtrail.testing.internals import evaluations_by_trace
 
     ids = [t.trace_id for t in trail.traces(limit=100)]
     found = evaluations_by_trace(create_app(demo[0]).state.source.engine, ids)

@@ -28,7 +28,8 @@ from web_support import (
 from ragtrail import Trail
 from ragtrail.cli import cli
 from ragtrail.schemas import DocStage
-from ragtrail.web import _security, create_app
+from ragtrail.testing.internals import web_security
+from ragtrail.web import create_app
 
 TOKEN = "correct-horse-battery-staple"
 
@@ -155,7 +156,7 @@ def test_token_required_on_every_request(demo: tuple[str, DemoIds]) -> None:
     assert client.get("/api/v1/traces").json() == {"error": "a valid token is required",
                                                    "status": 401}
     for headers in ({"Authorization": "Bearer wrong-token"}, {"X-Ragtrail-Token": TOKEN[:-1]},
-                    {"Cookie": f"{_security.COOKIE}=nope"}):
+                    {"Cookie": f"{web_security.COOKIE}=nope"}):
         assert client.get("/api/v1/traces", headers=headers).status_code == 401
     for headers in ({"Authorization": f"Bearer {TOKEN}"}, {"X-Ragtrail-Token": TOKEN}):
         assert client.get("/api/v1/traces", headers=headers).status_code == 200
@@ -166,7 +167,7 @@ def test_login_form_sets_the_cookie(demo: tuple[str, DemoIds]) -> None:
     client = TestClient(create_app(demo[0], token=TOKEN))
     refused = client.post("/login", content="token=wrong", follow_redirects=False,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert refused.status_code == 401 and _security.COOKIE not in refused.headers.get(
+    assert refused.status_code == 401 and web_security.COOKIE not in refused.headers.get(
         "set-cookie", "")
     signed = client.post("/login", content=f"token={TOKEN}", follow_redirects=False,
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -179,13 +180,13 @@ def test_login_form_sets_the_cookie(demo: tuple[str, DemoIds]) -> None:
 def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch,
                                               demo: tuple[str, DemoIds]) -> None:
     calls: list[tuple[bytes, bytes]] = []
-    real = _security.hmac.compare_digest
+    real = web_security.hmac.compare_digest
 
     def spy(a: Any, b: Any) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(_security.hmac, "compare_digest", spy)
+    monkeypatch.setattr(web_security.hmac, "compare_digest", spy)
     client = TestClient(create_app(demo[0], token=TOKEN))
     assert client.get("/api/v1/traces", headers={"X-Ragtrail-Token": "guess"}).status_code == 401
     assert calls == [(b"guess", TOKEN.encode())]
@@ -224,7 +225,7 @@ def test_cli_refuses_open_address_without_token(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_static_assets_ship_in_the_package() -> None:
-    static = Path(_security.__file__).parent / "static"
+    static = Path(web_security.__file__).parent / "static"
     for name in ("app.css", "app.js", "htmx.min.js", "chart.umd.min.js", "htmx.LICENSE.txt",
                  "chart.js.LICENSE.md"):
         assert (static / name).is_file(), name
