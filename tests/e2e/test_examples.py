@@ -36,15 +36,16 @@ def test_demo_runs_on_a_database_left_by_an_earlier_ragtrail(
         sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     from alembic import command
 
-    from ragtrail.store import _migrate, head_revision, upgrade_database
+    from ragtrail.store import VERSION_TABLE, head_revision, upgrade_database
+    from ragtrail.testing.internals import store_migrate
 
     upgrade_database(sqlite_url)
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
-        command.downgrade(_migrate._config(conn), "0003")  # a ./ragtrail.db from before
+        command.downgrade(store_migrate._config(conn), "0003")  # a ./ragtrail.db from before
     rag_demo.main(sqlite_url)
     with engine.connect() as conn:
-        version = conn.execute(sa.text(f"select * from {_migrate.VERSION_TABLE}")).scalar()
+        version = conn.execute(sa.text(f"select * from {VERSION_TABLE}")).scalar()
     engine.dispose()
     assert version == head_revision()
     assert "LlamaIndex" in capsys.readouterr().out

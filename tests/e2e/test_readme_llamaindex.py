@@ -35,8 +35,8 @@ from provider_server import (
 from ragtrail import Trail
 from ragtrail.cli import cli
 from ragtrail.schemas import PriceStatus, RunKind
-from ragtrail_llamaindex import _roles, instrument
-from ragtrail_llamaindex._roles import span_name
+from ragtrail_llamaindex import instrument
+from ragtrail_llamaindex.testing import span_name, span_role_bases
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 LLAMAINDEX_SECTION = README[README.index("\nLlamaIndex:\n"):README.index("## What is captured")]
@@ -140,7 +140,7 @@ def test_readme_span_table_names_only_methods_that_are_kept() -> None:
     assert {"query", "retrieve", "postprocess_nodes", "synthesize", "chat", "complete",
             "predict", "get_query_embedding", "call", "run"} <= set(methods)
     # Each one is a method ragtrail's span classification keeps for some component.
-    kept = set().union(*(methods for _, _, methods in _roles._bases()), {"run"})
+    kept = set().union(*(methods for _, _, methods in span_role_bases()), {"run"})
     assert [m for m in methods if m not in kept] == []
 
 

@@ -353,14 +353,14 @@ class StepBuiltLLMWorkflow(Workflow):
 def test_what_the_callback_form_cannot_see_is_logged_once_and_stored_apart(
         sqlite_url: str, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragtrail_llamaindex import _coverage
+    from ragtrail_llamaindex.testing import callback_coverage
 
-    monkeypatch.setattr(_coverage, "_noted", False)
+    monkeypatch.setattr(callback_coverage, "_noted", False)
     trail = Trail(sqlite_url)
     with caplog.at_level("INFO", logger="ragtrail.llamaindex"):
         handler = RagtrailHandler(trail)
         RagtrailHandler(trail)
-    notes = [r for r in caplog.records if r.getMessage() == _coverage.NOT_SEEN_NOTE]
+    notes = [r for r in caplog.records if r.getMessage() == callback_coverage.NOT_SEEN_NOTE]
     assert len(notes) == 1
     workflow = StepBuiltLLMWorkflow(timeout=30)
     workflow.handler = handler

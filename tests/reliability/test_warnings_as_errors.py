@@ -90,9 +90,14 @@ def _assert_stored(url: str, ids: list[str]) -> None:
 def test_this_suite_turns_ragtrails_own_deprecations_into_errors(
         category: type[Warning]) -> None:
     # pyproject's filterwarnings: what ragtrail's code (core or adapter) calls is an
-    # error here; third-party deprecations stay quiet.
-    for module in ("ragtrail.writer._retry", "ragtrail_langchain._core",
-                   "ragtrail_llamaindex._engine"):
+    # error here; third-party deprecations stay quiet. A warning is attributed to the
+    # module of the code that issued it: here, the modules of the writer and handlers.
+    from ragtrail.writer import BackgroundWriter
+    from ragtrail_langchain import RagtrailCallbackHandler
+    from ragtrail_llamaindex import RagtrailHandler
+
+    for module in (BackgroundWriter.__module__, RagtrailCallbackHandler.__module__,
+                   RagtrailHandler.__module__):
         with pytest.raises(category):
             warnings.warn_explicit("deprecated", category, "x.py", 1, module=module)
     with warnings.catch_warnings(record=True) as seen:
