@@ -718,35 +718,30 @@ class Recorder:
                 ready = self._settle_held(run, held)
             if not self._hold_for_ancestor(run, ended):
                 ready.append(ended)
+            if ready and self._offer_light is not None:
+                # A light sink takes them at once (it never blocks): offered and counted
+                # under this one lock, in the order the runs ended.
+                offered, refused = _offer_each(self._offer_light, ready, self._failed)
+                self._counts["offered"] += offered
+                self._counts["refused"] += refused
+                ready = []
         if run.parent_id is None:
             self.last_trace_id = run.trace_id
         on_end = run.on_end
         run.owner = run.state = run.on_end = None  # the adapter's objects are not stored
         if ready:
-            self._offer(ready)  # children before their parent, as they ended
+            self._offer_built(ready)  # children before their parent, as they ended
         if on_end is not None and status is not RunStatus.ABANDONED:
             self._root_ended(on_end, run.trace_id)
         return ended
 
-    def _offer(self, ready: list[EndedRun]) -> None:
-        """Hand ended runs to the sink: as they are to a light sink, else built here."""
-        offer_light = self._offer_light
-        accepted = refused = 0
-        for ended in ready:
-            ok = False
-            try:
-                if offer_light is not None:
-                    ok = bool(offer_light(ended))
-                else:
-                    ok = bool(self._sink.offer(ended.build()))
-            except Exception as exc:  # counted as refused; the others are still offered
-                self._failed("offer", exc)
-            if ok:
-                accepted += 1
-            else:
-                refused += 1
+    def _offer_built(self, ready: list[EndedRun]) -> None:
+        """Build ended runs here and offer them to a sink that takes only records (outside
+        the lock: such a sink may write, a SyncSink does)."""
+        offered, refused = _offer_each(lambda ended: self._sink.offer(ended.build()), ready,
+                                       self._failed)
         with self._lock:
-            self._counts["offered"] += accepted
+            self._counts["offered"] += offered
             self._counts["refused"] += refused
 
     # -- in_prompt links of steps that turn out rerankers when they end -------------------
@@ -785,6 +780,23 @@ class Recorder:
     @guarded(default=None)
     def _root_ended(self, hook: Callable[[str], None], trace_id: str) -> None:
         hook(trace_id)
+
+
+def _offer_each(offer: Callable[[EndedRun], bool], ready: list[EndedRun],
+                failed: Callable[[str, Exception], None]) -> tuple[int, int]:
+    """Offer each ended run, in order: (accepted, refused); a sink that raises refused."""
+    accepted = refused = 0
+    for ended in ready:
+        ok = False
+        try:
+            ok = bool(offer(ended))
+        except Exception as exc:  # counted as refused; the others are still offered
+            failed("offer", exc)
+        if ok:
+            accepted += 1
+        else:
+            refused += 1
+    return accepted, refused
 
 
 def _doc_metadata(conv: SafeJson, doc: DocumentInput) -> dict[str, Any]:
