@@ -158,6 +158,12 @@ def instructions(data: dict[str, Any]) -> list[str]:
                  for name in ("none", "noop_handler", "ragtrail_capture", "ragtrail_sqlite")]
         storage = entry["storage_instructions"] / 1e6
         lines.append(f"| {framework} | " + " | ".join(cells) + f" | {storage:.2f} M |")
+    for framework in ("langchain", "llamaindex"):
+        split = (data.get(framework) or {}).get("ragtrail_sqlite_threads")
+        if split:
+            lines.append(f"- {framework} ragtrail_sqlite by thread: application "
+                         f"{split['application'] / 1e6:.2f} M, ragtrail's writer "
+                         f"{split['writer'] / 1e6:.2f} M")
     return lines
 
 

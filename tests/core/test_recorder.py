@@ -516,7 +516,8 @@ class ExplodingSink(ListSink):
 def test_nothing_raises_into_the_caller() -> None:
     rec = Recorder(ExplodingSink(), pricer=FixedPricer())
     rec.start_run("a", kind="chain", name="a")
-    assert rec.end_run("a") is None  # sink blew up: swallowed and counted
+    rec.end_run("a")  # sink blew up: swallowed and counted
+    assert rec.stats()["refused"] == 1 and rec.stats()["offered"] == 0
     assert rec.stats()["internal_errors"] >= 1
     rec.update_llm("a", {"token_usage": "not a mapping"})
     rec.add_documents("nope", [DocumentInput("x")], stage=DocStage.RETRIEVED)

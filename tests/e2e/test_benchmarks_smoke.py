@@ -177,10 +177,13 @@ def test_instruction_counts_are_reported_with_ratios_and_the_storage_share() -> 
     data = {"invocations": 20, "workload": "invoke", "langchain": {
         **{name: {"instructions": value, "ratio": value / counts["none"]}
            for name, value in counts.items()},
-        "storage_instructions": 4_000_000}}
+        "storage_instructions": 4_000_000,
+        "ragtrail_sqlite_threads": {"application": 15_000_000, "writer": 5_500_000}}}
     lines = instructions(data)
     assert ("| langchain | 10.00 M (x1.00) | 10.50 M (x1.05) | 16.00 M (x1.60) "
             "| 20.00 M (x2.00) | 4.00 M |") in lines
+    assert ("- langchain ragtrail_sqlite by thread: application 15.00 M, ragtrail's writer "
+            "5.50 M") in lines
     assert instructions({"skipped": "valgrind not found"}) == ["skipped: valgrind not found"]
 
 

@@ -3,6 +3,11 @@
 The Recorder hands finished runs to a :class:`Sink`; the writer is the Sink that
 stores them through a :class:`Store`. Both are protocols so either side can be
 replaced in tests by an in-memory or deliberately failing implementation.
+
+A sink that also has ``offer_light`` (a :class:`LightSink`: the background writer,
+:mod:`ragtrail.testing`'s capturing sink) is handed :class:`LightRecord` objects instead:
+the run as it ended, its :class:`CapturedRun` built by the sink off the application's
+thread (no record is built on the thread that ran the callback).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from .schemas.record import CapturedRun
 
 __all__ = [
     "CapableStore",
+    "LightRecord",
+    "LightSink",
     "ListSink",
     "PermanentStoreError",
     "PreparedBatch",
@@ -45,6 +52,38 @@ class Sink(Protocol):
     def stats(self) -> Any:
         """Counters (offered, stored, dropped by reason, ...): a mapping, or an object
         with ``as_dict()``."""
+
+
+@runtime_checkable
+class LightRecord(Protocol):
+    """A finished run whose :class:`CapturedRun` is built later, by the sink
+    (:class:`ragtrail.capture.records.EndedRun`).
+
+    ``build`` makes the record once (later calls return the same one) and may raise:
+    a sink counts such a record as dropped, never silently. ``approx_bytes`` is the
+    record's approximate serialized size (to bound a queue in bytes), ``id`` the run id.
+    """
+
+    @property
+    def id(self) -> str:
+        """The run id: the record's idempotency key."""
+
+    @property
+    def approx_bytes(self) -> int:
+        """Approximate serialized size in bytes."""
+
+    def build(self) -> CapturedRun:
+        """The record (built on the first call)."""
+
+
+@runtime_checkable
+class LightSink(Sink, Protocol):
+    """A :class:`Sink` that takes light records: the Recorder calls ``offer_light``
+    instead of ``offer`` and never builds records on the application's thread."""
+
+    def offer_light(self, record: LightRecord) -> bool:
+        """Accept a light record for storage (built later, off the caller's thread);
+        False (never an exception) when refused. Must never block on I/O."""
 
 
 class TransientStoreError(Exception):

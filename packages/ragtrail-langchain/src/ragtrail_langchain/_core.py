@@ -225,6 +225,8 @@ class HandlerCore(BaseCallbackHandler):
         self, state: RunState, *, docs: DocList | None, reranked: tuple[str, ...] | None
     ) -> None:
         """Tell the parent what an ending child produced (for reranking detection)."""
+        if reranked is None and state.kind is not RunKind.RETRIEVER:
+            return  # nothing to tell: no lock taken
         with self.recorder.lock:
             parent = self._state_of(state.parent)
             if parent is None:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..schemas import AppContext, DocStage, Framework, RunKind
 
 
-@dataclass
+class PendingDocument(NamedTuple):
+    """A document of a run, before the run ends (its content hash is the key it is
+    kept under); the stored :class:`~ragtrail.schemas.Document` is built with the record."""
+
+    document_id: str
+    content: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass(slots=True)
 class PendingLink:
     """A document at a stage, before the run ends."""
 
@@ -22,7 +31,7 @@ class PendingLink:
     input_rank: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenRun:
     """A run that has started and not ended."""
 
@@ -45,7 +54,7 @@ class OpenRun:
     retries: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     llm: dict[str, Any] = field(default_factory=dict)
-    documents: dict[str, Any] = field(default_factory=dict)  # content_hash -> Document
+    documents: dict[str, PendingDocument] = field(default_factory=dict)  # by content hash
     links: list[PendingLink] = field(default_factory=list)
     first_token_ns: int | None = None
     size: int = 0

@@ -2,10 +2,12 @@
 
 Adapters call it from framework callbacks; it is their run table (the open runs, with
 each adapter's own state for them), assigns lineage, reads the clock once at the edge,
-redacts and bounds payloads, and hands each finished run, built and priced by
-:mod:`.records`, to a :class:`~ragtrail.sink.Sink`; documents reaching a prompt are
-linked by :mod:`.prompt_links`. No method raises into the caller: internal errors are
-logged (rate-limited) and counted.
+redacts and bounds payloads, and hands each finished run to a
+:class:`~ragtrail.sink.Sink`: as an :class:`~.records.EndedRun` (a light, slotted
+record) to a sink that takes them (:class:`~ragtrail.sink.LightSink`), which builds and
+prices the :class:`CapturedRun` (by :mod:`.records`) off the application's thread, else
+built here; documents reaching a prompt are linked by :mod:`.prompt_links`. No method
+raises into the caller: internal errors are logged (rate-limited) and counted.
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ from ..guard import error_counter, guarded, report_failure
 from ..redaction import Redactor
 from ..schemas import (
     AppContext,
-    CapturedRun,
     DocStage,
-    Document,
     Framework,
     LLMMetadata,
     RunError,
@@ -34,18 +34,17 @@ from ..schemas import (
     bounded_key,
     content_hash,
 )
-from ..schemas._base import construct
 from ..sink import Sink
 from ._safe_json import ConvertedCache, Limits, SafeJson
-from ._state import OpenRun, PendingLink, TraceState
+from ._state import OpenRun, PendingDocument, PendingLink, TraceState
 from ._values import error_of, hidden, prompt_text, score_of
 from .ambient import ambient_parents
 from .config import CaptureConfig
 from .llm_update import LLMUpdate
 from .prompt_links import answering, link_in_prompt, non_answering_step, probes
-from .records import PricerLike, RecordBuilder
+from .records import EndedRun, PricerLike, RecordBuilder
 
-__all__ = ["SOURCE_ID_KEY", "DocumentInput", "PricerLike", "Recorder"]
+__all__ = ["SOURCE_ID_KEY", "DocumentInput", "EndedRun", "PricerLike", "Recorder"]
 
 #: Document metadata key holding the id of the document a piece was cut from.
 SOURCE_ID_KEY = "ragtrail_source_id"
@@ -100,7 +99,7 @@ def _segment(started_at: datetime, run_id: str) -> str:
 
 
 class Recorder:
-    """Keeps open runs and turns finished ones into :class:`CapturedRun` records."""
+    """Keeps open runs and hands finished ones to its sink (see the module docstring)."""
 
     def __init__(
         self,
@@ -136,12 +135,24 @@ class Recorder:
         self._cut: dict[str, float] = {}  # open runs cut short (see cut_below) -> when
         # Ended runs' records with in_prompt links, held by the id of their nearest open
         # ancestor until it ends: it may turn out a reranker or filter (_settle_held).
-        self._held: dict[str, list[CapturedRun]] = {}
+        self._held: dict[str, list[EndedRun]] = {}
         self._held_count = 0
         self._starts = 0
         self._counts = {"started": 0, "ended": 0, "offered": 0, "refused": 0, "abandoned": 0,
                         "duplicate_starts": 0, "unknown_ends": 0}
         self.last_trace_id: str | None = None
+
+    @property
+    def sink(self) -> Sink:
+        """Where finished runs go; one with ``offer_light`` (a
+        :class:`~ragtrail.sink.LightSink`) gets :class:`EndedRun` records to build."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink) -> None:
+        offer_light = getattr(sink, "offer_light", None)
+        self._offer_light = offer_light if callable(offer_light) else None
+        self._sink = sink
 
     @property
     def pricer(self) -> PricerLike:
@@ -193,8 +204,9 @@ class Recorder:
 
     def end_run(
         self, run_id: object, *, outputs: Any = _UNSET, status: RunStatus = RunStatus.OK
-    ) -> CapturedRun | None:
-        """End a run and offer it to the sink. Returns the record, or None if unknown."""
+    ) -> EndedRun | None:
+        """End a run and offer it to the sink. Returns the ended run (its record is
+        :meth:`EndedRun.build`), or None if the run is unknown."""
         try:
             return self._end(str(run_id), outputs, status, None)
         except Exception as exc:
@@ -208,7 +220,7 @@ class Recorder:
         *,
         outputs: Any = _UNSET,
         status: RunStatus = RunStatus.ERROR,
-    ) -> CapturedRun | None:
+    ) -> EndedRun | None:
         """End a run with an error (status ``error``, or ``cancelled``)."""
         try:
             run_error = error_of(error, self.redactor, self._limits)
@@ -634,22 +646,21 @@ class Recorder:
                 continue
             linked[digest] = rank
             conv = self._conv()
-            if digest not in run.documents:
-                run.documents[digest] = construct(Document, dict(
-                    document_id=self._document_id(doc, digest, state),
-                    content_hash=digest,
-                    content=None if self.config.hide_document_content else conv.text(text),
-                    metadata=_doc_metadata(conv, doc),
-                ))
-            stored = run.documents[digest]
-            run.links.append(PendingLink(digest, stored.document_id, stage, rank,
+            stored = run.documents.get(digest)
+            if stored is None:
+                stored = run.documents[digest] = PendingDocument(
+                    self._document_id(doc, digest, state),
+                    None if self.config.hide_document_content else conv.text(text),
+                    _doc_metadata(conv, doc))
+            document_id = stored.document_id
+            run.links.append(PendingLink(digest, document_id, stage, rank,
                                          score_of(doc.score), doc.input_rank))
             rank += 1
             run.truncated |= conv.truncated
             run.redacted |= conv.redacted or self.config.hide_document_content
             run.size += conv.size + 200
             if state is not None and digest not in state.documents:
-                state.documents[digest] = (probes(text), stored.document_id)
+                state.documents[digest] = (probes(text), document_id)
         if cut:
             run.truncated = True
             cuts = run.metadata.setdefault("documents_cut", {})
@@ -671,8 +682,9 @@ class Recorder:
 
     def _end(
         self, rid: str, outputs: Any, status: RunStatus, error: RunError | None
-    ) -> CapturedRun | None:
+    ) -> EndedRun | None:
         end_ns = time.perf_counter_ns()
+        ready: list[EndedRun] = []
         with self._lock:
             run = self._open.pop(rid, None)
             if run is None:
@@ -698,56 +710,68 @@ class Recorder:
             self._counts["ended"] += 1
             if status is RunStatus.ABANDONED:
                 self._counts["abandoned"] += 1
+            # The record is built by the sink (or below, for a sink that takes only
+            # built records): what is kept here is the run's bookkeeping as it ended.
+            ended = EndedRun(self._records, run, end_ns, status, error, template)
             held = self._held.pop(rid, None)  # popped with the run: none is added later
-        record = self._records.build(run, end_ns, status, error, template)
+            if held:
+                ready = self._settle_held(run, held)
+            if not self._hold_for_ancestor(run, ended):
+                ready.append(ended)
+            if ready and self._offer_light is not None:
+                # A light sink takes them at once (it never blocks): offered and counted
+                # under this one lock, in the order the runs ended.
+                offered, refused = _offer_each(self._offer_light, ready, self._failed)
+                self._counts["offered"] += offered
+                self._counts["refused"] += refused
+                ready = []
         if run.parent_id is None:
             self.last_trace_id = run.trace_id
-        ready = self._settle_held(run, held) if held else []
-        if not self._hold_for_ancestor(run, record):
-            ready.append(record)
-        for item in ready:  # children before their parent, as they ended
-            self._offer(item)
-        if run.on_end is not None and status is not RunStatus.ABANDONED:
-            self._root_ended(run.on_end, run.trace_id)
-        return record
+        on_end = run.on_end
+        run.owner = run.state = run.on_end = None  # the adapter's objects are not stored
+        if ready:
+            self._offer_built(ready)  # children before their parent, as they ended
+        if on_end is not None and status is not RunStatus.ABANDONED:
+            self._root_ended(on_end, run.trace_id)
+        return ended
 
-    def _offer(self, record: CapturedRun) -> None:
-        accepted = False
-        try:
-            accepted = bool(self.sink.offer(record))
-        finally:
-            with self._lock:
-                self._counts["offered" if accepted else "refused"] += 1
+    def _offer_built(self, ready: list[EndedRun]) -> None:
+        """Build ended runs here and offer them to a sink that takes only records (outside
+        the lock: such a sink may write, a SyncSink does)."""
+        offered, refused = _offer_each(lambda ended: self._sink.offer(ended.build()), ready,
+                                       self._failed)
+        with self._lock:
+            self._counts["offered"] += offered
+            self._counts["refused"] += refused
 
     # -- in_prompt links of steps that turn out rerankers when they end -------------------
+    # (called under the lock)
 
-    def _hold_for_ancestor(self, run: OpenRun, record: CapturedRun) -> bool:
-        """Hold ``record`` (which has in_prompt links) for its nearest open ancestor,
+    def _hold_for_ancestor(self, run: OpenRun, ended: EndedRun) -> bool:
+        """Hold ``ended`` (if it has in_prompt links) for its nearest open ancestor,
         which may still turn out a reranker or filter; False when there is none (or too
         many records are held), and the record is to be offered now."""
-        if not any(link.stage is DocStage.IN_PROMPT for link in record.links):
+        if not any(link.stage is DocStage.IN_PROMPT for link in run.links):
             return False
-        return self._hold_under(run.parent_id, [record])
+        return self._hold_under(run.parent_id, [ended])
 
-    def _hold_under(self, parent_id: str | None, records: list[CapturedRun]) -> bool:
-        with self._lock:
-            parent = self._open.get(parent_id) if parent_id is not None else None
-            if parent is None or self._held_count + len(records) > _MAX_HELD:
-                return False
-            self._held.setdefault(parent.id, []).extend(records)
-            self._held_count += len(records)
-            return True
+    def _hold_under(self, parent_id: str | None, records: list[EndedRun]) -> bool:
+        parent = self._open.get(parent_id) if parent_id is not None else None
+        if parent is None or self._held_count + len(records) > _MAX_HELD:
+            return False
+        self._held.setdefault(parent.id, []).extend(records)
+        self._held_count += len(records)
+        return True
 
-    def _settle_held(self, run: OpenRun, held: list[CapturedRun]) -> list[CapturedRun]:
+    def _settle_held(self, run: OpenRun, held: list[EndedRun]) -> list[EndedRun]:
         """``run`` ended: the records held for it lose their in_prompt links when it ended
         a non-answering step (their LLM calls saw its candidates, not the answer's
         prompt), and are held on for its own open ancestor or returned to offer now."""
-        with self._lock:
-            self._held_count -= len(held)
+        self._held_count -= len(held)
         if non_answering_step(run):
-            for record in held:
-                record.links = [link for link in record.links
-                                if link.stage is not DocStage.IN_PROMPT]
+            for ended in held:
+                ended.run.links = [link for link in ended.run.links
+                                   if link.stage is not DocStage.IN_PROMPT]
             return held
         if self._hold_under(run.parent_id, held):
             return []
@@ -756,6 +780,23 @@ class Recorder:
     @guarded(default=None)
     def _root_ended(self, hook: Callable[[str], None], trace_id: str) -> None:
         hook(trace_id)
+
+
+def _offer_each(offer: Callable[[EndedRun], bool], ready: list[EndedRun],
+                failed: Callable[[str, Exception], None]) -> tuple[int, int]:
+    """Offer each ended run, in order: (accepted, refused); a sink that raises refused."""
+    accepted = refused = 0
+    for ended in ready:
+        ok = False
+        try:
+            ok = bool(offer(ended))
+        except Exception as exc:  # counted as refused; the others are still offered
+            failed("offer", exc)
+        if ok:
+            accepted += 1
+        else:
+            refused += 1
+    return accepted, refused
 
 
 def _doc_metadata(conv: SafeJson, doc: DocumentInput) -> dict[str, Any]:

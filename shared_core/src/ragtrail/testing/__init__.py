@@ -14,11 +14,14 @@ stored, and answers simple questions about them::
     assert captured.llm_calls()[0].token_usage.input_tokens == 12
 
 Records are what the Recorder hands its sink: redacted, bounded and priced exactly as in
-production; nothing is written anywhere. Thread-safe: callbacks may run in any thread.
+production; nothing is written anywhere. As with the background writer, records are
+built off the callbacks (when they are read, here), not while the chain runs.
+Thread-safe: callbacks may run in any thread.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +31,7 @@ from ..redaction import Redactor
 from ..schemas import AppContext, CapturedRun, DocStage, DocumentLink, LLMMetadata, Run, RunKind
 from ..schemas.flat import AnyRecord
 from ..sink import (
+    LightRecord,
     ListSink,
     PermanentStoreError,
     PreparedBatch,
@@ -54,7 +58,7 @@ class CapturingTrail:
         pricer: PricerLike | None = None,
         app: AppContext | None = None,
     ) -> None:
-        self.sink = ListSink()
+        self.sink = _CapturingSink()
         self.recorder = Recorder(self.sink, config=config, redactor=redactor, pricer=pricer,
                                  app=app)
 
@@ -118,6 +122,63 @@ class CapturingTrail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _CapturingSink:
+    """A :class:`~ragtrail.sink.LightSink` keeping what it is offered in memory, in order:
+    light records are built when the records are read (once each)."""
+
+    def __init__(self) -> None:
+        self._taken: list[CapturedRun | LightRecord] = []
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def offer(self, record: CapturedRun) -> bool:
+        """Keep a built record (refused after close)."""
+        return self._keep(record)
+
+    def offer_light(self, record: LightRecord) -> bool:
+        """Keep a light record, built when read (refused after close)."""
+        return self._keep(record)
+
+    def _keep(self, record: CapturedRun | LightRecord) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self._taken.append(record)
+            return True
+
+    @property
+    def records(self) -> list[CapturedRun]:
+        """The records taken so far (a copy), built."""
+        return self.snapshot()
+
+    def snapshot(self) -> list[CapturedRun]:
+        """The records taken so far (a copy), built; a record that cannot be built raises
+        (a bug in capture, which the background writer would count as dropped)."""
+        with self._lock:
+            taken = list(self._taken)
+        return [r if isinstance(r, CapturedRun) else r.build() for r in taken]
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Nothing to wait for."""
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Refuse later offers."""
+        with self._lock:
+            self._closed = True
+        return True
+
+    def clear(self) -> None:
+        """Forget the records taken so far."""
+        with self._lock:
+            self._taken.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """How many records were taken."""
+        with self._lock:
+            return {"offered": len(self._taken), "stored": len(self._taken)}
 
 
 @contextmanager

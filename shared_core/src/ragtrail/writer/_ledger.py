@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 from ..schemas.record import CapturedRun
+from ..sink import LightRecord
 from ._config import WriterConfig
 from ._settled import SettledSeqs
 from ._stats import DropReason, WriterStats
@@ -29,10 +30,14 @@ __all__ = ["Entry", "Ledger"]
 
 
 class Entry(NamedTuple):
-    """A queued record: its offer sequence number (None if from another process) and size."""
+    """A queued record: its offer sequence number (None if from another process) and size.
+
+    A light record (offered by ``offer_light``) is built when it leaves the queue, on
+    the writer's side (see :func:`ragtrail.writer._build.built`).
+    """
 
     seq: int | None
-    record: CapturedRun
+    record: CapturedRun | LightRecord
     size: int
 
 
@@ -80,7 +85,7 @@ class Ledger:
 
     # --- offering threads ------------------------------------------------------------
 
-    def offer(self, record: CapturedRun, size: int) -> bool:
+    def offer(self, record: CapturedRun | LightRecord, size: int) -> bool:
         """Queue a record, or count why it was refused. Never waits on anything but the lock."""
         with self._lock:
             self._offered += 1
@@ -286,6 +291,19 @@ class Ledger:
             self._release(entries)
             key = reason.value
             self._dropped[key] = self._dropped.get(key, 0) + len(entries)
+
+    def settle_unbuilt(self, entries: list[Entry], error: BaseException) -> None:
+        """Light records whose record could not be built: dropped (``build_failed``).
+
+        Settled for ``flush`` (nothing more will happen to them; a flush waiting for
+        them would wait forever), and counted, never silent.
+        """
+        with self._lock:
+            self._release(entries)
+            key = DropReason.BUILD_FAILED.value
+            self._dropped[key] = self._dropped.get(key, 0) + len(entries)
+            self._last_error = _describe(error)
+            self._advance(entries)
 
     def settle_spool(self, seqs: list[int], *, stored: int, dead: int, corrupt: int) -> None:
         """Records read back from the spool were stored, dead-lettered or found unreadable.

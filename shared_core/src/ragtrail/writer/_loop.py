@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .._log import RateLimitedLog, SafeLogger
 from ..sink import PreparedBatch
+from ._build import record_of
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
 from ._droplog import DropLog
@@ -163,7 +164,7 @@ class WriterLoop:
         """
         try:
             self._probe_wait()
-            outcome = self._deliver(prepared or [entry.record for entry in batch], None,
+            outcome = self._deliver(prepared or [record_of(entry) for entry in batch], None,
                                     last_chance=last_chance)
         except Exception as exc:  # a bug around the delivery: keep the whole batch
             self._ledger.note_error(exc)

@@ -14,6 +14,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..sink import PreparedBatch
+from ._build import record_of
 from ._config import WriterConfig
 from ._ledger import Entry, Ledger
 from ._seam import StoreSeam
@@ -119,4 +120,4 @@ class Prefetch:
         batch = self._spiller.take()
         if not batch:
             return batch, None
-        return batch, self._seam.prepare([entry.record for entry in batch])
+        return batch, self._seam.prepare([record_of(entry) for entry in batch])

@@ -7,7 +7,8 @@ for the whole busy timeout). Serialization happens here, never on the offering t
 
 Order: records leave the queue's head only under ``head_lock`` (the writer thread
 taking a batch, or a spill), so a spill that could not place everything puts the
-rest back at the head before anyone else takes from it.
+rest back at the head before anyone else takes from it. Light records are built as
+they leave it (:func:`~ragtrail.writer._build.built`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from .._log import RateLimitedLog, SafeLogger
 from ..schemas.flat import flatten
 from ..schemas.record import CapturedRun
+from ._build import built, record_of
 from ._config import WriterConfig
 from ._droplog import DropLog
 from ._ledger import Entry, Ledger
@@ -83,9 +85,10 @@ class Spiller:
     # --- moving records -------------------------------------------------------------------
 
     def take(self) -> list[Entry]:
-        """The writer thread's next batch from the queue's head."""
+        """The writer thread's next batch from the queue's head, built."""
         with self.head_lock:
-            return self._ledger.take_batch()
+            batch = self._ledger.take_batch()
+        return built(batch, self._ledger, self._log) if batch else batch
 
     def give_back(self, batch: list[Entry]) -> None:
         """Put a batch taken with :meth:`take` back at the queue's head, unwritten."""
@@ -105,6 +108,9 @@ class Spiller:
                 batch = self._ledger.pop_head(self._config.batch_max_events)
                 if not batch:
                     return
+                batch = built(batch, self._ledger, self._log)
+                if not batch:
+                    continue
                 accepted = self._append(batch)
                 if accepted < len(batch):
                     self._ledger.push_front(batch[accepted:])
@@ -143,7 +149,8 @@ class Spiller:
             self._ledger.settle_dropped(carry, DropReason.SHUTDOWN)
         with self.head_lock:
             while batch := self._ledger.pop_head(self._config.batch_max_events):
-                accepted = self._append(batch)
+                batch = built(batch, self._ledger, self._log)
+                accepted = self._append(batch) if batch else 0
                 if accepted < len(batch):
                     self._ledger.settle_dropped(batch[accepted:], DropReason.SHUTDOWN)
 
@@ -206,7 +213,8 @@ class Spiller:
 def _serialize(batch: list[Entry]) -> list[bytes] | None:
     """Spool lines for a batch, or None if some record cannot be serialized at all."""
     try:
-        return [b"%d %s\n" % (entry.seq or 0, _record_json(entry.record)) for entry in batch]
+        return [b"%d %s\n" % (entry.seq or 0, _record_json(record_of(entry)))
+                for entry in batch]
     except Exception as exc:  # such a record waits in memory for the store
         logger.error("cannot serialize a record for the spool: %s", exc)
         return None

@@ -28,6 +28,9 @@ class DropReason(str, Enum):
     SHUTDOWN = "shutdown"
     #: A spool line that could not be read back (damaged file, unknown record shape).
     SPOOL_CORRUPT = "spool_corrupt"
+    #: A light record (:class:`~ragtrail.sink.LightRecord`) whose record could not be
+    #: built on the writer's thread (a bug: the error is logged and kept in ``last_error``).
+    BUILD_FAILED = "build_failed"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._log import SafeLogger
 from ..schemas.record import CapturedRun
-from ..sink import Store
+from ..sink import LightRecord, Store
 from . import _lifecycle
 from ._config import WriterConfig
 from ._deadletter import DeadLetterFile
@@ -88,8 +88,19 @@ class BackgroundWriter:
         except Exception:  # capture must never break the application
             return False
 
+    def offer_light(self, record: LightRecord) -> bool:
+        """Queue a light record (the Recorder's :class:`~ragtrail.capture.records.EndedRun`):
+        its :class:`CapturedRun` is built on the writer's side as it leaves the queue, a
+        failed build counted in ``stats().dropped["build_failed"]``. As :meth:`offer`
+        otherwise: never blocks on I/O, never raises."""
+        try:
+            return self._ledger.offer(record, record.approx_bytes or _BASE_RECORD_BYTES)
+        except Exception:  # capture must never break the application
+            return False
+
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """True once every record offered before the call is stored (or dead-lettered).
+        """True once every record offered before the call is stored (or dead-lettered,
+        or dropped because it could not be built).
 
         False when ``timeout_s`` passes first; never blocks past it.
         """
