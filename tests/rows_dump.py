@@ -131,8 +131,8 @@ def dump(url: str) -> dict[str, list[Any]]:
 
             out: dict[str, list[Any]] = {}
             for table in _tables.metadata.sorted_tables:
-                if table is _tables.usage_rollup:
-                    continue  # derived from llm_calls (sums), not stored rows of a run
+                if table is _tables.usage_rollup or table is _tables.quality_rollup:
+                    continue  # derived (sums of stored rows), not stored rows of a run
                 rows = runs if table is _tables.runs else [
                     dict(r._mapping) for r in conn.execute(sa.select(table))]
                 normalised = []
