@@ -27,11 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from ..errors import ConfigError
-from ..schemas import DocStage, PriceStatus, RunKind, RunStatus
+from ..schemas import PriceStatus, RunKind, RunStatus
 from ..store import _tables
 from ..store._summaries import Part, parts
-from ._common import parse_time, time_filters
-from ._evaluations import not_evaluation
+from ._common import parse_time
 
 __all__ = ["QUALITY_GROUP_KEYS", "QualityFigure", "QualityGroup", "QualityReport", "quality"]
 
@@ -188,7 +187,8 @@ def _figure(name: str, text: str, data: Any, denominator: int, lower: bool,
     count = int(data[name] or 0)
     examples = [str(v) for v in dict.fromkeys((data[f"{name}_lo"], data[f"{name}_hi"]))
                 if v is not None]
-    return QualityFigure(name=shown or name, description=text, count=count, denominator=int(denominator),
+    return QualityFigure(name=shown or name, description=text, count=count,
+                         denominator=int(denominator),
                          share=count / denominator if denominator else None,
                          lower_is_better=lower, example_ids=examples)
 

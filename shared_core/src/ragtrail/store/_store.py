@@ -21,8 +21,8 @@ from ._migrate import check_readable, ensure_schema, inspect_schema, migrate
 from ._pipeline import PreparedRows, prepare_rows
 from ._retention import purge_before
 from ._rollups import track_usage
-from ._summaries import track_summaries
 from ._rows import Encoded, EncodeError, encode_batch
+from ._summaries import track_summaries
 from ._url import (
     EngineConfig,
     create_store_engine,
