@@ -156,6 +156,18 @@ def _tally(found: list[Part], test: Callable[[Part], bool], examples: Callable[[
     into[f"{name}_hi"] = max((p["hi"] for p in shown), default=None)
 
 
+def _not(test: Callable[[Part], bool]) -> Callable[[Part], bool]:
+    return lambda p: not test(p)
+
+
+def _both(a: Callable[[Part], bool], b: Callable[[Part], bool]) -> Callable[[Part], bool]:
+    return lambda p: bool(a(p) and b(p))
+
+
+def _flag(name: str) -> Callable[[Part], bool]:
+    return lambda p: bool(p[name])
+
+
 def _by(found: list[Part], key: Callable[[Part], Any]) -> dict[Any, list[Part]]:
     out: dict[Any, list[Part]] = {}
     for p in found:
@@ -172,11 +184,10 @@ def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any],
         data: dict[str, Any] = {"n": sum(p["n"] for p in group)}
         for name, _, test, lower, among in figures:
             if among is None:
-                _tally(group, test, test if lower else (lambda p, t=test: not t(p)), name, data)
+                _tally(group, test, test if lower else _not(test), name, data)
                 continue
             data[f"{name}_n"] = sum(p["n"] for p in group if among(p))
-            _tally(group, lambda p, t=test, a=among: a(p) and t(p),
-                   lambda p, t=test, a=among: a(p) and not t(p), name, data)
+            _tally(group, _both(among, test), _both(among, _not(test)), name, data)
         out[key] = [_figure(name, text, data, data["n" if among is None else f"{name}_n"],
                             lower) for name, text, _, lower, among in figures]
     return out
@@ -202,7 +213,7 @@ def _retrieval_level(conn: sa.Connection, app: bool, window: tuple[Any, Any],
     for key, group in _by(found, lambda p: p["app"] if app else None).items():
         data: dict[str, Any] = {"n": sum(p["n"] for p in group)}
         for name in ("with_ids", "scored"):
-            _tally(group, lambda p, f=name: p[f], lambda p, f=name: not p[f], name, data)
+            _tally(group, _flag(name), _not(_flag(name)), name, data)
         out[key] = [
             _figure("with_ids", "Retriever and tool-retrieval runs whose documents all "
                     "carry an id", data, data["n"], False, "retrieval_with_document_ids"),
@@ -228,7 +239,7 @@ def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any], summar
         _tally(group, lambda p: p["answered"] and p["cited"],
                lambda p: p["answered"] and not p["cited"], "answers_grounded", data)
         for name, _, flag in checks:
-            _tally(group, lambda p, f=flag: p[f], lambda p, f=flag: not p[f], name, data)
+            _tally(group, _flag(flag), _not(_flag(flag)), name, data)
         out[key] = [
             _figure("answers_grounded", "Answers with at least one in_prompt document (the "
                     "examples are answers with no grounding)", data, data["answers"] or 0,

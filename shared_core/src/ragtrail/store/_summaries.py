@@ -352,23 +352,21 @@ def _add(deltas: Deltas, summary: Summary, conn: Connection,
 @cache
 def _upsert(dialect: str) -> sa.Insert:
     q = quality_rollup.c
-    if dialect == "postgresql":
-        insert = postgresql.insert(quality_rollup)
-        low, high = sa.func.least, sa.func.greatest
-    else:
-        insert = sqlite.insert(quality_rollup)
-        low, high = sa.func.min, sa.func.max
+    pg = dialect == "postgresql"
+    insert: Any = (postgresql.insert if pg else sqlite.insert)(quality_rollup)
+    low, high = ("least", "greatest") if pg else ("min", "max")
 
-    def pick(fn: Any, name: str) -> Any:
+    def pick(fn: str, name: str) -> Any:
         # SQLite's two-argument min/max are NULL when either is: keep the other one.
-        return sa.func.coalesce(fn(q[name], insert.excluded[name]), q[name],
-                                insert.excluded[name])
+        return sa.func.coalesce(getattr(sa.func, fn)(q[name], insert.excluded[name]),
+                                q[name], insert.excluded[name])
 
-    return insert.on_conflict_do_update(
+    upsert: sa.Insert = insert.on_conflict_do_update(
         index_elements=[q.bucket],
         set_={"n": q.n + insert.excluded.n,
               **{m: pick(low if m.startswith("lo") else high, m) for m in IDS},
               **{m: q[m] + insert.excluded[m] for m in SUMS}})
+    return upsert
 
 
 def _apply(conn: Connection, deltas: Deltas) -> None:
