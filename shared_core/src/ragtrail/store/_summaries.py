@@ -63,6 +63,8 @@ _UNBOUNDED = 2**62
 _LINK_TRACE = COLUMNS["document_links"].index("trace_id")
 _LINK_STAGE = COLUMNS["document_links"].index("stage")
 _CALL_TRACE = COLUMNS["llm_calls"].index("trace_id")
+_RUN_KIND = COLUMNS["runs"].index("kind")
+_RUN_PARENT = COLUMNS["runs"].index("parent_id")
 #: Additive measures besides ``n``: the least/greatest of two ids, six sums.
 IDS = ("lo", "hi", "lo2", "hi2")
 SUMS = tuple(f"x{i}" for i in range(6))
@@ -413,8 +415,15 @@ def track_summaries(conn: Connection, encoded: Encoded) -> Iterator[None]:
     deltas: Deltas = {}
     for chunk in _chunks(new_calls):
         _add(deltas, SUMMARIES["llm"], conn, [llm_calls.c.run_id.in_(chunk)])
-    for chunk in _chunks(new_runs):
-        for name in ("retrieval", "root", "run"):
+    # Each summary reads only the new runs it can count (its own conditions still apply).
+    kinds = (RunKind.RETRIEVER.value, RunKind.TOOL.value)
+    wanted = {
+        "retrieval": {rid for rid in new_runs if run_rows[rid][_RUN_KIND] in kinds},
+        "root": {rid for rid in new_runs if run_rows[rid][_RUN_PARENT] is None},
+        "run": new_runs,
+    }
+    for name, ids in wanted.items():
+        for chunk in _chunks(ids):
             _add(deltas, SUMMARIES[name], conn, [runs.c.id.in_(chunk)])
     if moved_days:
         # Recomputed below from the rows (new roots of those days included): not added.
