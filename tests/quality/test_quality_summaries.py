@@ -123,8 +123,9 @@ def _real_examples(engine: sa.Engine, report: Any) -> bool:
 
 def _summary_rows(conn: sa.Connection) -> dict[str, tuple[Any, ...]]:
     table = _tables.quality_rollup
+    # Buckets emptied by a recomputation may stay (n = 0): read as absent.
     return {row.bucket: tuple(round(v, 6) if isinstance(v, float) else v for v in row)
-            for row in conn.execute(sa.select(table))}
+            for row in conn.execute(sa.select(table).where(table.c.n > 0))}
 
 
 def _wipe(engine: sa.Engine) -> None:

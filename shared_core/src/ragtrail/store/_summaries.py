@@ -89,6 +89,7 @@ class Summary:
     measures: tuple[tuple[str, Any], ...]
     source: Any
     started: Any  # the start column whose UTC day the rows are summed under
+    tenant: Any  # the tenant column the rows are kept under (row-level security)
     where: tuple[Any, ...] = ()
     flags: frozenset[str] = frozenset()  # dimensions read back as booleans
 
@@ -96,8 +97,8 @@ class Summary:
                ) -> sa.Select[Any]:
         """The aggregate over the rows matching ``conditions``, per dimensions (and day)."""
         dims = [value.label(f"d_{name}") for name, value in self.dims]
-        if by_day:
-            dims.insert(0, utc_day(self.started).label("day"))
+        if by_day:  # stored per day and tenant
+            dims[:0] = [utc_day(self.started).label("day"), self.tenant.label("tenant")]
         measures = [value.label(name) for name, value in self.measures]
         return (sa.select(*dims, sa.func.count().label("n"), *measures)
                 .select_from(self.source).where(*self.where, *conditions)
@@ -129,7 +130,8 @@ def _llm() -> Summary:
                   ("x0", sa.func.count(temp)), ("x1", sa.func.sum(temp)),
                   ("x2", sa.func.sum(temp * temp)), ("x3", sa.func.count(maxt)),
                   ("x4", sa.func.sum(maxt)), ("x5", sa.func.sum(maxt * maxt))),
-        source=source, started=calls.started_at, flags=frozenset(flags))
+        source=source, started=calls.started_at, tenant=_call_run.c.tenant,
+        flags=frozenset(flags))
 
 
 def _retrieval(conditions: Iterable[sa.ColumnElement[bool]] = ()) -> Summary:
@@ -145,7 +147,7 @@ def _retrieval(conditions: Iterable[sa.ColumnElement[bool]] = ()) -> Summary:
         sa.select(
             runs.c.id.label("id"), runs.c.trace_id.label("trace_id"),
             runs.c.app_name.label("app"), runs.c.kind.label("kind"),
-            runs.c.started_at.label("started_at"),
+            runs.c.started_at.label("started_at"), runs.c.tenant.label("tenant"),
             of_links(sa.func.count()).label("links"),
             # Without an id a document is stored under its content hash.
             sa.func.coalesce(of_links(sa.func.min(sa.case(
@@ -167,7 +169,7 @@ def _retrieval(conditions: Iterable[sa.ColumnElement[bool]] = ()) -> Summary:
         measures=(("lo", sa.func.min(per_run.c.id)), ("hi", sa.func.max(per_run.c.id)),
                   ("hi2", sa.func.max(per_run.c.trace_id)), ("x0", sa.func.sum(k)),
                   ("x1", sa.func.sum(k * k))),
-        source=per_run, started=per_run.c.started_at,
+        source=per_run, started=per_run.c.started_at, tenant=per_run.c.tenant,
         flags=frozenset({"has_links", "with_ids", "scored"}))
 
 
@@ -185,7 +187,7 @@ def _root() -> Summary:
               ("answered", _flag(answered)), ("cited", _flag(cited)),
               ("status", runs.c.status)),
         measures=(("lo", sa.func.min(runs.c.id)), ("hi", sa.func.max(runs.c.id))),
-        source=runs, started=runs.c.started_at,
+        source=runs, started=runs.c.started_at, tenant=runs.c.tenant,
         where=(runs.c.parent_id.is_(None), _not_evaluation(runs.c.request_type)),
         flags=frozenset(flags))
 
@@ -197,7 +199,7 @@ def _run() -> Summary:
               ("truncated", runs.c.truncated), ("redacted", runs.c.redacted),
               ("status", runs.c.status)),
         measures=(("lo", sa.func.min(runs.c.id)), ("hi", sa.func.max(runs.c.id))),
-        source=runs, started=runs.c.started_at,
+        source=runs, started=runs.c.started_at, tenant=runs.c.tenant,
         flags=frozenset({"truncated", "redacted"}))
 
 
@@ -300,7 +302,7 @@ def parts(conn: Connection, name: str, since: datetime | None, until: datetime |
                           *(getattr(sa.func, "min" if m.startswith("lo") else "max")(q[m])
                             .label(m) for m in IDS),
                           *(sa.func.sum(q[m]).label(m) for m in SUMS))
-                .where(*wanted).group_by(q.dims))
+                .where(*wanted).group_by(q.dims).having(sa.func.sum(q.n) > 0))
         for row in conn.execute(stmt):
             data = row._mapping
             values = json.loads(data["dims"])
@@ -331,11 +333,13 @@ def _add(deltas: Deltas, summary: Summary, conn: Connection,
         data = row._mapping
         dims = _dims(summary, data, "d_")
         values = json.dumps([dims[name] for name, _ in summary.dims], separators=(",", ":"))
-        bucket = json.dumps([summary.name, data["day"], values], separators=(",", ":"))
+        bucket = json.dumps([summary.name, data["day"], data["tenant"], values],
+                            separators=(",", ":"))
         entry = deltas.get(bucket)
         if entry is None:
             entry = deltas[bucket] = {"bucket": bucket, "summary": summary.name,
-                                      "day": data["day"], "dims": values, "n": 0,
+                                      "day": data["day"], "tenant": data["tenant"],
+                                      "dims": values, "n": 0,
                                       **{m: None for m in IDS}, **{m: 0.0 for m in SUMS}}
         entry["n"] += int(data["n"])
         for m in IDS:
@@ -452,11 +456,15 @@ def _day_range(day: str) -> tuple[datetime, datetime]:
 
 def recompute_days(conn: Connection, days: Iterable[str],
                    names: Iterable[str] = tuple(SUMMARIES)) -> None:
-    """Recompute the ``names`` summaries of ``days`` from the stored rows."""
+    """Recompute the ``names`` summaries of ``days`` from the stored rows: their buckets
+    are emptied, then refilled. (Emptied with UPDATE: the writer role has no DELETE; a
+    bucket left at n = 0 is read as absent.)"""
     chosen = list(names)
+    q = quality_rollup.c
     for day in sorted(set(days)):
-        conn.execute(sa.delete(quality_rollup).where(quality_rollup.c.day == day,
-                                                     quality_rollup.c.summary.in_(chosen)))
+        conn.execute(sa.update(quality_rollup)
+                     .where(q.day == day, q.summary.in_(chosen))
+                     .values(n=0, **{m: None for m in IDS}, **{m: 0.0 for m in SUMS}))
         deltas: Deltas = {}
         start, end = _day_range(day)
         for name in chosen:
@@ -466,8 +474,14 @@ def recompute_days(conn: Connection, days: Iterable[str],
 
 
 def forget_days(conn: Connection, days: Iterable[str]) -> None:
-    """After deleting traces: recompute the summaries of the days their rows were on."""
-    recompute_days(conn, days)
+    """After deleting traces: recompute the summaries of the days their rows were on
+    (buckets left empty go)."""
+    chosen = sorted(set(days))
+    recompute_days(conn, chosen)
+    q = quality_rollup.c
+    for start in range(0, len(chosen), _IN_CHUNK):
+        conn.execute(sa.delete(quality_rollup).where(q.day.in_(chosen[start:start + _IN_CHUNK]),
+                                                     q.n == 0))
 
 
 def rebuild(conn: Connection) -> int:

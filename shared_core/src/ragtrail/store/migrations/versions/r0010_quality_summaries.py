@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("bucket", KEY, nullable=False),
         sa.Column("summary", sa.String, nullable=False),
         sa.Column("day", sa.String, nullable=False),
+        sa.Column("tenant", KEY),
         sa.Column("dims", KEY, nullable=False),
         sa.Column("n", sa.BigInteger, nullable=False),
         *(sa.Column(name, KEY) for name in ("lo", "hi", "lo2", "hi2")),
