@@ -174,9 +174,11 @@ def _retrieval(conditions: Iterable[sa.ColumnElement[bool]] = ()) -> Summary:
 
 
 def _root() -> Summary:
-    answered = sa.exists().where(llm_calls.c.trace_id == runs.c.id)
-    cited = sa.exists().where(document_links.c.trace_id == runs.c.id,
-                              document_links.c.stage == DocStage.IN_PROMPT.value)
+    # EXISTS of a named column, not ``*``: the writer role may read only some columns.
+    answered = sa.select(llm_calls.c.trace_id).where(llm_calls.c.trace_id == runs.c.id).exists()
+    cited = sa.select(document_links.c.trace_id).where(
+        document_links.c.trace_id == runs.c.id,
+        document_links.c.stage == DocStage.IN_PROMPT.value).exists()
     flags = ("app_version", "user", "session", "answered", "cited")
     return Summary(
         "root",
