@@ -3,7 +3,10 @@
 Each window is read with aggregate queries grouped in SQL (one pass over its LLM calls,
 one over its traces, one over its retrieval links, one over its evaluations); only
 distributions are fetched as bounded samples (the newest ``sample_size`` retrieval
-scores and trace latencies of each window), for the two-sample tests. The tests come
+scores and trace latencies of each window), for the two-sample tests. The model,
+version and template mixes, parameters, error and abandonment rates and top-k read the
+whole days of a window from the per-day summaries (``store._summaries``), the rest of it
+from the rows; tokens and cost per answer, citations and evaluations read the rows. The tests come
 from SciPy (``ragtrail[drift]``): Kolmogorov-Smirnov for distributions, chi-square for
 mixes and rates, Welch's t-test for means (from the counts, means and variances SQL
 computed). A comparison is a *finding* when it moved beyond its threshold

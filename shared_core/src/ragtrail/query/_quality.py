@@ -6,10 +6,10 @@ usage) the examples are of what is missing, for one where less is better (runs t
 failed) of what was found. Each level is one aggregate query grouped in SQL (LLM calls,
 retrieval runs, answers and traces, runs); examples are the smallest and largest
 matching id of each group, taken in the same pass (``MIN``/``MAX``), so nothing is read
-row by row into Python. Each level reads an index that holds every column it needs
-(revision 0009: ``ix_llm_calls_reports`` with the LLM metadata values promoted to
-columns, ``ix_runs_kind_started_at`` with ``ix_document_links_reports``,
-``ix_runs_roots_quality``, ``ix_runs_quality``), never the rows with their JSON.
+row by row into Python. Each level is a summary of ``store._summaries`` (``llm``,
+``retrieval``, ``root``, ``run``): the whole UTC days of the window are read from the
+per-day ``quality_rollup``, the parts of a day at either end from the rows with the same
+aggregate (``summaries=False``: everything from the rows), so both give one report.
 
 Grouping: ``app_name`` groups every level (by the run's own application); ``model``,
 ``provider`` and ``template`` group the LLM-call figures, and the figures of the other
