@@ -131,8 +131,8 @@ def dump(url: str) -> dict[str, list[Any]]:
 
             out: dict[str, list[Any]] = {}
             for table in store_tables.metadata.sorted_tables:
-                if table is store_tables.usage_rollup:
-                    continue  # derived from llm_calls (sums), not stored rows of a run
+                if table is store_tables.usage_rollup or table is store_tables.quality_rollup:
+                    continue  # derived (sums of stored rows), not stored rows of a run
                 rows = runs if table is store_tables.runs else [
                     dict(r._mapping) for r in conn.execute(sa.select(table))]
                 normalised = []

@@ -32,7 +32,7 @@ from ragtrail.store import (
 from ragtrail.testing.internals import store_migrate, store_tables, store_url
 
 RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions",
-                   "erasure_log", "read_audit", "usage_rollup",
+                   "erasure_log", "read_audit", "usage_rollup", "quality_rollup",
                    "evaluations", "vendors"}
 
 
@@ -446,3 +446,25 @@ def test_revision_0008_fills_the_usage_rollup_from_the_stored_calls(
         [everything] = usage(store.engine, group_by=())
         assert (everything.calls, everything.unpriced_calls) == (4, 2)
         assert everything.total_cost == Decimal("0.5")
+
+
+def test_revision_0010_fills_the_quality_summaries_from_the_stored_rows(db_url: str) -> None:
+    from datetime import timedelta
+
+    from quality_support import NOW, Window, store_windows
+
+    from ragtrail.query import quality
+
+    store_windows(db_url, Window(NOW - timedelta(hours=30), count=40, error_share=0.25),
+                  Window(NOW, count=30, model="gpt-4o", streamed=True, seed=2))
+    with _connect(db_url) as conn:
+        command.downgrade(store_migrate._config(conn), "0009")
+        assert "quality_rollup" not in sa.inspect(conn).get_table_names()
+    upgrade_database(db_url)  # an old database: created and filled, then kept
+    with open_store(db_url) as store, store.engine.connect() as conn:
+        buckets = conn.execute(sa.text("SELECT count(*) FROM quality_rollup")).scalar_one()
+        assert buckets > 0
+        for keys in (("model", "template"), ("app_name",)):
+            summed = quality(store.engine, group_by=keys)
+            assert summed == quality(store.engine, group_by=keys, summaries=False)
+        assert summed.groups[0].figure("llm_with_token_usage").denominator == 70

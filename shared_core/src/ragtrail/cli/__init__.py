@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "audit": "._governance:audit",
     "schema": "._admin:schema",
     "db": "._admin:db",
+    "admin": "._admin:admin",
     "evals": "._evals:evals",
     "ui": "._ui:ui",
     "quality": "._quality:quality",

@@ -1,10 +1,11 @@
-"""Schema and database maintenance: ``schema``, ``db upgrade``."""
+"""Schema and database maintenance: ``schema``, ``db upgrade``, ``admin
+rebuild-summaries``."""
 
 from __future__ import annotations
 
 import click
 
-from ._common import emit_json, json_option
+from ._common import db_option, emit_json, json_option
 
 
 @click.command()
@@ -46,7 +47,35 @@ def db_upgrade(url: str | None, db_url: str | None, as_json: bool) -> None:
         click.echo(f"database is at schema revision {revision}")
 
 
-__all__ = ["db", "schema"]
+@click.group()
+def admin() -> None:
+    """Administration of a ragtrail database."""
+
+
+@admin.command("rebuild-summaries")
+@db_option
+@json_option
+def rebuild_summaries(db: str | None, as_json: bool) -> None:
+    """Recompute the pre-aggregated tables from the stored rows: usage_rollup (read by
+    `ragtrail usage`) and quality_rollup (`ragtrail quality`, `ragtrail drift`).
+
+    The store keeps both as it writes and deletes; this repairs them (for example after
+    rows were changed by hand) in one transaction.
+    """
+    from ..store import _rollups, _summaries
+    from ._governance import open_for_admin
+
+    with open_for_admin(db) as store, store.engine.begin() as conn:
+        usage_buckets = _rollups.rebuild(conn)
+        quality_buckets = _summaries.rebuild(conn)
+    if as_json:
+        emit_json({"usage_rollup": usage_buckets, "quality_rollup": quality_buckets})
+    else:
+        click.echo(f"usage_rollup: {usage_buckets} buckets; "
+                   f"quality_rollup: {quality_buckets} buckets")
+
+
+__all__ = ["admin", "db", "schema"]
 
 from ._governance import db_roles  # noqa: E402  (a db subcommand defined with governance)
 

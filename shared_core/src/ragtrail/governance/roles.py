@@ -5,7 +5,7 @@ the command line and the web view, an admin for migrations, purges and erasures.
   documents, document links, tool definitions, evaluations, vendors); no ``DELETE``, and
   ``SELECT`` only on the schema revision table, the key columns an upsert compares (ids
   and hashes, never content) and the labels and numbers it sums into ``usage_rollup``
-  (which it may read and update), so it cannot read the trail.
+  and ``quality_rollup`` (which it may read and update), so it cannot read the trail.
 - **reader**: ``SELECT`` on every ragtrail table, and ``INSERT`` (only) on ``read_audit``
   for the audit of reads: it can add audit lines, never change or delete them.
 - **admin**: owns the tables (migrations alter them), so it may also delete (purge, erase).
@@ -40,15 +40,22 @@ _KEY_COLUMNS = {"runs": ("id",), "llm_calls": ("run_id",), "documents": ("conten
                 "document_links": ("run_id", "content_hash", "stage"),
                 "tool_definitions": ("definition_hash",), "evaluations": ("id",),
                 "vendors": ("name",)}
-#: What the store reads to keep ``usage_rollup`` (labels and numbers, never content).
+#: What the store reads to keep ``usage_rollup`` and ``quality_rollup`` (labels, numbers
+#: and whether context values are set, never content).
 _USAGE_COLUMNS = {
-    "runs": ("trace_id", "parent_id", "app_name", "request_type", "tenant"),
+    "runs": ("trace_id", "parent_id", "app_name", "request_type", "tenant", "kind",
+             "started_at", "status", "schema_version", "truncated", "redacted",
+             "app_version", "user_hash", "session_id"),
     "llm_calls": ("trace_id", "started_at", "provider", "provider_model",
                   "prompt_template_hash", "total_cost", "input_tokens", "output_tokens",
                   "total_tokens", "cache_read_tokens", "cache_creation_tokens",
-                  "reasoning_tokens"),
+                  "reasoning_tokens", "price_status", "model_version", "request_id",
+                  "finish_reason", "time_to_first_token_ms", "streamed", "temperature",
+                  "max_tokens"),
+    "document_links": ("trace_id", "document_id", "score"),
 }
 ROLLUP_TABLE = "usage_rollup"
+SUMMARY_TABLE = "quality_rollup"
 AUDIT_TABLE = "read_audit"
 
 Purpose = Literal["capture", "read", "admin"]
@@ -91,7 +98,8 @@ def _tenant_sql(s: str, tenant: str, writer: str | None, reader: str | None) -> 
     runs = f"{s}.{_q('runs')}"
     for role in (r for r in (writer, reader) if r is not None):
         policy = _q(f"ragtrail_tenant_{role}"[:63])
-        for t in (runs, f"{s}.{_q(ROLLUP_TABLE)}"):  # the rollup's tenant is its runs'
+        # The rollups' tenant is their runs'.
+        for t in (runs, f"{s}.{_q(ROLLUP_TABLE)}", f"{s}.{_q(SUMMARY_TABLE)}"):
             out += [f"DROP POLICY IF EXISTS {policy} ON {t}",
                     f"CREATE POLICY {policy} ON {t} AS RESTRICTIVE FOR ALL TO {_q(role)} "
                     f"USING (tenant = {lit}) WITH CHECK (tenant = {lit})"]
@@ -117,7 +125,7 @@ def _tenant_sql(s: str, tenant: str, writer: str | None, reader: str | None) -> 
 
 #: Tables holding trace data, under row-level security when a role has a tenant.
 _TENANT_TABLES = ("runs", "llm_calls", "document_links", "documents", "evaluations",
-                  ROLLUP_TABLE)
+                  ROLLUP_TABLE, SUMMARY_TABLE)
 #: Tables a tenant's reader gets no SELECT on (they span tenants).
 _CROSS_TENANT = ("erasure_log", "read_audit")
 
@@ -155,7 +163,8 @@ def roles_sql(*, schema: str, writer: str | None = None, reader: str | None = No
             out.append(f"GRANT INSERT, UPDATE ON {s}.{_q(table)} TO {w}")
             out.append(f"GRANT SELECT ({cols}) ON {s}.{_q(table)} TO {w}")
         out.append(f"GRANT SELECT ON {s}.{_q('vendors')} TO {w}")
-        out.append(f"GRANT SELECT, INSERT, UPDATE ON {s}.{_q(ROLLUP_TABLE)} TO {w}")
+        for table in (ROLLUP_TABLE, SUMMARY_TABLE):
+            out.append(f"GRANT SELECT, INSERT, UPDATE ON {s}.{_q(table)} TO {w}")
     if reader is not None:
         r = _q(reader)
         for table in tables:

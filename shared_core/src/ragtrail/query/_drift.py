@@ -3,7 +3,10 @@
 Each window is read with aggregate queries grouped in SQL (one pass over its LLM calls,
 one over its traces, one over its retrieval links, one over its evaluations); only
 distributions are fetched as bounded samples (the newest ``sample_size`` retrieval
-scores and trace latencies of each window), for the two-sample tests. The tests come
+scores and trace latencies of each window), for the two-sample tests. The model,
+version and template mixes, parameters, error and abandonment rates and top-k read the
+whole days of a window from the per-day summaries (``store._summaries``), the rest of it
+from the rows; tokens and cost per answer, citations and evaluations read the rows. The tests come
 from SciPy (``ragtrail[drift]``): Kolmogorov-Smirnov for distributions, chi-square for
 mixes and rates, Welch's t-test for means (from the counts, means and variances SQL
 computed). A comparison is a *finding* when it moved beyond its threshold
@@ -30,9 +33,10 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas import DocStage, RunKind, RunStatus
 from ..store import _tables
+from ..store._summaries import parts as summary_parts
 from ._common import parse_time, time_filters
 from ._evaluations import not_evaluation
-from ._quality import _LLM_KEYS, CALL_RUN_JOIN, _call_run, _keys
+from ._quality import _LLM_PART, CALL_RUN_JOIN, _call_run, _keys
 
 __all__ = ["DriftFinding", "DriftReport", "DriftThresholds", "Window", "drift"]
 
@@ -170,7 +174,8 @@ def _welch(n1: int, m1: float, v1: float, n2: int, m2: float, v2: float) -> floa
         return None
     s1, s2 = math.sqrt(max(v1, 0.0)), math.sqrt(max(v2, 0.0))
     if s1 == 0 and s2 == 0:
-        return 1.0 if m1 != m2 else 0.0
+        # Means equal but for the order their sums were added in are equal.
+        return 0.0 if math.isclose(m1, m2, rel_tol=1e-12, abs_tol=1e-300) else 1.0
     result = _stats().ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
     return _confidence(result.pvalue)
 
@@ -178,7 +183,12 @@ def _welch(n1: int, m1: float, v1: float, n2: int, m2: float, v2: float) -> floa
 def _variance(n: int, mean: float | None, mean_sq: float | None) -> float:
     if n < 2 or mean is None or mean_sq is None:
         return 0.0
-    return max(0.0, (mean_sq - mean * mean) * n / (n - 1))
+    spread = mean_sq - mean * mean
+    # Below the rounding error of the two means (values all alike, e.g. one temperature
+    # for every call): no spread, whatever order the sums were added in.
+    if spread <= 1e-12 * abs(mean_sq):
+        return 0.0
+    return spread * n / (n - 1)
 
 
 def _relative(base: float | None, cur: float | None) -> float | None:
@@ -202,8 +212,9 @@ def _num(value: float | None) -> str:
 
 class _Drift:
     def __init__(self, conn: Connection, keys: list[str], windows: dict[str, tuple[Any, Any]],
-                 thresholds: DriftThresholds) -> None:
+                 thresholds: DriftThresholds, summaries: bool = True) -> None:
         self.conn = conn
+        self.summaries = summaries
         self.keys = keys
         self.windows = windows
         self.t = thresholds
@@ -231,43 +242,59 @@ class _Drift:
     # -- LLM calls: models, versions, templates, parameters --------------------------------
 
     def llm(self) -> None:
-        groups = [_LLM_KEYS[k].label(f"g_{i}") for i, k in enumerate(self.keys)]
-        version = _calls.c.model_version
-        temp = sa.cast(_calls.c.temperature, sa.Float)
-        maxt = sa.cast(_calls.c.max_tokens, sa.Float)
-        rows: dict[str, list[Any]] = {}
-        for name, window in self.windows.items():
-            stmt = (
-                sa.select(*groups, _calls.c.provider_model.label("model"),
-                          version.label("version"), _calls.c.prompt_template_hash.label("tpl"),
-                          sa.func.count().label("n"),
-                          sa.func.min(_calls.c.trace_id).label("lo"),
-                          sa.func.max(_calls.c.trace_id).label("hi"),
-                          sa.func.count(temp).label("temp_n"), sa.func.avg(temp).label("temp"),
-                          sa.func.avg(temp * temp).label("temp_sq"),
-                          sa.func.count(maxt).label("maxt_n"), sa.func.avg(maxt).label("maxt"),
-                          sa.func.avg(maxt * maxt).label("maxt_sq"))
-                .select_from(_calls.join(_call_run, CALL_RUN_JOIN))
-                .where(not_evaluation(_call_run.c.request_type),
-                       *time_filters(_calls.c.started_at, *window))
-                .group_by(*groups, _calls.c.provider_model, version,
-                          _calls.c.prompt_template_hash))
-            rows[name] = [r._mapping for r in self.conn.execute(stmt)]
+        rows: dict[str, list[Any]] = {name: self._llm_rows(window)
+                                      for name, window in self.windows.items()}
         by_group: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
         for name, found in rows.items():
             for r in found:
                 key = tuple(r[f"g_{i}"] for i in range(len(self.keys)))
                 by_group.setdefault(key, {"baseline": [], "current": []})[name].append(r)
-        for key, parts in sorted(by_group.items(), key=lambda kv: repr(kv[0])):
+        for key, parts_ in sorted(by_group.items(), key=lambda kv: repr(kv[0])):
             group = dict(zip(self.keys, key, strict=True))
             if "model" not in self.keys:
-                self._mix("model_mix", group, parts, lambda r: r["model"])
-            self._mix("model_version_mix", group, parts,
+                self._mix("model_mix", group, parts_, lambda r: r["model"])
+            self._mix("model_version_mix", group, parts_,
                       lambda r: f"{r['model']} @ {r['version']}" if r["version"] else None)
             if "template" not in self.keys:
-                self._templates(group, parts)
+                self._templates(group, parts_)
             for param in ("temp", "maxt"):
-                self._parameter(group, parts, param)
+                self._parameter(group, parts_, param)
+
+    def _llm_rows(self, window: tuple[Any, Any]) -> list[dict[str, Any]]:
+        """The window's calls (judges' left out) per group, model, version and template:
+        count, least and greatest trace id, count/mean/mean square of the temperature and
+        the max tokens sent; from the ``llm`` summary. Ordered by those values (NULL
+        first), as SQLite's GROUP BY gives them."""
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for p in summary_parts(self.conn, "llm", *window, summaries=self.summaries):
+            if p["judge"]:
+                continue
+            key = (*(p[_LLM_PART[k]] for k in self.keys), p["model"], p["version"],
+                   p["template"])
+            entry = merged.get(key)
+            if entry is None:
+                entry = merged[key] = {"n": 0, "lo": None, "hi": None,
+                                       **{f"x{i}": 0.0 for i in range(6)}}
+            entry["n"] += p["n"]
+            if p["lo2"] is not None:
+                entry["lo"] = p["lo2"] if entry["lo"] is None else min(entry["lo"], p["lo2"])
+            if p["hi2"] is not None:
+                entry["hi"] = p["hi2"] if entry["hi"] is None else max(entry["hi"], p["hi2"])
+            for i in range(6):
+                entry[f"x{i}"] += p[f"x{i}"]
+        out = []
+        for key in sorted(merged, key=lambda k: [(v is not None, v or "") for v in k]):
+            e = merged[key]
+            row: dict[str, Any] = {f"g_{i}": v for i, v in enumerate(key[:len(self.keys)])}
+            row.update(model=key[-3], version=key[-2], tpl=key[-1], n=e["n"], lo=e["lo"],
+                       hi=e["hi"])
+            for param, first in (("temp", 0), ("maxt", 3)):
+                n = int(e[f"x{first}"])
+                row[f"{param}_n"] = n
+                row[param] = e[f"x{first + 1}"] / n if n else None
+                row[f"{param}_sq"] = e[f"x{first + 2}"] / n if n else None
+            out.append(row)
+        return out
 
     def _mix(self, dimension: str, group: dict[str, Any], parts: dict[str, list[Any]],
              label: Any) -> None:
@@ -400,21 +427,7 @@ class _Drift:
             ).group_by(*group)
             for r in self.conn.execute(stmt):
                 per[name][r._mapping["g"] if app else None] = r._mapping
-            roots = sa.and_(_runs.c.parent_id.is_(None), not_evaluation(_runs.c.request_type),
-                            *time_filters(_runs.c.started_at, *window))
-            error = _runs.c.status == RunStatus.ERROR.value
-            abandoned = _runs.c.status == RunStatus.ABANDONED.value
-            rgroup = [_runs.c.app_name.label("g")] if app else []
-            stmt = sa.select(
-                *rgroup, sa.func.count().label("n"),
-                sa.func.sum(sa.case((error, 1), else_=0)).label("errors"),
-                sa.func.sum(sa.case((abandoned, 1), else_=0)).label("abandoned"),
-                sa.func.max(sa.case((error, _runs.c.id), else_=None)).label("error_ex"),
-                sa.func.max(sa.case((abandoned, _runs.c.id), else_=None)).label("abandoned_ex"),
-                sa.func.max(sa.case((sa.not_(error), _runs.c.id), else_=None)).label("ok_ex"),
-            ).where(roots).group_by(*rgroup)
-            for r in self.conn.execute(stmt):
-                rates[name][r._mapping["g"] if app else None] = r._mapping
+            rates[name] = self._rates(window)
         for key in sorted(set(per["baseline"]) & set(per["current"]), key=repr):
             b, c = per["baseline"][key], per["current"][key]
             self._mean("tokens_per_answer", key, b, c, "tok", 1.0, "tokens per answer")
@@ -426,6 +439,25 @@ class _Drift:
             self._rate("abandonment_rate", key, b, c, "abandoned", "abandoned_ex",
                        "abandoned traces")
         self._latency()
+
+    def _rates(self, window: tuple[Any, Any]) -> dict[Any, dict[str, Any]]:
+        """Roots (judges' left out) per group: how many, failed, abandoned, the greatest
+        id of each and of those that did not fail; from the ``root`` summary."""
+        out: dict[Any, dict[str, Any]] = {}
+        error, abandoned = RunStatus.ERROR.value, RunStatus.ABANDONED.value
+        for p in summary_parts(self.conn, "root", *window, summaries=self.summaries):
+            key = p["app"] if self.app_only else None
+            entry = out.setdefault(key, {"n": 0, "errors": 0, "abandoned": 0, "error_ex": None,
+                                         "abandoned_ex": None, "ok_ex": None})
+            entry["n"] += p["n"]
+            example = "error_ex" if p["status"] == error else "ok_ex"
+            if p["status"] == error:
+                entry["errors"] += p["n"]
+            if p["status"] == abandoned:
+                entry["abandoned"] += p["n"]
+                entry["abandoned_ex"] = _greatest(entry["abandoned_ex"], p["hi"])
+            entry[example] = _greatest(entry[example], p["hi"])
+        return out
 
     def _mean(self, dimension: str, key: Any, b: Any, c: Any, col: str, scale: float,
               text: str) -> None:
@@ -552,22 +584,22 @@ class _Drift:
         app = self.app_only
         per: dict[str, dict[Any, Any]] = {}
         for name, window in self.windows.items():
-            per_run = (sa.select(_runs.c.id.label("id"), _runs.c.trace_id.label("trace_id"),
-                                 _runs.c.app_name.label("app"),
-                                 sa.func.count().label("k"))
-                       .select_from(_runs.join(_links, sa.and_(
-                           _links.c.run_id == _runs.c.id,
-                           _links.c.stage == DocStage.RETRIEVED.value)))
-                       .where(_runs.c.kind == RunKind.RETRIEVER.value,
-                              *time_filters(_runs.c.started_at, *window))
-                       .group_by(_runs.c.id, _runs.c.trace_id, _runs.c.app_name).subquery())
-            k = sa.cast(per_run.c.k, sa.Float)
-            group = [per_run.c.app.label("g")] if app else []
-            stmt = sa.select(*group, sa.func.count().label("n"), sa.func.avg(k).label("k"),
-                             sa.func.avg(k * k).label("k_sq"),
-                             sa.func.max(per_run.c.trace_id).label("hi")).group_by(*group)
-            per[name] = {(r._mapping["g"] if app else None): r._mapping
-                         for r in self.conn.execute(stmt)}
+            # Retrievers with at least one retrieved document (the ``retrieval`` summary:
+            # x0 sums the documents, x1 their squares).
+            found: dict[Any, dict[str, Any]] = {}
+            for p in summary_parts(self.conn, "retrieval", *window, summaries=self.summaries):
+                if p["kind"] != RunKind.RETRIEVER.value or not p["has_links"]:
+                    continue
+                entry = found.setdefault(p["app"] if app else None,
+                                         {"n": 0, "k": 0.0, "k_sq": 0.0, "hi": None})
+                entry["n"] += p["n"]
+                entry["k"] += p["x0"]
+                entry["k_sq"] += p["x1"]
+                entry["hi"] = _greatest(entry["hi"], p["hi2"])
+            for entry in found.values():
+                entry["k"] /= entry["n"]
+                entry["k_sq"] /= entry["n"]
+            per[name] = found
         for key in sorted(set(per["baseline"]) & set(per["current"]), key=repr):
             b, c = per["baseline"][key], per["current"][key]
             nb, nc = int(b["n"]), int(c["n"])
@@ -762,6 +794,10 @@ class _Drift:
                 ), moved=abs(rc - rb) >= self.t.rate_change)
 
 
+def _greatest(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
 def _bonferroni(confidence: float | None, tests: int) -> float | None:
     """The confidence of one of ``tests`` comparisons made together."""
     if confidence is None:
@@ -793,17 +829,19 @@ def _window(value: Any, name: str) -> tuple[datetime | None, datetime | None]:
 
 def drift(engine: Engine, *, baseline: Window, current: Window,
           group_by: Sequence[str] | str = ("app_name",),
-          thresholds: DriftThresholds | None = None) -> DriftReport:
+          thresholds: DriftThresholds | None = None, summaries: bool = True) -> DriftReport:
     """Compare the ``current`` window with the ``baseline`` one (see module docstring).
 
     Each window is ``(start, end)``: datetimes or ISO strings, ``None`` for open.
+    ``summaries`` False reads everything from the stored rows alone (the same report;
+    for checking the per-day summaries).
     """
     keys = _keys(group_by)
     windows = {"baseline": _window(baseline, "baseline"), "current": _window(current, "current")}
     limits = thresholds or DriftThresholds()
     _stats()  # fail early, with the extra to install
     with engine.connect() as conn:
-        work = _Drift(conn, keys, windows, limits)
+        work = _Drift(conn, keys, windows, limits, summaries)
         work.llm()
         work.traces()
         work.retrieval()

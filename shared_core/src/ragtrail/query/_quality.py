@@ -6,10 +6,10 @@ usage) the examples are of what is missing, for one where less is better (runs t
 failed) of what was found. Each level is one aggregate query grouped in SQL (LLM calls,
 retrieval runs, answers and traces, runs); examples are the smallest and largest
 matching id of each group, taken in the same pass (``MIN``/``MAX``), so nothing is read
-row by row into Python. Each level reads an index that holds every column it needs
-(revision 0009: ``ix_llm_calls_reports`` with the LLM metadata values promoted to
-columns, ``ix_runs_kind_started_at`` with ``ix_document_links_reports``,
-``ix_runs_roots_quality``, ``ix_runs_quality``), never the rows with their JSON.
+row by row into Python. Each level is a summary of ``store._summaries`` (``llm``,
+``retrieval``, ``root``, ``run``): the whole UTC days of the window are read from the
+per-day ``quality_rollup``, the parts of a day at either end from the rows with the same
+aggregate (``summaries=False``: everything from the rows), so both give one report.
 
 Grouping: ``app_name`` groups every level (by the run's own application); ``model``,
 ``provider`` and ``template`` group the LLM-call figures, and the figures of the other
@@ -18,7 +18,7 @@ levels are reported once, under a group whose values are ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from ..errors import ConfigError
-from ..schemas import DocStage, PriceStatus, RunKind, RunStatus
+from ..schemas import PriceStatus, RunKind, RunStatus
 from ..store import _tables
-from ._common import parse_time, time_filters
-from ._evaluations import not_evaluation
+from ..store._summaries import Part, parts
+from ._common import parse_time
 
 __all__ = ["QUALITY_GROUP_KEYS", "QualityFigure", "QualityGroup", "QualityReport", "quality"]
 
@@ -44,6 +44,9 @@ _call_run = _tables.runs.alias("call_run")
 CALL_RUN_JOIN = sa.and_(_call_run.c.id == _calls.c.run_id,
                         _call_run.c.started_at == _calls.c.started_at)
 
+#: group_by key -> the ``llm`` summary's dimension holding it.
+_LLM_PART = {"app_name": "app", "model": "model", "provider": "provider",
+             "template": "template"}
 #: group_by key -> column of an LLM call (joined with its run for the application).
 _LLM_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "app_name": _call_run.c.app_name,
@@ -117,168 +120,127 @@ def _keys(group_by: Sequence[str] | str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _count(condition: sa.ColumnElement[bool], label: str) -> sa.Label[Any]:
-    return sa.func.sum(sa.case((condition, 1), else_=0)).label(label)
-
-
-def _examples(condition: sa.ColumnElement[bool], column: sa.ColumnElement[Any],
-              label: str) -> list[sa.Label[Any]]:
-    """The smallest and largest id matching ``condition`` (two examples, same pass)."""
-    chosen = sa.case((condition, column), else_=None)
-    return [sa.func.min(chosen).label(f"{label}_lo"), sa.func.max(chosen).label(f"{label}_hi")]
-
-
-#: (name, description, condition on the row, lower_is_better, the calls it is counted
-#: among: None for every call) per LLM-call figure.
-_LLMFigure = tuple[str, str, sa.ColumnElement[bool], bool, sa.ColumnElement[bool] | None]
+#: (name, description, test of a summary part, lower_is_better, the calls it is counted
+#: among: None for every call) per LLM-call figure. A part is one combination of the
+#: values the ``llm`` summary keeps (``store._summaries``).
+_LLMFigure = tuple[str, str, Callable[[Part], bool], bool, Callable[[Part], bool] | None]
 
 
 def _llm_figures() -> list[_LLMFigure]:
-    status = _calls.c.price_status
-    ttft = _calls.c.time_to_first_token_ms.is_not(None)
-    # Calls stored before ``streamed`` was recorded: one with a time to first token streamed.
-    streamed = sa.or_(_calls.c.streamed.is_(True), ttft)
     every: list[_LLMFigure] = [(*f, None) for f in [
-        ("llm_with_token_usage", "LLM calls with token usage",
-         _calls.c.total_tokens.is_not(None), False),
-        ("llm_priced", "LLM calls with a known price", _calls.c.total_cost.is_not(None), False),
+        ("llm_with_token_usage", "LLM calls with token usage", lambda p: p["tokens"], False),
+        ("llm_priced", "LLM calls with a known price", lambda p: p["priced"], False),
         ("llm_unpriced_unknown_model", "LLM calls unpriced: model not in the price list",
-         status == PriceStatus.UNKNOWN_MODEL.value, True),
+         lambda p: p["price_status"] == PriceStatus.UNKNOWN_MODEL.value, True),
         ("llm_unpriced_no_usage", "LLM calls unpriced: no token usage reported",
-         status == PriceStatus.NO_USAGE.value, True),
+         lambda p: p["price_status"] == PriceStatus.NO_USAGE.value, True),
         ("llm_with_request_id", "LLM calls with the provider's request id",
-         _calls.c.request_id.is_not(None), False),
+         lambda p: p["request_id"], False),
         ("llm_with_finish_reason", "LLM calls with a finish reason",
-         _calls.c.finish_reason.is_not(None), False),
+         lambda p: p["finish"], False),
         ("llm_with_model_version", "LLM calls with the exact model version that answered",
-         _calls.c.model_version.is_not(None), False),
+         lambda p: p["version"] is not None, False),
     ]]
-    return [*every, ("llm_with_ttft", "Streamed LLM calls with a time to first token", ttft,
-                     False, streamed)]
+    # Calls stored before ``streamed`` was recorded: one with a time to first token streamed.
+    return [*every, ("llm_with_ttft", "Streamed LLM calls with a time to first token",
+                     lambda p: p["ttft"], False, lambda p: p["streamed"] or p["ttft"])]
 
 
-def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any]
-               ) -> dict[tuple[Any, ...], list[QualityFigure]]:
-    groups = [_LLM_KEYS[k].label(f"g_{i}") for i, k in enumerate(keys)]
+def _tally(found: list[Part], test: Callable[[Part], bool], examples: Callable[[Part], bool],
+           name: str, into: dict[str, Any]) -> None:
+    """``into[name]``: the rows of the parts passing ``test``; ``name_lo``/``name_hi``: the
+    least and greatest id of those passing ``examples``."""
+    into[name] = sum(p["n"] for p in found if test(p))
+    shown = [p for p in found if examples(p)]
+    into[f"{name}_lo"] = min((p["lo"] for p in shown), default=None)
+    into[f"{name}_hi"] = max((p["hi"] for p in shown), default=None)
+
+
+def _not(test: Callable[[Part], bool]) -> Callable[[Part], bool]:
+    return lambda p: not test(p)
+
+
+def _both(a: Callable[[Part], bool], b: Callable[[Part], bool]) -> Callable[[Part], bool]:
+    return lambda p: bool(a(p) and b(p))
+
+
+def _flag(name: str) -> Callable[[Part], bool]:
+    return lambda p: bool(p[name])
+
+
+def _by(found: list[Part], key: Callable[[Part], Any]) -> dict[Any, list[Part]]:
+    out: dict[Any, list[Part]] = {}
+    for p in found:
+        out.setdefault(key(p), []).append(p)
+    return out
+
+
+def _llm_level(conn: sa.Connection, keys: list[str], window: tuple[Any, Any],
+               summaries: bool) -> dict[tuple[Any, ...], list[QualityFigure]]:
     figures = _llm_figures()
-    columns: list[Any] = [sa.func.count().label("n")]
-    for name, _, cond, lower, among in figures:
-        if among is not None:
-            columns.append(_count(among, f"{name}_n"))
-            cond = sa.and_(among, cond)
-        columns.append(_count(cond, name))
-        missing = cond if lower else sa.not_(cond)
-        columns += _examples(missing if among is None else sa.and_(among, missing),
-                             _calls.c.run_id, name)
-    stmt = (sa.select(*groups, *columns)
-            .select_from(_calls.join(_call_run, CALL_RUN_JOIN))
-            .where(*time_filters(_calls.c.started_at, *window))
-            .group_by(*groups))
+    found = parts(conn, "llm", *window, summaries=summaries)
     out: dict[tuple[Any, ...], list[QualityFigure]] = {}
-    for row in conn.execute(stmt):
-        data = row._mapping
-        key = tuple(data[f"g_{i}"] for i in range(len(keys)))
+    for key, group in _by(found, lambda p: tuple(p[_LLM_PART[k]] for k in keys)).items():
+        data: dict[str, Any] = {"n": sum(p["n"] for p in group)}
+        for name, _, test, lower, among in figures:
+            if among is None:
+                _tally(group, test, test if lower else _not(test), name, data)
+                continue
+            data[f"{name}_n"] = sum(p["n"] for p in group if among(p))
+            _tally(group, _both(among, test), _both(among, _not(test)), name, data)
         out[key] = [_figure(name, text, data, data["n" if among is None else f"{name}_n"],
                             lower) for name, text, _, lower, among in figures]
     return out
 
 
-def _figure(name: str, text: str, data: Any, denominator: int, lower: bool) -> QualityFigure:
+def _figure(name: str, text: str, data: Any, denominator: int, lower: bool,
+            shown: str | None = None) -> QualityFigure:
     count = int(data[name] or 0)
     examples = [str(v) for v in dict.fromkeys((data[f"{name}_lo"], data[f"{name}_hi"]))
                 if v is not None]
-    return QualityFigure(name=name, description=text, count=count, denominator=int(denominator),
+    return QualityFigure(name=shown or name, description=text, count=count,
+                         denominator=int(denominator),
                          share=count / denominator if denominator else None,
                          lower_is_better=lower, example_ids=examples)
 
 
-def _retrieval_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
-                     ) -> dict[Any, list[QualityFigure]]:
+def _retrieval_level(conn: sa.Connection, app: bool, window: tuple[Any, Any],
+                     summaries: bool) -> dict[Any, list[QualityFigure]]:
     """Retriever runs, and tool runs that returned documents: with ids, with scores."""
-    # Per run, its retrieved links: three lookups of ix_document_links_reports (which holds
-    # all they read) from each run of ix_runs_kind_started_at; nothing is sorted by run.
-    own = sa.and_(_links.c.run_id == _runs.c.id, _links.c.stage == DocStage.RETRIEVED.value)
-
-    def of_links(value: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
-        return sa.select(value).where(own).scalar_subquery()
-
-    per_run = (
-        sa.select(
-            _runs.c.id.label("run_id"), _runs.c.app_name.label("app_name"),
-            _runs.c.kind.label("kind"),
-            of_links(sa.func.count()).label("links"),
-            # Without an id a document is stored under its content hash.
-            sa.func.coalesce(of_links(sa.func.min(sa.case(
-                (_links.c.document_id == _links.c.content_hash, 0), else_=1))), 1
-            ).label("all_ids"),
-            sa.func.coalesce(of_links(sa.func.max(sa.case(
-                (_links.c.score.is_not(None), 1), else_=0))), 0).label("scored"),
-        )
-        .where(_runs.c.kind.in_([RunKind.RETRIEVER.value, RunKind.TOOL.value]),
-               *time_filters(_runs.c.started_at, *window))
-        # A bound that is never reached keeps SQLite from inlining the subquery (and its
-        # lookups) into every aggregate that reads it: each lookup then runs once a run.
-        .limit(_UNBOUNDED)
-        .subquery()
-    )
-    counted = sa.or_(per_run.c.kind == RunKind.RETRIEVER.value, per_run.c.links > 0)
-    with_ids = sa.and_(per_run.c.links > 0, per_run.c.all_ids == 1)
-    scored = per_run.c.scored == 1
-    group = [per_run.c.app_name.label("g")] if app else []
-    stmt = (sa.select(*group, sa.func.count().label("n"),
-                      _count(with_ids, "retrieval_with_document_ids"),
-                      *_examples(sa.not_(with_ids), per_run.c.run_id,
-                                 "retrieval_with_document_ids"),
-                      _count(scored, "retrieval_with_scores"),
-                      *_examples(sa.not_(scored), per_run.c.run_id, "retrieval_with_scores"))
-            .where(counted).group_by(*group))
+    found = [p for p in parts(conn, "retrieval", *window, summaries=summaries)
+             if p["kind"] == RunKind.RETRIEVER.value or p["has_links"]]
     out: dict[Any, list[QualityFigure]] = {}
-    for row in conn.execute(stmt):
-        data = row._mapping
-        out[data["g"] if app else None] = [
-            _figure("retrieval_with_document_ids", "Retriever and tool-retrieval runs whose "
-                    "documents all carry an id", data, data["n"], False),
-            _figure("retrieval_with_scores", "Retriever and tool-retrieval runs with scores",
-                    data, data["n"], False),
+    for key, group in _by(found, lambda p: p["app"] if app else None).items():
+        data: dict[str, Any] = {"n": sum(p["n"] for p in group)}
+        for name in ("with_ids", "scored"):
+            _tally(group, _flag(name), _not(_flag(name)), name, data)
+        out[key] = [
+            _figure("with_ids", "Retriever and tool-retrieval runs whose documents all "
+                    "carry an id", data, data["n"], False, "retrieval_with_document_ids"),
+            _figure("scored", "Retriever and tool-retrieval runs with scores", data,
+                    data["n"], False, "retrieval_with_scores"),
         ]
     return out
 
 
-def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
+def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any], summaries: bool
                  ) -> dict[Any, list[QualityFigure]]:
     """Traces (roots, judges' left out): app context; answers with an in-prompt document."""
-    answered = sa.exists().where(_calls.c.trace_id == _runs.c.id)
-    grounded = sa.exists().where(_links.c.trace_id == _runs.c.id,
-                                 _links.c.stage == DocStage.IN_PROMPT.value)
-    roots = (sa.select(_runs.c.id.label("id"), _runs.c.app_name.label("app_name"),
-                       _runs.c.app_version.label("app_version"),
-                       _runs.c.user_hash.label("user_hash"),
-                       _runs.c.session_id.label("session_id"),
-                       sa.case((answered, 1), else_=0).label("answered"),
-                       sa.case((grounded, 1), else_=0).label("cited"))
-             .where(_runs.c.parent_id.is_(None), not_evaluation(_runs.c.request_type),
-                    *time_filters(_runs.c.started_at, *window))
-             .limit(_UNBOUNDED)  # the lookups run once a root (see _retrieval_level)
-             .subquery())
-    is_grounded = sa.and_(roots.c.answered == 1, roots.c.cited == 1)
-    ungrounded = sa.and_(roots.c.answered == 1, roots.c.cited == 0)
     checks = [
-        ("traces_with_app_version", "Traces with an app version", roots.c.app_version),
-        ("traces_with_user", "Traces with a user", roots.c.user_hash),
-        ("traces_with_session", "Traces with a session", roots.c.session_id),
+        ("traces_with_app_version", "Traces with an app version", "app_version"),
+        ("traces_with_user", "Traces with a user", "user"),
+        ("traces_with_session", "Traces with a session", "session"),
     ]
-    group = [roots.c.app_name.label("g")] if app else []
-    columns: list[Any] = [sa.func.count().label("n"),
-                          sa.func.sum(roots.c.answered).label("answers"),
-                          _count(is_grounded, "answers_grounded"),
-                          *_examples(ungrounded, roots.c.id, "answers_grounded")]
-    for name, _, column in checks:
-        columns.append(_count(column.is_not(None), name))
-        columns += _examples(column.is_(None), roots.c.id, name)
+    found = parts(conn, "root", *window, summaries=summaries)
     out: dict[Any, list[QualityFigure]] = {}
-    for row in conn.execute(sa.select(*group, *columns).group_by(*group)):
-        data = row._mapping
-        out[data["g"] if app else None] = [
+    for key, group in _by(found, lambda p: p["app"] if app else None).items():
+        data: dict[str, Any] = {"n": sum(p["n"] for p in group),
+                                "answers": sum(p["n"] for p in group if p["answered"])}
+        _tally(group, lambda p: p["answered"] and p["cited"],
+               lambda p: p["answered"] and not p["cited"], "answers_grounded", data)
+        for name, _, flag in checks:
+            _tally(group, _flag(flag), _not(_flag(flag)), name, data)
+        out[key] = [
             _figure("answers_grounded", "Answers with at least one in_prompt document (the "
                     "examples are answers with no grounding)", data, data["answers"] or 0,
                     False),
@@ -287,13 +249,12 @@ def _trace_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
     return out
 
 
-def _run_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
+def _run_level(conn: sa.Connection, app: bool, window: tuple[Any, Any], summaries: bool
                ) -> tuple[dict[Any, list[QualityFigure]], dict[Any, dict[str, int]]]:
     """Every run: truncated, redacted, abandoned, failed; runs per schema version.
 
-    One row per combination of the values the figures test (a few dozen at most), read
-    in the order of ``ix_runs_quality`` (which holds every column used: no table row is
-    read); the figures are sums of those rows, their examples the least and greatest id."""
+    One part per combination of the values the figures test (the ``run`` summary); the
+    figures are sums of those parts, their examples the least and greatest id."""
     checks: list[tuple[str, str, Any]] = [
         ("runs_truncated", "Runs with content cut to the size limits",
          lambda r: bool(r["truncated"])),
@@ -302,18 +263,11 @@ def _run_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
          lambda r: r["status"] == RunStatus.ABANDONED.value),
         ("runs_error", "Runs that failed", lambda r: r["status"] == RunStatus.ERROR.value),
     ]
-    split = [_runs.c.schema_version, _runs.c.truncated, _runs.c.redacted, _runs.c.status]
-    group = [_runs.c.app_name] if app else []
-    stmt = (sa.select(*(c.label(c.name) for c in (*group, *split)), sa.func.count().label("n"),
-                      sa.func.min(_runs.c.id).label("lo"), sa.func.max(_runs.c.id).label("hi"))
-            .where(*time_filters(_runs.c.started_at, *window))
-            .group_by(*split, *group))
-    parts: dict[Any, list[Any]] = {}
-    for row in conn.execute(stmt):
-        parts.setdefault(row._mapping["app_name"] if app else None, []).append(row._mapping)
+    parts_ = _by(parts(conn, "run", *window, summaries=summaries),
+                 lambda p: p["app"] if app else None)
     figures: dict[Any, list[QualityFigure]] = {}
     versions: dict[Any, dict[str, int]] = {}
-    for key, rows in parts.items():
+    for key, rows in parts_.items():
         total = sum(r["n"] for r in rows)
         versions[key] = {}
         for r in rows:
@@ -331,16 +285,20 @@ def _run_level(conn: sa.Connection, app: bool, window: tuple[Any, Any]
 
 def quality(engine: Engine, *, since: datetime | str | None = None,
             until: datetime | str | None = None,
-            group_by: Sequence[str] | str = ("app_name",)) -> QualityReport:
-    """Completeness of what was stored in [since, until), per group (see module docstring)."""
+            group_by: Sequence[str] | str = ("app_name",),
+            summaries: bool = True) -> QualityReport:
+    """Completeness of what was stored in [since, until), per group (see module docstring).
+
+    ``summaries`` False reads every figure from the stored rows alone (the same report;
+    for checking the per-day summaries)."""
     keys = _keys(group_by)
     window = (parse_time(since, "since"), parse_time(until, "until"))
     app_only = keys == ["app_name"]
     with engine.connect() as conn:
-        llm = _llm_level(conn, keys, window)
-        retrieval = _retrieval_level(conn, app_only, window)
-        trace = _trace_level(conn, app_only, window)
-        runs, versions = _run_level(conn, app_only, window)
+        llm = _llm_level(conn, keys, window, summaries)
+        retrieval = _retrieval_level(conn, app_only, window, summaries)
+        trace = _trace_level(conn, app_only, window, summaries)
+        runs, versions = _run_level(conn, app_only, window, summaries)
     report = QualityReport(since=window[0], until=window[1], group_by=keys)
     if app_only:
         names = {k[0] for k in llm} | set(retrieval) | set(trace) | set(runs)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas.flat import TOOL_REF_KEY
 from ._rollups import forget_traces
+from ._summaries import forget_days, summary_days
 from ._tables import document_links, documents, evaluations, llm_calls, runs, tool_definitions
 
 __all__ = ["delete_traces", "purge_before"]
@@ -50,8 +51,8 @@ def _delete_unused_tool_definitions(conn: Connection, hashes: list[str],
             sa.delete(tool_definitions).where(tool_definitions.c.definition_hash.in_(unused))))
 
 
-def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int]
-                   ) -> tuple[set[str], set[str]]:
+def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int],
+                   days: set[str]) -> tuple[set[str], set[str]]:
     """Delete the traces' rows, their evaluations and those evaluations' judge traces
     (adding the rows deleted per table to ``counts``); return the content hashes their
     links pointed to and the tool definitions their LLM calls referenced."""
@@ -81,6 +82,7 @@ def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int
         tools |= {h for h in conn.execute(sa.select(refs.c.hash).distinct()).scalars()
                   if isinstance(h, str)}
         forget_traces(conn, batch)  # before the calls go: usage_rollup subtracts them
+        days |= summary_days(conn, batch)  # quality_rollup: recomputed once they are gone
         for table in (document_links, llm_calls, runs):
             _count(counts, table.name,
                    conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))
@@ -97,7 +99,9 @@ def delete_traces(conn: Connection, trace_ids: list[str]) -> dict[str, int]:
     inside the caller's transaction; returns the rows deleted per table."""
     counts = {name: 0 for name in ("runs", "llm_calls", "document_links", "documents",
                                    "evaluations", "tool_definitions")}
-    linked, offered = _delete_traces(conn, trace_ids, counts)
+    days: set[str] = set()
+    linked, offered = _delete_traces(conn, trace_ids, counts, days)
+    forget_days(conn, days)
     ordered = sorted(linked)
     for start in range(0, len(ordered), _IN_CHUNK):
         _delete_unlinked_documents(conn, ordered[start : start + _IN_CHUNK], counts)

@@ -23,6 +23,7 @@ __all__ = [
     "evaluations",
     "llm_calls",
     "metadata",
+    "quality_rollup",
     "read_audit",
     "runs",
     "tool_definitions",
@@ -326,6 +327,29 @@ usage_rollup = sa.Table(
     sa.Column("total_cost", Money, nullable=False),
     *(sa.Column(f"{name}_tokens", sa.BigInteger, nullable=False)
       for name in ("input", "output", "total", "cache_read", "cache_creation", "reasoning")),
+)
+
+#: Per-day summaries of what ``quality()`` and ``drift()`` count (revision 0010), kept by
+#: the store in the transactions that store or delete the rows they summarise
+#: (``_summaries``). A bucket is one summary (``llm``, ``retrieval``, ``root``, ``run``),
+#: one UTC day, one tenant (its runs'; row-level security filters on it) and one
+#: combination of that summary's dimensions (``dims``: their values as JSON); ``bucket``
+#: is the four as JSON. A bucket emptied by a recomputation may stay with ``n`` 0.
+#: ``n`` rows; the least and greatest id (``lo``/``hi``) and second id (``lo2``/``hi2``,
+#: e.g. a call's trace); sums ``x0``-``x5``.
+#: Derived data: tests/rows_dump.py leaves it out.
+quality_rollup = sa.Table(
+    "quality_rollup",
+    metadata,
+    sa.Column("bucket", KEY, primary_key=True),
+    sa.Column("summary", sa.String, nullable=False),
+    sa.Column("day", sa.String, nullable=False),
+    sa.Column("tenant", KEY),
+    sa.Column("dims", KEY, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    *(sa.Column(name, KEY) for name in ("lo", "hi", "lo2", "hi2")),
+    *(sa.Column(f"x{i}", sa.Float, nullable=False) for i in range(6)),
+    sa.Index("ix_quality_rollup_summary_day", "summary", "day"),
 )
 
 #: One receipt per erasure (``ragtrail erase``): when, whose (the keyed hash of the user

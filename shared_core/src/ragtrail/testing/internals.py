@@ -45,6 +45,8 @@ _HOOKS: dict[str, str] = {
     "store_tables": "ragtrail.store._tables",
     "store_migrate": "ragtrail.store._migrate",
     "store_rollups": "ragtrail.store._rollups",
+    "store_summaries": "ragtrail.store._summaries",
+    "store_retention": "ragtrail.store._retention",
     # SQLite's WAL switch under a lock, and its checkpointer, faulted directly.
     "store_url": "ragtrail.store._url",
     "AUTOCHECKPOINT_PAGES": "ragtrail.store._checkpoint:AUTOCHECKPOINT_PAGES",
