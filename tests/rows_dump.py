@@ -13,9 +13,19 @@ replaced by something stable:
 - the environment (host, process id, versions) keeps only its keys;
 - any UUID left inside a value becomes ``"<uuid>"``.
 
+Nothing is normalised for the backend, because nothing needs to be: dumped with only the
+run-to-run values above replaced (checked on 2026-12-07, issue 25), SQLite and PostgreSQL
+give the same Python types and values for every column and JSON leaf (``Decimal`` with the
+same scale for numeric columns, the same ``float`` for double and JSON numbers, JSON
+decoded by SQLAlchemy on both). ``_plain`` turns ``Decimal`` and ``bytes`` into strings
+only so that the dump is JSON; a difference between the backends would show as a failure
+of the golden test on one of them.
+
 ``tests/store/test_rows_unchanged.py`` compares the dump, on SQLite and on PostgreSQL, with
 ``tests/golden/rows.json``, generated from main before the issue-25 refactor (the two
-backends' dumps were identical, so there is one golden file). Regenerate it only when a
+backends' dumps were identical, so there is one golden file) and changed since only on
+purpose (issue 27: the ``streamed`` key and the columns revision 0009 promoted out of the
+LLM call's metadata). Regenerate it only when a
 change of stored rows is intended, and say so in the commit::
 
     .venv/bin/python tests/rows_dump.py sqlite:////tmp/rows.db > tests/golden/rows.json

@@ -2,7 +2,21 @@
 
 ``tests/golden/rows.json`` was dumped from main before the issue-25 refactor (see
 ``tests/rows_dump.py`` for what is normalised and how to regenerate it). Any change to
-what the capture path stores, on SQLite or PostgreSQL, shows here as a row diff.
+what the capture path stores, on SQLite or PostgreSQL, shows here as a row diff. The
+comparison runs once per backend (the ``db_url`` fixture: SQLite always, PostgreSQL when
+``RAGTRAIL_TEST_POSTGRES_URL`` names a server that answers, else skipped with that reason)
+against the same golden file: nothing in the dump is normalised per backend (see
+``rows_dump``).
+
+The whole refactor, checked apart from this test (2026-12-07): the pre-refactor code
+(``409419d``, the last commit before the Recorder became the only run table) ran the same
+pipelines into SQLite and PostgreSQL and its dumps were compared with this code's. Every
+table is identical except ``llm_calls``, and there only by what issue 27 changed on
+purpose: the ``streamed`` key in ``metadata`` (absent before; ``null``, or ``true`` for the
+two streamed calls, after) and the columns revision 0009 added (``finish_reason``,
+``max_tokens``, ``model_version``, ``request_id``, ``streamed``, ``temperature``,
+``time_to_first_token_ms``). The pre-refactor databases upgraded to revision 0009 by this
+code differ from this code's only by ``streamed`` (column and key), on both backends.
 """
 
 from __future__ import annotations

@@ -41,7 +41,13 @@ NOT_SPECIFIC_PARAMS = frozenset({
 def first_param(source: Mapping[str, Any], field: str) -> Any:
     """The value of ``field`` in ``source`` under the first of its synonyms that holds
     one (None values do not count), or None."""
-    return next((source[k] for k in PARAM_SYNONYMS[field] if source.get(k) is not None), None)
+    # A plain loop, not next() over a generator: called for every field of every source
+    # on each LLM call, where the generator's set-up cost more than the look-ups.
+    for key in PARAM_SYNONYMS[field]:
+        value = source.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def request_parameters(*sources: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,7 +56,11 @@ def request_parameters(*sources: Mapping[str, Any]) -> dict[str, Any]:
     Fields found nowhere are None."""
     values: dict[str, Any] = {}
     for field in PARAM_SYNONYMS:
-        value = next((v for s in sources if (v := first_param(s, field)) is not None), None)
+        value = None
+        for source in sources:
+            value = first_param(source, field)
+            if value is not None:
+                break
         if field == "stop_sequences" and isinstance(value, str):
             value = [value]
         values[field] = value
