@@ -111,11 +111,14 @@ def dump(url: str) -> dict[str, list[Any]]:
     import sqlalchemy as sa
 
     from ragtrail.store import _tables
+    from ragtrail.store._payloads import run_columns
 
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            runs = [dict(r._mapping) for r in conn.execute(sa.select(_tables.runs))]
+            # Payloads stored apart (revision 0011) read back in their runs, as captured.
+            runs = [dict(r._mapping)
+                    for r in conn.execute(sa.select(*run_columns(_tables.runs)))]
             names = {r["id"]: r["name"] for r in runs}
             parents = {r["id"]: r["parent_id"] for r in runs}
 
@@ -133,6 +136,8 @@ def dump(url: str) -> dict[str, list[Any]]:
             for table in _tables.metadata.sorted_tables:
                 if table is _tables.usage_rollup:
                     continue  # derived from llm_calls (sums), not stored rows of a run
+                if table is _tables.payloads:
+                    continue  # how runs' payloads are stored: read back in the runs
                 rows = runs if table is _tables.runs else [
                     dict(r._mapping) for r in conn.execute(sa.select(table))]
                 normalised = []

@@ -1,9 +1,11 @@
 """Retention: delete whole traces whose root started before a cutoff.
 
 Every deletion of traces (:func:`delete_traces`: retention, ``ragtrail purge``, erasure)
-also deletes what only those traces used: documents no remaining trace links to, and
-tool definitions no remaining LLM call references (a call keeps ``{name,
-definition_hash}`` references in its metadata's ``tools``).
+also deletes what only those traces used: documents no remaining trace links to, tool
+definitions no remaining LLM call references (a call keeps ``{name,
+definition_hash}`` references in its metadata's ``tools``) and payloads no remaining run
+references (``inputs_ref`` / ``outputs_ref``, see ``_payloads``), in the same transaction:
+an erased trace's content is gone unless another stored run holds the same payload.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas.flat import TOOL_REF_KEY
 from ._rollups import forget_traces
-from ._tables import document_links, documents, evaluations, llm_calls, runs, tool_definitions
+from ._tables import (
+    document_links,
+    documents,
+    evaluations,
+    llm_calls,
+    payloads,
+    runs,
+    tool_definitions,
+)
 
 __all__ = ["delete_traces", "purge_before"]
 
@@ -50,13 +60,24 @@ def _delete_unused_tool_definitions(conn: Connection, hashes: list[str],
             sa.delete(tool_definitions).where(tool_definitions.c.definition_hash.in_(unused))))
 
 
+def _delete_unreferenced_payloads(conn: Connection, keys: list[str],
+                                  counts: dict[str, int]) -> None:
+    """Delete the payloads among ``keys`` that no remaining run references."""
+    referenced = (sa.exists().where(runs.c.inputs_ref == payloads.c.hash)
+                  | sa.exists().where(runs.c.outputs_ref == payloads.c.hash))
+    _count(counts, payloads.name, conn.execute(
+        sa.delete(payloads).where(payloads.c.hash.in_(keys), ~referenced)))
+
+
 def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int]
-                   ) -> tuple[set[str], set[str]]:
+                   ) -> tuple[set[str], set[str], set[str]]:
     """Delete the traces' rows, their evaluations and those evaluations' judge traces
     (adding the rows deleted per table to ``counts``); return the content hashes their
-    links pointed to and the tool definitions their LLM calls referenced."""
+    links pointed to, the tool definitions their LLM calls referenced and the payloads
+    their runs referenced."""
     hashes: set[str] = set()
     tools: set[str] = set()
+    keys: set[str] = set()
     seen: set[str] = set()
     pending = list(trace_ids)
     while pending:
@@ -80,11 +101,14 @@ def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int
         refs = _tool_refs(conn).where(llm_calls.c.trace_id.in_(batch)).subquery()
         tools |= {h for h in conn.execute(sa.select(refs.c.hash).distinct()).scalars()
                   if isinstance(h, str)}
+        for ref in (runs.c.inputs_ref, runs.c.outputs_ref):
+            keys.update(conn.execute(sa.select(ref).where(
+                runs.c.trace_id.in_(batch), ref.is_not(None)).distinct()).scalars())
         forget_traces(conn, batch)  # before the calls go: usage_rollup subtracts them
         for table in (document_links, llm_calls, runs):
             _count(counts, table.name,
                    conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))
-    return hashes, tools
+    return hashes, tools, keys
 
 
 def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> None:
@@ -93,17 +117,21 @@ def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> 
 
 def delete_traces(conn: Connection, trace_ids: list[str]) -> dict[str, int]:
     """Delete whole traces with their evaluations (and judge traces), documents no
-    remaining trace links to and tool definitions no remaining LLM call references,
-    inside the caller's transaction; returns the rows deleted per table."""
+    remaining trace links to, tool definitions no remaining LLM call references and
+    payloads no remaining run references, inside the caller's transaction; returns the
+    rows deleted per table."""
     counts = {name: 0 for name in ("runs", "llm_calls", "document_links", "documents",
-                                   "evaluations", "tool_definitions")}
-    linked, offered = _delete_traces(conn, trace_ids, counts)
+                                   "evaluations", "tool_definitions", "payloads")}
+    linked, offered, referenced = _delete_traces(conn, trace_ids, counts)
     ordered = sorted(linked)
     for start in range(0, len(ordered), _IN_CHUNK):
         _delete_unlinked_documents(conn, ordered[start : start + _IN_CHUNK], counts)
     tools = sorted(offered)
     for start in range(0, len(tools), _IN_CHUNK):
         _delete_unused_tool_definitions(conn, tools[start : start + _IN_CHUNK], counts)
+    keys = sorted(referenced)
+    for start in range(0, len(keys), _IN_CHUNK):
+        _delete_unreferenced_payloads(conn, keys[start : start + _IN_CHUNK], counts)
     return counts
 
 
