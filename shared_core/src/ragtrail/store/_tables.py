@@ -246,6 +246,8 @@ payloads = sa.Table(
     metadata,
     sa.Column("hash", KEY, primary_key=True),
     sa.Column("body", JSON_VALUE, nullable=False),
+    # SQLite: rows kept in the key's own B-tree, no second copy of every key in an index.
+    sqlite_with_rowid=False,
 )
 
 #: Each distinct tool definition offered to a model, once (see schemas.flat.TOOL_FIELDS):

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("hash", KEY, nullable=False),
         sa.Column("body", JSON_VALUE, nullable=False),
         sa.PrimaryKeyConstraint("hash", name="pk_payloads"),
+        sqlite_with_rowid=False,
     )
     for ref in _REFS:
         op.add_column("runs", sa.Column(ref, KEY))
