@@ -120,12 +120,14 @@ def dump(url: str) -> dict[str, list[Any]]:
     """Every table of the store at ``url``, normalised and sorted."""
     import sqlalchemy as sa
 
-    from ragtrail.testing.internals import store_tables
+    from ragtrail.testing.internals import run_columns, store_tables
 
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            runs = [dict(r._mapping) for r in conn.execute(sa.select(store_tables.runs))]
+            # Payloads stored apart (revision 0011) read back in their runs, as captured.
+            runs = [dict(r._mapping)
+                    for r in conn.execute(sa.select(*run_columns(store_tables.runs)))]
             names = {r["id"]: r["name"] for r in runs}
             parents = {r["id"]: r["parent_id"] for r in runs}
 
@@ -143,6 +145,8 @@ def dump(url: str) -> dict[str, list[Any]]:
             for table in store_tables.metadata.sorted_tables:
                 if table is store_tables.usage_rollup or table is store_tables.quality_rollup:
                     continue  # derived (sums of stored rows), not stored rows of a run
+                if table is store_tables.payloads:
+                    continue  # how runs' payloads are stored: read back in the runs
                 rows = runs if table is store_tables.runs else [
                     dict(r._mapping) for r in conn.execute(sa.select(table))]
                 normalised = []

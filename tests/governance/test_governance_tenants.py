@@ -76,9 +76,15 @@ def two_tenants(pg_url: str) -> Iterator[dict[str, Any]]:
         assert trail.flush(10)
         b_docs = {d.content_hash for d in trail.lineage(b).documents}
         a_docs = {d.content_hash for d in trail.lineage(a).documents}
+        a_values = {r.id: (r.inputs, r.outputs) for r in trail.lineage(a).runs}
     engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:  # payloads stored apart (revision 0011) A's runs hold
+        a_payloads = set(conn.execute(sa.text(
+            "SELECT inputs_ref FROM runs WHERE trace_id = :a UNION "
+            "SELECT outputs_ref FROM runs WHERE trace_id = :a"), {"a": a}).scalars()) - {None}
     try:
         yield {"url": pg_url, "a": a, "b": b, "only_b": b_docs - a_docs, "a_docs": a_docs,
+               "a_values": a_values, "a_payloads": a_payloads,
                "roles": roles,
                "as": lambda role: pg_url.replace("://postgres@", f"://{role}@", 1)}
     finally:
@@ -104,6 +110,8 @@ def test_a_tenants_reader_sees_nothing_of_another_tenant(two_tenants: dict[str, 
         assert [s.trace_id for s in reader.traces()] == [t["a"]]
         with pytest.raises(NotFoundError):
             reader.lineage(t["b"])
+        assert {r.id: (r.inputs, r.outputs)
+                for r in reader.lineage(t["a"]).runs} == t["a_values"]
         for doc in t["only_b"]:
             assert reader.answers_using(doc) == []
         calls = {row.calls for row in reader.usage([])}
@@ -115,6 +123,8 @@ def test_a_tenants_reader_sees_nothing_of_another_tenant(two_tenants: dict[str, 
                 assert traces == {t["a"]}, table
             docs = set(conn.execute(sa.text("SELECT content_hash FROM documents")).scalars())
             assert docs == t["a_docs"]
+            keys = set(conn.execute(sa.text("SELECT hash FROM payloads")).scalars())
+            assert t["a_payloads"] and keys == t["a_payloads"]
             with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                 conn.execute(sa.text("SELECT * FROM erasure_log"))
     finally:

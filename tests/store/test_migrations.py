@@ -32,6 +32,7 @@ from ragtrail.store import (
 from ragtrail.testing.internals import store_migrate, store_tables, store_url
 
 RAGTRAIL_TABLES = {"runs", "llm_calls", "documents", "document_links", "tool_definitions",
+                   "payloads",
                    "erasure_log", "read_audit", "usage_rollup", "quality_rollup",
                    "evaluations", "vendors"}
 
@@ -248,7 +249,8 @@ def test_migrations_downgrade_to_an_empty_database(db_url: str) -> None:
 
 
 def test_tables_hold_every_field_of_the_records() -> None:
-    assert set(store_tables.runs.c.keys()) == set(Run.model_fields)
+    # Plus the references to payloads stored apart (revision 0011).
+    assert set(store_tables.runs.c.keys()) == set(Run.model_fields) | {"inputs_ref", "outputs_ref"}
     assert set(store_tables.documents.c.keys()) == set(Document.model_fields)
     assert set(store_tables.document_links.c.keys()) == set(DocumentLink.model_fields)
 

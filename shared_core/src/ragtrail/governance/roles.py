@@ -2,7 +2,8 @@
 the command line and the web view, an admin for migrations, purges and erasures.
 
 - **writer**: ``INSERT`` and ``UPDATE`` on what capture writes (runs, LLM calls,
-  documents, document links, tool definitions, evaluations, vendors); no ``DELETE``, and
+  documents, document links, tool definitions, payloads, evaluations, vendors); no
+  ``DELETE``, and
   ``SELECT`` only on the schema revision table, the key columns an upsert compares (ids
   and hashes, never content) and the labels and numbers it sums into ``usage_rollup``
   and ``quality_rollup`` (which it may read and update), so it cannot read the trail.
@@ -34,11 +35,12 @@ __all__ = ["check_rights", "create_roles", "roles_sql", "valid_role_name", "vali
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: Tables capture writes (inserts and upserts).
 CAPTURE_TABLES = ("runs", "llm_calls", "documents", "document_links", "tool_definitions",
-                  "evaluations", "vendors")
+                  "payloads", "evaluations", "vendors")
 #: Key columns an upsert compares (ON CONFLICT needs SELECT on them); no content.
 _KEY_COLUMNS = {"runs": ("id",), "llm_calls": ("run_id",), "documents": ("content_hash",),
                 "document_links": ("run_id", "content_hash", "stage"),
-                "tool_definitions": ("definition_hash",), "evaluations": ("id",),
+                "tool_definitions": ("definition_hash",), "payloads": ("hash",),
+                "evaluations": ("id",),
                 "vendors": ("name",)}
 #: What the store reads to keep ``usage_rollup`` and ``quality_rollup`` (labels, numbers
 #: and whether context values are set, never content).
@@ -113,6 +115,9 @@ def _tenant_sql(s: str, tenant: str, writer: str | None, reader: str | None) -> 
                               f"WHERE r.id = document_links.run_id)",
             "documents": f"EXISTS (SELECT 1 FROM {s}.{_q('document_links')} l "
                          f"WHERE l.content_hash = documents.content_hash)",
+            # A payload stored once is shared by every run holding the same content.
+            "payloads": f"EXISTS (SELECT 1 FROM {runs} r WHERE r.inputs_ref = payloads.hash) "
+                        f"OR EXISTS (SELECT 1 FROM {runs} r WHERE r.outputs_ref = payloads.hash)",
             "evaluations": f"EXISTS (SELECT 1 FROM {runs} r WHERE r.id = evaluations.run_id)",
         }
         for table, condition in through.items():
@@ -124,8 +129,8 @@ def _tenant_sql(s: str, tenant: str, writer: str | None, reader: str | None) -> 
 
 
 #: Tables holding trace data, under row-level security when a role has a tenant.
-_TENANT_TABLES = ("runs", "llm_calls", "document_links", "documents", "evaluations",
-                  ROLLUP_TABLE, SUMMARY_TABLE)
+_TENANT_TABLES = ("runs", "llm_calls", "document_links", "documents", "payloads",
+                  "evaluations", ROLLUP_TABLE, SUMMARY_TABLE)
 #: Tables a tenant's reader gets no SELECT on (they span tenants).
 _CROSS_TENANT = ("erasure_log", "read_audit")
 
@@ -208,11 +213,11 @@ def create_roles(engine: Engine, *, writer: str | None = None, reader: str | Non
 
 _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "capture": tuple((t, "INSERT") for t in ("runs", "llm_calls", "documents",
-                                             "document_links")),
+                                             "document_links", "payloads")),
     "read": tuple((t, "SELECT") for t in ("runs", "llm_calls", "documents",
-                                          "document_links")),
+                                          "document_links", "payloads")),
     "admin": tuple((t, "DELETE") for t in ("runs", "llm_calls", "documents",
-                                           "document_links", "evaluations")),
+                                           "document_links", "evaluations", "payloads")),
 }
 _ROLE_HINT = {"capture": "a writer role", "read": "a reader role", "admin": "an admin role"}
 

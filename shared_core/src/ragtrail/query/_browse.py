@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from ..errors import ConfigError
 from ..schemas import RunKind, RunStatus, bounded_key
 from ..store import _tables
+from ..store._payloads import resolved, run_columns
 from ._common import chunks, parse_time, sum_cost
 from ._evaluations import Evaluation, _evaluation, _resolved_trace, _statement
 from ._models import TraceSummary
@@ -145,7 +146,7 @@ def trace_page(
         needle = text.strip().lower()
         conditions.append(sa.or_(
             *(sa.func.lower(sa.cast(column, sa.Text)).contains(needle, autoescape=True)
-              for column in (_runs.c.inputs, _runs.c.outputs))
+              for column in (resolved(_runs, "inputs"), resolved(_runs, "outputs")))
         ))
     if cursor:
         when, last_id = decode_cursor(cursor)
@@ -154,7 +155,7 @@ def trace_page(
             sa.bindparam(None, last_id, type_=_runs.c.id.type),
         ))
     size = _limit(limit)
-    stmt = (sa.select(_runs).where(*conditions)
+    stmt = (sa.select(*run_columns(_runs)).where(*conditions)
             .order_by(_runs.c.started_at.desc(), _runs.c.id.desc()).limit(size + 1))
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()

@@ -14,6 +14,7 @@ from ..conventions import answer_from_messages, messages_in, question_from_messa
 from ..errors import ConfigError
 from ..schemas import LLMCallRecord, LLMMetadata, Run
 from ..store import _tables
+from ..store._payloads import run_columns
 
 __all__ = [
     "answer_of",
@@ -152,7 +153,7 @@ def runs_by_id(conn: Connection, run_ids: Iterable[str]) -> dict[str, Run]:
     runs = _tables.runs
     found: dict[str, Run] = {}
     for batch in chunks(sorted(set(run_ids))):
-        for row in conn.execute(sa.select(runs).where(runs.c.id.in_(batch))):
+        for row in conn.execute(sa.select(*run_columns(runs)).where(runs.c.id.in_(batch))):
             run = run_from_row(row)
             found[run.id] = run
     return found

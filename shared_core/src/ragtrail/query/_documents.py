@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas import DocStage, bounded_key
 from ..store import _tables
+from ..store._payloads import resolved
 from ._common import answer_of, chunks, question_of
 from ._evaluations import EVALUATION_REQUEST_TYPE
 from ._models import DocumentUsage
@@ -55,7 +56,8 @@ def _roots(conn: Connection, trace_ids: Iterable[str]) -> dict[str, Any]:
     Only the columns a usage shows: decoding whole runs (metadata, events, environment)
     and validating them was most of the time of this query.
     """
-    columns = (_runs.c.id, _runs.c.inputs, _runs.c.outputs, _runs.c.started_at,
+    columns = (_runs.c.id, resolved(_runs, "inputs").label("inputs"),
+               resolved(_runs, "outputs").label("outputs"), _runs.c.started_at,
                _runs.c.request_type)
     found: dict[str, Any] = {}
     for batch in chunks(sorted(set(trace_ids))):

@@ -11,6 +11,7 @@ from ..errors import NotFoundError
 from ..schemas import LLMCallRecord, Run, bounded_key
 from ..schemas.flat import TOOL_REF_KEY, expand_tools
 from ..store import _tables
+from ..store._payloads import run_columns
 from ._common import (
     answer_of,
     chunks,
@@ -96,7 +97,7 @@ def lineage(engine: Engine, run_id: str) -> Lineage:
     """
     with engine.connect() as conn:
         trace_id = _trace_of(conn, run_id)
-        rows = conn.execute(sa.select(_runs).where(_runs.c.trace_id == trace_id))
+        rows = conn.execute(sa.select(*run_columns(_runs)).where(_runs.c.trace_id == trace_id))
         runs = sorted((run_from_row(row) for row in rows), key=lambda r: (r.started_at, r.path))
         order = {run.id: index for index, run in enumerate(runs)}
         call_rows = list(

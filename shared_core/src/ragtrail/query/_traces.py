@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import ConfigError
 from ..schemas import RunStatus, bounded_key
 from ..store import _tables
+from ..store._payloads import run_columns
 from ._common import answer_of, chunks, excerpt, question_of, sum_cost, time_filters
 from ._evaluations import not_evaluation
 from ._models import TraceSummary
@@ -68,7 +69,7 @@ def roots_statement(*, limit: int, **filters: Any) -> sa.Select[Any]:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError(f"limit must be a positive integer, got {limit!r}")
     return (
-        sa.select(_runs)
+        sa.select(*run_columns(_runs))
         .where(*_conditions(**filters))
         .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
         .limit(limit)

@@ -46,7 +46,7 @@ logger = logging.getLogger("ragtrail.store")
 #: Table holding ragtrail's Alembic revision.
 VERSION_TABLE = "ragtrail_alembic_version"
 #: The newest migration's revision (tests check it against the migrations themselves).
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 _SCRIPT_LOCATION = "ragtrail.store:migrations"
 # Arbitrary constant: serialises concurrent migrations of one PostgreSQL database.
 _PG_LOCK_KEY = 0x7261677472616C  # "ragtral"

@@ -1,9 +1,11 @@
 """Retention: delete whole traces whose root started before a cutoff.
 
 Every deletion of traces (:func:`delete_traces`: retention, ``ragtrail purge``, erasure)
-also deletes what only those traces used: documents no remaining trace links to, and
-tool definitions no remaining LLM call references (a call keeps ``{name,
-definition_hash}`` references in its metadata's ``tools``).
+also deletes what only those traces used: documents no remaining trace links to, tool
+definitions no remaining LLM call references (a call keeps ``{name,
+definition_hash}`` references in its metadata's ``tools``) and payloads no remaining run
+references (``inputs_ref`` / ``outputs_ref``, see ``_payloads``), in the same transaction:
+an erased trace's content is gone unless another stored run holds the same payload.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from ..errors import ConfigError
 from ..schemas.flat import TOOL_REF_KEY
 from ._rollups import forget_traces
 from ._summaries import forget_days, summary_days
-from ._tables import document_links, documents, evaluations, llm_calls, runs, tool_definitions
+from ._tables import (
+    document_links,
+    documents,
+    evaluations,
+    llm_calls,
+    payloads,
+    runs,
+    tool_definitions,
+)
 
 __all__ = ["delete_traces", "purge_before"]
 
@@ -51,13 +61,24 @@ def _delete_unused_tool_definitions(conn: Connection, hashes: list[str],
             sa.delete(tool_definitions).where(tool_definitions.c.definition_hash.in_(unused))))
 
 
+def _delete_unreferenced_payloads(conn: Connection, keys: list[str],
+                                  counts: dict[str, int]) -> None:
+    """Delete the payloads among ``keys`` that no remaining run references."""
+    referenced = (sa.exists().where(runs.c.inputs_ref == payloads.c.hash)
+                  | sa.exists().where(runs.c.outputs_ref == payloads.c.hash))
+    _count(counts, payloads.name, conn.execute(
+        sa.delete(payloads).where(payloads.c.hash.in_(keys), ~referenced)))
+
+
 def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int],
-                   days: set[str]) -> tuple[set[str], set[str]]:
+                   days: set[str]) -> tuple[set[str], set[str], set[str]]:
     """Delete the traces' rows, their evaluations and those evaluations' judge traces
     (adding the rows deleted per table to ``counts``); return the content hashes their
-    links pointed to and the tool definitions their LLM calls referenced."""
+    links pointed to, the tool definitions their LLM calls referenced and the payloads
+    their runs referenced."""
     hashes: set[str] = set()
     tools: set[str] = set()
+    keys: set[str] = set()
     seen: set[str] = set()
     pending = list(trace_ids)
     while pending:
@@ -81,12 +102,15 @@ def _delete_traces(conn: Connection, trace_ids: list[str], counts: dict[str, int
         refs = _tool_refs(conn).where(llm_calls.c.trace_id.in_(batch)).subquery()
         tools |= {h for h in conn.execute(sa.select(refs.c.hash).distinct()).scalars()
                   if isinstance(h, str)}
+        for ref in (runs.c.inputs_ref, runs.c.outputs_ref):
+            keys.update(conn.execute(sa.select(ref).where(
+                runs.c.trace_id.in_(batch), ref.is_not(None)).distinct()).scalars())
         forget_traces(conn, batch)  # before the calls go: usage_rollup subtracts them
         days |= summary_days(conn, batch)  # quality_rollup: recomputed once they are gone
         for table in (document_links, llm_calls, runs):
             _count(counts, table.name,
                    conn.execute(sa.delete(table).where(table.c.trace_id.in_(batch))))
-    return hashes, tools
+    return hashes, tools, keys
 
 
 def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> None:
@@ -95,12 +119,13 @@ def _count(counts: dict[str, int], table: str, result: sa.CursorResult[Any]) -> 
 
 def delete_traces(conn: Connection, trace_ids: list[str]) -> dict[str, int]:
     """Delete whole traces with their evaluations (and judge traces), documents no
-    remaining trace links to and tool definitions no remaining LLM call references,
-    inside the caller's transaction; returns the rows deleted per table."""
+    remaining trace links to, tool definitions no remaining LLM call references and
+    payloads no remaining run references, inside the caller's transaction; returns the
+    rows deleted per table."""
     counts = {name: 0 for name in ("runs", "llm_calls", "document_links", "documents",
-                                   "evaluations", "tool_definitions")}
+                                   "evaluations", "tool_definitions", "payloads")}
     days: set[str] = set()
-    linked, offered = _delete_traces(conn, trace_ids, counts, days)
+    linked, offered, referenced = _delete_traces(conn, trace_ids, counts, days)
     forget_days(conn, days)
     ordered = sorted(linked)
     for start in range(0, len(ordered), _IN_CHUNK):
@@ -108,6 +133,9 @@ def delete_traces(conn: Connection, trace_ids: list[str]) -> dict[str, int]:
     tools = sorted(offered)
     for start in range(0, len(tools), _IN_CHUNK):
         _delete_unused_tool_definitions(conn, tools[start : start + _IN_CHUNK], counts)
+    keys = sorted(referenced)
+    for start in range(0, len(keys), _IN_CHUNK):
+        _delete_unreferenced_payloads(conn, keys[start : start + _IN_CHUNK], counts)
     return counts
 
 

@@ -36,6 +36,7 @@ from ..schemas.flat import (
 )
 from ..schemas.record import SerializedRecord
 from . import _tables
+from ._payloads import INLINE_MAX, PAYLOAD_AT, PAYLOAD_COLUMNS, payload_key
 from ._types import MONEY_PLACES, quantize_money
 
 __all__ = [
@@ -46,14 +47,18 @@ __all__ = [
     "json_serializer",
 ]
 
-#: Insert order: parents before children.
-TABLE_ORDER = ("runs", "llm_calls", "documents", "document_links", "tool_definitions")
+#: Insert order: parents before children (payloads before the runs that reference them).
+TABLE_ORDER = ("payloads", "runs", "llm_calls", "documents", "document_links",
+               "tool_definitions")
+#: A stored run's row: the flat run row, then its payloads' references (``_payloads``).
+RUN_COLUMNS = (*RUN_FIELDS, *(ref for _column, ref in PAYLOAD_COLUMNS))
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in _tables.metadata.tables[name].columns) for name in TABLE_ORDER
 }
-# Flat rows are inserted as they are: their layout must be the tables' column order.
-assert COLUMNS == {"runs": RUN_FIELDS, "llm_calls": LLM_FIELDS,
+# Flat rows are inserted as they are (runs with their references appended): their layout
+# must be the tables' column order.
+assert COLUMNS == {"payloads": ("hash", "body"), "runs": RUN_COLUMNS, "llm_calls": LLM_FIELDS,
                    "documents": DOCUMENT_FIELDS, "document_links": LINK_FIELDS,
                    "tool_definitions": TOOL_FIELDS}, COLUMNS
 #: Primary-key columns of each table, in key order.
@@ -65,7 +70,9 @@ _RUN_START, _RUN_END = RUN_TIMES
 _LINK_KEY = tuple(LINK_FIELDS.index(name) for name in KEYS["document_links"])
 assert _LINK_KEY == (0, 1, 2), _LINK_KEY  # links are keyed by their first three values
 assert KEYS["runs"] == ("id",) and KEYS["llm_calls"] == ("run_id",), KEYS
-assert KEYS["documents"] == ("content_hash",), KEYS
+assert KEYS["documents"] == ("content_hash",) and KEYS["payloads"] == ("hash",), KEYS
+_INPUTS_AT, _OUTPUTS_AT = PAYLOAD_AT
+_INPUTS_REF_AT, _OUTPUTS_REF_AT = len(RUN_FIELDS), len(RUN_FIELDS) + 1
 
 
 class EncodeError(ValueError):
@@ -148,11 +155,18 @@ class _Dialect:
 
     def add(self, out: Encoded, flat: FlatRecord) -> None:
         time = self.time
-        run = flat.run
+        run = [*flat.run, None, None]  # the references: see _payloads
         if time is not _time_pg:  # PostgreSQL takes the ISO text as it is
-            run = list(run)
             run[_RUN_START] = time(run[_RUN_START])
             run[_RUN_END] = time(run[_RUN_END])
+        text = run[_INPUTS_AT]
+        if text is not None and len(text) >= INLINE_MAX:
+            run[_INPUTS_REF_AT] = _payload(out, text)
+            run[_INPUTS_AT] = None
+        text = run[_OUTPUTS_AT]
+        if text is not None and len(text) >= INLINE_MAX:
+            run[_OUTPUTS_REF_AT] = _payload(out, text)
+            run[_OUTPUTS_AT] = None
         out.rows["runs"].setdefault(run[0], run)
         if flat.llm is not None:
             llm = list(flat.llm)
@@ -173,6 +187,13 @@ class _Dialect:
             tools = out.rows["tool_definitions"]
             for tool in flat.tools:
                 tools.setdefault(tool[0], tool)
+
+
+def _payload(out: Encoded, text: str) -> str:
+    """The key of a payload's JSON text, its row added to the batch (once per key)."""
+    key = payload_key(text)
+    out.rows["payloads"].setdefault(key, (key, text))
+    return key
 
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}

@@ -23,6 +23,7 @@ __all__ = [
     "evaluations",
     "llm_calls",
     "metadata",
+    "payloads",
     "quality_rollup",
     "read_audit",
     "runs",
@@ -80,6 +81,10 @@ runs = sa.Table(
     sa.Column("environment", JSON_VALUE),
     sa.Column("schema_version", sa.String, nullable=False),
     sa.Column("tenant", KEY),
+    # A payload stored once in ``payloads`` (revision 0011): its content hash, with the
+    # inline column NULL (``store._payloads``; older rows keep their payloads inline).
+    sa.Column("inputs_ref", KEY),
+    sa.Column("outputs_ref", KEY),
     sa.Index(None, "trace_id"),
     # Children only: then "parent_id IS NULL" can be served by the roots index alone
     # (SQLite otherwise picks this one and sorts every root to find the newest).
@@ -135,6 +140,12 @@ runs = sa.Table(
         sqlite_where=sa.text("parent_id IS NULL AND request_type = 'evaluation'"),
     ),
 )
+#: Payloads still referenced by a run (purge and erasure keep those; a tenant's reader sees
+#: a payload through a run referencing it): only the runs holding a reference.
+for _ref in ("inputs_ref", "outputs_ref"):
+    sa.Index(f"ix_runs_{_ref}", runs.c[_ref], postgresql_where=sa.text(f"{_ref} IS NOT NULL"),
+             sqlite_where=sa.text(f"{_ref} IS NOT NULL"))
+
 #: GIN indexes over JSONB: PostgreSQL only. (llm_calls.metadata had one until revision
 #: 0002: it indexed every prompt message and no query used it.)
 #: Runs of one tenant, by time (``purge --tenant``; row-level security filters on it).
@@ -226,6 +237,18 @@ document_links = sa.Table(
     sa.Index(None, "trace_id", "stage"),
     # The links of one stage (of one run) with what the reports read of them (0009).
     sa.Index("ix_document_links_reports", *LINK_REPORT_COLUMNS),
+)
+
+#: Runs' inputs and outputs above a size, each distinct one once, keyed by a hash of its
+#: stored JSON text (revision 0011, ``store._payloads``): in a RAG trace a step's input
+#: is mostly an earlier step's output, and the same documents come back across traces.
+payloads = sa.Table(
+    "payloads",
+    metadata,
+    sa.Column("hash", KEY, primary_key=True),
+    sa.Column("body", JSON_VALUE, nullable=False),
+    # SQLite: rows kept in the key's own B-tree, no second copy of every key in an index.
+    sqlite_with_rowid=False,
 )
 
 #: Each distinct tool definition offered to a model, once (see schemas.flat.TOOL_FIELDS):

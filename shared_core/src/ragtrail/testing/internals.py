@@ -46,6 +46,10 @@ _HOOKS: dict[str, str] = {
     "store_migrate": "ragtrail.store._migrate",
     "store_rollups": "ragtrail.store._rollups",
     "store_summaries": "ragtrail.store._summaries",
+    "run_columns": "ragtrail.store._payloads:run_columns",
+    "payload_key": "ragtrail.store._payloads:payload_key",
+    "INLINE_MAX": "ragtrail.store._payloads:INLINE_MAX",
+    "trace_page": "ragtrail.query._browse:trace_page",
     "store_retention": "ragtrail.store._retention",
     # SQLite's WAL switch under a lock, and its checkpointer, faulted directly.
     "store_url": "ragtrail.store._url",
