@@ -405,7 +405,7 @@ def _json(value: Any) -> str | None:
     return text
 
 
-_EMPTY = {list: "[]", dict: "{}"}
+_EMPTY: dict[type, str] = {list: "[]", dict: "{}"}
 
 
 def _json_cleaned(value: Any) -> str:
