@@ -68,20 +68,19 @@ _SQLITE_MULTI = {table: (rows, _multi_values_sql(table, rows)) for table, rows i
 
 
 def _insert_sqlite(conn: Connection, encoded: Encoded) -> None:
-    """Multi-row INSERT .. VALUES statements per table, the rest by executemany."""
-    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for table, rows in encoded.tables():
-            if not rows:
-                continue
-            per, sql = _SQLITE_MULTI[table]
-            whole = len(rows) - len(rows) % per
-            for start in range(0, whole, per):
-                cursor.execute(sql, list(chain.from_iterable(rows[start:start + per])))
-            if whole < len(rows):
-                cursor.executemany(_VALUES_SQL["sqlite"][table], rows[whole:])
-    finally:
-        cursor.close()
+    """Multi-row INSERT .. VALUES statements per table, the rest by executemany. Through
+    SQLAlchemy (a few dozen statements a batch): its errors are classified as ever."""
+    for table, rows in encoded.tables():
+        if not rows:
+            continue
+        per, sql = _SQLITE_MULTI[table]
+        whole = len(rows) - len(rows) % per
+        for start in range(0, whole, per):
+            conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows[start:start + per])))
+        if whole < len(rows):  # rows read back from the spool are lists: bind tuples
+            conn.exec_driver_sql(_VALUES_SQL["sqlite"][table],
+                                 [row if type(row) is tuple else tuple(row)
+                                  for row in rows[whole:]])
 
 
 def _insert_values(conn: Connection, encoded: Encoded) -> None:
