@@ -9,7 +9,9 @@ Two measurements per backend, on a fresh database each:
   thread: the database-side ceiling without the queue.
 
 * ``ceiling``: the bare driver inserting the same rows pre-serialized (see
-  ``_ceiling.py``): what the database and driver allow on this machine.
+  ``_ceiling.py``): what the database and driver allow on this machine. The target is
+  the writer at :data:`WRITER_TARGET` of it or more (``writer_vs_ceiling``, with the
+  same ratio of CPU time per run).
 * ``ceiling_no_fsync`` (SQLite): the same with ``PRAGMA synchronous = OFF``, no fsync
   at all: the most SQLite allows here without giving up its journal.
 * ``drain``: the backlog an outage leaves on the spool, drained while fresh records
@@ -30,6 +32,7 @@ import sqlalchemy as sa
 
 from ragtrail.schemas import CapturedRun
 
+from ._ceiling import _rate
 from ._common import Sizes, pg_schema, pg_unreachable, say
 from ._data import RUNS_PER_TRACE, records
 
@@ -49,14 +52,13 @@ def _store_rate(url: str, recs: Sequence[CapturedRun], batch: int) -> dict[str, 
 
     store = open_store(url)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(recs), batch):
             store.write_batch(recs[i:i + batch])
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         store.close()
-    return {"runs": len(recs), "batch": batch, "seconds": elapsed,
-            "runs_per_s": len(recs) / elapsed}
+    return {**_rate(len(recs), elapsed, cpu), "batch": batch}
 
 
 def _writer_rate(url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]:
@@ -71,7 +73,7 @@ def _writer_rate(url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]:
     max_events = config.max_queue_events * high
     max_bytes = config.max_queue_bytes * high
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         refused = 0
         for i, record in enumerate(recs):
             if i % 200 == 0:
@@ -83,14 +85,13 @@ def _writer_rate(url: str, recs: Sequence[CapturedRun]) -> dict[str, Any]:
             refused += not sink.offer(record)
         if not trail.flush(300.0):
             raise RuntimeError(f"writer flush timed out: {trail.stats()}")
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         stats = trail.stats()["writer"]
         with trail.store.engine.connect() as conn:  # the truth, whatever the counters say
             in_db = conn.execute(sa.text("select count(*) from runs")).scalar_one()
     finally:
         trail.close()
-    return {"runs": len(recs), "seconds": elapsed, "runs_per_s": len(recs) / elapsed,
-            "refused": refused, "stored": stats.get("stored"),
+    return {**_rate(len(recs), elapsed, cpu), "refused": refused, "stored": stats.get("stored"),
             "spooled": stats.get("spooled"), "dropped": stats.get("dropped"),
             "runs_in_database": in_db, "complete": in_db == len(recs),
             "batch": config.batch_max_events}
@@ -122,9 +123,27 @@ def run(sizes: Sizes, work_dir: Path, *, pg_url: str | None) -> dict[str, Any]:
             missing = "" if result[kind].get("complete", True) else " INCOMPLETE: see results"
             say(f"ingest {backend:10} {kind:16}: {result[kind]['runs_per_s']:9.0f} runs/s "
                 f"({result[kind]['runs']} runs in {result[kind]['seconds']:.2f} s){missing}")
+        result["writer_vs_ceiling"] = _versus(result["writer"], result["ceiling"])
+        ratio = result["writer_vs_ceiling"]
+        say(f"ingest {backend:10} writer / ceiling: {ratio['ratio']:.2f} (target >= "
+            f"{ratio['target']:.2f}; CPU per run ceiling / writer {ratio['cpu_ratio']:.2f})")
         result["drain"] = _drain_of(backend, sizes, work_dir, targets["sqlite"], pg_url)
         out[backend] = result
     return out
+
+
+#: The issue's target: the background writer at this fraction of the bare driver's rate
+#: or more, both measured in the same run.
+WRITER_TARGET = 0.9
+
+
+def _versus(writer: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, Any]:
+    """The writer's rate as a fraction of the ceiling's (the target), and the same for
+    this process's CPU time per run (less sensitive to other jobs on the machine; on
+    PostgreSQL it leaves out the server's)."""
+    ratio = writer["runs_per_s"] / ceiling["runs_per_s"]
+    return {"ratio": ratio, "target": WRITER_TARGET, "met": ratio >= WRITER_TARGET,
+            "cpu_ratio": ceiling["cpu_seconds"] / writer["cpu_seconds"]}
 
 
 def _drain_of(backend: str, sizes: Sizes, work_dir: Path, sqlite_url: Any,

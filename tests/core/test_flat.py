@@ -145,3 +145,47 @@ def test_a_form_3_line_gets_its_promoted_llm_columns_from_the_metadata() -> None
     back = read_record(line)
     assert isinstance(back, FlatRecord) and back.llm is not None
     assert list(back.llm) == list(flat.llm)
+
+
+def _odd_records() -> list[CapturedRun]:
+    """Records whose texts need cleaning, whose times are not UTC, whose enums are plain
+    strings or whose link texts hold NUL: each takes the slow road somewhere."""
+    plain = make_record("plain", approx=False)
+    nul = odd_record()
+    nul.run.name, nul.run.app_name = "a\x00b", "caf\u00e9"
+    surrogate = make_record("surrogate", approx=False)
+    surrogate.run.path = "p\ud800"
+    surrogate.links[0].document_id = "d\x00\ud800"
+    surrogate.documents[0].content = "\u00fcber\x00"
+    local = make_record("local", approx=False)
+    local.run.started_at = datetime(2025, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    local.run.ended_at = datetime(2025, 1, 1, 10, 0, 1)  # naive: taken as UTC
+    loose = make_record("loose", approx=False)
+    loose.run.kind = "retriever"  # type: ignore[assignment]  # a plain string, not the enum
+    loose.links[0].stage = "reranked"  # type: ignore[assignment]
+    loose.run.tags, loose.run.events, loose.run.metadata = [], [], {}
+    loose.run.retries = 0
+    return [plain, nul, surrogate, local, loose]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_batch_encodes_to_the_rows_of_the_flat_form(dialect: str) -> None:
+    """The store encodes a CapturedRun in one pass (SQLite: its timestamps straight to
+    SQLite's text): the rows are those of the flat form, as the spool replays them."""
+    from ragtrail.testing.internals import encode_batch
+
+    records = _odd_records()
+    direct = encode_batch(records, dialect).tables()
+    replayed = encode_batch([read_record(flatten(r).to_json()) for r in records],
+                            dialect).tables()
+    assert [(name, [list(row) for row in rows]) for name, rows in direct] == [
+        (name, [list(row) for row in rows]) for name, rows in replayed]
+    runs = dict(direct)["runs"]
+    assert {row[RUN_FIELDS.index("name")] for row in runs} >= {"a\ufffdb"}
+    assert any(row[RUN_FIELDS.index("app_name")] == "caf\u00e9" for row in runs)
+    assert any(row[RUN_FIELDS.index("path")] == "p\ufffd" for row in runs)
+    links = [list(row) for row in dict(direct)["document_links"]]
+    assert any(row[4] == "d\ufffd\ufffd" for row in links)
+    if dialect == "sqlite":
+        assert "2025-01-01 10:00:00.000000" in {row[RUN_FIELDS.index("started_at")]
+                                                for row in runs}

@@ -78,6 +78,10 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert sqlite["writer"]["runs_in_database"] == sqlite["store"]["runs"] == runs
     assert sqlite["store"]["runs_per_s"] > 0
     assert sqlite["ceiling_no_fsync"]["runs"] == sqlite["ceiling"]["runs"] == runs
+    versus = sqlite["writer_vs_ceiling"]  # the target: the writer against the bare driver
+    assert versus["target"] == 0.9 and versus["met"] == (versus["ratio"] >= 0.9)
+    assert versus["ratio"] == sqlite["writer"]["runs_per_s"] / sqlite["ceiling"]["runs_per_s"]
+    assert sqlite["writer"]["cpu_seconds"] > 0 and sqlite["ceiling"]["cpu_us_per_run"] > 0
     scale = bench["scale"]["sqlite"]
     assert scale["runs"] == bench["scale"]["runs"] and scale["lineage"]["n"] > 0
     assert scale["lineage"]["mean_result_size"] == RUNS_PER_TRACE
@@ -92,6 +96,8 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     for section in ("### overhead", "### offload", "### ingest", "### scale", "### memory", "### targets"):
         assert section in rendered, section
     assert "| langchain invoke, ragtrail on SQLite | <= x1.25 |" in rendered
+    assert ("| ingestion into sqlite: background writer / bare driver "
+            "| >= 90 % of the ceiling, same run |") in rendered
 
     again = _bench(tmp_path, "--only", "scale")  # the generated database is reused
     assert again["benchmarks"]["scale"]["sqlite"]["cached"] is True

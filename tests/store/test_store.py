@@ -264,6 +264,19 @@ def test_a_batch_is_one_transaction(store: SqlStore) -> None:
     assert counts(store)["runs"] == 0
 
 
+def test_a_refused_row_in_a_multi_row_statement_is_permanent(store: SqlStore) -> None:
+    """More runs than one multi-row INSERT holds (SQLite: 64 a statement): a row the
+    database refuses inside one is a data error (dead-lettered, not retried forever),
+    and nothing of the batch is stored."""
+    batch = [record(f"r-{i:03d}") for i in range(150)]
+    batch[100].run.name = None  # type: ignore[assignment]  # NOT NULL in the table
+    with pytest.raises(PermanentStoreError):
+        store.write_batch(batch)
+    assert counts(store)["runs"] == 0
+    store.write_batch(batch[:100] + batch[101:])
+    assert counts(store)["runs"] == 149
+
+
 def test_timestamps_round_trip_as_aware_utc_with_microseconds(store: SqlStore) -> None:
     eastern = datetime(2024, 12, 31, 22, 59, 59, 1, tzinfo=timezone(timedelta(hours=-5)))
     rec = record("r1", started=eastern, ended_at=eastern + timedelta(microseconds=999_998))

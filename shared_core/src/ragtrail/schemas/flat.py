@@ -25,13 +25,14 @@ Imports only the standard library and pydantic, like the rest of ``ragtrail.sche
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from ._base import to_utc
+from .conventions import _StrEnum
 from .llm import tool_definition_hash
 from .record import CapturedRun, SerializedRecord
 
@@ -49,8 +50,10 @@ __all__ = [
     "clean_json",
     "clean_text",
     "expand_tools",
+    "flat_rows",
     "flatten",
     "read_record",
+    "sqlite_time",
 ]
 
 #: Version of the flat layout, the first element of a flat record's JSON line. A change
@@ -210,54 +213,114 @@ def flatten(record: CapturedRun) -> FlatRecord:
     Raises ValueError (pydantic's ``PydanticSerializationError`` included) when a
     JSON value cannot be serialized at all.
     """
+    return flat_rows(record, _iso)
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A timestamp as SQLite's naive UTC text ``YYYY-MM-DD HH:MM:SS.ffffff`` (what a
+    SQLite store makes of :func:`flatten`'s ISO text)."""
+    if value is None:
+        return None
+    utc = value if value.tzinfo is timezone.utc else to_utc(value)
+    assert utc is not None
+    return _SQLITE_TIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
+                           utc.microsecond)
+
+
+# isoformat()'s layout, written without it: it formats the offset too, through printf
+# (three times the instructions of the whole timestamp here).
+_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+_ISO_TIME = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+
+
+def flat_rows(record: CapturedRun, time: Callable[[datetime | None], str | None]
+              ) -> FlatRecord:
+    """:func:`flatten` with timestamps written by ``time`` (:func:`sqlite_time` gives a
+    SQLite store its rows in one pass).
+
+    Every value is read once; the texts of a row are checked together for NUL and lone
+    surrogates (one join, ASCII in the common case), and only a row that has some goes
+    through the per-value cleaning.
+    """
     run = record.run
-    run_id = _text(run.id)
-    trace_id = _text(run.trace_id)
-    started = _iso(run.started_at)
+    texts = (run.id, run.trace_id, run.parent_id, run.path, run.name, run.app_name,
+             run.app_version, run.user_hash, run.session_id, run.request_type,
+             run.schema_version, run.tenant)
+    if not _plain_texts(texts):
+        texts = tuple([_text(value) for value in texts])
+    (run_id, trace_id, parent_id, path, name, app_name, app_version, user_hash, session_id,
+     request_type, schema_version, tenant) = texts
+    started = time(run.started_at)
     run_row = (
-        run_id, trace_id, _text(run.parent_id), _text(run.path), _enum(run.kind),
-        _text(run.name), _enum(run.framework), started, _iso(run.ended_at),
-        _float(run.duration_ms), _enum(run.status), _json(run.error), _json(run.inputs),
-        _json(run.outputs), _json(run.tags), _json(run.metadata), run.truncated,
-        run.redacted, run.retries, _json(run.events), _text(run.app_name),
-        _text(run.app_version), _text(run.user_hash), _text(run.session_id),
-        _text(run.request_type), _json(run.environment), _text(run.schema_version),
-        _text(run.tenant),
+        run_id, trace_id, parent_id, path, _enum(run.kind), name, _enum(run.framework),
+        started, time(run.ended_at), _float(run.duration_ms), _enum(run.status),
+        _json(run.error), _json(run.inputs), _json(run.outputs), _json(run.tags),
+        _json(run.metadata), run.truncated, run.redacted, run.retries, _json(run.events),
+        app_name, app_version, user_hash, session_id, request_type, _json(run.environment),
+        schema_version, tenant,
     )
     llm = record.llm
     llm_row = None
+    tool_rows: list[Row] = []
     if llm is not None:
-        usage = llm.token_usage
-        cost = llm.cost_metrics
-        tokens: tuple[Any, ...] = (None,) * len(_TOKENS)
-        if usage is not None:
-            total = usage.total_tokens
-            if total is None and usage.input_tokens is not None and (
-                    usage.output_tokens is not None):
-                total = usage.input_tokens + usage.output_tokens
-            tokens = (usage.input_tokens, usage.output_tokens, total, usage.cache_read_tokens,
-                      usage.cache_creation_tokens, usage.reasoning_tokens)
-        money: tuple[Any, ...] = (None,) * len(_COSTS)
-        currency = price_status = None
-        if cost is not None:
-            money = tuple(_money(getattr(cost, f"{name}_cost")) for name in _COSTS)
-            currency = _text(cost.currency or None)
-            price_status = _enum(cost.price_status)
-        tool_rows, refs = _tool_rows(llm.tools)
-        llm_row = (
-            run_id, trace_id, _text(llm.provider or None), _text(_model_name(llm)), started,
-            *tokens, *money, currency, price_status, _text(llm.prompt_template_hash or None),
-            _json(llm if refs is None else llm.model_copy(update={"tools": refs})),
-            *(_scalar(getattr(llm if group is None else getattr(llm, group), name, None))
-              for _, group, name in LLM_PROMOTED),
-        )
+        llm_row, tool_rows = _llm_row(llm, run_id, trace_id, started)
     documents = [(_text(doc.content_hash), _text(doc.document_id), _text(doc.content),
                   _json(doc.metadata) if doc.metadata is not None else "{}")
                  for doc in record.documents]
-    links = [(_text(link.run_id), _text(link.content_hash), _enum(link.stage),
-              _text(link.trace_id), _text(link.document_id), link.rank, _float(link.score),
-              link.input_rank) for link in record.links]
-    return FlatRecord(run_row, llm_row, documents, links, tool_rows if llm is not None else ())
+    links = _link_rows(record.links)
+    return FlatRecord(run_row, llm_row, documents, links, tool_rows)
+
+
+def _link_rows(links: Sequence[Any]) -> list[Row]:
+    if not links:
+        return []
+    rows = [(link.run_id, link.content_hash, _enum(link.stage), link.trace_id,
+             link.document_id, link.rank, _float(link.score), link.input_rank)
+            for link in links]
+    if _plain_texts([text for row in rows for text in (row[0], row[1], row[3], row[4])]):
+        return rows  # type: ignore[return-value]
+    return [(_text(run_id), _text(digest), stage, _text(trace_id), _text(document_id), rank,
+             score, input_rank)
+            for run_id, digest, stage, trace_id, document_id, rank, score, input_rank in rows]
+
+
+def _llm_row(llm: Any, run_id: Any, trace_id: Any, started: Any) -> tuple[Row, list[Row]]:
+    usage = llm.token_usage
+    cost = llm.cost_metrics
+    tokens: tuple[Any, ...] = (None,) * len(_TOKENS)
+    if usage is not None:
+        total = usage.total_tokens
+        if total is None and usage.input_tokens is not None and (
+                usage.output_tokens is not None):
+            total = usage.input_tokens + usage.output_tokens
+        tokens = (usage.input_tokens, usage.output_tokens, total, usage.cache_read_tokens,
+                  usage.cache_creation_tokens, usage.reasoning_tokens)
+    money: tuple[Any, ...] = (None,) * len(_COSTS)
+    currency = price_status = None
+    if cost is not None:
+        money = tuple(_money(getattr(cost, f"{name}_cost")) for name in _COSTS)
+        currency = _text(cost.currency or None)
+        price_status = _enum(cost.price_status)
+    tool_rows, refs = _tool_rows(llm.tools)
+    row = (
+        run_id, trace_id, _text(llm.provider or None), _text(_model_name(llm)), started,
+        *tokens, *money, currency, price_status, _text(llm.prompt_template_hash or None),
+        _json(llm if refs is None else llm.model_copy(update={"tools": refs})),
+        *(_scalar(getattr(llm if group is None else getattr(llm, group), name, None))
+          for _, group, name in LLM_PROMOTED),
+    )
+    return row, tool_rows
+
+
+def _plain_texts(values: Sequence[Any]) -> bool:
+    """True when the values are texts (or None / empty) that need no cleaning: no NUL,
+    all ASCII. False also when one is not a text (the caller then cleans value by value,
+    as :func:`_text` does)."""
+    try:
+        joined = "".join(filter(None, values))
+    except TypeError:  # not only texts
+        return False
+    return "\x00" not in joined and joined.isascii()
 
 
 def _scalar(value: Any) -> Any:
@@ -331,6 +394,8 @@ def _json(value: Any) -> str | None:
     """
     if value is None:
         return None
+    if type(value) in _EMPTY and not value:
+        return _EMPTY[type(value)]  # what to_json makes of it, without the call
     try:
         text = to_json(value, inf_nan_mode="null").decode()
     except PydanticSerializationError:  # a lone surrogate (anything else fails again)
@@ -338,6 +403,9 @@ def _json(value: Any) -> str | None:
     if "\\u0000" in text:
         return _json_cleaned(value)
     return text
+
+
+_EMPTY: dict[type, str] = {list: "[]", dict: "{}"}
 
 
 def _json_cleaned(value: Any) -> str:
@@ -366,7 +434,15 @@ def _text(value: Any) -> Any:
 
 
 def _enum(value: Any) -> Any:
-    return _text(getattr(value, "value", value))
+    try:
+        return _ENUM_TEXT[value]  # a member of the schema's enums (or its value)
+    except (KeyError, TypeError):
+        return _text(getattr(value, "value", value))
+
+
+#: The schema's enum members (equal to their values) -> their values, read once.
+_ENUM_TEXT: dict[Any, str] = {
+    member: member.value for kind in _StrEnum.__subclasses__() for member in kind}
 
 
 def _float(value: Any) -> Any:
@@ -380,7 +456,8 @@ def _iso(value: datetime | None) -> str | None:
         return None
     utc = value if value.tzinfo is timezone.utc else to_utc(value)
     assert utc is not None
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drops "+00:00"
+    return _ISO_TIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
+                        utc.microsecond)
 
 
 def _money(value: Any) -> str | None:

@@ -18,6 +18,7 @@ PostgreSQL user without the TEMP privilege gets ``executemany`` there too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -46,8 +47,44 @@ _VALUES_SQL = {
 }
 
 
+#: SQLite: rows per multi-row ``INSERT .. VALUES (..), (..)`` statement (within SQLite's
+#: 32,766 parameters). One statement is one ``sqlite3_step``, during which the driver
+#: releases the interpreter lock: the writer's helper thread encodes the next batch
+#: meanwhile (``executemany`` releases and retakes it for every row, and each retake
+#: waits for the helper).
+_SQLITE_ROWS_PER_STATEMENT = 64
+
+
+def _multi_values_sql(table: str, rows: int) -> str:
+    columns = COLUMNS[table]
+    one = "(" + ", ".join(["?"] * len(columns)) + ")"
+    return (f'INSERT INTO "{table}" ({_names(columns)}) VALUES {", ".join([one] * rows)} '
+            f"ON CONFLICT ({_names(KEYS[table])}) DO NOTHING")
+
+
+_SQLITE_MULTI = {table: (rows, _multi_values_sql(table, rows)) for table, rows in (
+    (table, min(_SQLITE_ROWS_PER_STATEMENT, 32_766 // len(COLUMNS[table])))
+    for table in COLUMNS)}
+
+
+def _insert_sqlite(conn: Connection, encoded: Encoded) -> None:
+    """Multi-row INSERT .. VALUES statements per table, the rest by executemany. Through
+    SQLAlchemy (a few dozen statements a batch): its errors are classified as ever."""
+    for table, rows in encoded.tables():
+        if not rows:
+            continue
+        per, sql = _SQLITE_MULTI[table]
+        whole = len(rows) - len(rows) % per
+        for start in range(0, whole, per):
+            conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows[start:start + per])))
+        if whole < len(rows):  # rows read back from the spool are lists: bind tuples
+            conn.exec_driver_sql(_VALUES_SQL["sqlite"][table],
+                                 [row if type(row) is tuple else tuple(row)
+                                  for row in rows[whole:]])
+
+
 def _insert_values(conn: Connection, encoded: Encoded) -> None:
-    """executemany of INSERT .. VALUES per table (SQLite; PostgreSQL without COPY)."""
+    """executemany of INSERT .. VALUES per table (PostgreSQL without COPY)."""
     statements = _VALUES_SQL[conn.dialect.name]
     for table, rows in encoded.tables():
         if rows:  # rows read back from the spool are lists; SQLAlchemy binds tuples
@@ -186,5 +223,7 @@ def insert_encoded(conn: Connection, encoded: Encoded, *, copy: bool = True) -> 
     """
     if conn.dialect.name == "postgresql" and copy:
         _insert_postgresql(conn, encoded)
+    elif conn.dialect.name == "sqlite":
+        _insert_sqlite(conn, encoded)
     else:
         _insert_values(conn, encoded)

@@ -32,9 +32,11 @@ from ..schemas.flat import (
     TOOL_FIELDS,
     AnyRecord,
     FlatRecord,
+    flat_rows,
     flatten,
+    sqlite_time,
 )
-from ..schemas.record import SerializedRecord
+from ..schemas.record import CapturedRun, SerializedRecord
 from . import _tables
 from ._payloads import INLINE_MAX, PAYLOAD_AT, PAYLOAD_COLUMNS, payload_key
 from ._types import MONEY_PLACES, quantize_money
@@ -152,11 +154,20 @@ class _Dialect:
         sqlite = dialect == "sqlite"
         self.time = _time_sqlite if sqlite else _time_pg
         self.money = _money_sqlite if sqlite else _money_pg
+        # A CapturedRun is flattened straight to SQLite's timestamps (one pass).
+        self.flat_time = sqlite_time if sqlite else None
 
-    def add(self, out: Encoded, flat: FlatRecord) -> None:
+    def flat(self, record: AnyRecord) -> tuple[FlatRecord, bool]:
+        """The record's flat rows, and whether their timestamps are in this dialect's
+        form already."""
+        if self.flat_time is not None and type(record) is CapturedRun:
+            return flat_rows(record, self.flat_time), True
+        return flat_record(record), False
+
+    def add(self, out: Encoded, flat: FlatRecord, times_done: bool = False) -> None:
         time = self.time
         run = [*flat.run, None, None]  # the references: see _payloads
-        if time is not _time_pg:  # PostgreSQL takes the ISO text as it is
+        if time is not _time_pg and not times_done:  # PostgreSQL takes the ISO text as it is
             run[_RUN_START] = time(run[_RUN_START])
             run[_RUN_END] = time(run[_RUN_END])
         text = run[_INPUTS_AT]
@@ -170,7 +181,8 @@ class _Dialect:
         out.rows["runs"].setdefault(run[0], run)
         if flat.llm is not None:
             llm = list(flat.llm)
-            llm[LLM_TIME] = time(llm[LLM_TIME])
+            if not times_done:
+                llm[LLM_TIME] = time(llm[LLM_TIME])
             money = self.money
             for at in LLM_MONEY:
                 llm[at] = money(llm[at])
@@ -219,7 +231,7 @@ def encode_batch(records: Sequence[AnyRecord], dialect: str, *,
     out = Encoded() if into is None else into
     for record in records:
         try:
-            adder.add(out, flat_record(record))
+            adder.add(out, *adder.flat(record))
         except EncodeError:
             raise
         except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:

@@ -46,6 +46,7 @@ _HOOKS: dict[str, str] = {
     "store_migrate": "ragtrail.store._migrate",
     "store_rollups": "ragtrail.store._rollups",
     "store_summaries": "ragtrail.store._summaries",
+    "encode_batch": "ragtrail.store._rows:encode_batch",
     "run_columns": "ragtrail.store._payloads:run_columns",
     "payload_key": "ragtrail.store._payloads:payload_key",
     "INLINE_MAX": "ragtrail.store._payloads:INLINE_MAX",
