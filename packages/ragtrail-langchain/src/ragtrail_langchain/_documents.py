@@ -78,7 +78,6 @@ def docs_in(value: Any) -> DocList | None:
     return None
 
 
-@guarded(default=None)
 def tool_docs(output: Any) -> DocList | None:
     """Documents a tool returned: its output itself (a ``Document`` or a list of them),
     or the artifact of the ``ToolMessage`` it produced (``@tool(response_format=

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from ragtrail.capture import guarded
+from ragtrail.capture import extract, guarded
 from ragtrail.capture.rerank import record_inferred_reranker, record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
+from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
-from ._documents import DocList, Reranking, doc_list, docs_in, reranking
+from ._documents import DocList, Reranking, reranking
+from ._extractors import ChainEnd, ChainStart, Documents, documents_of
 from ._names import (
     CREATE_AGENT_INTEGRATION,
     INFERRED_RERANKER_NAME,
@@ -24,7 +26,6 @@ from ._names import (
     RERANKER_MARK,
     RUN_TYPE_KINDS,
 )
-from ._prompt import template_name, template_text
 from ._state import RunState
 
 __all__ = ["StepCallbacks"]
@@ -64,16 +65,14 @@ class StepCallbacks(HandlerCore):
             return
         if name in REACT_AGENT_CALLS and parent is not None:
             self._react_agent(parent)
-        if kind is RunKind.PROMPT:
-            template = template_text(serialized)
-            if template:
-                variables = inputs if isinstance(inputs, Mapping) else {"input": inputs}
-                self.recorder.note_prompt_template(
-                    state.key, template, plain(variables, self.recorder.config.max_list_items),
-                    name=template_name(serialized, kwargs.get("name"), metadata),
-                )
-        elif not deferred:
-            state.input_docs = docs_in(inputs)
+        found = extract(read.CHAIN_START, ChainStart(
+            kind, serialized, inputs, kwargs.get("name"), metadata, deferred,
+            self.recorder.config.max_list_items))
+        template = found.get("template")
+        if template:
+            self.recorder.note_prompt_template(state.key, template, found.get("variables"),
+                                               name=found.get("template_name"))
+        state.input_docs = documents_of(found)
 
     def _react_agent(self, node: RunState) -> None:
         """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
@@ -106,12 +105,14 @@ class StepCallbacks(HandlerCore):
         """Record a reranking step; returns the reranked hashes to report upwards."""
         if state.kind not in (RunKind.CHAIN, RunKind.RERANKER):
             return None
-        out = doc_list(outputs)
+        read_off = extract(read.CHAIN_END, ChainEnd(
+            outputs, None if inputs is UNSET else inputs, state.input_docs is not None))
+        out = documents_of(read_off)
         if out is None:
             return None
         if state.reranked == out.hashes:
             return out.hashes  # a step below already reranked into this very list
-        source = state.input_docs or (docs_in(inputs) if inputs is not UNSET else None)
+        source = state.input_docs or documents_of(read_off, "input_documents")
         found = reranking(source, out, explicit=state.kind is RunKind.RERANKER) if source else None
         if found is None:
             return None
@@ -143,7 +144,7 @@ class StepCallbacks(HandlerCore):
         state = self._state(run_id)
         if state is None:
             return
-        docs = doc_list(list(documents))
+        docs = documents_of(extract(read.RETRIEVER_END, Documents(documents)))
         reranked = None
         if docs is not None:
             if state.reranked == docs.hashes:
