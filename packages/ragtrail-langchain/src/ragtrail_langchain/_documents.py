@@ -55,7 +55,6 @@ def score_of(document: Document) -> float | None:
     return None
 
 
-@guarded(default=None)
 def doc_list(value: Any) -> DocList | None:
     """A :class:`DocList` when ``value`` is a non-empty sequence of documents only."""
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or not value:

@@ -17,8 +17,9 @@ LLM (completion) start        :data:`LLM_START` (LLMUpdate fields)
 LLM new token                 :data:`LLM_NEW_TOKEN` (``content``: the token carries some)
 LLM / chat model end          :data:`LLM_END` (LLMUpdate fields)
 LLM / chat model error        :data:`LLM_ERROR` (LLMUpdate fields: the partial output)
-chain start                   :data:`CHAIN_START` (prompt template; input documents)
-chain end                     :data:`CHAIN_END` (output documents; deferred inputs' documents)
+chain start                   :data:`CHAIN_START` (input documents)
+prompt start                  :data:`PROMPT_START` (template, variables, name)
+chain end                     :data:`CHAIN_END` (``documents``)
 retriever end                 :data:`RETRIEVER_END` (``documents``)
 tool end                      :data:`TOOL_END` (``documents``)
 agent action                  :data:`AGENT_ACTION` (the event's data)
@@ -38,7 +39,6 @@ from langchain_core.outputs import Generation, LLMResult
 from ragtrail.capture import Extractor, LLMUpdate
 from ragtrail.conventions import tool_definitions as canonical_tool_definitions
 from ragtrail.providers import rate_limit_info
-from ragtrail.schemas import RunKind
 
 from ._convert import messages_of, plain
 from ._documents import DocList, doc_list, docs_in, tool_docs
@@ -66,10 +66,10 @@ __all__ = [
     "LLM_ERROR",
     "LLM_NEW_TOKEN",
     "LLM_START",
+    "PROMPT_START",
     "RETRIEVER_END",
     "TOOL_END",
     "AgentEvent",
-    "ChainEnd",
     "ChainStart",
     "Documents",
     "ModelEnd",
@@ -84,7 +84,7 @@ __all__ = [
 # -- model calls ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ModelStart:
     """``on_chat_model_start`` / ``on_llm_start``: what the call was given."""
 
@@ -153,7 +153,7 @@ LLM_START: tuple[Extractor[ModelStart], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NewToken:
     """``on_llm_new_token``: the token and the chunk it came in."""
 
@@ -173,7 +173,7 @@ def token_content(event: NewToken) -> Mapping[str, Any] | None:
 LLM_NEW_TOKEN: tuple[Extractor[NewToken], ...] = (token_content,)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ModelEnd:
     """``on_llm_end``: the response, its first generation and what it reported."""
 
@@ -237,7 +237,7 @@ LLM_END: tuple[Extractor[ModelEnd], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ModelError:
     """``on_llm_error``: the partial response LangChain passes along, if any."""
 
@@ -258,86 +258,64 @@ LLM_ERROR: tuple[Extractor[ModelError], ...] = (partial_output,)
 # -- chains, retrievers, tools, agents -------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChainStart:
-    """``on_chain_start`` of a run being recorded, with the kind the handler gave it."""
+    """``on_chain_start`` of a run being recorded (a prompt step's: :data:`PROMPT_START`)."""
 
-    kind: RunKind
     serialized: Mapping[str, Any] | None
     inputs: Any
     name: Any  # the ``name`` LangChain passed
     metadata: Mapping[str, Any] | None
-    deferred: bool  # streaming: the inputs come with the end
     max_items: int  # the Recorder's list bound
 
 
-def prompt_template(event: ChainStart) -> Mapping[str, Any] | None:
-    """A prompt step's template text (placeholders as ``{{name}}``)."""
-    if event.kind is not RunKind.PROMPT:
-        return None
+def prompt_template(event: ChainStart) -> Mapping[str, Any]:
+    """The template text (a chat prompt's one line per message, placeholders as
+    ``{{name}}``)."""
     return {"template": template_text(event.serialized)}
 
 
-def prompt_variables(event: ChainStart) -> Mapping[str, Any] | None:
-    """The values a prompt step rendered its template with."""
-    if event.kind is not RunKind.PROMPT:
-        return None
+def prompt_variables(event: ChainStart) -> Mapping[str, Any]:
+    """The values the template was rendered with."""
     inputs = event.inputs
     variables = inputs if isinstance(inputs, Mapping) else {"input": inputs}
     return {"variables": plain(variables, event.max_items)}
 
 
-def prompt_name(event: ChainStart) -> Mapping[str, Any] | None:
-    """A prompt's own name, else its LangChain Hub repo."""
-    if event.kind is not RunKind.PROMPT:
-        return None
+def prompt_name(event: ChainStart) -> Mapping[str, Any]:
+    """The prompt's own name, else its LangChain Hub repo."""
     return {"template_name": template_name(event.serialized, event.name, event.metadata)}
 
 
-def input_documents(event: ChainStart) -> Mapping[str, Any] | None:
+def input_documents(event: ChainStart) -> Mapping[str, Any]:
     """Documents the step received (a list, or the first list in a dict): a reranker's
     candidates."""
-    if event.kind is RunKind.PROMPT or event.deferred:
-        return None
     return {"documents": docs_in(event.inputs)}
 
 
-#: What is read off ``on_chain_start`` (prompts, parsers and rerankers are chains).
-CHAIN_START: tuple[Extractor[ChainStart], ...] = (
-    prompt_template, prompt_variables, prompt_name, input_documents,
-)
+#: What is read off ``on_chain_start`` of a chain, parser or reranker (a streaming
+#: step reports its inputs only at its end: they are read then, by this same tuple).
+CHAIN_START: tuple[Extractor[ChainStart], ...] = (input_documents,)
+#: What is read off ``on_chain_start`` of a prompt step (``run_type="prompt"``).
+PROMPT_START: tuple[Extractor[ChainStart], ...] = (prompt_template, prompt_variables, prompt_name)
 
 
-@dataclass(frozen=True)
-class ChainEnd:
-    """``on_chain_end`` of a chain or reranker run."""
-
-    outputs: Any
-    inputs: Any  # given at the end when the start deferred them, else None
-    inputs_seen: bool  # the start already read the inputs' documents
-
-
-def output_documents(event: ChainEnd) -> Mapping[str, Any] | None:
-    """The documents the step returned (a list of them only)."""
-    return {"documents": doc_list(event.outputs)}
-
-
-def deferred_input_documents(event: ChainEnd) -> Mapping[str, Any] | None:
-    """Documents in the inputs a streaming step reported only at its end."""
-    if event.inputs_seen or event.inputs is None:
-        return None
-    return {"input_documents": docs_in(event.inputs)}
-
-
-#: What is read off ``on_chain_end`` (to recognise reranking).
-CHAIN_END: tuple[Extractor[ChainEnd], ...] = (output_documents, deferred_input_documents)
-
-
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Documents:
-    """``on_retriever_end`` / ``on_tool_end``: what the step returned."""
+    """``on_chain_end`` / ``on_retriever_end`` / ``on_tool_end``: what the step returned."""
 
     output: Any
+
+
+def output_documents(event: Documents) -> Mapping[str, Any]:
+    """The documents a step returned (a list of them only)."""
+    return {"documents": doc_list(event.output)}
+
+
+#: What is read off ``on_chain_end`` of a chain or reranker (to recognise reranking): the
+#: documents it returned. (Inputs a streaming step reports only at its end are read
+#: then by :data:`CHAIN_START`.)
+CHAIN_END: tuple[Extractor[Documents], ...] = (output_documents,)
 
 
 def retrieved_documents(event: Documents) -> Mapping[str, Any]:
@@ -356,7 +334,7 @@ RETRIEVER_END: tuple[Extractor[Documents], ...] = (retrieved_documents,)
 TOOL_END: tuple[Extractor[Documents], ...] = (tool_documents,)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AgentEvent:
     """``on_agent_action`` / ``on_agent_finish``: LangChain's action or finish object."""
 

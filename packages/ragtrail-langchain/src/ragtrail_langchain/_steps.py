@@ -15,7 +15,7 @@ from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
 from ._documents import DocList, Reranking, reranking
-from ._extractors import ChainEnd, ChainStart, Documents, documents_of
+from ._extractors import ChainStart, Documents, documents_of
 from ._names import (
     CREATE_AGENT_INTEGRATION,
     INFERRED_RERANKER_NAME,
@@ -65,14 +65,18 @@ class StepCallbacks(HandlerCore):
             return
         if name in REACT_AGENT_CALLS and parent is not None:
             self._react_agent(parent)
-        found = extract(read.CHAIN_START, ChainStart(
-            kind, serialized, inputs, kwargs.get("name"), metadata, deferred,
-            self.recorder.config.max_list_items))
-        template = found.get("template")
-        if template:
-            self.recorder.note_prompt_template(state.key, template, found.get("variables"),
-                                               name=found.get("template_name"))
-        state.input_docs = documents_of(found)
+        if kind is RunKind.PROMPT:
+            found = extract(read.PROMPT_START, ChainStart(
+                serialized, inputs, kwargs.get("name"), metadata,
+                self.recorder.config.max_list_items))
+            template = found.get("template")
+            if template:
+                self.recorder.note_prompt_template(state.key, template, found.get("variables"),
+                                                   name=found.get("template_name"))
+        elif not deferred:
+            state.input_docs = documents_of(extract(read.CHAIN_START, ChainStart(
+                serialized, inputs, kwargs.get("name"), metadata,
+                self.recorder.config.max_list_items)))
 
     def _react_agent(self, node: RunState) -> None:
         """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
@@ -105,14 +109,15 @@ class StepCallbacks(HandlerCore):
         """Record a reranking step; returns the reranked hashes to report upwards."""
         if state.kind not in (RunKind.CHAIN, RunKind.RERANKER):
             return None
-        read_off = extract(read.CHAIN_END, ChainEnd(
-            outputs, None if inputs is UNSET else inputs, state.input_docs is not None))
-        out = documents_of(read_off)
+        out = documents_of(extract(read.CHAIN_END, Documents(outputs)))
         if out is None:
             return None
         if state.reranked == out.hashes:
             return out.hashes  # a step below already reranked into this very list
-        source = state.input_docs or documents_of(read_off, "input_documents")
+        source = state.input_docs or (
+            documents_of(extract(read.CHAIN_START, ChainStart(
+                None, inputs, None, None, self.recorder.config.max_list_items)))
+            if inputs is not UNSET else None)
         found = reranking(source, out, explicit=state.kind is RunKind.RERANKER) if source else None
         if found is None:
             return None

@@ -30,7 +30,6 @@ def _refs(items: Any) -> list[dict[str, Any]]:
     return [ref.as_dict() for ref in node_refs(items)]
 
 
-@guarded(default=None)
 def inputs_of(family: Family, arguments: Mapping[str, Any]) -> Any:
     """A run's inputs, from the call's arguments."""
     if family in (Family.QUERY, Family.RETRIEVER):
@@ -73,7 +72,6 @@ def _workflow_input(event: Any) -> Any:
         return plain(event)
 
 
-@guarded(default=None)
 def outputs_of(family: Family, result: Any) -> Any:
     """A run's outputs, from what the call returned (non-streaming)."""
     if family in (Family.QUERY, Family.CHAT, Family.SYNTHESIZER):
@@ -102,7 +100,6 @@ def _embedding_output(result: Any) -> dict[str, Any]:
     return {"output": plain(result)}
 
 
-@guarded(default={})
 def start_metadata(family: Family, instance: Any) -> dict[str, Any]:
     """Metadata known at start: the component's class, model, tool name, ..."""
     meta: dict[str, Any] = {"llamaindex_class": type(instance).__name__} if instance else {}
@@ -146,7 +143,6 @@ def reranker_info(instance: Any) -> dict[str, Any]:
     return info
 
 
-@guarded(default=None)
 def template_of(instance: Any, arguments: Mapping[str, Any]) -> LLMUpdate | None:
     """Template, variables and template hash of a ``predict``-style call."""
     prompt = arguments.get("prompt")
