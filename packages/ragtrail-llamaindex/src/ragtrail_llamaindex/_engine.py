@@ -166,7 +166,8 @@ class Engine:
                 return
             span.run = run = _Run(span_id, role, id(instance), parent_run)
             arguments = arguments_of(bound_args)
-            found = extract(read.SPAN_ENTER, SpanEnter(role.family, instance, arguments))
+            found = extract(read.enter_extractors(role.family),
+                            SpanEnter(role.family, instance, arguments))
             self._prepare(run, found, arguments)
             metadata = found.get("metadata") or {}
             if _in_silent_postprocessor(parent_run, role, instance):
@@ -315,15 +316,16 @@ class Engine:
             self.recorder.update_llm(run.run_id, meta)
             calls = meta.get("tool_calls")
             return {"output": meta.get("output_text"), **({"tool_calls": calls} if calls else {})}
-        found = extract(read.SPAN_EXIT, SpanExit(family, result))
+        found = extract(read.exit_extractors(family), SpanExit(family, result))
+        nodes = found.get("nodes")  # None: they could not be read
         if family is Family.RETRIEVER:
             self.recorder.add_documents(run.run_id, found.get("documents") or [],
                                         stage=DocStage.RETRIEVED)
             if run.parent is not None and run.parent.pipeline is not None:
-                run.parent.pipeline.retrieved = found.get("nodes") or []
+                run.parent.pipeline.retrieved = nodes
                 run.parent.pipeline.postprocessed = False
-        elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
-            self._reranked(run, result, found.get("nodes") or [])
+        elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT) and nodes is not None:
+            self._reranked(run, result, nodes)
         elif family is Family.TOOL and found.get("documents"):
             # A tool that returns nodes (or a response carrying them) retrieved them;
             # rendered into the tool message, they are in the next call's prompt.

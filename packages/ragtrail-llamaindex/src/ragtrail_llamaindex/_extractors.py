@@ -1,5 +1,5 @@
 """What is read off each LlamaIndex span and event: one declared tuple of named
-extractors per event kind.
+extractors per event kind (a span's kind is its role's).
 
 Each tuple is the answer to "what do we read off an LLM call's start?". The engine runs
 a tuple with :func:`ragtrail.capture.extract`, which guards every extractor: one that
@@ -12,9 +12,15 @@ fields it found, or None. Extractors of span kinds read what their span's role h
 ==============================  ========================================================
 event kind                      tuple
 ==============================  ========================================================
-span enter (every role)         :data:`SPAN_ENTER` (inputs, metadata, what the role keeps)
-span enter of an LLM call       :data:`LLM_START` (LLMUpdate fields)
-span exit (roles but LLM)       :data:`SPAN_EXIT` (outputs, documents, nodes)
+span enter (most roles)         :data:`SPAN_ENTER` (inputs, metadata)
+span enter of a postprocessor   :data:`POSTPROCESSOR_ENTER` (and its candidates)
+span enter of ``predict``, ...  :data:`LLM_WRAPPER_ENTER` (and its prompt template)
+span enter of a query/chat      :data:`ENGINE_ENTER` (and its postprocessors)
+span enter of an LLM call       :data:`SPAN_ENTER`, then :data:`LLM_START` (LLMUpdate)
+span exit (most roles)          :data:`SPAN_EXIT` (outputs)
+span exit of a retriever        :data:`RETRIEVER_EXIT` (documents, nodes, outputs)
+span exit of a reranker         :data:`RERANKER_EXIT` (nodes, outputs)
+span exit of a tool             :data:`TOOL_EXIT` (documents it returned, outputs)
 LLM answer (span exit, end      :data:`LLM_END` (LLMUpdate fields)
 event, classic callback end)
 LLM stream chunk (progress)     :data:`LLM_PROGRESS` (content, usage and metadata so far)
@@ -63,14 +69,20 @@ from ._roles import Family
 
 __all__ = [
     "CALLBACK_LLM_START",
+    "ENGINE_ENTER",
     "LLM_END",
     "LLM_PROGRESS",
     "LLM_START",
+    "LLM_WRAPPER_ENTER",
+    "POSTPROCESSOR_ENTER",
+    "RERANKER_EXIT",
     "RERANK_END",
     "RERANK_START",
+    "RETRIEVER_EXIT",
     "SPAN_ENTER",
     "SPAN_EXIT",
     "TOOL_CALL",
+    "TOOL_EXIT",
     "CallbackLLMStart",
     "Event",
     "LLMEnd",
@@ -79,12 +91,13 @@ __all__ = [
     "RerankStart",
     "SpanEnter",
     "SpanExit",
+    "enter_extractors",
+    "exit_extractors",
     "llm_answer",
     "llm_end",
     "llm_start",
 ]
 
-_RANKED = (Family.RETRIEVER, Family.POSTPROCESSOR, Family.RERANK_EVENT)
 
 
 # -- spans -------------------------------------------------------------------------
@@ -109,32 +122,44 @@ def component_metadata(event: SpanEnter) -> Mapping[str, Any]:
     return {"metadata": start_metadata(event.family, event.instance)}
 
 
-def candidate_nodes(event: SpanEnter) -> Mapping[str, Any] | None:
+def candidate_nodes(event: SpanEnter) -> Mapping[str, Any]:
     """A postprocessor's nodes as given (snapshot now: rerankers overwrite their scores)."""
-    if event.family is not Family.POSTPROCESSOR:
-        return None
     return {"candidates": node_refs(event.arguments.get("nodes"))}
 
 
-def prompt_template(event: SpanEnter) -> Mapping[str, Any] | None:
+def prompt_template(event: SpanEnter) -> Mapping[str, Any]:
     """A ``predict``-style call's template, variables and template hash (given to the
     LLM call it makes)."""
-    if event.family is not Family.LLM_WRAPPER:
-        return None
     return {"template": template_of(event.instance, event.arguments)}
 
 
-def query_pipeline(event: SpanEnter) -> Mapping[str, Any] | None:
+def query_pipeline(event: SpanEnter) -> Mapping[str, Any]:
     """A query or chat engine's postprocessors (to infer reranking they do silently)."""
-    if event.family not in (Family.QUERY, Family.CHAT):
-        return None
     return {"pipeline": pipeline_of(event.instance)}
 
 
-#: What is read off a span that enters and becomes a run.
-SPAN_ENTER: tuple[Extractor[SpanEnter], ...] = (
-    candidate_nodes, prompt_template, query_pipeline, span_inputs, component_metadata,
-)
+#: What is read off a span that enters and becomes a run (roles below: their own tuple).
+SPAN_ENTER: tuple[Extractor[SpanEnter], ...] = (span_inputs, component_metadata)
+#: ... of a postprocessor (a reranker or a filter).
+POSTPROCESSOR_ENTER: tuple[Extractor[SpanEnter], ...] = (
+    candidate_nodes, span_inputs, component_metadata)
+#: ... of a ``predict``-style call (it formats a prompt, then calls the model).
+LLM_WRAPPER_ENTER: tuple[Extractor[SpanEnter], ...] = (
+    prompt_template, span_inputs, component_metadata)
+#: ... of a query or chat engine.
+ENGINE_ENTER: tuple[Extractor[SpanEnter], ...] = (
+    query_pipeline, span_inputs, component_metadata)
+
+
+def enter_extractors(family: Family) -> tuple[Extractor[SpanEnter], ...]:
+    """The tuple read off the entering span of a run of ``family``."""
+    if family is Family.POSTPROCESSOR:
+        return POSTPROCESSOR_ENTER
+    if family is Family.LLM_WRAPPER:
+        return LLM_WRAPPER_ENTER
+    if family is Family.QUERY or family is Family.CHAT:
+        return ENGINE_ENTER
+    return SPAN_ENTER
 
 
 @dataclass(slots=True)
@@ -150,32 +175,43 @@ def span_outputs(event: SpanExit) -> Mapping[str, Any]:
     return {"outputs": outputs_of(event.family, event.result)}
 
 
-def retrieved_documents(event: SpanExit) -> Mapping[str, Any] | None:
+def retrieved_documents(event: SpanExit) -> Mapping[str, Any]:
     """A retriever's nodes as documents, in rank order."""
-    if event.family is not Family.RETRIEVER:
-        return None
     return {"documents": document_inputs(event.result)}
 
 
-def result_nodes(event: SpanExit) -> Mapping[str, Any] | None:
+def result_nodes(event: SpanExit) -> Mapping[str, Any]:
     """The nodes a retriever or reranker returned: ids, text hashes, scores."""
-    if event.family not in _RANKED:
-        return None
     return {"nodes": node_refs(event.result)}
 
 
 def tool_documents(event: SpanExit) -> Mapping[str, Any] | None:
     """Nodes a tool returned (or the response it returned carries): it retrieved them."""
-    if event.family is not Family.TOOL:
-        return None
     nodes = tool_output_nodes(event.result)
     return {"documents": document_inputs(nodes)} if nodes else None
 
 
-#: What is read off a span that exits (an LLM call's answer: :data:`LLM_END`).
-SPAN_EXIT: tuple[Extractor[SpanExit], ...] = (
-    retrieved_documents, result_nodes, tool_documents, span_outputs,
-)
+#: What is read off a span that exits (roles below: their own tuple; an LLM call's
+#: answer: :data:`LLM_END`).
+SPAN_EXIT: tuple[Extractor[SpanExit], ...] = (span_outputs,)
+#: ... of a retriever.
+RETRIEVER_EXIT: tuple[Extractor[SpanExit], ...] = (retrieved_documents, result_nodes,
+                                                   span_outputs)
+#: ... of a postprocessor, or of a rerank the ReRank events opened.
+RERANKER_EXIT: tuple[Extractor[SpanExit], ...] = (result_nodes, span_outputs)
+#: ... of a tool.
+TOOL_EXIT: tuple[Extractor[SpanExit], ...] = (tool_documents, span_outputs)
+
+
+def exit_extractors(family: Family) -> tuple[Extractor[SpanExit], ...]:
+    """The tuple read off the span of a run of ``family`` (not an LLM call) when it ends."""
+    if family is Family.RETRIEVER:
+        return RETRIEVER_EXIT
+    if family is Family.POSTPROCESSOR or family is Family.RERANK_EVENT:
+        return RERANKER_EXIT
+    if family is Family.TOOL:
+        return TOOL_EXIT
+    return SPAN_EXIT
 
 
 # -- LLM calls ---------------------------------------------------------------------
