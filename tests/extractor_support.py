@@ -1,4 +1,4 @@
-"""Shared parts of the adapters' extractor tests (tests/*/test_extractors.py).
+"""Shared parts of the adapters' extractor tests (tests/langchain/test_langchain_extractors.py, tests/llamaindex/test_llamaindex_extractors.py).
 
 Each adapter declares, per framework event kind, one tuple of named extractors run
 through one guard (``ragtrail.capture.extract``). The tests make one entry raise at a
