@@ -41,7 +41,7 @@ from ragtrail.conventions import tool_definitions as canonical_tool_definitions
 from ragtrail.providers import rate_limit_info
 
 from ._convert import messages_of, plain
-from ._documents import DocList, doc_list, docs_in, tool_docs
+from ._documents import doc_list, docs_in, tool_docs
 from ._llm import (
     constructor_kwargs,
     first_generation,
@@ -76,7 +76,6 @@ __all__ = [
     "ModelError",
     "ModelStart",
     "NewToken",
-    "documents_of",
     "model_end",
 ]
 
@@ -259,8 +258,16 @@ LLM_ERROR: tuple[Extractor[ModelError], ...] = (partial_output,)
 
 
 @dataclass(slots=True)
+class Documents:
+    """What a step received (``on_chain_start``) or returned (``on_chain_end``,
+    ``on_retriever_end``, ``on_tool_end``)."""
+
+    value: Any
+
+
+@dataclass(slots=True)
 class ChainStart:
-    """``on_chain_start`` of a run being recorded (a prompt step's: :data:`PROMPT_START`)."""
+    """``on_chain_start`` of a prompt step."""
 
     serialized: Mapping[str, Any] | None
     inputs: Any
@@ -287,29 +294,22 @@ def prompt_name(event: ChainStart) -> Mapping[str, Any]:
     return {"template_name": template_name(event.serialized, event.name, event.metadata)}
 
 
-def input_documents(event: ChainStart) -> Mapping[str, Any]:
+def input_documents(event: Documents) -> Mapping[str, Any]:
     """Documents the step received (a list, or the first list in a dict): a reranker's
     candidates."""
-    return {"documents": docs_in(event.inputs)}
+    return {"documents": docs_in(event.value)}
 
 
 #: What is read off ``on_chain_start`` of a chain, parser or reranker (a streaming
 #: step reports its inputs only at its end: they are read then, by this same tuple).
-CHAIN_START: tuple[Extractor[ChainStart], ...] = (input_documents,)
+CHAIN_START: tuple[Extractor[Documents], ...] = (input_documents,)
 #: What is read off ``on_chain_start`` of a prompt step (``run_type="prompt"``).
 PROMPT_START: tuple[Extractor[ChainStart], ...] = (prompt_template, prompt_variables, prompt_name)
 
 
-@dataclass(slots=True)
-class Documents:
-    """``on_chain_end`` / ``on_retriever_end`` / ``on_tool_end``: what the step returned."""
-
-    output: Any
-
-
 def output_documents(event: Documents) -> Mapping[str, Any]:
     """The documents a step returned (a list of them only)."""
-    return {"documents": doc_list(event.output)}
+    return {"documents": doc_list(event.value)}
 
 
 #: What is read off ``on_chain_end`` of a chain or reranker (to recognise reranking): the
@@ -320,12 +320,12 @@ CHAIN_END: tuple[Extractor[Documents], ...] = (output_documents,)
 
 def retrieved_documents(event: Documents) -> Mapping[str, Any]:
     """The retriever's documents, in rank order, with their content hashes."""
-    return {"documents": doc_list(list(event.output))}
+    return {"documents": doc_list(list(event.value))}
 
 
 def tool_documents(event: Documents) -> Mapping[str, Any]:
     """Documents a tool returned, or carried as its tool message's artifact."""
-    return {"documents": tool_docs(event.output)}
+    return {"documents": tool_docs(event.value)}
 
 
 #: What is read off ``on_retriever_end``.
@@ -361,10 +361,4 @@ def return_values(event: AgentEvent) -> Mapping[str, Any]:
 AGENT_ACTION: tuple[Extractor[AgentEvent], ...] = (action_tool, agent_log)
 #: What is read off ``on_agent_finish`` (kept as its event's data).
 AGENT_FINISH: tuple[Extractor[AgentEvent], ...] = (return_values, agent_log)
-
-
-def documents_of(found: Mapping[str, Any], key: str = "documents") -> DocList | None:
-    """The :class:`DocList` an extractor found under ``key``, if any."""
-    docs = found.get(key)
-    return docs if isinstance(docs, DocList) else None
 

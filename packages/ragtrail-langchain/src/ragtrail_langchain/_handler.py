@@ -11,7 +11,8 @@ from ragtrail.schemas import DocStage, RunKind
 from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import StreamAbandoned
-from ._extractors import AgentEvent, Documents, documents_of
+from ._documents import DocList
+from ._extractors import AgentEvent, Documents
 from ._llm_callbacks import LLMCallbacks
 from ._steps import StepCallbacks
 
@@ -60,7 +61,7 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
         state = self._state(run_id)
         if state is None:
             return
-        docs = documents_of(extract(read.TOOL_END, Documents(output)))
+        docs: DocList | None = extract(read.TOOL_END, Documents(output)).get("documents")
         if docs is not None:
             self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
         self._end(state, output)

@@ -15,7 +15,7 @@ from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
 from ._documents import DocList, Reranking, reranking
-from ._extractors import ChainStart, Documents, documents_of
+from ._extractors import ChainStart, Documents
 from ._names import (
     CREATE_AGENT_INTEGRATION,
     INFERRED_RERANKER_NAME,
@@ -74,9 +74,7 @@ class StepCallbacks(HandlerCore):
                 self.recorder.note_prompt_template(state.key, template, found.get("variables"),
                                                    name=found.get("template_name"))
         elif not deferred:
-            state.input_docs = documents_of(extract(read.CHAIN_START, ChainStart(
-                serialized, inputs, kwargs.get("name"), metadata,
-                self.recorder.config.max_list_items)))
+            state.input_docs = extract(read.CHAIN_START, Documents(inputs)).get("documents")
 
     def _react_agent(self, node: RunState) -> None:
         """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
@@ -109,14 +107,13 @@ class StepCallbacks(HandlerCore):
         """Record a reranking step; returns the reranked hashes to report upwards."""
         if state.kind not in (RunKind.CHAIN, RunKind.RERANKER):
             return None
-        out = documents_of(extract(read.CHAIN_END, Documents(outputs)))
+        out: DocList | None = extract(read.CHAIN_END, Documents(outputs)).get("documents")
         if out is None:
             return None
         if state.reranked == out.hashes:
             return out.hashes  # a step below already reranked into this very list
         source = state.input_docs or (
-            documents_of(extract(read.CHAIN_START, ChainStart(
-                None, inputs, None, None, self.recorder.config.max_list_items)))
+            extract(read.CHAIN_START, Documents(inputs)).get("documents")
             if inputs is not UNSET else None)
         found = reranking(source, out, explicit=state.kind is RunKind.RERANKER) if source else None
         if found is None:
@@ -149,7 +146,7 @@ class StepCallbacks(HandlerCore):
         state = self._state(run_id)
         if state is None:
             return
-        docs = documents_of(extract(read.RETRIEVER_END, Documents(documents)))
+        docs: DocList | None = extract(read.RETRIEVER_END, Documents(documents)).get("documents")
         reranked = None
         if docs is not None:
             if state.reranked == docs.hashes:

@@ -44,6 +44,7 @@ from ragtrail.capture.llm_update import compact
 from ragtrail.providers import field_of, merge_counts
 
 from ._extract import (
+    NodeRef,
     document_inputs,
     message_dicts,
     node_refs,
@@ -102,6 +103,8 @@ __all__ = [
 
 # -- spans -------------------------------------------------------------------------
 
+_RANKED = (Family.RETRIEVER, Family.POSTPROCESSOR, Family.RERANK_EVENT)
+
 
 @dataclass(slots=True)
 class SpanEnter:
@@ -110,11 +113,19 @@ class SpanEnter:
     family: Family
     instance: Any
     arguments: Mapping[str, Any]
+    refs: list[NodeRef] | None = None  # the refs of the nodes given, once taken
+
+    def node_refs(self) -> list[NodeRef]:
+        """Refs of the nodes the call was given, taken once for every extractor."""
+        if self.refs is None:
+            self.refs = node_refs(self.arguments.get("nodes"))
+        return self.refs
 
 
 def span_inputs(event: SpanEnter) -> Mapping[str, Any]:
     """The run's inputs (the query, the messages, the nodes, ... by role)."""
-    return {"inputs": inputs_of(event.family, event.arguments)}
+    refs = event.node_refs() if event.family is Family.POSTPROCESSOR else None
+    return {"inputs": inputs_of(event.family, event.arguments, refs)}
 
 
 def component_metadata(event: SpanEnter) -> Mapping[str, Any]:
@@ -124,7 +135,7 @@ def component_metadata(event: SpanEnter) -> Mapping[str, Any]:
 
 def candidate_nodes(event: SpanEnter) -> Mapping[str, Any]:
     """A postprocessor's nodes as given (snapshot now: rerankers overwrite their scores)."""
-    return {"candidates": node_refs(event.arguments.get("nodes"))}
+    return {"candidates": event.node_refs()}
 
 
 def prompt_template(event: SpanEnter) -> Mapping[str, Any]:
@@ -168,11 +179,19 @@ class SpanExit:
 
     family: Family
     result: Any
+    refs: list[NodeRef] | None = None  # the refs of the nodes returned, once taken
+
+    def node_refs(self) -> list[NodeRef]:
+        """Refs of the nodes the call returned, taken once for every extractor."""
+        if self.refs is None:
+            self.refs = node_refs(self.result)
+        return self.refs
 
 
 def span_outputs(event: SpanExit) -> Mapping[str, Any]:
     """The run's outputs (the response, the nodes, the embedding's shape, ... by role)."""
-    return {"outputs": outputs_of(event.family, event.result)}
+    refs = event.node_refs() if event.family in _RANKED else None
+    return {"outputs": outputs_of(event.family, event.result, refs)}
 
 
 def retrieved_documents(event: SpanExit) -> Mapping[str, Any]:
@@ -182,7 +201,7 @@ def retrieved_documents(event: SpanExit) -> Mapping[str, Any]:
 
 def result_nodes(event: SpanExit) -> Mapping[str, Any]:
     """The nodes a retriever or reranker returned: ids, text hashes, scores."""
-    return {"nodes": node_refs(event.result)}
+    return {"nodes": event.node_refs()}
 
 
 def tool_documents(event: SpanExit) -> Mapping[str, Any] | None:
