@@ -55,7 +55,6 @@ def score_of(document: Document) -> float | None:
     return None
 
 
-@guarded(default=None)
 def doc_list(value: Any) -> DocList | None:
     """A :class:`DocList` when ``value`` is a non-empty sequence of documents only."""
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or not value:
@@ -78,7 +77,6 @@ def docs_in(value: Any) -> DocList | None:
     return None
 
 
-@guarded(default=None)
 def tool_docs(output: Any) -> DocList | None:
     """Documents a tool returned: its output itself (a ``Document`` or a list of them),
     or the artifact of the ``ToolMessage`` it produced (``@tool(response_format=

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ragtrail.capture import guarded
+from ragtrail.capture import extract, guarded
 from ragtrail.schemas import DocStage, RunKind
 
+from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import StreamAbandoned
-from ._documents import tool_docs
+from ._documents import DocList
+from ._extractors import AgentEvent, Documents
 from ._llm_callbacks import LLMCallbacks
 from ._steps import StepCallbacks
 
@@ -59,7 +61,7 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
         state = self._state(run_id)
         if state is None:
             return
-        docs = tool_docs(output)
+        docs: DocList | None = extract(read.TOOL_END, Documents(output)).get("documents")
         if docs is not None:
             self.recorder.add_documents(state.key, docs.inputs(), stage=DocStage.RETRIEVED)
         self._end(state, output)
@@ -80,19 +82,16 @@ class RagtrailCallbackHandler(StepCallbacks, LLMCallbacks):
         if state.kind is not RunKind.AGENT:
             state.kind = RunKind.AGENT
             self.recorder.set_kind(state.key, RunKind.AGENT)
-        data = {"tool": getattr(action, "tool", None),
-                "tool_input": plain(getattr(action, "tool_input", None)),
-                "log": getattr(action, "log", None)}
-        self.recorder.add_event(state.key, "agent_action", data)
+        self.recorder.add_event(state.key, "agent_action",
+                                extract(read.AGENT_ACTION, AgentEvent(action)))
 
     @guarded
     def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Keep the agent's final answer as an event."""
         state = self._state(run_id)
         if state is not None and self._once(state, "agent_finish"):
-            data = {"return_values": plain(getattr(finish, "return_values", None)),
-                    "log": getattr(finish, "log", None)}
-            self.recorder.add_event(state.key, "agent_finish", data)
+            self.recorder.add_event(state.key, "agent_finish",
+                                    extract(read.AGENT_FINISH, AgentEvent(finish)))
 
     # -- retries and custom events -------------------------------------------------------
 

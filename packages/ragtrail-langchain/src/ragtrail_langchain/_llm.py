@@ -1,4 +1,5 @@
-"""LLM call metadata from LangChain callbacks, one small guarded extractor per field group.
+"""LLM call metadata from LangChain callbacks: the readers the extractors of
+:mod:`._extractors` (``CHAT_MODEL_START``, ``LLM_END``, ...) call, one per field group.
 
 Where each value comes from, first found wins:
 
@@ -23,19 +24,16 @@ Where each value comes from, first found wins:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from pydantic import BaseModel
 
-from ragtrail.capture import LLMUpdate, guarded
-from ragtrail.capture.llm_update import compact
-from ragtrail.conventions import tool_call_list, tool_definitions
+from ragtrail.capture import guarded
+from ragtrail.conventions import tool_call_list
 from ragtrail.providers import (
     CACHE_CREATION,
-    rate_limit_info,
     response_fields,
     specific_params,
     standard_usage,
@@ -48,17 +46,21 @@ from ragtrail.schemas import (
     LLMTokenUsage,
 )
 
-from ._convert import messages_of
-from ._names import LS_MODEL_NAME, LS_PROVIDER
+from ._names import LS_MODEL_NAME
 
 __all__ = [
     "class_default_providers",
     "class_provider",
     "constructor_kwargs",
+    "first_generation",
     "from_langchain_package",
-    "llm_end_metadata",
-    "llm_start_metadata",
+    "invocation_extras",
     "output_text",
+    "request_parameters",
+    "response_info",
+    "response_metadata_fields",
+    "response_tool_calls",
+    "token_usage",
 ]
 
 # LangChain's standard run metadata for three parameters (between the call's own
@@ -133,7 +135,6 @@ def constructor_kwargs(serialized: Mapping[str, Any] | None) -> Mapping[str, Any
     return dict(kwargs) if isinstance(kwargs, Mapping) else {}
 
 
-@guarded(default=None)
 def request_parameters(
     params: Mapping[str, Any],
     metadata: Mapping[str, Any],
@@ -149,41 +150,15 @@ def request_parameters(
     return _valid_fields(LLMRequestParameters, values)
 
 
-_extra_params = guarded(default=None)(specific_params)
-
-
-def llm_start_metadata(
-    metadata: Mapping[str, Any],
-    invocation_params: Mapping[str, Any] | None,
-    *,
-    messages: list[Any] | None = None,
-    prompt: str | None = None,
-    constructed: Mapping[str, Any] | None = None,
-) -> LLMUpdate:
-    """What is known when the call starts: provider, model, parameters, prompt."""
-    params = dict(invocation_params or {})
-    request = request_parameters(params, metadata, constructed) or {}
-    extra = _extra_params(params)
-    choice = params.get("tool_choice")
-    out = LLMUpdate(
-        provider=metadata.get(LS_PROVIDER) or None,
-        provider_model=metadata.get(LS_MODEL_NAME) or request.get("model"),
-        request_parameters=request or None,
-        provider_specific={"invocation_params": extra} if extra else None,
-        tools=tool_definitions(params.get("tools") or params.get("functions")),
-        tool_choice=choice if choice not in (None, "") else None,
-    )
-    if messages is not None:
-        out["messages"] = messages_of(messages)
-    if prompt is not None:
-        out["prompt_text"] = prompt
-    return compact(out)
+#: Invocation params ragtrail has no field for (kept as provider specifics).
+invocation_extras = specific_params
 
 
 # -- end of call -------------------------------------------------------------------
 
 
-def _first_generation(response: LLMResult) -> Generation | None:
+def first_generation(response: LLMResult) -> Generation | None:
+    """The first generation of the first prompt that has one."""
     for generations in response.generations or ():
         if generations:
             return generations[0]
@@ -229,51 +204,30 @@ def token_usage(
 
 
 @guarded(default={})
-def _response_info(generation: Generation | None) -> dict[str, Any]:
+def response_info(generation: Generation | None) -> dict[str, Any]:
+    """``generation_info``, then the message's ``response_metadata`` over it."""
     info: dict[str, Any] = dict(generation.generation_info or {}) if generation else {}
     if isinstance(generation, ChatGeneration):
         info.update(generation.message.response_metadata or {})
     return info
 
 
-@guarded(default=None)
-def response_metadata(info: Mapping[str, Any], llm_output: Mapping[str, Any]) -> dict[str, Any]:
+def response_metadata_fields(
+    info: Mapping[str, Any], llm_output: Mapping[str, Any]
+) -> dict[str, Any]:
     """Finish reason, exact model, request id and system fingerprint."""
     return _valid_fields(LLMResponseMetadata, response_fields(info, llm_output))
 
 
-@guarded(default=None)
 def output_text(response: LLMResult) -> str | None:
     """Text of the first generation (all candidates joined when there are several)."""
     texts = [g.text for gens in response.generations or () for g in gens if g.text]
     return "\n\n".join(texts) if texts else None
 
 
-@guarded(default=None)
-def _tool_calls(generation: Generation | None) -> list[dict[str, Any]] | None:
+def response_tool_calls(generation: Generation | None) -> list[dict[str, Any]] | None:
     """The tool calls of the answer: ``AIMessage.tool_calls`` (LangChain's parsed form,
     the same for every provider)."""
     message = generation.message if isinstance(generation, ChatGeneration) else None
     calls = getattr(message, "tool_calls", None)
     return tool_call_list([dict(call) for call in calls]) if calls else None
-
-
-def llm_end_metadata(response: LLMResult, now: datetime) -> LLMUpdate:
-    """What is known when the call ends: usage, response metadata, limits, output."""
-    generation = _first_generation(response)
-    info = _response_info(generation)
-    llm_output = response.llm_output or {}
-    usage, specific = token_usage(generation, info, llm_output) or (None, None)
-    headers = info.get("headers")
-    specific = dict(specific or {})
-    provider = info.get("model_provider")
-    if isinstance(provider, str) and provider:
-        specific["model_provider"] = provider
-    return compact(LLMUpdate(
-        token_usage=usage,
-        response_metadata=response_metadata(info, llm_output) or None,
-        output_text=output_text(response),
-        rate_limit_info=rate_limit_info(headers, now) if isinstance(headers, Mapping) else None,
-        provider_specific=specific or None,
-        tool_calls=_tool_calls(generation),
-    ))

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from langchain_core.outputs import LLMResult
 
-from ragtrail.capture import LLMUpdate, guarded
+from ragtrail.capture import Extractor, LLMUpdate, extract, guarded
 from ragtrail.capture.llm_update import compact
 from ragtrail.providers import PROVIDER_FROM_CLASS
 from ragtrail.schemas import RunKind
 
+from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import HandlerCore
-from ._llm import (
-    class_default_providers,
-    class_provider,
-    constructor_kwargs,
-    from_langchain_package,
-    llm_end_metadata,
-    llm_start_metadata,
-    output_text,
-)
+from ._extractors import ModelError, ModelStart, NewToken, model_end
+from ._llm import class_default_providers, class_provider, from_langchain_package
 from ._state import RunState
 
 __all__ = ["LLMCallbacks"]
@@ -50,7 +44,7 @@ class LLMCallbacks(HandlerCore):
         """Open a chat model call with the messages actually sent."""
         sent = messages[0] if messages else []
         self._start_llm(serialized, run_id, parent_run_id, tags, metadata, kwargs,
-                        {"messages": plain(sent)}, messages=list(sent))
+                        {"messages": plain(sent)}, read.CHAT_MODEL_START, messages=list(sent))
 
     @guarded
     def on_llm_start(
@@ -67,7 +61,7 @@ class LLMCallbacks(HandlerCore):
         """Open a completion model call with the prompt actually sent."""
         prompt = prompts[0] if prompts else ""
         self._start_llm(serialized, run_id, parent_run_id, tags, metadata, kwargs,
-                        {"prompts": list(prompts)}, prompt=prompt)
+                        {"prompts": list(prompts)}, read.LLM_START, prompt=prompt)
 
     def _start_llm(
         self,
@@ -78,13 +72,15 @@ class LLMCallbacks(HandlerCore):
         metadata: dict[str, Any] | None,
         kwargs: Mapping[str, Any],
         inputs: Any,
+        extractors: tuple[Extractor[ModelStart], ...],
         **sent: Any,
     ) -> None:
         name = run_name(serialized, kwargs.get("name"), "LLM") or "LLM"
         state = self._start(run_id, parent_run_id, RunKind.LLM, name, inputs, tags, metadata)
         if state is not None:
-            meta = llm_start_metadata(metadata or {}, kwargs.get("invocation_params"),
-                                      constructed=constructor_kwargs(serialized), **sent)
+            event = ModelStart(serialized, metadata or {},
+                               dict(kwargs.get("invocation_params") or {}), **sent)
+            meta = cast(LLMUpdate, extract(extractors, event))
             reported = meta.get("provider")
             own_class = not from_langchain_package(serialized)
             if reported is None or (own_class and reported in class_default_providers(serialized)):
@@ -105,9 +101,7 @@ class LLMCallbacks(HandlerCore):
         if not state.streamed:
             state.streamed = True
             self.recorder.update_llm(state.key, LLMUpdate(streamed=True))
-        chunk = kwargs.get("chunk")
-        message = getattr(chunk, "message", None)
-        if token or getattr(message, "tool_call_chunks", None):
+        if extract(read.LLM_NEW_TOKEN, NewToken(token, kwargs.get("chunk"))).get("content"):
             state.first_token = True
             self.recorder.record_first_token(state.key)
 
@@ -117,7 +111,8 @@ class LLMCallbacks(HandlerCore):
         state = self._state(run_id)
         if state is None:
             return
-        meta = llm_end_metadata(response, datetime.now(timezone.utc))
+        meta = cast(LLMUpdate, extract(read.LLM_END, model_end(response,
+                                                            datetime.now(timezone.utc))))
         reported = (meta.get("provider_specific") or {}).get("model_provider")
         meta.update(self._unknown_provider(state, reported))
         self.recorder.update_llm(state.key, meta)
@@ -145,9 +140,7 @@ class LLMCallbacks(HandlerCore):
         state = self._state(run_id)
         if state is None:
             return
-        response = kwargs.get("response")
-        text = output_text(response) if isinstance(response, LLMResult) else None
-        meta = LLMUpdate(output_text=text)
+        meta = cast(LLMUpdate, extract(read.LLM_ERROR, ModelError(kwargs.get("response"))))
         meta.update(self._unknown_provider(state, None))
         if any(meta.values()):
             self.recorder.update_llm(state.key, compact(meta, falsy=True))

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ragtrail.capture import guarded
-
 __all__ = ["template_name", "template_text"]
 
 _ROLES = {
@@ -52,7 +50,6 @@ def _message_line(node: Mapping[str, Any]) -> str | None:
     return f"{role}: {text}"
 
 
-@guarded(default=None)
 def template_text(serialized: Mapping[str, Any] | None) -> str | None:
     """Template text of a serialized prompt template, or None when it has none."""
     if not serialized:
@@ -67,7 +64,6 @@ def template_text(serialized: Mapping[str, Any] | None) -> str | None:
     return "\n".join(line for line in lines if line) or None
 
 
-@guarded(default=None)
 def template_name(serialized: Mapping[str, Any] | None, run_name: str | None,
                   metadata: Mapping[str, Any] | None) -> str | None:
     """The name a prompt was given: its own (``name=`` or ``run_name``, when it is not just

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from ragtrail.capture import guarded
+from ragtrail.capture import extract, guarded
 from ragtrail.capture.rerank import record_inferred_reranker, record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
+from . import _extractors as read
 from ._convert import plain, run_name
 from ._core import UNSET, HandlerCore
-from ._documents import DocList, Reranking, doc_list, docs_in, reranking
+from ._documents import DocList, Reranking, reranking
+from ._extractors import ChainStart, Documents
 from ._names import (
     CREATE_AGENT_INTEGRATION,
     INFERRED_RERANKER_NAME,
@@ -24,7 +26,6 @@ from ._names import (
     RERANKER_MARK,
     RUN_TYPE_KINDS,
 )
-from ._prompt import template_name, template_text
 from ._state import RunState
 
 __all__ = ["StepCallbacks"]
@@ -65,15 +66,15 @@ class StepCallbacks(HandlerCore):
         if name in REACT_AGENT_CALLS and parent is not None:
             self._react_agent(parent)
         if kind is RunKind.PROMPT:
-            template = template_text(serialized)
+            found = extract(read.PROMPT_START, ChainStart(
+                serialized, inputs, kwargs.get("name"), metadata,
+                self.recorder.config.max_list_items))
+            template = found.get("template")
             if template:
-                variables = inputs if isinstance(inputs, Mapping) else {"input": inputs}
-                self.recorder.note_prompt_template(
-                    state.key, template, plain(variables, self.recorder.config.max_list_items),
-                    name=template_name(serialized, kwargs.get("name"), metadata),
-                )
+                self.recorder.note_prompt_template(state.key, template, found.get("variables"),
+                                                   name=found.get("template_name"))
         elif not deferred:
-            state.input_docs = docs_in(inputs)
+            state.input_docs = extract(read.CHAIN_START, Documents(inputs)).get("documents")
 
     def _react_agent(self, node: RunState) -> None:
         """``create_react_agent``'s model node runs ``call_model``: its graph is an agent."""
@@ -106,12 +107,14 @@ class StepCallbacks(HandlerCore):
         """Record a reranking step; returns the reranked hashes to report upwards."""
         if state.kind not in (RunKind.CHAIN, RunKind.RERANKER):
             return None
-        out = doc_list(outputs)
+        out: DocList | None = extract(read.CHAIN_END, Documents(outputs)).get("documents")
         if out is None:
             return None
         if state.reranked == out.hashes:
             return out.hashes  # a step below already reranked into this very list
-        source = state.input_docs or (docs_in(inputs) if inputs is not UNSET else None)
+        source = state.input_docs or (
+            extract(read.CHAIN_START, Documents(inputs)).get("documents")
+            if inputs is not UNSET else None)
         found = reranking(source, out, explicit=state.kind is RunKind.RERANKER) if source else None
         if found is None:
             return None
@@ -143,7 +146,7 @@ class StepCallbacks(HandlerCore):
         state = self._state(run_id)
         if state is None:
             return
-        docs = doc_list(list(documents))
+        docs: DocList | None = extract(read.RETRIEVER_END, Documents(documents)).get("documents")
         reranked = None
         if docs is not None:
             if state.reranked == docs.hashes:

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 
-from ragtrail.capture import LLMUpdate, Recorder, guarded
+from ragtrail.capture import LLMUpdate, Recorder, extract, guarded
 from ragtrail.capture.rerank import record_reranking
 from ragtrail.schemas import DocStage, Framework, RunKind
 
-from ._extract import NodeRef, document_inputs, message_dicts, node_refs, plain, query_text
+from . import _extractors as read
+from ._extract import NodeRef, document_inputs, node_refs, plain, query_text
+from ._extractors import CallbackLLMStart, llm_answer
 from ._infer import node_plan
-from ._llm import llm_response
 
 __all__ = ["LegacyCallbacks", "rerank_details"]
 
@@ -81,7 +82,8 @@ class LegacyCallbacks:
             owner=self, state=event, on_end=self._top_ended if event.top else None,
         )
         if event_type is CBEventType.LLM:
-            self._recorder.update_llm(event_id, _llm_start(data))
+            self._recorder.update_llm(event_id, cast(LLMUpdate, extract(
+                read.CALLBACK_LLM_START, CallbackLLMStart(data))))
 
     @guarded
     def end(self, event_type: CBEventType, payload: Mapping[Any, Any] | None,
@@ -113,7 +115,7 @@ class LegacyCallbacks:
         elif event.event_type is CBEventType.LLM:
             response = data.get(EventPayload.RESPONSE.value) or data.get(
                 EventPayload.COMPLETION.value)
-            meta = llm_response(response)
+            meta = llm_answer(response)
             self._recorder.update_llm(event_id, meta)
             return {"output": meta.get("output_text")}
         if nodes is not None:
@@ -128,19 +130,3 @@ def _inputs(event: _Event, data: dict[str, Any]) -> Any:
     if query is not None:
         return {"query": query_text(query)}
     return plain({k: v for k, v in data.items() if k != EventPayload.SERIALIZED.value})
-
-
-@guarded(default=LLMUpdate())
-def _llm_start(data: dict[str, Any]) -> LLMUpdate:
-    serialized = data.get(EventPayload.SERIALIZED.value) or {}
-    meta = LLMUpdate()
-    model = serialized.get("model") or serialized.get("model_name")
-    if isinstance(model, str):
-        meta["provider_model"] = model
-    if isinstance(serialized.get("class_name"), str):
-        meta["provider_specific"] = {"llm_class": serialized["class_name"]}
-    if data.get(EventPayload.MESSAGES.value) is not None:
-        meta["messages"] = message_dicts(data[EventPayload.MESSAGES.value])
-    elif isinstance(data.get(EventPayload.PROMPT.value), str):
-        meta["prompt_text"] = data[EventPayload.PROMPT.value]
-    return meta

@@ -16,11 +16,11 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from llama_index.core.instrumentation.span import active_span_id
 
-from ragtrail.capture import LLMUpdate, Recorder, guarded
+from ragtrail.capture import LLMUpdate, Recorder, extract, guarded
 from ragtrail.capture.rerank import record_reranking
 from ragtrail.providers import merge_counts
 from ragtrail.schemas import (
@@ -34,20 +34,20 @@ from ragtrail.schemas import (
     StepRole,
 )
 
+from . import _extractors as read
 from ._coverage import handlers_of, holds_engine, reaches_engine
 from ._events import RERANK_EVENTS, EventKind, event_kind, is_streaming
-from ._extract import (
-    NodeRef,
-    arguments_of,
-    document_inputs,
-    node_refs,
-    query_text,
-    tool_calls_of,
-    tool_output_nodes,
+from ._extract import NodeRef, arguments_of, document_inputs
+from ._extractors import (
+    Event,
+    Progress,
+    RerankStart,
+    SpanEnter,
+    SpanExit,
+    llm_answer,
+    llm_start,
 )
-from ._families import inputs_of, outputs_of, start_metadata, template_of
-from ._infer import Pipeline, infer_rerank, node_plan, pipeline_of
-from ._llm import llm_request, llm_response, response_metadata, usage_fields
+from ._infer import Pipeline, infer_rerank, node_plan
 from ._roles import Family, Role, classify, starts_ingestion
 from ._streams import is_lazy_stream, wrap_response_gen
 
@@ -166,24 +166,23 @@ class Engine:
                 return
             span.run = run = _Run(span_id, role, id(instance), parent_run)
             arguments = arguments_of(bound_args)
-            self._prepare(run, instance, arguments)
-            metadata = start_metadata(role.family, instance)
+            found = extract(read.enter_extractors(role.family),
+                            SpanEnter(role.family, instance, arguments))
+            self._prepare(run, found, arguments)
+            metadata = found.get("metadata") or {}
             if _in_silent_postprocessor(parent_run, role, instance):
                 metadata[ROLE_KEY] = StepRole.RERANKER.value
-            self._start(run, inputs_of(role.family, arguments), metadata, tags)
+            self._start(run, found.get("inputs"), metadata, tags)
             self._after_start(run, instance, arguments)
 
-    def _prepare(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
+    def _prepare(self, run: _Run, found: Mapping[str, Any],
+                 arguments: Mapping[str, Any]) -> None:
         family = run.role.family
         pipeline = run.parent.pipeline if run.parent is not None else None
-        if family is Family.POSTPROCESSOR:
-            # Snapshot now: rerankers overwrite the scores of the nodes they are given.
-            run.input_refs = node_refs(arguments.get("nodes"))
-        elif family is Family.LLM_WRAPPER:
-            run.template = template_of(instance, arguments)
-        elif family in (Family.QUERY, Family.CHAT):
-            run.pipeline = pipeline_of(instance)
-        elif family is Family.SYNTHESIZER and pipeline is not None and run.parent is not None:
+        run.input_refs = found.get("candidates") or []
+        run.template = found.get("template")
+        run.pipeline = found.get("pipeline")
+        if family is Family.SYNTHESIZER and pipeline is not None and run.parent is not None:
             infer_rerank(self.recorder, run.parent.run_id, pipeline, arguments.get("nodes"))
         if pipeline is not None and family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
             pipeline.postprocessed = True
@@ -214,7 +213,8 @@ class Engine:
     def _after_start(self, run: _Run, instance: Any, arguments: Mapping[str, Any]) -> None:
         if run.role.family is not Family.LLM:
             return
-        self.recorder.update_llm(run.run_id, llm_request(instance, arguments))
+        self.recorder.update_llm(run.run_id, cast(LLMUpdate, extract(
+            read.LLM_START, llm_start(instance, arguments))))
         wrapper = run.parent
         if wrapper is not None and wrapper.role.family is Family.LLM_WRAPPER and wrapper.template:
             self.recorder.update_llm(run.run_id, wrapper.template)
@@ -312,32 +312,32 @@ class Engine:
         if result is _UNSET:
             return None
         if family is Family.LLM:
-            meta = llm_response(result, run.stream_usage, run.stream_meta)
+            meta = llm_answer(result, run.stream_usage, run.stream_meta)
             self.recorder.update_llm(run.run_id, meta)
-            calls = tool_calls_of(getattr(result, "message", None))
+            calls = meta.get("tool_calls")
             return {"output": meta.get("output_text"), **({"tool_calls": calls} if calls else {})}
+        found = extract(read.exit_extractors(family), SpanExit(family, result))
+        nodes = found.get("nodes")  # None: they could not be read
         if family is Family.RETRIEVER:
-            self.recorder.add_documents(run.run_id, document_inputs(result),
+            self.recorder.add_documents(run.run_id, found.get("documents") or [],
                                         stage=DocStage.RETRIEVED)
             if run.parent is not None and run.parent.pipeline is not None:
-                run.parent.pipeline.retrieved = node_refs(result)
+                run.parent.pipeline.retrieved = nodes
                 run.parent.pipeline.postprocessed = False
-        elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT):
-            self._reranked(run, result)
-        elif family is Family.TOOL:
+        elif family in (Family.POSTPROCESSOR, Family.RERANK_EVENT) and nodes is not None:
+            self._reranked(run, result, nodes)
+        elif family is Family.TOOL and found.get("documents"):
             # A tool that returns nodes (or a response carrying them) retrieved them;
             # rendered into the tool message, they are in the next call's prompt.
-            nodes = tool_output_nodes(result)
-            if nodes:
-                self.recorder.add_documents(run.run_id, document_inputs(nodes),
-                                            stage=DocStage.RETRIEVED)
-        outputs = outputs_of(family, result)
+            self.recorder.add_documents(run.run_id, found["documents"],
+                                        stage=DocStage.RETRIEVED)
+        outputs = found.get("outputs")
         if text is not None and isinstance(outputs, dict):
             outputs["response"] = text
         return outputs
 
-    def _reranked(self, run: _Run, result: Any) -> None:
-        plan = node_plan(run.input_refs, node_refs(result))
+    def _reranked(self, run: _Run, result: Any, nodes: list[NodeRef]) -> None:
+        plan = node_plan(run.input_refs, nodes)
         if plan is None:
             return  # content changed or nodes added: a transform, not a reranker
         record_reranking(self.recorder, run.run_id, document_inputs(result, plan.input_ranks),
@@ -377,8 +377,7 @@ class Engine:
             self._finish(run, _UNSET, error=event.exception)
 
     def _on_tool_call(self, run: _Run, event: Any) -> None:
-        self.recorder.add_event(run.run_id, "tool_call", {
-            "tool": getattr(event.tool, "name", None), "arguments": event.arguments})
+        self.recorder.add_event(run.run_id, "tool_call", extract(read.TOOL_CALL, Event(event)))
 
     #: Event kind -> what it does to the run it belongs to (rerank events aside).
     _ON_RUN_EVENT: ClassVar[dict[EventKind, Callable[[Engine, _Run, Any], None]]] = {
@@ -394,12 +393,13 @@ class Engine:
         if not run.streamed:
             run.streamed = True
             self.recorder.update_llm(run.run_id, LLMUpdate(streamed=True))
-        if not run.first_token and getattr(response, "delta", None):
+        found = extract(read.LLM_PROGRESS, Progress(response))
+        if not run.first_token and found.get("content"):
             run.first_token = True
             self.recorder.record_first_token(run.run_id)
-        merge_counts(run.stream_usage, usage_fields(response))
+        merge_counts(run.stream_usage, found.get("usage") or {})
         # OpenAI's last chunk carries the usage but no finish reason: keep what came before.
-        run.stream_meta.update(response_metadata(response))
+        run.stream_meta.update(found.get("metadata") or {})
 
     def _rerank_event(self, kind: EventKind, event: Any, span_id: str | None,
                       span: _Span | None, run: _Run | None) -> None:
@@ -408,19 +408,21 @@ class Engine:
         own, kept on the span they happened in until its end event."""
         key = span_id or ""
         if kind is EventKind.RERANK_START:
-            info = {"model_name": getattr(event, "model_name", None),
-                    "top_n": getattr(event, "top_n", None)}
-            info = {k: v for k, v in info.items() if v is not None}
-            if run is not None and run.role.family is Family.POSTPROCESSOR:
+            in_postprocessor = run is not None and run.role.family is Family.POSTPROCESSOR
+            opens_run = not in_postprocessor and (
+                self.instrumented or (span is not None and span.covered))
+            found = extract(read.RERANK_START, RerankStart(event, opens_run))
+            info = {k: found[k] for k in ("model_name", "top_n") if k in found}
+            if run is not None and in_postprocessor:
                 self.recorder.set_kind(run.run_id, RunKind.RERANKER)
                 self.recorder.add_metadata(run.run_id, info)
                 return
-            if not (self.instrumented or (span is not None and span.covered)):
+            if not opens_run:
                 return
             born = _Run(event.id_, Role(Family.RERANK_EVENT, RunKind.RERANKER,
                                         info.get("model_name") or "ReRank"), 0,
                         self._nearest_run(span_id))
-            born.input_refs = node_refs(event.nodes)
+            born.input_refs = found.get("candidates") or []
             if born.parent is not None and born.parent.pipeline is not None:
                 born.parent.pipeline.postprocessed = True
             if span is None:  # a span that entered before the engine was attached
@@ -428,7 +430,7 @@ class Engine:
                     self.spans.pop(next(iter(self.spans)))
                 span = self.spans[key] = _Span(None, False, placeholder=True)
             span.rerank_event = born
-            self._start(born, {"query": query_text(getattr(event, "query", None)),
+            self._start(born, {"query": found.get("query"),
                                "nodes": [r.as_dict() for r in born.input_refs]},
                         {**info, "llamaindex_event": type(event).__name__}, None)
         elif kind is EventKind.RERANK_END:
@@ -439,7 +441,7 @@ class Engine:
                 if holder.placeholder:
                     del self.spans[key]
             if ended is not None and not ended.ended:
-                self._finish(ended, list(event.nodes))
+                self._finish(ended, extract(read.RERANK_END, Event(event)).get("nodes"))
 
     # -- classic callback events -------------------------------------------------
 

@@ -174,7 +174,6 @@ def tool_calls_of(message: Any) -> list[Any] | None:
     return tool_call_list(calls)
 
 
-@guarded(default=None)
 def tool_definitions_of(tools: Any) -> list[dict[str, Any]] | None:
     """Tool definitions offered to a model: LlamaIndex tools (their metadata) or the
     provider-shaped dicts an LLM integration built from them, in the canonical shape."""
@@ -196,7 +195,6 @@ def _tool_spec(tool: Any) -> Any:
             "parameters": parameters}
 
 
-@guarded(default=None)
 def tool_output_nodes(output: Any) -> list[Any] | None:
     """The nodes a tool returned: its raw output when that is a node, a
     ``NodeWithScore`` or a list of them, or the ``source_nodes`` of the response it

@@ -8,7 +8,7 @@ from typing import Any
 from ragtrail.capture import LLMUpdate, guarded
 from ragtrail.schemas import ROLE_KEY, StepRole, content_hash
 
-from ._extract import message_dicts, node_refs, plain, query_text, response_output
+from ._extract import NodeRef, message_dicts, node_refs, plain, query_text, response_output
 from ._llm import model_of
 from ._roles import Family
 
@@ -26,19 +26,20 @@ def _query(arguments: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _refs(items: Any) -> list[dict[str, Any]]:
-    return [ref.as_dict() for ref in node_refs(items)]
+def _refs(items: Any, refs: list[NodeRef] | None = None) -> list[dict[str, Any]]:
+    return [ref.as_dict() for ref in (node_refs(items) if refs is None else refs)]
 
 
-@guarded(default=None)
-def inputs_of(family: Family, arguments: Mapping[str, Any]) -> Any:
-    """A run's inputs, from the call's arguments."""
+def inputs_of(family: Family, arguments: Mapping[str, Any],
+              refs: list[NodeRef] | None = None) -> Any:
+    """A run's inputs, from the call's arguments (``refs``: its nodes' refs, when they
+    were taken already)."""
     if family in (Family.QUERY, Family.RETRIEVER):
         return {"query": _query(arguments)}
     if family is Family.CHAT:
         return {"message": plain(arguments.get("message"))}
     if family in (Family.POSTPROCESSOR, Family.SYNTHESIZER):
-        return {"query": _query(arguments), "nodes": _refs(arguments.get("nodes"))}
+        return {"query": _query(arguments), "nodes": _refs(arguments.get("nodes"), refs)}
     if family is Family.LLM:
         if "messages" in arguments:
             return {"messages": message_dicts(arguments["messages"])}
@@ -73,13 +74,13 @@ def _workflow_input(event: Any) -> Any:
         return plain(event)
 
 
-@guarded(default=None)
-def outputs_of(family: Family, result: Any) -> Any:
-    """A run's outputs, from what the call returned (non-streaming)."""
+def outputs_of(family: Family, result: Any, refs: list[NodeRef] | None = None) -> Any:
+    """A run's outputs, from what the call returned (non-streaming; ``refs``: the refs
+    of the nodes it returned, when they were taken already)."""
     if family in (Family.QUERY, Family.CHAT, Family.SYNTHESIZER):
         return response_output(result)
     if family in (Family.RETRIEVER, Family.POSTPROCESSOR, Family.RERANK_EVENT):
-        return {"nodes": _refs(result)}
+        return {"nodes": _refs(result, refs)}
     if family is Family.EMBEDDING:
         return _embedding_output(result)
     if family is Family.WORKFLOW:
@@ -102,7 +103,6 @@ def _embedding_output(result: Any) -> dict[str, Any]:
     return {"output": plain(result)}
 
 
-@guarded(default={})
 def start_metadata(family: Family, instance: Any) -> dict[str, Any]:
     """Metadata known at start: the component's class, model, tool name, ..."""
     meta: dict[str, Any] = {"llamaindex_class": type(instance).__name__} if instance else {}
@@ -146,7 +146,6 @@ def reranker_info(instance: Any) -> dict[str, Any]:
     return info
 
 
-@guarded(default=None)
 def template_of(instance: Any, arguments: Mapping[str, Any]) -> LLMUpdate | None:
     """Template, variables and template hash of a ``predict``-style call."""
     prompt = arguments.get("prompt")

@@ -34,7 +34,6 @@ class Pipeline:
     postprocessed: bool = False
 
 
-@guarded(default=None)
 def pipeline_of(engine: Any) -> Pipeline:
     """A fresh pipeline for a query or chat engine (its postprocessors, if it has any)."""
     found = getattr(engine, "_node_postprocessors", None) or getattr(

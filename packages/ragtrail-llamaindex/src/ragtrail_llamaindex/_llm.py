@@ -1,4 +1,5 @@
-"""LLM call metadata from LlamaIndex LLM objects and their responses.
+"""LLM call metadata from LlamaIndex LLM objects and their responses: the readers the
+extractors of :mod:`._extractors` (``LLM_START``, ``LLM_END``, ...) call.
 
 The adapter only finds the raw objects: the LLM's attributes and ``additional_kwargs``
 and the call's keyword arguments (request parameters, read with the core's synonyms and
@@ -18,29 +19,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ragtrail.capture import LLMUpdate, guarded
-from ragtrail.capture.llm_update import compact
+from ragtrail.capture import guarded
 from ragtrail.providers import (
     PARAM_SYNONYMS,
     checked_parameters,
     client_request_fields,
     field_of,
-    merge_counts,
     raw_response_fields,
-    request_parameters,
     top_level_counts,
     usage_counts,
     usage_from_counts,
 )
-
-from ._extract import message_dicts, tool_calls_of, tool_definitions_of
+from ragtrail.providers import request_parameters as provider_request_parameters
 
 __all__ = [
-    "llm_request",
-    "llm_response",
+    "client_fields",
     "model_of",
+    "output_text",
     "provider_of",
+    "raw_of",
+    "request_parameters",
     "response_metadata",
+    "token_usage",
     "usage_fields",
 ]
 
@@ -75,7 +75,11 @@ def _get(obj: Any, key: str) -> Any:
     return field_of(obj, key)
 
 
-@guarded(default=None)
+def raw_of(response: Any) -> Any:
+    """The provider's own response object a LlamaIndex response carries (``raw``)."""
+    return _get(response, "raw")
+
+
 def provider_of(llm: Any) -> str | None:
     """Provider id from the integration package the LLM class lives in."""
     module = type(llm).__module__
@@ -102,8 +106,7 @@ def model_of(llm: Any) -> str | None:
     return None
 
 
-@guarded(default={})
-def _request_parameters(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def request_parameters(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The call's own keyword arguments, then the LLM's ``additional_kwargs``, then its
     attributes, read by the core's synonyms (:data:`ragtrail.providers.PARAM_SYNONYMS`)
     and its one priority rule; the model is the LLM's (:func:`model_of`)."""
@@ -113,15 +116,10 @@ def _request_parameters(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, A
     if isinstance(extra, Mapping):
         sources.append(extra)
     sources.append({name: getattr(llm, name, None) for name in _ATTR_PARAMS})
-    return checked_parameters({**request_parameters(*sources), "model": model_of(llm)})
+    return checked_parameters({**provider_request_parameters(*sources), "model": model_of(llm)})
 
 
-#: Arguments of LlamaIndex's LLM methods that are not passed on to the client.
-_METHOD_ARGS = ("messages", "prompt", "formatted", "args")
-
-
-@guarded(default={})
-def _client_fields(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def client_fields(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """What the client sends beyond the canonical call (the core decides, from the
     client's module and its raw parameters: the LLM's defaults, then the call's own)."""
     extra = getattr(llm, "additional_kwargs", None)
@@ -129,29 +127,6 @@ def _client_fields(llm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
                                  extra if isinstance(extra, Mapping) else {}, call_kwargs)
 
 
-@guarded(default=LLMUpdate())
-def llm_request(llm: Any, arguments: Mapping[str, Any]) -> LLMUpdate:
-    """LLMMetadata fields known when the call starts: model, parameters, prompt."""
-    call_kwargs = {k: v for k, v in arguments.items() if k not in _METHOD_ARGS}
-    meta = LLMUpdate(
-        provider=provider_of(llm),
-        provider_model=model_of(llm),
-        request_parameters=_request_parameters(llm, call_kwargs) or None,
-        provider_specific={"llm_class": type(llm).__name__,
-                           **_client_fields(llm, call_kwargs)},
-    )
-    if "messages" in arguments:
-        meta["messages"] = message_dicts(arguments["messages"])
-    elif isinstance(arguments.get("prompt"), str):
-        meta["prompt_text"] = arguments["prompt"]
-    meta["tools"] = tool_definitions_of(arguments.get("tools"))
-    choice = arguments.get("tool_choice")
-    if choice is not None:
-        meta["tool_choice"] = choice if isinstance(choice, (str, dict)) else str(choice)
-    return compact(meta)
-
-
-@guarded(default={})
 def usage_fields(response: Any) -> dict[str, int]:
     """Raw token counts found in a response's ``raw`` (or, failing that, its kwargs),
     flat, as :func:`ragtrail.providers.usage_counts` finds them."""
@@ -168,7 +143,6 @@ def token_usage(fields: Mapping[str, int]) -> tuple[dict[str, int], dict[str, An
     return (dict(found.token_usage), found.provider_specific()) if found is not None else None
 
 
-@guarded(default=None)
 def output_text(response: Any) -> str | None:
     """Text the model produced (a chat message's content or a completion's text)."""
     message = _get(response, "message")
@@ -179,37 +153,6 @@ def output_text(response: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
-@guarded(default={})
 def response_metadata(response: Any) -> dict[str, str]:
     """Finish reason, model version, request id and fingerprint of one response or chunk."""
     return raw_response_fields(_get(response, "raw"))
-
-
-@guarded(default=LLMUpdate())
-def llm_response(
-    response: Any,
-    stream_usage: Mapping[str, int] | None = None,
-    stream_meta: Mapping[str, str] | None = None,
-) -> LLMUpdate:
-    """LLMMetadata fields from a ``ChatResponse`` / ``CompletionResponse``.
-
-    For a stream, ``response`` is the last chunk; ``stream_usage`` and ``stream_meta``
-    hold what the chunks before it reported (the last one's values win).
-    """
-    if response is None:
-        return LLMUpdate()
-    fields = dict(stream_usage or {})
-    merge_counts(fields, usage_fields(response))
-    raw = _get(response, "raw")
-    usage, specific = token_usage(fields) or (None, None)
-    specific = dict(specific or {})
-    response_id = _get(raw, "id")
-    if response_id is not None:
-        specific["response_id"] = str(response_id)
-    return compact(LLMUpdate(
-        output_text=output_text(response),
-        token_usage=usage,
-        response_metadata={**(stream_meta or {}), **response_metadata(response)} or None,
-        tool_calls=tool_calls_of(_get(response, "message")),
-        provider_specific=specific or None,
-    ), falsy=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .._forksafe import fork_safe_lock
 from .._log import report_to_stderr
-from ..guard import guarded
+from ..guard import Extractor, extract, guarded
 from .ambient import ambient_parents, register_parent_provider
 from .config import CaptureConfig
 from .converters import Converter, register_converter
@@ -19,10 +19,12 @@ __all__ = [
     "CaptureConfig",
     "Converter",
     "DocumentInput",
+    "Extractor",
     "LLMUpdate",
     "PricerLike",
     "Recorder",
     "ambient_parents",
+    "extract",
     "fork_safe_lock",
     "guarded",
     "register_converter",
