@@ -133,7 +133,9 @@ def pg_ceiling(url: str, recs: Sequence[CapturedRun], batch: int) -> dict[str, A
             conn: Any = sa_conn.connection.dbapi_connection
             postgres_session(conn, None)  # ragtrail's session settings (lz4 TOAST compression)
             with conn.cursor() as cur:
-                for name in ("documents", "tool_definitions"):
+                staged = {table.name for tables in batches for table, _n, _t in tables
+                          if table.name not in _DIRECT}
+                for name in sorted(staged):  # documents, tool definitions, payloads
                     cur.execute(f"CREATE TEMP TABLE bench_in_{name} (LIKE {name}) "
                                 "ON COMMIT DELETE ROWS")
             conn.commit()
