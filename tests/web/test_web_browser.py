@@ -249,7 +249,7 @@ def test_pagination_filters_and_other_pages(page: Any, base_url: str, trail: Tra
     page.goto(f"{base_url}/traces?limit=2")
     assert page.locator("tr.trace-row").count() == 2
     page.click("tr.more a")  # htmx appends the next page in place
-    page.wait_for_function("document.querySelectorAll('tr.trace-row').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('tr.trace-row').length === 4")
     shown = page.eval_on_selector_all("tr.trace-row", "els => els.map(e => e.dataset.href)")
     assert shown == [f"/traces/{t}" for t in everything[:4]]
 
@@ -263,7 +263,7 @@ def test_pagination_filters_and_other_pages(page: Any, base_url: str, trail: Tra
     assert f"/traces/{demo[1].langchain}" not in shown
 
     page.goto(f"{base_url}/usage")
-    page.wait_for_function("window.Chart && Chart.getChart(document.getElementById('chart-cost'))")
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-cost'))")
     model_rows = page.locator("#usage-model tbody tr").all_inner_texts()
     assert [r.split("\t")[0] for r in model_rows] == \
         [str(row.group["model"]) for row in trail.usage(["model"])]
