@@ -437,3 +437,41 @@ def test_openai_service_tier_usage_details(mode: str, provider: ProviderServer,
     assert provider.last().body["service_tier"] == "priority"
     meta = only_llm(stored(trail, rid))
     assert meta.token_usage == EXPECTED_USAGE["openai"]
+
+
+class ChatInHouseCached(BaseChatModel):
+    """A chat model of the user's own whose responses report Anthropic-style cache
+    writes by TTL (as langchain-anthropic puts them in ``input_token_details``)."""
+
+    model_name: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "in-house-cached"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        message = AIMessage(
+            content=ANSWER,
+            usage_metadata={"input_tokens": 300, "output_tokens": 20, "total_tokens": 320,
+                            "input_token_details": {
+                                "cache_read": 0, "cache_creation": 200,
+                                "ephemeral_5m_input_tokens": 150,
+                                "ephemeral_1h_input_tokens": 50}},
+            response_metadata={"model_name": self.model_name})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def test_own_chat_model_keeps_its_cache_writes_by_ttl_beside_the_class_guess(
+        trail: Trail) -> None:
+    """The class-name guess is added to the provider specifics the response's usage
+    filled, not put in their place (it used to replace them: the TTL split was lost)."""
+    rid = uuid.uuid4()
+    ChatInHouseCached(model_name="acme-1").invoke(
+        QUESTION, config={"callbacks": [RagtrailCallbackHandler(trail)], "run_id": rid})
+    meta = only_llm(stored(trail, rid))
+    specific = meta.provider_specific or {}
+    assert specific.get("provider_from_class") == "inhousecached"
+    assert specific.get("cache_creation") == {"ephemeral_5m_input_tokens": 150,
+                                              "ephemeral_1h_input_tokens": 50}
+    assert meta.token_usage.cache_creation_tokens == 200

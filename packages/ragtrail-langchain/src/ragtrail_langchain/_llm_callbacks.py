@@ -114,7 +114,7 @@ class LLMCallbacks(HandlerCore):
         meta = cast(LLMUpdate, extract(read.LLM_END, model_end(response,
                                                             datetime.now(timezone.utc))))
         reported = (meta.get("provider_specific") or {}).get("model_provider")
-        meta.update(self._unknown_provider(state, reported))
+        _merge(meta, self._unknown_provider(state, reported))
         self.recorder.update_llm(state.key, meta)
         self._end(state, response)
 
@@ -141,7 +141,16 @@ class LLMCallbacks(HandlerCore):
         if state is None:
             return
         meta = cast(LLMUpdate, extract(read.LLM_ERROR, ModelError(kwargs.get("response"))))
-        meta.update(self._unknown_provider(state, None))
+        _merge(meta, self._unknown_provider(state, None))
         if any(meta.values()):
             self.recorder.update_llm(state.key, compact(meta, falsy=True))
         self._end(state, error=error)
+
+
+def _merge(meta: LLMUpdate, more: LLMUpdate) -> None:
+    """Add ``more`` to ``meta``; provider specifics are merged key by key (the class-name
+    guess must not replace what the response's usage kept, e.g. cache writes by TTL)."""
+    specific = more.pop("provider_specific", None)
+    meta.update(more)
+    if specific:
+        meta["provider_specific"] = {**(meta.get("provider_specific") or {}), **specific}
