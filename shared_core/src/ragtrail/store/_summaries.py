@@ -218,8 +218,18 @@ def _merge(into: dict[str, Part], summary: Summary, dims: dict[str, Any], data: 
     key = json.dumps([dims[name] for name, _ in summary.dims], separators=(",", ":"))
     entry = into.get(key)
     if entry is None:
-        entry = into[key] = {**dims, "n": 0, **{m: None for m in IDS},
-                             **{m: 0.0 for m in SUMS}}
+        entry = into[key] = {**dims, **_empty()}
+    _fold(entry, data)
+
+
+def _empty() -> dict[str, Any]:
+    """The measures of a group no row has reached yet."""
+    return {"n": 0, **{m: None for m in IDS}, **{m: 0.0 for m in SUMS}}
+
+
+def _fold(entry: dict[str, Any], data: Any) -> None:
+    """Add one summary row's measures (``data``) to ``entry``: counts and sums added,
+    least ids kept least and greatest ids greatest."""
     entry["n"] += int(data["n"])
     for m in IDS:
         value = data.get(m)
@@ -341,20 +351,8 @@ def _add(deltas: Deltas, summary: Summary, conn: Connection,
         if entry is None:
             entry = deltas[bucket] = {"bucket": bucket, "summary": summary.name,
                                       "day": data["day"], "tenant": data["tenant"],
-                                      "dims": values, "n": 0,
-                                      **{m: None for m in IDS}, **{m: 0.0 for m in SUMS}}
-        entry["n"] += int(data["n"])
-        for m in IDS:
-            value = data.get(m)
-            if value is not None:
-                old = entry[m]
-                low = m.startswith("lo")
-                entry[m] = value if old is None else (min(old, value) if low
-                                                      else max(old, value))
-        for m in SUMS:
-            value = data.get(m)
-            if value is not None:
-                entry[m] += float(value)
+                                      "dims": values, **_empty()}
+        _fold(entry, data)
 
 
 @cache
