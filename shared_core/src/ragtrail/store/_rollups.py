@@ -23,7 +23,7 @@ rows); :func:`rebuild` recomputes the table from the stored calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
@@ -34,12 +34,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ._rows import COLUMNS, Encoded
+from ._seen import Stored, chunks, lookup
 from ._tables import llm_calls, runs, usage_rollup
 from ._types import utc_day
 
 __all__ = ["DIMENSIONS", "MEASURES", "forget_traces", "rebuild", "track_usage"]
 
-_IN_CHUNK = 500  # bound on SQL IN lists (SQLite allows 32766 variables)
 _EVALUATION = "evaluation"  # request type of judges' traces (query._evaluations)
 _TOKENS = ("input", "output", "total", "cache_read", "cache_creation", "reasoning")
 #: The bucket's columns, in the order of its key.
@@ -49,7 +49,6 @@ DIMENSIONS = ("day", "provider_model", "provider", "prompt_template_hash", "app_
 MEASURES = ("calls", "priced_calls", "total_cost", *(f"{name}_tokens" for name in _TOKENS))
 _RUN_TRACE = COLUMNS["runs"].index("trace_id")
 
-_TABLES = {"runs": runs, "llm_calls": llm_calls}
 _run = runs.alias("call_run")
 _root = runs.alias("root_run")
 
@@ -131,50 +130,24 @@ def _apply(conn: Connection, deltas: Deltas) -> None:
     conn.execute(_upsert(conn.dialect.name), rows)
 
 
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    ordered = sorted(set(items))
-    for start in range(0, len(ordered), _IN_CHUNK):
-        yield ordered[start:start + _IN_CHUNK]
-
-
-@cache
-def _lookup(table: str, column: str, wanted: str) -> sa.Select[Any]:
-    found = _TABLES[table]
-    return sa.select(found.c[wanted]).where(
-        found.c[column].in_(sa.bindparam("keys", expanding=True)))
-
-
-def _stored(conn: Connection, table: str, column: str, keys: Iterable[str],
-            wanted: str | None = None) -> set[str]:
-    """The ``wanted`` values (else ``column``'s) of the stored rows whose ``column`` is
-    one of ``keys``."""
-    stmt = _lookup(table, column, wanted or column)
-    found: set[str] = set()
-    for chunk in _chunks(keys):
-        found.update(conn.execute(stmt, {"keys": chunk}).scalars())
-    return found
-
-
 @contextmanager
-def track_usage(conn: Connection, encoded: Encoded) -> Iterator[None]:
+def track_usage(conn: Connection, encoded: Encoded, stored: Stored) -> Iterator[None]:
     """Keep ``usage_rollup`` right around the insert of ``encoded`` (inside ``conn``'s
-    transaction): looks up what is stored already before, adds what is new after."""
+    transaction; ``stored``: what of it was stored before): adds what is new after."""
     call_ids = list(encoded.rows["llm_calls"])
-    roots = [run_id for run_id, row in encoded.rows["runs"].items()
-             if row[_RUN_TRACE] == run_id]
-    if not call_ids and not roots:
+    new_roots = {run_id for run_id, row in encoded.rows["runs"].items()
+                 if row[_RUN_TRACE] == run_id and run_id not in stored.runs}
+    if not call_ids and not new_roots:
         yield
         return
-    stored_calls = _stored(conn, "llm_calls", "run_id", call_ids)
-    new_roots = set(roots) - _stored(conn, "runs", "id", roots)
     # Calls stored before their root: counted root-less until now.
-    earlier = _stored(conn, "llm_calls", "trace_id", new_roots, wanted="run_id")
+    earlier = lookup(conn, "llm_calls", "trace_id", new_roots, wanted="run_id")
     yield
-    new_calls = set(call_ids) - stored_calls
+    new_calls = set(call_ids) - stored.calls
     deltas: Deltas = {}
-    for chunk in _chunks(new_calls | earlier):
+    for chunk in chunks(new_calls | earlier):
         _add(deltas, conn, "run_id", chunk, True, 1)
-    for chunk in _chunks(earlier):
+    for chunk in chunks(earlier):
         _add(deltas, conn, "run_id", chunk, False, -1)
     _apply(conn, deltas)
 
@@ -183,7 +156,7 @@ def forget_traces(conn: Connection, trace_ids: list[str]) -> None:
     """Subtract the LLM calls of ``trace_ids`` (about to be deleted, in ``conn``'s
     transaction) from their buckets; buckets left empty go."""
     deltas: Deltas = {}
-    for chunk in _chunks(trace_ids):
+    for chunk in chunks(trace_ids):
         _add(deltas, conn, "trace_id", chunk, True, -1)
     _apply(conn, deltas)
     if deltas:

@@ -22,6 +22,7 @@ from ._pipeline import PreparedRows, prepare_rows
 from ._retention import purge_before
 from ._rollups import track_usage
 from ._rows import Encoded, EncodeError, encode_batch
+from ._seen import stored_before
 from ._summaries import track_summaries
 from ._url import (
     EngineConfig,
@@ -132,7 +133,9 @@ class SqlStore:
             with self._engine.begin() as conn:
                 if self._copy is None:
                     self._copy = self.dialect == "postgresql" and can_stage(conn)
-                with track_usage(conn, encoded), track_summaries(conn, encoded):
+                stored = stored_before(conn, encoded)
+                with track_usage(conn, encoded, stored), \
+                        track_summaries(conn, encoded, stored):
                     insert_encoded(conn, encoded, copy=self._copy)
         except Exception as exc:
             raise classify_write_error(exc) from exc

@@ -51,13 +51,13 @@ from sqlalchemy.engine import Connection
 
 from ..schemas import DocStage, RunKind
 from ._rows import COLUMNS, Encoded
+from ._seen import IN_CHUNK, Stored, chunks
 from ._tables import document_links, llm_calls, quality_rollup, runs
 from ._types import utc_day
 
 __all__ = ["SUMMARIES", "forget_days", "parts", "rebuild", "recompute_days",
            "summary_days", "track_summaries"]
 
-_IN_CHUNK = 500
 _EVALUATION = "evaluation"  # request type of judges' traces (query._evaluations)
 _UNBOUNDED = 2**62
 _LINK_TRACE = COLUMNS["document_links"].index("trace_id")
@@ -339,9 +339,9 @@ def _started_column(summary: Summary) -> Any:
 Deltas = dict[str, dict[str, Any]]
 
 
-def _add(deltas: Deltas, summary: Summary, conn: Connection,
-         conditions: list[sa.ColumnElement[bool]]) -> None:
-    for row in conn.execute(_rows_select(summary, conditions, True)):
+def _add(deltas: Deltas, summary: Summary, result: Iterable[Any]) -> None:
+    """Fold the per-day rows of ``summary``'s aggregate (``result``) into ``deltas``."""
+    for row in result:
         data = row._mapping
         dims = _dims(summary, data, "d_")
         values = json.dumps([dims[name] for name, _ in summary.dims], separators=(",", ":"))
@@ -381,54 +381,63 @@ def _apply(conn: Connection, deltas: Deltas) -> None:
         conn.execute(_upsert(conn.dialect.name), rows)
 
 
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    ordered = sorted(set(items))
-    for start in range(0, len(ordered), _IN_CHUNK):
-        yield ordered[start:start + _IN_CHUNK]
+@cache
+def _of_keys(name: str) -> sa.Select[Any]:
+    """The summary ``name``'s per-day aggregate over the rows whose id (an LLM call's run
+    id for ``llm``) is in the expanding ``keys`` parameter. Built once: the insert path
+    runs it per batch, and building it cost more than running it."""
+    column = llm_calls.c.run_id if name == "llm" else runs.c.id
+    return _rows_select(SUMMARIES[name], [column.in_(sa.bindparam("keys", expanding=True))],
+                        True)
 
 
-def _stored(conn: Connection, column: Any, keys: Iterable[str], wanted: Any = None,
-            *where: Any) -> set[Any]:
-    found: set[Any] = set()
-    for chunk in _chunks(keys):
-        found.update(conn.execute(sa.select(wanted if wanted is not None else column)
-                                  .where(column.in_(chunk), *where)).scalars())
-    return found
+@cache
+def _root_days() -> sa.Select[Any]:
+    """The UTC days of the stored roots whose id is in the expanding ``keys``."""
+    return sa.select(utc_day(runs.c.started_at)).where(
+        runs.c.id.in_(sa.bindparam("keys", expanding=True)), runs.c.parent_id.is_(None))
+
+
+def _root_days_of(conn: Connection, trace_ids: Iterable[str]) -> set[str]:
+    days: set[str] = set()
+    for chunk in chunks(trace_ids):
+        days.update(conn.execute(_root_days(), {"keys": chunk}).scalars())
+    return days
 
 
 @contextmanager
-def track_summaries(conn: Connection, encoded: Encoded) -> Iterator[None]:
+def track_summaries(conn: Connection, encoded: Encoded, stored: Stored) -> Iterator[None]:
     """Keep ``quality_rollup`` right around the insert of ``encoded`` (inside ``conn``'s
-    transaction): what is stored already is looked up before, what is new added after."""
+    transaction; ``stored``: what of it was stored before): what is new is added after."""
     run_rows = encoded.rows["runs"]
     call_ids = list(encoded.rows["llm_calls"])
     if not run_rows and not call_ids:
         yield
         return
-    new_runs = set(run_rows) - _stored(conn, runs.c.id, run_rows)
-    new_calls = set(call_ids) - _stored(conn, llm_calls.c.run_id, call_ids)
+    new_runs = set(run_rows) - stored.runs
+    new_calls = set(call_ids) - stored.calls
     # Traces this batch gives an LLM call or an in-prompt link: a root stored before
     # them may now count as answered or grounded.
     touched = {row[_LINK_TRACE] for row in encoded.rows["document_links"].values()
                if row[_LINK_STAGE] == DocStage.IN_PROMPT.value}
     touched.update(row[_CALL_TRACE] for key, row in encoded.rows["llm_calls"].items()
                    if key in new_calls)
-    moved_days = _stored(conn, runs.c.id, touched, utc_day(runs.c.started_at),
-                         runs.c.parent_id.is_(None)) if touched else set()
+    # Roots of this batch are not stored yet: only earlier ones are looked up.
+    touched.difference_update(new_runs)
+    moved_days = _root_days_of(conn, touched) if touched else set()
     yield
     deltas: Deltas = {}
-    for chunk in _chunks(new_calls):
-        _add(deltas, SUMMARIES["llm"], conn, [llm_calls.c.run_id.in_(chunk)])
-    # Each summary reads only the new runs it can count (its own conditions still apply).
+    # Each summary reads only the new rows it can count (its own conditions still apply).
     kinds = (RunKind.RETRIEVER.value, RunKind.TOOL.value)
     wanted = {
+        "llm": new_calls,
         "retrieval": {rid for rid in new_runs if run_rows[rid][_RUN_KIND] in kinds},
         "root": {rid for rid in new_runs if run_rows[rid][_RUN_PARENT] is None},
         "run": new_runs,
     }
     for name, ids in wanted.items():
-        for chunk in _chunks(ids):
-            _add(deltas, SUMMARIES[name], conn, [runs.c.id.in_(chunk)])
+        for chunk in chunks(ids):
+            _add(deltas, SUMMARIES[name], conn.execute(_of_keys(name), {"keys": chunk}))
     if moved_days:
         # Recomputed below from the rows (new roots of those days included): not added.
         deltas = {k: v for k, v in deltas.items()
@@ -441,7 +450,7 @@ def track_summaries(conn: Connection, encoded: Encoded) -> Iterator[None]:
 def summary_days(conn: Connection, trace_ids: list[str]) -> set[str]:
     """The UTC days the rows of ``trace_ids`` were started on (before deleting them)."""
     days: set[str] = set()
-    for chunk in _chunks(trace_ids):
+    for chunk in chunks(trace_ids):
         days.update(conn.execute(sa.select(utc_day(runs.c.started_at)).distinct()
                                  .where(runs.c.trace_id.in_(chunk))).scalars())
         days.update(conn.execute(sa.select(utc_day(llm_calls.c.started_at)).distinct()
@@ -469,7 +478,8 @@ def recompute_days(conn: Connection, days: Iterable[str],
         start, end = _day_range(day)
         for name in chosen:
             summary = SUMMARIES[name]
-            _add(deltas, summary, conn, _time(_started_column(summary), start, end))
+            conditions = _time(_started_column(summary), start, end)
+            _add(deltas, summary, conn.execute(_rows_select(summary, conditions, True)))
         _apply(conn, deltas)
 
 
@@ -479,8 +489,8 @@ def forget_days(conn: Connection, days: Iterable[str]) -> None:
     chosen = sorted(set(days))
     recompute_days(conn, chosen)
     q = quality_rollup.c
-    for start in range(0, len(chosen), _IN_CHUNK):
-        conn.execute(sa.delete(quality_rollup).where(q.day.in_(chosen[start:start + _IN_CHUNK]),
+    for start in range(0, len(chosen), IN_CHUNK):
+        conn.execute(sa.delete(quality_rollup).where(q.day.in_(chosen[start:start + IN_CHUNK]),
                                                      q.n == 0))
 
 
@@ -490,6 +500,6 @@ def rebuild(conn: Connection) -> int:
     conn.execute(sa.delete(quality_rollup))
     deltas: Deltas = {}
     for summary in SUMMARIES.values():
-        _add(deltas, summary, conn, [])
+        _add(deltas, summary, conn.execute(_rows_select(summary, [], True)))
     _apply(conn, deltas)
     return len(deltas)
