@@ -31,6 +31,7 @@ class Sizes:
     overhead_rounds: int = 12
     overhead_block: int = 30
     ingest_runs: int = 60_000
+    ingest_pairs: int = 3
     drain_backlog: int = 60_000
     drain_rate: int = 2_000
     drain_fresh_s: int = 10
@@ -48,8 +49,8 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(overhead_rounds=2, overhead_block=2, ingest_runs=300, drain_backlog=300,
-                   drain_rate=300, drain_fresh_s=1, scale_traces=60,
+        return cls(overhead_rounds=2, overhead_block=2, ingest_runs=300, ingest_pairs=1,
+                   drain_backlog=300, drain_rate=300, drain_fresh_s=1, scale_traces=60,
                    scale_samples=5, memory_invocations=30, memory_warmup=5,
                    instruction_invocations=1, startup_runs=1, export_traces=10,
                    critical_invocations=5, critical_warmup=2, bytes_invocations=10,

@@ -11,7 +11,9 @@ Two measurements per backend, on a fresh database each:
 * ``ceiling``: the bare driver inserting the same rows pre-serialized (see
   ``_ceiling.py``): what the database and driver allow on this machine. The target is
   the writer at :data:`WRITER_TARGET` of it or more (``writer_vs_ceiling``, with the
-  same ratio of CPU time per run).
+  same ratio of CPU time per run). Writer and ceiling are measured in
+  ``Sizes.ingest_pairs`` alternating pairs and the best of each compared (every rate is
+  kept under ``samples``).
 * ``ceiling_no_fsync`` (SQLite): the same with ``PRAGMA synchronous = OFF``, no fsync
   at all: the most SQLite allows here without giving up its journal.
 * ``drain``: the backlog an outage leaves on the spool, drained while fresh records
@@ -111,18 +113,30 @@ def run(sizes: Sizes, work_dir: Path, *, pg_url: str | None) -> dict[str, Any]:
             say(f"ingest postgresql skipped: {reason}")
             continue
         result: dict[str, Any] = {}
-        kinds = ("store", "writer", "ceiling") + (("ceiling_no_fsync",) if backend == "sqlite"
-                                                  else ())
-        for kind in kinds:
+        # The writer and its ceiling are measured in alternating pairs, each on a fresh
+        # database, and the best of each is kept (their samples beside it): on a shared
+        # virtual machine one measurement of the same deterministic work varied by 70 %
+        # in CPU time per run (ceiling 100 and 170 us, a minute apart).
+        kinds = ["store", *(("writer", "ceiling") * max(1, sizes.ingest_pairs))]
+        if backend == "sqlite":
+            kinds.append("ceiling_no_fsync")
+        for n, kind in enumerate(kinds):
             if backend == "sqlite":
-                url = targets["sqlite"](kind)
-                result[kind] = _measure(kind, url, recs)
+                measured = _measure(kind, targets["sqlite"](f"{kind}-{n}"), recs)
             else:
                 with pg_schema(pg_url) as url:  # type: ignore[arg-type]
-                    result[kind] = _measure(kind, url, recs)
-            missing = "" if result[kind].get("complete", True) else " INCOMPLETE: see results"
-            say(f"ingest {backend:10} {kind:16}: {result[kind]['runs_per_s']:9.0f} runs/s "
-                f"({result[kind]['runs']} runs in {result[kind]['seconds']:.2f} s){missing}")
+                    measured = _measure(kind, url, recs)
+            earlier = result.get(kind)
+            best = measured if earlier is None or (
+                measured["runs_per_s"] > earlier["runs_per_s"]) else earlier
+            result[kind] = {**best, "samples": [*(earlier or {}).get("samples", []),
+                                                measured["runs_per_s"]]}
+            if "complete" in measured:  # every sample stored every run, not just the best
+                result[kind]["complete"] = measured["complete"] and (
+                    earlier is None or earlier["complete"])
+            missing = "" if measured.get("complete", True) else " INCOMPLETE: see results"
+            say(f"ingest {backend:10} {kind:16}: {measured['runs_per_s']:9.0f} runs/s "
+                f"({measured['runs']} runs in {measured['seconds']:.2f} s){missing}")
         result["writer_vs_ceiling"] = _versus(result["writer"], result["ceiling"])
         ratio = result["writer_vs_ceiling"]
         say(f"ingest {backend:10} writer / ceiling: {ratio['ratio']:.2f} (target >= "
