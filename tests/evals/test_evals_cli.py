@@ -8,6 +8,7 @@ provider server, whose verdicts are scripted.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -94,6 +95,14 @@ def test_evaluate_since_with_a_real_client_then_evals_and_usage(
     assert "faithfulness" in text and "LlamaIndex" in text
     # at 80 columns every trace id is shown whole (never wrapped or cut)
     assert all(trace_id in text for trace_id in ids), text
+    for columns in (60, 80, 100, 120, 140, 160, 200):
+        # The judge's cost and tokens are shown whole or left out, never cut.
+        shown = CliRunner(env={"COLUMNS": str(columns)}).invoke(
+            cli, ["evals", "--db", url], catch_exceptions=False).stdout
+        assert "judge c…" not in shown and "judge t…" not in shown, shown
+        assert not re.search(r"\$[0-9.]*…", shown), shown
+        if "judge cost" in shown:
+            assert len(re.findall(r"\$\d+\.\d+(?!…)", shown)) == len(ids), shown
     judges = json.loads(run("usage", "--by", "provider", "--evaluations", "--db", url,
                             "--json").stdout)
     assert [(row["group"]["provider"], Decimal(row["total_cost"])) for row in judges] == [

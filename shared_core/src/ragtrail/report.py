@@ -117,6 +117,9 @@ class _Column:
     is_id: bool = False
     #: Narrowest useful width (cells are cut with an ellipsis down to it).
     least: int = 6
+    #: A value that means nothing cut (a cost, a count, a score): shown whole, header
+    #: included, or the column is left out.
+    whole: bool = False
     justify: str = "left"
     style: str = ""
     #: Free text (a question, an answer): widened last, after every other column.
@@ -129,7 +132,7 @@ class _Column:
 
     @property
     def minimum(self) -> int:
-        return self.natural if self.is_id else min(self.natural, self.least)
+        return self.natural if self.is_id or self.whole else min(self.natural, self.least)
 
 
 #: Width between two columns of a fitted table (collapsed padding and a rule).
@@ -141,7 +144,8 @@ class FitTable:
 
     Columns keep their natural width while they fit; otherwise cells are cut with an
     ellipsis down to each column's least width, then the least important columns are
-    left out. Id columns are never cut.
+    left out. Id columns and columns of whole values (costs, counts, scores) are never
+    cut: they are shown whole or left out.
     """
 
     def __init__(self, title: str | None, columns: list[_Column],
@@ -302,7 +306,7 @@ def lineage_view(lineage: Lineage) -> Group:
         parts.append(FitTable(f"Documents {stage.value}", [
             _Column("rank", [shown_rank(u.rank) for u in uses], justify="right", least=4),
             _Column("score", ["-" if u.score is None else f"{u.score:.4f}" for u in uses],
-                    drop=3, least=6),
+                    drop=3, whole=True),
             _Column("input rank", [shown_rank(u.input_rank) for u in uses], drop=4, least=10),
             _Column("document", [u.document_id or "-" for u in uses], is_id=True),
             _Column("source", [_short(u.metadata.get("source"), 40) for u in uses], drop=2),
@@ -381,7 +385,7 @@ def traces_table(rows: Sequence[TraceSummary]) -> FitTable:
         _Column("started (UTC)", [_when(r.started_at) for r in rows], drop=3, least=10),
         _Column("status", [r.status.value for r in rows], least=6),
         _Column("cost", [format_cost(r.total_cost, r.unpriced_calls) for r in rows],
-                drop=4, justify="right", least=9),
+                drop=4, justify="right", whole=True),
         _Column("question", [_short(r.question, 60) for r in rows], drop=1, least=12,
                 flex=True),
         _Column("answer", [_short(r.answer, 60) for r in rows], drop=5, least=10, flex=True),
@@ -389,7 +393,8 @@ def traces_table(rows: Sequence[TraceSummary]) -> FitTable:
         _Column("app", [r.app_name or "-" for r in rows], drop=6, flex=True),
         _Column("duration", [format_ms(r.duration_ms) for r in rows], drop=7,
                 justify="right", least=8),
-        _Column("tokens", [str(r.total_tokens) for r in rows], drop=2, justify="right"),
+        _Column("tokens", [str(r.total_tokens) for r in rows], drop=2, justify="right",
+                whole=True),
     ])
 
 
@@ -401,7 +406,7 @@ def documents_table(rows: Sequence[DocumentUsage]) -> FitTable:
         _Column("stage", [r.stage.value for r in rows], least=9),
         _Column("rank", [shown_rank(r.rank) for r in rows], justify="right", least=4),
         _Column("score", ["-" if r.score is None else f"{r.score:.4f}" for r in rows],
-                drop=3, justify="right"),
+                drop=3, justify="right", whole=True),
         _Column("question", [_short(r.question, 60) for r in rows], drop=1, least=10,
                 flex=True),
         _Column("answer", [_short(r.answer, 60) for r in rows], drop=2, least=10, flex=True),

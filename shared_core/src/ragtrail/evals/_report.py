@@ -57,8 +57,10 @@ def evaluations_table(rows: Sequence[Evaluation], title: str = "Evaluations") ->
     """Evaluations with their result and their judge's model, tokens and cost.
 
     Fitted to the width it is shown at (see :class:`ragtrail.report.FitTable`): trace ids
-    are never wrapped or cut; on a narrow screen the creation time, source and judge
-    columns are left out before the name, result, vendor and explanation.
+    are never wrapped or cut, nor are the judge's tokens and cost (a cut cost means
+    nothing: the column is left out instead); on a narrow screen the creation time,
+    source and judge columns are left out before the name, result, vendor and
+    explanation.
     """
     def cost(row: Evaluation) -> str:
         value = judge_cost(row)
@@ -73,13 +75,13 @@ def evaluations_table(rows: Sequence[Evaluation], title: str = "Evaluations") ->
                 drop=7, least=10),
         _Column("trace", [r.trace_id for r in rows], is_id=True),
         _Column("name", [r.name for r in rows], least=12),
-        _Column("result", [_result(r) for r in rows], least=6),
+        _Column("result", [_result(r) for r in rows], least=12),
         _Column("vendor", [r.vendor_name for r in rows], drop=2, least=10),
         _Column("source", [r.source.value for r in rows], drop=6, least=6),
         _Column("judge model", [(r.judge.provider_model or "-") if r.judge else "-"
                                 for r in rows], drop=3, least=10),
-        _Column("judge tokens", [tokens(r) for r in rows], drop=5, justify="right", least=6),
-        _Column("judge cost", [cost(r) for r in rows], drop=4, justify="right", least=8),
+        _Column("judge tokens", [tokens(r) for r in rows], drop=5, justify="right", whole=True),
+        _Column("judge cost", [cost(r) for r in rows], drop=4, justify="right", whole=True),
         _Column("explanation", [_short(r.explanation or "", 120) for r in rows], drop=1, least=12,
                 flex=True),
     ])
